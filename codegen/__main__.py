@@ -1,0 +1,65 @@
+"""python -m codegen [--check]: regenerate torch_fwdad/_generated from derivatives.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import sys
+
+from .emit import emit_module
+from .model import DerivativesError
+from .parse import formula_helpers, load
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCE = os.path.join(ROOT, "derivatives.yaml")
+TARGET = os.path.join(ROOT, "torch_fwdad", "_generated", "jvp_rules.py")
+
+
+def generate() -> dict[str, str]:
+    """Path -> content of every generated file."""
+    helpers = formula_helpers()
+    entries = load(SOURCE, helpers)
+    used = set()
+    for entry in entries:
+        for formula in entry.formulas:
+            for expression in ([formula.whole] if formula.whole else [e for _, e in formula.per_input]):
+                used |= {n.id for n in ast.walk(ast.parse(expression, mode="eval")) if isinstance(n, ast.Name)} & helpers
+    return {TARGET: emit_module(entries, tuple(sorted(used)))}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m codegen", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 when the checked-in output is stale")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)  # so locations read "derivatives.yaml:LINE"
+    try:
+        outputs = generate()
+    except DerivativesError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    stale = [path for path, text in outputs.items() if _read(path) != text]
+    if args.check:
+        for path in stale:
+            print(f"stale: {os.path.relpath(path, ROOT)}; run `python -m codegen` and commit the result", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(outputs[path])
+        print(f"wrote {os.path.relpath(path, ROOT)}")
+    if not stale:
+        print("generated code is up to date")
+    return 0
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

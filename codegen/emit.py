@@ -1,0 +1,72 @@
+"""Model -> Python source of torch_fwdad/_generated/jvp_rules.py."""
+
+from __future__ import annotations
+
+from .model import Entry, Formula
+
+STAMP = (
+    "# @generated from derivatives.yaml by `python -m codegen`. Do not edit:\n"
+    "# change derivatives.yaml or torch_fwdad/formulas, then rerun `python -m codegen`.\n"
+)
+
+
+def emit_module(entries: tuple[Entry, ...], helpers_used: tuple[str, ...]) -> str:
+    parts = [
+        STAMP,
+        '"""Forward rules for aten overloads, one function per derivatives.yaml entry."""\n\n',
+        "import torch  # noqa: F401  (formulas may name torch)\n\n",
+        "from torch_fwdad.engine import BuiltinEntry\n",
+        "from torch_fwdad.formulas import (  # noqa: F401\n",
+        *(f"    {name},\n" for name in sorted(set(helpers_used) | {"add_tangents"})),
+        ")\n",
+    ]
+    for entry in entries:
+        parts.append("\n\n" + emit_rule(entry))
+    parts.append("\n\nENTRIES = (\n")
+    for entry in entries:
+        corrects = f", corrects_upstream={entry.corrects_upstream!r}" if entry.corrects_upstream else ""
+        parts.append(
+            f"    BuiltinEntry({entry.name!r}, {entry.schema!r}, {entry.function_name}, "
+            f"{str(entry.location)!r}{corrects}),\n"
+        )
+    parts.append(")\n")
+    return "".join(parts)
+
+
+def emit_rule(entry: Entry) -> str:
+    primal_names = [f"{a.name}_p" if a.carries_tangent else a.name for a in entry.arguments]
+    tangent_names = [f"{a.name}_t" if a.carries_tangent else "_" for a in entry.arguments]
+    lines = [
+        f"def {entry.function_name}(primals, tangents, outputs):",
+        f"    # {entry.location}: {entry.schema}",
+        f"    {_unpack(primal_names)} = primals",
+        f"    {_unpack(tangent_names)} = tangents",
+        # a single output arrives as the tensor itself, several as a tuple
+        f"    {', '.join(entry.outputs)} = outputs",
+    ]
+    by_output = {f.output: f for f in entry.formulas}
+    results = []
+    for output in entry.outputs:
+        formula = by_output.get(output)
+        if formula is None:
+            results.append("None")
+            continue
+        variable = f"{output}_tangent"
+        lines.extend(_emit_formula(formula, variable))
+        results.append(variable)
+    lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
+    return "\n".join(lines) + "\n"
+
+
+def _emit_formula(formula: Formula, variable: str) -> list[str]:
+    if formula.whole is not None:
+        return [f"    {variable} = {formula.whole}"]
+    # JAX-style: one linear term per input; inputs without a tangent cost nothing.
+    lines = [f"    {variable} = None"]
+    for name, expression in formula.per_input:
+        lines += [f"    if {name}_t is not None:", f"        {variable} = add_tangents({variable}, {expression})"]
+    return lines
+
+
+def _unpack(names: list[str]) -> str:
+    return names[0] + "," if len(names) == 1 else ", ".join(names)

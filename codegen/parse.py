@@ -1,0 +1,201 @@
+"""Read derivatives.yaml into the model, rejecting what would not work with a clear error."""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import importlib
+import os
+import sys
+import types
+
+import torch
+import yaml
+
+from .model import Argument, DerivativesError, Entry, Formula, Location
+
+ENTRY_KEYS = {"name", "corrects_upstream"}
+ALWAYS_IN_SCOPE = frozenset({"torch"}) | frozenset(dir(builtins))
+
+
+def load(path: str, helpers: frozenset[str] | None = None) -> tuple[Entry, ...]:
+    with open(path, encoding="utf-8") as file:
+        return parse(file.read(), os.path.relpath(path), helpers)
+
+
+def parse(text: str, path: str = "derivatives.yaml", helpers: frozenset[str] | None = None) -> tuple[Entry, ...]:
+    helpers = formula_helpers() if helpers is None else helpers
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        raise DerivativesError(Location(path, mark.line + 1 if mark else 1), f"not valid YAML: {error}") from None
+    if root is None:
+        return ()
+    if not isinstance(root, yaml.SequenceNode):
+        raise DerivativesError(_at(path, root), "expected a list of entries (- name: ...)")
+    entries: list[Entry] = []
+    seen: dict[str, Location] = {}
+    for node in root.value:
+        entry = parse_entry(node, path, helpers)
+        if entry.name in seen:
+            raise DerivativesError(entry.location, f"duplicate entry for {entry.name} (first at {seen[entry.name]})")
+        seen[entry.name] = entry.location
+        entries.append(entry)
+    return tuple(entries)
+
+
+def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
+    if not isinstance(node, yaml.MappingNode):
+        raise DerivativesError(_at(path, node), "each entry must be a mapping starting with 'name:'")
+    fields = {key.value: (key, value) for key, value in node.value}
+    location = _at(path, node)
+    if "name" not in fields:
+        raise DerivativesError(location, "entry without 'name:' (the overload's schema)")
+    schema_text = _scalar(fields["name"][1], path, "name")
+    schema = parse_schema(schema_text, _at(path, fields["name"][1]))
+    arguments = tuple(Argument(a.name, str(a.type)) for a in schema.arguments)
+    outputs = output_names(schema)
+    formulas = []
+    for key, (key_node, value) in fields.items():
+        if key in ENTRY_KEYS:
+            continue
+        if key not in outputs:
+            raise DerivativesError(
+                _at(path, key_node),
+                f"output '{key}' does not exist; {schema.name}'s outputs are {', '.join(outputs)}",
+            )
+        formulas.append(parse_formula(key, value, arguments, outputs, path, helpers))
+    if not formulas:
+        raise DerivativesError(location, f"entry for {schema_text} gives no formula; add '{outputs[0]}: <formula>'")
+    corrects = fields.get("corrects_upstream")
+    return Entry(
+        schema=schema_text,
+        name=qualified_name(schema),
+        arguments=arguments,
+        outputs=outputs,
+        formulas=tuple(formulas),
+        corrects_upstream=_scalar(corrects[1], path, "corrects_upstream") if corrects else None,
+        location=location,
+    )
+
+
+def parse_schema(text: str, location: Location) -> torch._C.FunctionSchema:
+    try:
+        schema = torch._C.parse_schema("aten::" + text)
+    except RuntimeError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise DerivativesError(location, f"schema does not parse: {first_line}") from None
+    name = qualified_name(schema)
+    installed = _installed_schema(name)
+    if installed is None:
+        raise DerivativesError(location, f"unknown overload {name}: torch {torch.__version__} has no such operator")
+    if installed != text:
+        raise DerivativesError(location, f"schema differs from torch {torch.__version__}'s; write: {installed}")
+    return schema
+
+
+def parse_formula(output, node, arguments, outputs, path, helpers) -> Formula:
+    location = _at(path, node)
+    if isinstance(node, yaml.ScalarNode):
+        expression = node.value
+        check_expression(expression, arguments, outputs, helpers, location, f"'{output}'")
+        return Formula(output, expression, (), location)
+    if not isinstance(node, yaml.MappingNode):
+        raise DerivativesError(location, f"formula for '{output}' must be an expression or a mapping input -> term")
+    by_name = {a.name: a for a in arguments}
+    terms = []
+    for key_node, value in node.value:
+        term_location = _at(path, value)
+        argument = by_name.get(key_node.value)
+        if argument is None or not argument.carries_tangent:
+            tensors = ", ".join(a.name for a in arguments if a.carries_tangent)
+            raise DerivativesError(_at(path, key_node), f"'{key_node.value}' is not a Tensor input of this overload; inputs are {tensors}")
+        expression = _scalar(value, path, key_node.value)
+        names = check_expression(expression, arguments, outputs, helpers, term_location, f"'{output}' (term of {argument.name})")
+        foreign = sorted(n for n in names if n.endswith("_t") and n != f"{argument.name}_t" and n[:-2] in by_name)
+        if foreign:
+            raise DerivativesError(term_location, f"the term of {argument.name} may only use its own tangent {argument.name}_t, not {', '.join(foreign)}")
+        terms.append((argument.name, expression))
+    return Formula(output, None, tuple(terms), location)
+
+
+def check_expression(expression, arguments, outputs, helpers, location, what) -> set[str]:
+    """Syntax and names; returns the free names the expression uses."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as error:
+        raise DerivativesError(location, f"formula for {what} is not valid Python: {error.msg}: {expression}") from None
+    free = _free_names(tree)
+    tensor_names = {a.name for a in arguments if a.carries_tangent}
+    scope = set(outputs) | ALWAYS_IN_SCOPE | helpers
+    for argument in arguments:
+        scope |= {f"{argument.name}_p", f"{argument.name}_t"} if argument.carries_tangent else {argument.name}
+    for name in sorted(free):
+        if name in tensor_names:
+            raise DerivativesError(location, f"'{name}' is a Tensor argument: write {name}_p for its primal or {name}_t for its tangent")
+        if name not in scope:
+            raise DerivativesError(
+                location,
+                f"unknown name '{name}' in formula for {what}; in scope: "
+                f"{', '.join(sorted(scope - ALWAYS_IN_SCOPE - helpers))}, torch, and the helpers of torch_fwdad.formulas",
+            )
+    return free
+
+
+def _free_names(tree: ast.AST) -> set[str]:
+    loaded, bound = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+    return loaded - bound
+
+
+def import_bare(module_name: str):
+    """Import a torch_fwdad submodule without running torch_fwdad/__init__.
+
+    The package __init__ imports the generated code, which may be stale or broken while
+    codegen runs to fix it; a bare package module stands in for it here.
+    """
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "torch_fwdad")
+    saved = {k: v for k, v in sys.modules.items() if k == "torch_fwdad" or k.startswith("torch_fwdad.")}
+    for k in saved:
+        del sys.modules[k]
+    stand_in = types.ModuleType("torch_fwdad")
+    stand_in.__path__ = [root]
+    sys.modules["torch_fwdad"] = stand_in
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        for k in [k for k in sys.modules if k == "torch_fwdad" or k.startswith("torch_fwdad.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+
+
+def formula_helpers() -> frozenset[str]:
+    """Public names of torch_fwdad.formulas: the helpers a formula may call."""
+    return frozenset(import_bare("torch_fwdad.formulas").__all__)
+
+
+# One naming rule for outputs and one resolver, shared with the runtime.
+_engine_schema = import_bare("torch_fwdad.engine.schema")
+_engine_upstream = import_bare("torch_fwdad.engine.upstream")
+output_names = _engine_schema.output_names
+qualified_name = _engine_schema.qualified_name
+
+
+def _installed_schema(name: str) -> str | None:
+    op = _engine_upstream.resolve_overload(name)
+    return None if op is None else str(op._schema).split("::", 1)[1]
+
+
+def _scalar(node, path, what) -> str:
+    if not isinstance(node, yaml.ScalarNode):
+        raise DerivativesError(_at(path, node), f"'{what}' must be a single line of text")
+    return node.value
+
+
+def _at(path: str, node: yaml.Node) -> Location:
+    return Location(path, node.start_mark.line + 1)

@@ -1,0 +1,104 @@
+"""The kernel installed on the Autograd key of an overload that gains a forward rule.
+
+Fast path: outside any forward-AD level, or when no argument carries a tangent, the
+captured upstream kernel runs with the arguments untouched. Otherwise the upstream
+kernel runs on the primals (so PyTorch builds its own backward node exactly as before),
+the rule computes the output tangents, and they are attached with `_make_dual`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.autograd.forward_ad as _fwad
+from torch import _VF
+
+from .schema import OpSignature
+
+# rule(primals, tangents, output) -> tangent or tuple of tangents (None: no tangent)
+JvpRule = Callable[[tuple, tuple, object], object]
+
+
+def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
+    """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel."""
+    call_upstream = captured.call_boxed
+    tensor_args = sig.tensor_args
+    tensor_list_args = sig.tensor_list_args
+
+    def override(keyset, *args, **kwargs):
+        level = _fwad._current_level
+        if level < 0:
+            return call_upstream(keyset, *args, **kwargs)
+        bound = sig.bind(args, kwargs)
+        tangents = [None] * len(bound)
+        has_tangent = False
+        for i in tensor_args:
+            arg = bound[i]
+            if arg is not None:
+                primal, tangent = _VF._unpack_dual(arg, level)
+                if tangent is not None:
+                    bound[i], tangents[i], has_tangent = primal, tangent, True
+        for i in tensor_list_args:
+            unpacked = [_unpack_or_none(a, level) for a in bound[i]]
+            if any(t is not None for _, t in unpacked):
+                bound[i] = [p for p, _ in unpacked]
+                tangents[i] = [t for _, t in unpacked]
+                has_tangent = True
+        if not has_tangent:
+            return call_upstream(keyset, *args, **kwargs)
+        pos, kw = sig.split(bound)
+        output = call_upstream(keyset, *pos, **kw)
+        try:
+            out_tangents = rule(tuple(bound), tuple(tangents), output)
+        except Exception as error:
+            error.add_note(f"torch_fwdad: while computing the forward-mode tangent of {op} (rule from {origin})")
+            raise
+        return attach_tangents(op, sig, output, out_tangents, level, origin)
+
+    return override
+
+
+def _unpack_or_none(arg, level):
+    if arg is None:
+        return None, None
+    return _VF._unpack_dual(arg, level)
+
+
+def attach_tangents(op, sig: OpSignature, output, out_tangents, level: int, origin: str):
+    """Validate the rule's tangents against the outputs and make the outputs dual."""
+    if sig.num_outputs == 1:
+        return _attach_one(op, sig.output_names[0], output, out_tangents, level, origin)
+    if not isinstance(out_tangents, (tuple, list)) or len(out_tangents) != sig.num_outputs:
+        got = f"{len(out_tangents)} values" if isinstance(out_tangents, (tuple, list)) else type(out_tangents).__name__
+        raise RuntimeError(
+            f"torch_fwdad: the forward rule of {op} ({origin}) must return a tuple of "
+            f"{sig.num_outputs} tangents aligned with the outputs {sig.output_names} "
+            f"(None for an output without tangent), got {got}"
+        )
+    return tuple(
+        _attach_one(op, name, out, tangent, level, origin)
+        for name, out, tangent in zip(sig.output_names, output, out_tangents)
+    )
+
+
+def _attach_one(op, name, out, tangent, level, origin):
+    if tangent is None:
+        return out
+    if not isinstance(tangent, torch.Tensor):
+        raise RuntimeError(
+            f"torch_fwdad: the forward rule of {op} ({origin}) returned a {type(tangent).__name__} "
+            f"for output '{name}'; expected a Tensor or None"
+        )
+    if not isinstance(out, torch.Tensor) or not (out.is_floating_point() or out.is_complex()):
+        raise RuntimeError(
+            f"torch_fwdad: the forward rule of {op} ({origin}) returned a tangent for output "
+            f"'{name}', which is not differentiable; return None for it"
+        )
+    if tangent.shape != out.shape or tangent.dtype != out.dtype:
+        raise RuntimeError(
+            f"torch_fwdad: the forward rule of {op} ({origin}) returned a tangent of shape "
+            f"{tuple(tangent.shape)} and dtype {tangent.dtype} for output '{name}', which has "
+            f"shape {tuple(out.shape)} and dtype {out.dtype}; a tangent must match its output"
+        )
+    return _VF._make_dual(out, tangent, level)
