@@ -12,7 +12,7 @@ from torch_fwdad.formulas import (  # noqa: F401
 
 
 def jvp_cholesky(primals, tangents, outputs):
-    # derivatives.yaml:69: cholesky(Tensor self, bool upper=False) -> Tensor
+    # derivatives.yaml:71: cholesky(Tensor self, bool upper=False) -> Tensor
     self_p, upper = primals
     self_t, _ = tangents
     result = outputs
@@ -21,5 +21,5 @@ def jvp_cholesky(primals, tangents, outputs):
 
 
 ENTRIES = (
-    BuiltinEntry('aten::cholesky', 'cholesky(Tensor self, bool upper=False) -> Tensor', jvp_cholesky, 'derivatives.yaml:69'),
+    BuiltinEntry('aten::cholesky', 'cholesky(Tensor self, bool upper=False) -> Tensor', jvp_cholesky, 'derivatives.yaml:71'),
 )

@@ -1,0 +1,59 @@
+"""Every derivatives.yaml entry x every sample x every check of the matrix."""
+
+import pytest
+import torch
+
+import torch_fwdad
+from torch_fwdad._generated.jvp_rules import ENTRIES
+from torch_fwdad.engine.upstream import resolve_overload
+from torch_fwdad.testing import CHECKS, sample_registry
+from torch_fwdad.testing.checks import check_same_error
+from torch_fwdad.testing.known_failures import KNOWN_FAILURES
+
+SOURCES = sample_registry()
+INSTALLED = {rule.name for rule in torch_fwdad.registered_ops()}
+
+
+def _cases():
+    for entry in ENTRIES:
+        source = SOURCES.get(entry.name)
+        if source is None or entry.name not in INSTALLED:
+            continue
+        for dtype in source.dtypes:
+            for index, sample in enumerate(source.generate(dtype, "cpu")):
+                for check in CHECKS:
+                    marks = []
+                    reason = KNOWN_FAILURES.get((entry.name, check))
+                    if reason:
+                        marks.append(pytest.mark.xfail(reason=reason, strict=True))
+                    case_id = f"{entry.name.split('::')[1]}-{str(dtype).split('.')[1]}-{index}-{sample.desc}-{check}"
+                    yield pytest.param(entry.name, sample, check, id=case_id.replace(" ", "_"), marks=marks)
+
+
+@pytest.mark.parametrize("name, sample, check", list(_cases()))
+def test_formula(name, sample, check):
+    CHECKS[check](resolve_overload(name), sample)
+
+
+def _error_cases():
+    for name, source in SOURCES.items():
+        if source.errors is not None and name in INSTALLED:
+            for sample in source.errors("cpu"):
+                yield pytest.param(name, sample, id=f"{name.split('::')[1]}-{sample.desc}".replace(" ", "_"))
+
+
+@pytest.mark.parametrize("name, sample", list(_error_cases()))
+def test_bad_input_fails_like_upstream(name, sample):
+    check_same_error(resolve_overload(name), sample)
+
+
+def test_every_entry_has_samples_and_every_sampler_an_entry():
+    entries = {entry.name for entry in ENTRIES}
+    assert entries - SOURCES.keys() == set(), "entries without a sample generator"
+    assert SOURCES.keys() - entries == set(), "sample generators without an entry"
+
+
+def test_every_entry_is_installed_on_this_torch():
+    # torch 2.13 lacks every formula we ship; a skip here means the entry is dead weight
+    # or the upstream check misfires.
+    assert {name: status for name, status in torch_fwdad.builtin_status.items() if status != "installed"} == {}

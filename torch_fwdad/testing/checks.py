@@ -1,0 +1,189 @@
+"""The check matrix every forward rule passes (GUIDE.md §6).
+
+Each check takes an overload and a Sample and raises AssertionError on failure. The
+same functions serve tests/ and the coverage report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+
+import torch
+import torch.autograd.forward_ad as fwAD
+
+from .samples import ErrorSample, Sample
+
+FD_EPS = 1e-6
+FD_TOL = dict(atol=1e-5, rtol=1e-3)  # gradcheck's defaults, for finite differences
+
+
+def diff_positions(sample: Sample) -> list[tuple[int, int | None]]:
+    """(arg index, list index or None) of every differentiable tensor input."""
+    positions = []
+    for i, arg in enumerate(sample.args):
+        if sample.diff is not None and i not in sample.diff:
+            continue
+        if isinstance(arg, torch.Tensor) and (arg.is_floating_point() or arg.is_complex()):
+            positions.append((i, None))
+        elif isinstance(arg, (list, tuple)):
+            positions += [(i, j) for j, a in enumerate(arg) if isinstance(a, torch.Tensor) and (a.is_floating_point() or a.is_complex())]
+    return positions
+
+
+def as_function(op, sample: Sample):
+    """fn(*diff_inputs) -> tuple of the op's outputs, and the diff inputs of the sample."""
+    positions = diff_positions(sample)
+
+    def fn(*inputs):
+        args = [list(a) if isinstance(a, (list, tuple)) else a for a in sample.args]
+        for (i, j), value in zip(positions, inputs):
+            if j is None:
+                args[i] = value
+            else:
+                args[i][j] = value
+        out = sample.wrapper(op, *args, **sample.kwargs) if sample.wrapper else op(*args, **sample.kwargs)
+        return out if isinstance(out, tuple) else (out,)
+
+    inputs = [sample.args[i] if j is None else sample.args[i][j] for i, j in positions]
+    return fn, [x.detach().clone() for x in inputs]
+
+
+def _float_outputs(outputs):
+    return [i for i, o in enumerate(outputs) if isinstance(o, torch.Tensor) and (o.is_floating_point() or o.is_complex())]
+
+
+def _random_like(tensors, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(t.shape, dtype=t.dtype, generator=generator).to(t.device) for t in tensors]
+
+
+def _dot(a, b) -> torch.Tensor:
+    return (a.conj() * b).real.sum()
+
+
+def jvp_full(fn, inputs, tangents):
+    """All output tangents through torch.func.jvp (zeros where an output has none)."""
+    return torch.func.jvp(fn, tuple(inputs), tuple(tangents))
+
+
+def check_gradcheck(op, sample: Sample) -> None:
+    """Forward-mode JVP against central finite differences, batched forward grad on."""
+    fn, inputs = as_function(op, sample)
+    inputs = [x.requires_grad_() for x in inputs]
+    torch.autograd.gradcheck(
+        fn, inputs, check_forward_ad=True, check_backward_ad=False,
+        check_batched_forward_grad=True, check_undefined_grad=False,
+    )
+
+
+def check_jvp_vjp(op, sample: Sample) -> None:
+    """<J t, u> = <t, Jᵀ u> against PyTorch's own backward."""
+    fn, inputs = as_function(op, sample)
+    tangents = _random_like(inputs, 0)
+    outputs, out_tangents = jvp_full(fn, inputs, tangents)
+    float_outputs = _float_outputs(outputs)
+    cotangents = _random_like([outputs[i] for i in float_outputs], 1)
+    graph_inputs = [x.detach().requires_grad_() for x in inputs]
+    graph_outputs = fn(*graph_inputs)
+    pairs = [(graph_outputs[i], u) for i, u in zip(float_outputs, cotangents) if graph_outputs[i].requires_grad]
+    vjps = torch.autograd.grad([o for o, _ in pairs], graph_inputs, [u for _, u in pairs], allow_unused=True)
+    forward = sum((_dot(u, out_tangents[i]) for i, u in zip(float_outputs, cotangents)), torch.tensor(0.0, dtype=torch.float64))
+    backward = sum((_dot(v, t) for v, t in zip(vjps, tangents) if v is not None), torch.tensor(0.0, dtype=torch.float64))
+    torch.testing.assert_close(forward, backward, msg=lambda m: f"<J t, u> != <t, J^T u>: {m}")
+
+
+def check_unchanged(op, sample: Sample) -> None:
+    """Primal outputs and reverse-mode gradients bitwise equal to plain PyTorch's."""
+    import torch_fwdad
+
+    fn, inputs = as_function(op, sample)
+    tangents = _random_like(inputs, 0)
+
+    def primal_and_grads(dual: bool):
+        leaves = [x.detach().requires_grad_() for x in inputs]
+        with fwAD.dual_level() if dual else contextlib.nullcontext():
+            args = [fwAD.make_dual(x, t) for x, t in zip(leaves, tangents)] if dual else leaves
+            outputs = fn(*args)
+            primals = [fwAD.unpack_dual(o).primal if dual else o for o in outputs]
+        diff = [o for o in primals if isinstance(o, torch.Tensor) and o.requires_grad]
+        cotangents = _random_like(diff, 1)
+        grads = torch.autograd.grad(diff, leaves, cotangents, allow_unused=True) if diff else ()
+        return [o.detach() for o in primals], grads
+
+    with_fwdad = primal_and_grads(dual=True)
+    torch_fwdad.disable()
+    try:
+        plain = primal_and_grads(dual=False)
+    finally:
+        torch_fwdad.enable()
+    for ours, theirs in zip(with_fwdad[0], plain[0]):
+        assert torch.equal(ours, theirs), "primal output differs from plain PyTorch's"
+    for ours, theirs in zip(with_fwdad[1], plain[1]):
+        assert (ours is None) == (theirs is None) and (ours is None or torch.equal(ours, theirs)), \
+            "reverse-mode gradient differs from plain PyTorch's"
+
+
+def check_partial(op, sample: Sample) -> None:
+    """Every subset of inputs carrying tangents gives the full JVP with zeros elsewhere."""
+    fn, inputs = as_function(op, sample)
+    tangents = _random_like(inputs, 0)
+    for size in range(1, len(inputs) + 1):
+        for subset in itertools.combinations(range(len(inputs)), size):
+            masked = [t if k in subset else torch.zeros_like(t) for k, t in enumerate(tangents)]
+            _, expected = jvp_full(fn, inputs, masked)
+            with fwAD.dual_level():
+                duals = [fwAD.make_dual(x, tangents[k]) if k in subset else x for k, x in enumerate(inputs)]
+                got = [fwAD.unpack_dual(o).tangent for o in fn(*duals)]
+            for out_index in _float_outputs(expected):
+                tangent = got[out_index]
+                tangent = torch.zeros_like(expected[out_index]) if tangent is None else tangent
+                torch.testing.assert_close(tangent, expected[out_index], msg=lambda m: f"tangents on inputs {subset}: {m}")
+
+
+def check_second_order(op, sample: Sample) -> None:
+    """Forward-over-forward against central finite differences of the first-order JVP."""
+    fn, inputs = as_function(op, sample)
+    first, second = _random_like(inputs, 0), _random_like(inputs, 2)
+
+    def tangent_of(*xs):
+        return jvp_full(fn, xs, first)[1]
+
+    _, got = jvp_full(tangent_of, inputs, second)
+    plus = tangent_of(*[x + FD_EPS * t for x, t in zip(inputs, second)])
+    minus = tangent_of(*[x - FD_EPS * t for x, t in zip(inputs, second)])
+    for k in _float_outputs(got):
+        expected = (plus[k] - minus[k]) / (2 * FD_EPS)
+        torch.testing.assert_close(got[k], expected, **FD_TOL, msg=lambda m: f"forward-over-forward, output {k}: {m}")
+
+
+CHECKS = {
+    "gradcheck": check_gradcheck,
+    "jvp_vjp": check_jvp_vjp,
+    "unchanged": check_unchanged,
+    "partial": check_partial,
+    "second_order": check_second_order,
+}
+
+
+def run_check(name: str, op, sample: Sample) -> None:
+    CHECKS[name](op, sample)
+
+
+def check_same_error(op, sample: ErrorSample) -> None:
+    """Bad input fails with the same exception type and message with and without tangents."""
+    def failure(dual: bool):
+        try:
+            with fwAD.dual_level() if dual else contextlib.nullcontext():
+                args = [
+                    fwAD.make_dual(a, torch.ones_like(a)) if dual and isinstance(a, torch.Tensor) and (a.is_floating_point() or a.is_complex()) else a
+                    for a in sample.args
+                ]
+                op(*args, **sample.kwargs)
+        except Exception as error:  # noqa: BLE001 - comparing whatever upstream raises
+            return type(error), str(error)
+        return None
+
+    plain, dual = failure(dual=False), failure(dual=True)
+    assert plain is not None, f"bad input '{sample.desc}' did not fail without tangents"
+    assert dual == plain, f"with tangents: {dual}; without: {plain}"

@@ -1,0 +1,74 @@
+"""OpInfo-style sample generators, one per derivatives.yaml entry, one module per family.
+
+A generator takes (dtype, device) and yields `Sample`s for its overload; `errors` yields
+`ErrorSample`s of bad input that must fail the same way with and without tangents.
+Every module in this package is imported, so a family adds samples by adding a module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping
+
+import torch
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One call of an overload: op(*args, **kwargs), or wrapper(op, *args, **kwargs).
+
+    The differentiable inputs are the floating/complex tensors in args (also inside
+    lists), unless `diff` names their positions in args. `wrapper` plays the part of
+    OpInfo's gradcheck_wrapper: e.g. make a matrix Hermitian before cholesky.
+    """
+
+    args: tuple
+    kwargs: Mapping = field(default_factory=dict)
+    desc: str = ""
+    wrapper: Callable | None = None
+    diff: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ErrorSample:
+    args: tuple
+    kwargs: Mapping = field(default_factory=dict)
+    desc: str = ""
+
+
+@dataclass(frozen=True)
+class SampleSource:
+    name: str  # "aten::cholesky"
+    generate: Callable[[torch.dtype, str], Iterator[Sample]]
+    dtypes: tuple[torch.dtype, ...]
+    errors: Callable[[str], Iterator[ErrorSample]] | None = None
+
+
+_REGISTRY: dict[str, SampleSource] = {}
+
+
+def samples_for(name: str, *, dtypes=(torch.float64,), errors=None):
+    """Decorator: register the sample generator of derivatives.yaml entry `name`."""
+
+    def register(generate):
+        if name in _REGISTRY:
+            raise ValueError(f"samples for {name} are already registered ({_REGISTRY[name].generate.__module__})")
+        _REGISTRY[name] = SampleSource(name, generate, tuple(dtypes), errors)
+        return generate
+
+    return register
+
+
+def sample_registry() -> dict[str, SampleSource]:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return dict(_REGISTRY)
+
+
+def make(*shape, dtype, device="cpu", low=None, high=None, noncontiguous=False, **kwargs):
+    """torch.testing.make_tensor with the defaults our samples want."""
+    return torch.testing.make_tensor(
+        shape, dtype=dtype, device=device, low=low, high=high, noncontiguous=noncontiguous, **kwargs
+    )
