@@ -1,10 +1,17 @@
 """Hand-written helpers that derivatives.yaml formulas call: the math lives here, one family a module.
 
-Every name in a module's __all__ is in scope for formulas (codegen checks this).
+Every name in a module's __all__ is in scope for formulas (codegen checks this); a family
+adds helpers by adding a module, nothing to edit here.
 """
 
-from . import _common, linalg
-from ._common import *  # noqa: F401,F403
-from .linalg import *  # noqa: F401,F403
+import importlib as _importlib
+import pkgutil as _pkgutil
 
-__all__ = [*_common.__all__, *linalg.__all__]
+__all__: list[str] = []
+for _module_info in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    _module = _importlib.import_module(f"{__name__}.{_module_info.name}")
+    for _name in _module.__all__:
+        if _name in globals():
+            raise ImportError(f"torch_fwdad.formulas: helper {_name!r} of {_module.__name__} is defined twice")
+        globals()[_name] = getattr(_module, _name)
+    __all__ += _module.__all__
