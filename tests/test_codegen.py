@@ -1,0 +1,140 @@
+"""Parser and emitter on small inline YAML: one test per error kind, snapshots of the output."""
+
+import subprocess
+import sys
+import textwrap
+
+import expecttest
+
+from codegen.emit import emit_rule
+from codegen.model import DerivativesError
+from codegen.parse import parse
+
+HELPERS = frozenset({"add_tangents", "cholesky_jvp", "cdist_jvp"})
+
+
+def _error(text: str) -> str:
+    try:
+        parse(textwrap.dedent(text), "derivatives.yaml", HELPERS)
+    except DerivativesError as error:
+        return str(error)
+    raise AssertionError("no error")
+
+
+class TestParseErrors(expecttest.TestCase):
+    def test_unknown_overload(self):
+        actual = _error("""
+            - name: no_such_op(Tensor self) -> Tensor
+              result: self_t
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:2: unknown overload aten::no_such_op: torch 2.13.0+cpu has no such operator""")
+
+    def test_schema_that_does_not_parse(self):
+        actual = _error("""
+            - name: cholesky(Tensor self, bool upper=False -> Tensor
+              result: self_t
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:2: schema does not parse: expected ) but found 'arrow'""")
+
+    def test_schema_that_differs_from_torch(self):
+        actual = _error("""
+            - name: cholesky(Tensor self) -> Tensor
+              result: self_t
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:2: schema differs from torch 2.13.0+cpu's; write: cholesky(Tensor self, bool upper=False) -> Tensor""")
+
+    def test_unknown_variable(self):
+        actual = _error("""
+            - name: cholesky(Tensor self, bool upper=False) -> Tensor
+              result: cholesky_jvp(self_t, reslt, upper)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:3: unknown name 'reslt' in formula for 'result'; in scope: result, self_p, self_t, upper, torch, and the helpers of torch_fwdad.formulas""")
+
+    def test_bare_input_name(self):
+        actual = _error("""
+            - name: cholesky(Tensor self, bool upper=False) -> Tensor
+              result: cholesky_jvp(self, result, upper)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:3: 'self' is a Tensor argument: write self_p for its primal or self_t for its tangent""")
+
+    def test_python_syntax_error(self):
+        actual = _error("""
+            - name: cholesky(Tensor self, bool upper=False) -> Tensor
+              result: cholesky_jvp(self_t, result,, upper)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:3: formula for 'result' is not valid Python: invalid syntax: cholesky_jvp(self_t, result,, upper)""")
+
+    def test_duplicate_entry(self):
+        actual = _error("""
+            - name: cholesky(Tensor self, bool upper=False) -> Tensor
+              result: cholesky_jvp(self_t, result, upper)
+            - name: cholesky(Tensor self, bool upper=False) -> Tensor
+              result: cholesky_jvp(self_t, result, upper)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: duplicate entry for aten::cholesky (first at derivatives.yaml:2)""")
+
+    def test_output_that_does_not_exist(self):
+        actual = _error("""
+            - name: cholesky(Tensor self, bool upper=False) -> Tensor
+              output: cholesky_jvp(self_t, result, upper)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:3: output 'output' does not exist; aten::cholesky's outputs are result""")
+
+    def test_term_using_another_inputs_tangent(self):
+        actual = _error("""
+            - name: _cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
+              result:
+                x1: cdist_jvp(x1_t, x2_t)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: the term of x1 may only use its own tangent x1_t, not x2_t""")
+
+    def test_term_for_a_non_tensor(self):
+        actual = _error("""
+            - name: _cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
+              result:
+                p: cdist_jvp(x1_t)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: 'p' is not a Tensor input of this overload; inputs are x1, x2""")
+
+
+class TestEmit(expecttest.TestCase):
+    def test_per_input_terms_skip_inputs_without_tangent(self):
+        (entry,) = parse(textwrap.dedent("""
+            - name: _cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
+              result:
+                x1: cdist_jvp(x1_t, x1_p, x2_p, p, result)
+                x2: cdist_jvp(x2_t, x2_p, x1_p, p, result.mT).mT
+            """), "derivatives.yaml", HELPERS)
+        self.assertExpectedInline(emit_rule(entry), """\
+def jvp__cdist_forward(primals, tangents, outputs):
+    # derivatives.yaml:2: _cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
+    x1_p, x2_p, p, compute_mode = primals
+    x1_t, x2_t, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if x1_t is not None:
+        result_tangent = add_tangents(result_tangent, cdist_jvp(x1_t, x1_p, x2_p, p, result))
+    if x2_t is not None:
+        result_tangent = add_tangents(result_tangent, cdist_jvp(x2_t, x2_p, x1_p, p, result.mT).mT)
+    return result_tangent
+""")
+
+    def test_several_outputs_one_without_tangent(self):
+        (entry,) = parse(textwrap.dedent("""
+            - name: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+              output: cholesky_jvp(self_t, is_target, reduction)
+            """), "derivatives.yaml", HELPERS)
+        self.assertExpectedInline(emit_rule(entry), """\
+def jvp_multilabel_margin_loss_forward(primals, tangents, outputs):
+    # derivatives.yaml:2: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+    self_p, target_p, reduction = primals
+    self_t, target_t, _ = tangents
+    output, is_target = outputs
+    output_tangent = cholesky_jvp(self_t, is_target, reduction)
+    return (output_tangent, None)
+""")
+
+
+def test_checked_in_code_is_fresh():
+    done = subprocess.run([sys.executable, "-m", "codegen", "--check"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

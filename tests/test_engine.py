@@ -1,0 +1,198 @@
+"""The override mechanism: fast path, dual path, composition with torch.func, enable/disable."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+
+import torch_fwdad
+from torch_fwdad.engine import BuiltinEntry, install_builtin
+
+CALLS = {"rule": 0}
+
+
+@torch.library.custom_op("fwdad_engine_test::cube", mutates_args=())
+def cube(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return x**3 * y
+
+
+def _cube_backward(ctx, grad):
+    x, y = ctx.saved_tensors
+    return grad * 3 * x**2 * y, grad * x**3
+
+
+cube.register_autograd(_cube_backward, setup_context=lambda ctx, inputs, output: ctx.save_for_backward(*inputs))
+
+
+@torch_fwdad.register_jvp(cube)
+def _cube_jvp(primals, tangents, output):
+    CALLS["rule"] += 1
+    (x, y), (x_t, y_t) = primals, tangents
+    total = None if x_t is None else 3 * x**2 * y * x_t
+    return total if y_t is None else (x**3 * y_t if total is None else total + x**3 * y_t)
+
+
+def _spd(n=4):
+    a = torch.randn(n, n, dtype=torch.float64)
+    return a @ a.mT + n * torch.eye(n, dtype=torch.float64)
+
+
+def _symmetric(n=4):
+    t = torch.randn(n, n, dtype=torch.float64)
+    return t + t.mT
+
+
+def _central_difference(fn, x, t, eps=1e-6):
+    return (fn(x + eps * t) - fn(x - eps * t)) / (2 * eps)
+
+
+def test_import_is_silent_and_leaves_users_override_warning():
+    code = (
+        "import warnings, torch\n"
+        "warnings.simplefilter('error')\n"
+        "import torch_fwdad\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    lib = torch.library.Library('aten', 'IMPL')\n"
+        "    lib.impl('cosh', lambda ks, x: x, 'Autograd', with_keyset=True)\n"
+        "print(any('Overriding a previously registered kernel' in str(w.message) for w in seen))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.strip() == "True", "our silencing used up PyTorch's one-time warning for the user"
+
+
+def test_registered_ops_names_the_yaml_entry():
+    rules = {rule.name: rule for rule in torch_fwdad.registered_ops()}
+    assert rules["aten::cholesky"].origin.startswith("derivatives.yaml:")
+    assert rules["fwdad_engine_test::cube"].origin == "register_jvp"
+
+
+def test_disable_restores_pytorchs_error_and_enable_reinstalls():
+    a, t = _spd(), _symmetric()
+    torch_fwdad.disable()
+    assert torch_fwdad.registered_ops() == []
+    with pytest.raises(NotImplementedError, match="Trying to use forward AD with cholesky"):
+        torch.func.jvp(torch.cholesky, (a,), (t,))
+    torch_fwdad.enable()
+    _, tangent = torch.func.jvp(torch.cholesky, (a,), (t,))
+    torch.testing.assert_close(tangent, _central_difference(torch.cholesky, a, t), atol=1e-6, rtol=1e-5)
+
+
+def test_no_rule_call_outside_a_dual_level_or_without_tangents():
+    x, y = torch.randn(3), torch.randn(3)
+    before = CALLS["rule"]
+    cube(x, y)
+    with fwAD.dual_level():
+        cube(x, y)
+    assert CALLS["rule"] == before
+    with fwAD.dual_level():
+        fwAD.unpack_dual(cube(fwAD.make_dual(x, torch.ones(3)), y))
+    assert CALLS["rule"] == before + 1
+
+
+def test_fast_path_returns_upstream_result_and_graph():
+    x = torch.randn(3, requires_grad=True)
+    out = cube(x, torch.ones(3))
+    with fwAD.dual_level():
+        same = cube(x, torch.ones(3))
+    assert torch.equal(out, same)
+    assert type(out.grad_fn) is type(same.grad_fn)
+
+
+def test_forward_ad_and_func_jvp_agree_with_finite_differences():
+    x, y, tx, ty = (torch.randn(5, dtype=torch.float64) for _ in range(4))
+    with fwAD.dual_level():
+        tangent = fwAD.unpack_dual(cube(fwAD.make_dual(x, tx), fwAD.make_dual(y, ty))).tangent
+    _, func_tangent = torch.func.jvp(cube, (x, y), (tx, ty))
+    expected = (cube(x + 1e-6 * tx, y + 1e-6 * ty) - cube(x - 1e-6 * tx, y - 1e-6 * ty)) / 2e-6
+    torch.testing.assert_close(tangent, expected, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(func_tangent, tangent)
+
+
+def test_composes_with_vmap_jacfwd_and_nesting():
+    a, t = _spd(), _symmetric()
+    batch = torch.stack([_symmetric() for _ in range(3)])
+    per_tangent = torch.func.vmap(lambda v: torch.func.jvp(torch.cholesky, (a,), (v,))[1])(batch)
+    for k in range(3):
+        torch.testing.assert_close(per_tangent[k], torch.func.jvp(torch.cholesky, (a,), (batch[k],))[1])
+
+    def sym_cholesky(m):
+        return torch.cholesky(m + m.mT)
+
+    torch.testing.assert_close(torch.func.jacfwd(sym_cholesky)(a), torch.func.jacrev(sym_cholesky)(a))
+
+    def first_order(m):
+        return torch.func.jvp(sym_cholesky, (m,), (t,))[1]
+
+    _, second = torch.func.jvp(first_order, (a,), (t,))
+    torch.testing.assert_close(second, _central_difference(first_order, a, t), atol=1e-5, rtol=1e-4)
+
+
+def test_reverse_over_forward_and_hessian_match_reverse_over_reverse():
+    a, t = _spd(3), _symmetric(3)
+
+    def f(m):
+        return torch.cholesky(m + m.mT).sum()
+
+    def directional(m):
+        return torch.func.jvp(f, (m,), (t,))[1]
+
+    _, hvp_reverse = torch.autograd.functional.hvp(f, a, t)  # plain reverse-over-reverse
+    torch.testing.assert_close(torch.func.grad(directional)(a), hvp_reverse)
+    torch.testing.assert_close(torch.func.hessian(f)(a), torch.autograd.functional.hessian(f, a))
+
+
+def test_torch_compile_of_the_primal_runs():
+    a = _spd()
+    compiled = torch.compile(torch.cholesky, backend="eager", fullgraph=True)
+    assert torch.equal(compiled(a), torch.cholesky(a))
+
+
+def test_entries_for_other_torch_versions_are_skipped_not_fatal():
+    missing = BuiltinEntry("aten::no_such_op_in_any_torch", "no_such_op_in_any_torch(Tensor self) -> Tensor", None, "x.yaml:1")
+    changed = BuiltinEntry("aten::cholesky", "cholesky(Tensor self) -> Tensor", None, "x.yaml:2")
+    upstream = BuiltinEntry("aten::sin", "sin(Tensor self) -> Tensor", None, "x.yaml:3")
+    status = install_builtin((missing, changed, upstream))
+    assert status["aten::no_such_op_in_any_torch"].startswith("torch ") and "has no overload" in status["aten::no_such_op_in_any_torch"]
+    assert "schema differs" in status["aten::cholesky"]
+    assert "has its own forward formula" in status["aten::sin"]
+
+
+def test_register_jvp_refuses_an_upstream_formula_and_a_second_rule():
+    with pytest.raises(RuntimeError, match="already has a forward-mode formula in PyTorch"):
+        torch_fwdad.register_jvp("aten::sin", lambda p, t, o: None)
+    with pytest.raises(RuntimeError, match="already has a forward rule"):
+        torch_fwdad.register_jvp(cube, _cube_jvp)
+
+
+def test_rule_errors_name_the_operator():
+    @torch.library.custom_op("fwdad_engine_test::twice", mutates_args=())
+    def twice(x: torch.Tensor) -> torch.Tensor:
+        return 2 * x
+
+    torch_fwdad.register_jvp(twice, lambda primals, tangents, out: tangents[0][:1])
+    try:
+        with pytest.raises(RuntimeError, match=r"returned a tangent of shape \(1,\).*which has shape \(3,\)"):
+            torch.func.jvp(twice, (torch.randn(3),), (torch.randn(3),))
+    finally:
+        torch_fwdad.unregister_jvp(twice)
+
+
+def test_no_memory_growth_over_many_jvps():
+    a, t = _spd(32), _symmetric(32)
+
+    def rss_mb():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * 4096 / 2**20
+
+    for _ in range(200):
+        torch.func.jvp(torch.cholesky, (a,), (t,))
+    before = rss_mb()
+    for _ in range(5000):
+        torch.func.jvp(torch.cholesky, (a,), (t,))
+    # each call makes ~10 KB of tensors: a leak of one per call would be ~50 MB
+    assert rss_mb() - before < 20
