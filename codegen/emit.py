@@ -44,7 +44,7 @@ def emit_rule(entry: Entry) -> str:
         # a single output arrives as the tensor itself, several as a tuple
         f"    {', '.join(entry.outputs)} = outputs",
     ]
-    by_output = {f.output: f for f in entry.formulas}
+    by_output = {name: f for f in entry.formulas for name in f.outputs}
     results = []
     for output in entry.outputs:
         formula = by_output.get(output)
@@ -52,7 +52,8 @@ def emit_rule(entry: Entry) -> str:
             results.append("None")
             continue
         variable = f"{output}_tangent"
-        lines.extend(_emit_formula(formula, variable))
+        if output == formula.outputs[0]:  # a formula for several outputs is emitted once
+            lines.extend(_emit_formula(formula, ", ".join(f"{name}_tangent" for name in formula.outputs)))
         results.append(variable)
     lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
     return "\n".join(lines) + "\n"

@@ -29,11 +29,12 @@ class Argument:
 
     @property
     def is_tensor(self) -> bool:
-        return self.type in ("Tensor", "Tensor?")
+        # torch prints Tensor? as Optional[Tensor] and Tensor[] as List[Tensor]
+        return self.type in ("Tensor", "Tensor?", "Optional[Tensor]")
 
     @property
     def is_tensor_list(self) -> bool:
-        return self.type in ("Tensor[]", "Tensor?[]")
+        return self.type in ("Tensor[]", "Tensor?[]", "List[Tensor]", "List[Optional[Tensor]]")
 
     @property
     def carries_tangent(self) -> bool:
@@ -44,10 +45,14 @@ class Argument:
 class Formula:
     """The tangent of one output: one whole expression, or one linear term per input."""
 
-    output: str
+    output: str  # "result", or "output, logsumexp" for a whole formula returning a tuple
     whole: str | None
     per_input: tuple[tuple[str, str], ...]  # (input name, expression), summed
     location: Location
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return tuple(self.output.split(", "))
 
 
 @dataclass(frozen=True)

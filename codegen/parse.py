@@ -60,12 +60,20 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
     for key, (key_node, value) in fields.items():
         if key in ENTRY_KEYS:
             continue
-        if key not in outputs:
-            raise DerivativesError(
-                _at(path, key_node),
-                f"output '{key}' does not exist; {schema.name}'s outputs are {', '.join(outputs)}",
-            )
-        formulas.append(parse_formula(key, value, arguments, outputs, path, helpers))
+        # "output, logsumexp: f(...)": one whole formula returning a tuple, for outputs
+        # whose tangents share their costly part (PyTorch's derivatives.yaml allows it too).
+        for name in key.split(","):
+            if name.strip() not in outputs:
+                raise DerivativesError(
+                    _at(path, key_node),
+                    f"output '{name.strip()}' does not exist; {schema.name}'s outputs are {', '.join(outputs)}",
+                )
+        if "," in key and not isinstance(value, yaml.ScalarNode):
+            raise DerivativesError(_at(path, value), f"a formula for several outputs ({key}) must be one whole expression returning a tuple")
+        formulas.append(parse_formula(", ".join(n.strip() for n in key.split(",")), value, arguments, outputs, path, helpers))
+    given = [name for formula in formulas for name in formula.outputs]
+    if len(given) != len(set(given)):
+        raise DerivativesError(location, f"an output of {schema.name} has two formulas")
     if not formulas:
         raise DerivativesError(location, f"entry for {schema_text} gives no formula; add '{outputs[0]}: <formula>'")
     corrects = fields.get("corrects_upstream")
@@ -84,7 +92,7 @@ def parse_schema(text: str, location: Location) -> torch._C.FunctionSchema:
     try:
         schema = torch._C.parse_schema("aten::" + text)
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0]
+        first_line = str(error).strip().splitlines()[0].removesuffix(" here:")
         raise DerivativesError(location, f"schema does not parse: {first_line}") from None
     name = qualified_name(schema)
     installed = _installed_schema(name)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-_TENSOR_TYPES = {"Tensor", "Tensor?"}
-_TENSOR_LIST_TYPES = {"Tensor[]", "Tensor?[]"}
+# str(argument.type) prints optional tensors and lists the long way: list both spellings.
+_TENSOR_TYPES = {"Tensor", "Tensor?", "Optional[Tensor]"}
+_TENSOR_LIST_TYPES = {"Tensor[]", "Tensor?[]", "List[Tensor]", "List[Optional[Tensor]]"}
 
 _NO_DEFAULT = object()
 
