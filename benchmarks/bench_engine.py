@@ -1,0 +1,63 @@
+"""Engine costs, measured side by side in one run with torch.utils.benchmark.
+
+1. cdist JVP (primal + tangent) time / primal cdist time, 2048 x 2048 points, dim 64, float32.
+2. One input dual / both inputs dual: the saving of per-input formulas (no work for
+   inputs without tangents).
+3. Per-call overhead of the no-tangent fast path: a tiny cdist with torch_fwdad enabled
+   against the same call with torch_fwdad disabled (PyTorch's own kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from torch.utils.benchmark import Timer
+
+import torch_fwdad
+
+
+def median_seconds(stmt: str, env: dict, min_run_time: float) -> float:
+    return Timer(stmt, globals=env).blocked_autorange(min_run_time=min_run_time).median
+
+
+def jvp_ratios(points: int, dim: int, min_run_time: float) -> None:
+    x, y, tx, ty = (torch.randn(points, dim) for _ in range(4))
+    env = {"torch": torch, "x": x, "y": y, "tx": tx, "ty": ty}
+    primal = median_seconds("torch.cdist(x, y)", env, min_run_time)
+    both = median_seconds("torch.func.jvp(torch.cdist, (x, y), (tx, ty))", env, min_run_time)
+    one = median_seconds("torch.func.jvp(lambda a: torch.cdist(a, y), (x,), (tx,))", env, min_run_time)
+    print(f"cdist {points}x{points} points, dim {dim}, float32, {torch.get_num_threads()} threads")
+    print(f"  primal                     {primal * 1e3:8.2f} ms")
+    print(f"  jvp, both inputs dual      {both * 1e3:8.2f} ms   jvp / primal = {both / primal:.2f}x")
+    print(f"  jvp, one input dual        {one * 1e3:8.2f} ms   one-dual / both-dual = {one / both:.2f}")
+
+
+def fast_path_overhead(min_run_time: float) -> None:
+    env = {"torch": torch, "fwAD": torch.autograd.forward_ad, "x": torch.randn(4, 3), "y": torch.randn(5, 3)}
+    enabled = median_seconds("torch.cdist(x, y)", env, min_run_time)
+    with torch.autograd.forward_ad.dual_level():
+        in_level = median_seconds("torch.cdist(x, y)", env, min_run_time)
+    torch_fwdad.disable()
+    try:
+        plain = median_seconds("torch.cdist(x, y)", env, min_run_time)
+    finally:
+        torch_fwdad.enable()
+    print("no-tangent fast path, cdist 4x3 by 5x3")
+    print(f"  plain PyTorch              {plain * 1e6:8.2f} us")
+    print(f"  torch_fwdad, no dual level {enabled * 1e6:8.2f} us   added {(enabled - plain) * 1e6:+.2f} us")
+    print(f"  torch_fwdad, in dual level {in_level * 1e6:8.2f} us   added {(in_level - plain) * 1e6:+.2f} us (no argument has a tangent)")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, default=2048)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--min-run-time", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    jvp_ratios(args.points, args.dim, args.min_run_time)
+    fast_path_overhead(args.min_run_time)
+
+
+if __name__ == "__main__":
+    main()
