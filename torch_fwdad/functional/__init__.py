@@ -1,0 +1,34 @@
+"""Sparse Jacobians and Hessians: known or detected sparsity, graph colouring, compressed evaluation.
+
+`jacobian` / `hessian` compute in one call; `jacobian_plan` / `hessian_plan` separate the
+preparation (pattern, colouring) from repeated evaluation. See docs/sparse.md.
+"""
+
+from torch_fwdad.functional.coloring import (
+    DEFAULT_ORDERING,
+    ORDERINGS,
+    Coloring,
+    acyclic_coloring,
+    column_coloring,
+    is_valid_coloring,
+    row_coloring,
+    star_coloring,
+)
+from torch_fwdad.functional.detect import numeric_pattern, structural_pattern
+from torch_fwdad.functional.patterns import Banded, BlockDiagonal
+from torch_fwdad.functional.plans import (
+    HessianPlan,
+    JacobianPlan,
+    SparsityPatternError,
+    hessian,
+    hessian_plan,
+    jacobian,
+    jacobian_plan,
+)
+
+__all__ = [
+    "Banded", "BlockDiagonal", "Coloring", "DEFAULT_ORDERING", "HessianPlan", "JacobianPlan", "ORDERINGS",
+    "SparsityPatternError", "acyclic_coloring", "column_coloring", "hessian", "hessian_plan",
+    "is_valid_coloring", "jacobian", "jacobian_plan", "numeric_pattern", "row_coloring", "star_coloring",
+    "structural_pattern",
+]

@@ -1,0 +1,316 @@
+"""Graph colourings that compress Jacobians and Hessians, and structural checks of them.
+
+Jacobians: a *column colouring* is a partial distance-2 colouring of the bipartite row/column
+graph (no two columns of one colour share a row), i.e. a distance-1 colouring of the column
+intersection graph P^T P; a *row colouring* is the same on P^T. Hessians (symmetric): a *star
+colouring* (every path on four vertices uses three colours: direct recovery) and an *acyclic
+colouring* (every cycle uses three colours: recovery by substitution).
+
+Why hand-written: networkx's `greedy_color` offers neither incidence-degree nor
+dynamic-largest-first orderings nor star/acyclic colourings, igraph and scipy offer none of
+them, and networkx is not a runtime dependency. The greedy loops below are the textbook ones
+(Gebremedhin, Manne, Pothen, "What color is your Jacobian?", SIAM Review 2005).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from torch_fwdad.functional.patterns import adjacency, column_intersection_graph, symmetrized
+
+ORDERINGS = ("natural", "largest_first", "smallest_last", "incidence_degree", "dynamic_largest_first")
+#: Chosen on benchmarks/bench_sparse.py: fewest colours in total over its six problems.
+DEFAULT_ORDERING = "largest_first"
+KINDS = ("column", "row", "star", "acyclic")
+
+
+@dataclass(frozen=True, eq=False)
+class Coloring:
+    """colors[v] in [0, num_colors) for each column (column), row (row) or variable (star/acyclic)."""
+
+    colors: np.ndarray
+    num_colors: int
+    lower_bound: int
+    kind: str
+    ordering: str
+
+    def __repr__(self):
+        return (f"Coloring(kind={self.kind!r}, num_colors={self.num_colors}, "
+                f"lower_bound={self.lower_bound}, ordering={self.ordering!r})")
+
+
+# ----------------------------------------------------------------------------- orderings
+
+def vertex_order(graph: sp.csr_array, ordering: str) -> list[int]:
+    """The order in which greedy colouring visits the vertices of an undirected graph."""
+    degree = np.diff(graph.indptr)
+    if ordering == "natural":
+        return list(range(graph.shape[0]))
+    if ordering == "largest_first":
+        return np.argsort(-degree, kind="stable").tolist()
+    if ordering == "smallest_last":
+        return _dynamic_order(graph, degree, pick_max=False, step=-1)[::-1]
+    if ordering == "dynamic_largest_first":
+        return _dynamic_order(graph, degree, pick_max=True, step=-1)
+    if ordering == "incidence_degree":
+        return _dynamic_order(graph, np.zeros_like(degree), pick_max=True, step=+1)
+    raise ValueError(f"unknown ordering {ordering!r}; choose one of {ORDERINGS}")
+
+
+def _dynamic_order(graph, key, *, pick_max, step):
+    """Repeatedly take the vertex with the extreme key, then add `step` to its unvisited neighbours.
+
+    Covers smallest-last (min remaining degree, reversed afterwards), dynamic-largest-first
+    (max remaining degree) and incidence-degree (max count of visited neighbours).
+    Ties go to the lowest index. Lazy-deletion heap: O(E log V).
+    """
+    sign = -1 if pick_max else 1
+    key = key.tolist()
+    indptr, indices = graph.indptr.tolist(), graph.indices.tolist()
+    heap = [(sign * k, v) for v, k in enumerate(key)]
+    heapq.heapify(heap)
+    done = [False] * len(key)
+    order = []
+    while heap:
+        signed_key, v = heapq.heappop(heap)
+        if done[v] or signed_key != sign * key[v]:
+            continue
+        done[v] = True
+        order.append(v)
+        for w in indices[indptr[v]:indptr[v + 1]]:
+            if not done[w]:
+                key[w] += step
+                heapq.heappush(heap, (sign * key[w], w))
+    return order
+
+
+# ----------------------------------------------------------------------------- colourings
+
+def greedy_coloring(graph: sp.csr_array, order) -> np.ndarray:
+    """Distance-1 greedy: each vertex takes the smallest colour none of its neighbours has."""
+    indptr, indices = graph.indptr.tolist(), graph.indices.tolist()
+    colors = [-1] * graph.shape[0]
+    seen_by = [-1] * (graph.shape[0] + 1)
+    for v in order:
+        for w in indices[indptr[v]:indptr[v + 1]]:
+            seen_by[colors[w]] = v  # colors[w] == -1 marks the spare last slot: harmless
+        color = 0
+        while seen_by[color] == v:
+            color += 1
+        colors[v] = color
+    return np.asarray(colors, dtype=np.int64)
+
+
+def _star_greedy(graph, order) -> np.ndarray:
+    """Greedy star colouring, forbidding exactly the colours that would close a two-coloured P4.
+
+    When v is coloured c, a new two-coloured path on four vertices has v either at an end
+    (v-w-x-y with c = color[x], color[y] = color[w]) or inside (u-v-w-y with color[u] = color[w],
+    color[y] = c). `blocked[w]` caches the colours the first case forbids to w's neighbours.
+    """
+    n = graph.shape[0]
+    indptr, indices = graph.indptr.tolist(), graph.indices.tolist()
+    nbrs = [indices[indptr[v]:indptr[v + 1]] for v in range(n)]
+    color = [-1] * n
+    count = [defaultdict(int) for _ in range(n)]  # count[x][a]: coloured neighbours of x with colour a
+    blocked = [set() for _ in range(n)]  # colours of x in N(w) where x has >= 2 neighbours of w's colour
+    for v in order:
+        forbidden = set()
+        for w in nbrs[v]:
+            cw = color[w]
+            if cw < 0:
+                continue
+            forbidden.add(cw)
+            forbidden |= blocked[w]
+            if count[v][cw] >= 2:  # v is the hub of two cw-coloured neighbours
+                forbidden.update(count[w])
+        c = 0
+        while c in forbidden:
+            c += 1
+        color[v] = c
+        _record_star_color(v, c, nbrs, color, count, blocked)
+    return np.asarray(color, dtype=np.int64)
+
+
+def _record_star_color(v, c, nbrs, color, count, blocked):
+    for x in nbrs[v]:
+        count[x][c] += 1
+        if color[x] < 0:
+            continue
+        if count[x][c] == 2:
+            for w in nbrs[x]:
+                if color[w] == c:
+                    blocked[w].add(color[x])
+        elif count[x][c] > 2:
+            blocked[v].add(color[x])
+    for a, how_many in count[v].items():
+        if how_many >= 2:
+            for w in nbrs[v]:
+                if color[w] == a:
+                    blocked[w].add(c)
+
+
+def _acyclic_greedy(graph, order) -> np.ndarray:
+    """Greedy acyclic colouring with a union-find over edges (one set per two-coloured tree).
+
+    Colour c is forbidden for v when two neighbours of v already lie in one tree whose colours
+    include c: the edges to v would close a two-coloured cycle.
+    """
+    n = graph.shape[0]
+    indptr, indices = graph.indptr.tolist(), graph.indices.tolist()
+    nbrs = [indices[indptr[v]:indptr[v + 1]] for v in range(n)]
+    color = [-1] * n
+    parent = {}
+    trees_at = [defaultdict(list) for _ in range(n)]  # trees_at[w][c]: edges (w, x), color[x] = c
+
+    def find(e):
+        while parent[e] != e:
+            parent[e] = parent[parent[e]]
+            e = parent[e]
+        return e
+
+    def union(e1, e2):
+        parent[find(e1)] = find(e2)
+
+    for v in order:
+        forbidden, owner = set(), {}
+        for w in nbrs[v]:
+            if color[w] < 0:
+                continue
+            forbidden.add(color[w])
+            for c, edges in trees_at[w].items():
+                roots = {find(e) for e in edges}
+                edges[:] = roots  # compress: one representative per tree
+                for root in roots:
+                    if owner.setdefault(root, w) != w:
+                        forbidden.add(c)
+        c = 0
+        while c in forbidden:
+            c += 1
+        color[v] = c
+        for w in nbrs[v]:
+            if color[w] < 0:
+                continue
+            edge = min(v, w) * n + max(v, w)
+            parent[edge] = edge
+            for other in trees_at[w][c]:
+                union(edge, other)
+            trees_at[w][c].append(edge)
+            trees_at[v][color[w]].append(edge)
+        for edges in trees_at[v].values():  # v's edges to one colour join one tree through v
+            for edge in edges[1:]:
+                union(edge, edges[0])
+    return np.asarray(color, dtype=np.int64)
+
+
+def column_coloring(pattern: sp.csr_array, ordering: str = DEFAULT_ORDERING) -> Coloring:
+    """Partial distance-2 colouring of the columns: one JVP per colour."""
+    graph = column_intersection_graph(pattern)
+    colors = greedy_coloring(graph, vertex_order(graph, ordering))
+    return Coloring(colors, _count(colors), _max_row_nnz(pattern), "column", ordering)
+
+
+def row_coloring(pattern: sp.csr_array, ordering: str = DEFAULT_ORDERING) -> Coloring:
+    """Partial distance-2 colouring of the rows: one VJP per colour."""
+    column = column_coloring(sp.csr_array(pattern.T), ordering)
+    return Coloring(column.colors, column.num_colors, column.lower_bound, "row", ordering)
+
+
+def star_coloring(pattern: sp.csr_array, ordering: str = DEFAULT_ORDERING) -> Coloring:
+    """Star colouring of a symmetric pattern: one HVP per colour, every entry read directly."""
+    return _symmetric_coloring(pattern, ordering, _star_greedy, "star")
+
+
+def acyclic_coloring(pattern: sp.csr_array, ordering: str = DEFAULT_ORDERING) -> Coloring:
+    """Acyclic colouring of a symmetric pattern: one HVP per colour, entries by substitution."""
+    return _symmetric_coloring(pattern, ordering, _acyclic_greedy, "acyclic")
+
+
+def _symmetric_coloring(pattern, ordering, greedy, kind):
+    graph = adjacency(symmetrized(pattern))
+    colors = greedy(graph, vertex_order(graph, ordering))
+    return Coloring(colors, _count(colors), _forest_lower_bound(graph), kind, ordering)
+
+
+def coloring(pattern: sp.csr_array, kind: str, ordering: str = DEFAULT_ORDERING) -> Coloring:
+    builders = {"column": column_coloring, "row": row_coloring,
+                "star": star_coloring, "acyclic": acyclic_coloring}
+    if kind not in builders:
+        raise ValueError(f"unknown colouring {kind!r}; choose one of {KINDS}")
+    return builders[kind](pattern, ordering)
+
+
+def _count(colors):
+    return int(colors.max()) + 1 if len(colors) else 0
+
+
+def _max_row_nnz(pattern):
+    """Lower bound of any column colouring: the columns of one row all need distinct colours."""
+    return int(np.diff(pattern.indptr).max(initial=0))
+
+
+def _forest_lower_bound(graph):
+    """Lower bound of star and acyclic colourings with k colours.
+
+    Each of the k(k-1)/2 two-coloured subgraphs is a forest, so |E| <= (k-1) n - k(k-1)/2.
+    (The row-count bound of column colouring does not hold here: symmetry beats it.)
+    """
+    n, edges = graph.shape[0], graph.nnz // 2
+    k = 1
+    while edges > (k - 1) * n - k * (k - 1) // 2:
+        k += 1
+    return k if n else 0
+
+
+# ----------------------------------------------------------------------------- checks
+
+def is_valid_coloring(pattern: sp.csr_array, result: Coloring) -> bool:
+    """Structural check of the colouring property (used by the tests on random patterns)."""
+    if result.kind == "column":
+        return _columns_distinct_per_row(pattern, result.colors)
+    if result.kind == "row":
+        return _columns_distinct_per_row(sp.csr_array(pattern.T), result.colors)
+    graph = adjacency(symmetrized(pattern))
+    rows, cols = graph.nonzero()
+    if np.any(result.colors[rows] == result.colors[cols]):
+        return False
+    nodes, edges, degree, components = two_colored_components(graph, result.colors)
+    edges_per = np.bincount(components[edges[0]], minlength=components.max(initial=-1) + 1)
+    nodes_per = np.bincount(components, minlength=len(edges_per))
+    is_forest = np.all(edges_per == nodes_per - 1)
+    if result.kind == "acyclic":
+        return bool(is_forest)
+    hub_degree = np.zeros(len(nodes_per), dtype=np.int64)
+    np.maximum.at(hub_degree, components, degree)
+    return bool(is_forest and np.all(hub_degree == nodes_per - 1))
+
+
+def _columns_distinct_per_row(pattern, colors):
+    rows = np.repeat(np.arange(pattern.shape[0]), np.diff(pattern.indptr))
+    keys = rows * (int(colors.max(initial=0)) + 1) + colors[pattern.indices]
+    return len(np.unique(keys)) == pattern.nnz
+
+
+def two_colored_components(graph: sp.csr_array, colors: np.ndarray):
+    """The two-coloured subgraphs, as one graph whose nodes are (vertex, other colour) pairs.
+
+    Vertex v with colour a belongs to the {a, b} subgraph as node v * k + b; the edge (i, j)
+    joins nodes (i, colors[j]) and (j, colors[i]). Returns the node ids, the edge list (each
+    edge once, as node indices), node degrees and component labels.
+    """
+    k = _count(colors)
+    upper = sp.triu(graph, k=1).tocoo()
+    i, j = upper.row.astype(np.int64), upper.col.astype(np.int64)
+    ends = np.concatenate([i * k + colors[j], j * k + colors[i]])
+    nodes, inverse = np.unique(ends, return_inverse=True)
+    a, b = inverse[: len(i)], inverse[len(i):]
+    forest = sp.coo_array((np.ones(len(a)), (a, b)), shape=(len(nodes), len(nodes))).tocsr()
+    _, components = connected_components(forest, directed=False)
+    degree = np.bincount(np.concatenate([a, b]), minlength=len(nodes))
+    return nodes, (a, b), degree, components

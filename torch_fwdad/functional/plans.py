@@ -1,0 +1,432 @@
+"""Plans: preparation (pattern, colouring, decompression) kept apart from evaluation.
+
+A plan is built once and evaluated many times (Newton iterations, implicit solvers). Patterns
+that need sizes or the function itself ("diagonal", Banded, "detect", ...) are resolved on the
+first call and cached on the plan, keyed by the input shapes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from torch_fwdad.functional.coloring import DEFAULT_ORDERING, Coloring, coloring
+from torch_fwdad.functional.decompress import DECOMPRESSIONS
+from torch_fwdad.functional.patterns import DETECT_SPECS, Banded, BlockDiagonal, explicit_pattern, resolve_pattern, symmetrized
+
+OUTPUTS = ("sparse", "coo", "csr", "dense")
+JACOBIAN_MODES = ("auto", "column", "row")
+HESSIAN_METHODS = ("auto", "star", "acyclic")
+CHECKS = (None, "raise", "warn")
+
+
+class SparsityPatternError(ValueError):
+    """The pattern misses nonzeros that the function really has (found by check="raise")."""
+
+
+# ----------------------------------------------------------------------------- inputs
+
+@dataclass(frozen=True)
+class FlatInputs:
+    """x (a tensor or a tuple of tensors) seen as one flat vector of `numel` entries."""
+
+    shapes: tuple
+    is_tuple: bool
+
+    @classmethod
+    def of(cls, x) -> "FlatInputs":
+        parts = x if isinstance(x, tuple) else (x,)
+        if not parts or not all(isinstance(p, torch.Tensor) for p in parts):
+            raise TypeError(f"x must be a tensor or a non-empty tuple of tensors, got {type(x).__name__}")
+        if len({p.dtype for p in parts}) > 1 or len({p.device for p in parts}) > 1:
+            raise TypeError("all tensors in x must share one dtype and device (they form one flat vector)")
+        if not parts[0].is_floating_point() and not parts[0].is_complex():
+            raise TypeError(f"x must be floating point to be differentiated, got {parts[0].dtype}")
+        return cls(tuple(tuple(p.shape) for p in parts), isinstance(x, tuple))
+
+    @property
+    def numels(self):
+        return [math.prod(s) for s in self.shapes]
+
+    @property
+    def numel(self):
+        return sum(self.numels)
+
+    def flatten(self, x) -> torch.Tensor:
+        parts = x if self.is_tuple else (x,)
+        return torch.cat([p.reshape(-1) for p in parts])
+
+    def unflatten(self, flat: torch.Tensor) -> tuple:
+        return tuple(chunk.reshape(shape) for chunk, shape in zip(flat.split(self.numels), self.shapes))
+
+    def flat_function(self, func):
+        def flat_func(flat):
+            out = func(*self.unflatten(flat))
+            if not isinstance(out, torch.Tensor):
+                raise TypeError(f"func must return a single tensor, got {type(out).__name__}")
+            return out
+        return flat_func
+
+
+# ----------------------------------------------------------------------------- compressed products
+
+def _seeds(colors: np.ndarray, num_colors: int, like: torch.Tensor) -> torch.Tensor:
+    """(num_colors, len(colors)) one-hot rows: seed c sums the columns (rows, variables) of colour c."""
+    seeds = like.new_zeros(num_colors, len(colors))
+    seeds[torch.from_numpy(colors).to(like.device), torch.arange(len(colors), device=like.device)] = 1
+    return seeds
+
+
+def jvp_products(flat_func, x_flat, seeds, chunk_size=None):
+    def one(tangent):
+        return torch.func.jvp(flat_func, (x_flat,), (tangent,))[1]
+    return torch.func.vmap(one, chunk_size=chunk_size)(seeds)
+
+
+def vjp_products(flat_func, x_flat, seeds_of_out_shape, chunk_size=None):
+    """`seeds_of_out_shape` is a function of the output (its shape is known only after the forward pass)."""
+    out, pullback = torch.func.vjp(flat_func, x_flat)
+    seeds = seeds_of_out_shape(out)
+    return torch.func.vmap(lambda u: pullback(u.reshape(out.shape))[0], chunk_size=chunk_size)(seeds), out.shape
+
+
+def hvp_products(flat_func, x_flat, seeds, chunk_size=None):
+    """Forward-over-reverse: JVPs of the gradient."""
+    grad = torch.func.grad(_scalar(flat_func))
+
+    def one(tangent):
+        return torch.func.jvp(grad, (x_flat,), (tangent,))[1]
+    return torch.func.vmap(one, chunk_size=chunk_size)(seeds)
+
+
+def _scalar(flat_func):
+    def scalar_func(flat):
+        out = flat_func(flat)
+        if out.numel() != 1:
+            raise ValueError(f"hessian needs func to return a single number, got shape {tuple(out.shape)}")
+        return out.reshape(())
+    return scalar_func
+
+
+# ----------------------------------------------------------------------------- output assembly
+
+def _unravel(flat_index: np.ndarray, shape) -> torch.Tensor:
+    if not shape:
+        return torch.empty(0, len(flat_index), dtype=torch.int64)
+    return torch.from_numpy(np.stack(np.unravel_index(flat_index, shape)).astype(np.int64))
+
+
+def _block(values, rows, cols, row_shape, col_shape, output):
+    m, n = math.prod(row_shape), math.prod(col_shape)
+    index = lambda a: torch.from_numpy(a).to(values.device)  # noqa: E731
+    if output == "dense":
+        dense = values.new_zeros(m, n).index_put_((index(rows), index(cols)), values)
+        return dense.reshape(*row_shape, *col_shape)
+    if output == "csr":
+        crow = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=m))])
+        return torch.sparse_csr_tensor(index(crow), index(cols), values, size=(m, n), check_invariants=False)
+    indices = torch.cat([_unravel(rows, row_shape), _unravel(cols, col_shape)]).to(values.device)
+    # CSR order is row-major order, so the COO tensor is already coalesced.
+    return torch.sparse_coo_tensor(indices, values, (*row_shape, *col_shape), is_coalesced=True,
+                                   check_invariants=False)
+
+
+def assemble(values, pattern, row_shapes, col_shapes, output, row_tuple, col_tuple):
+    """Split the (m, n) matrix into blocks by input (and output) tensor, each like jacfwd's."""
+    rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
+    cols = pattern.indices.astype(np.int64)
+    row_edges = np.cumsum([0] + [math.prod(s) for s in row_shapes])
+    col_edges = np.cumsum([0] + [math.prod(s) for s in col_shapes])
+
+    def block(r, c):
+        keep = (rows >= row_edges[r]) & (rows < row_edges[r + 1]) & (cols >= col_edges[c]) & (cols < col_edges[c + 1])
+        picked = torch.from_numpy(np.flatnonzero(keep)).to(values.device)
+        return _block(values[picked], rows[keep] - row_edges[r], cols[keep] - col_edges[c],
+                      row_shapes[r], col_shapes[c], output)
+
+    def row_of_blocks(r):
+        blocks = tuple(block(r, c) for c in range(len(col_shapes)))
+        return blocks if col_tuple else blocks[0]
+
+    rows_of_blocks = tuple(row_of_blocks(r) for r in range(len(row_shapes)))
+    return rows_of_blocks if row_tuple else rows_of_blocks[0]
+
+
+# ----------------------------------------------------------------------------- debug check
+
+def check_against_probe(values, pattern, exact_times, how, what="Jacobian"):
+    """Compare (sparse result) @ v with an exact product at one random v.
+
+    A nonzero outside the pattern is either dropped or added into another entry by the
+    decompression; either way the two products differ at a random v (with probability one).
+    """
+    if how is None:
+        return
+    if how not in CHECKS[1:]:
+        raise ValueError(f"check must be None, 'raise' or 'warn', got {how!r}")
+    m, n = pattern.shape
+    generator = torch.Generator().manual_seed(0)
+    probe = torch.randn(n, generator=generator, dtype=values.real.dtype).to(values)
+    exact = exact_times(probe).reshape(-1)
+    rows, cols = np.nonzero(pattern)  # row-major, the order of `values`
+    rows, cols = torch.from_numpy(rows).to(values.device), torch.from_numpy(cols).to(values.device)
+    approx = values.new_zeros(m).index_add_(0, rows, values * probe[cols])
+    scale = values.new_zeros(m).index_add_(0, rows, (values * probe[cols]).abs()).real + exact.abs()
+    eps = torch.finfo(values.real.dtype).eps
+    bad = ((exact - approx).abs() > eps ** 0.5 * scale + eps * scale.max()).nonzero().flatten()
+    if len(bad) == 0:
+        return
+    message = (f"the sparsity pattern misses nonzeros of the {what}: rows {bad[:10].tolist()}"
+               f"{' ...' if len(bad) > 10 else ''} ({len(bad)} of {m}) disagree with an exact product "
+               f"(largest difference {(exact - approx).abs().max().item():.3g}). Add the missing entries "
+               "or use sparsity='detect'.")
+    if how == "raise":
+        raise SparsityPatternError(message)
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+# ----------------------------------------------------------------------------- plans
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """Everything evaluation needs for one input shape: done once, reused every call."""
+
+    pattern: sp.csr_array
+    coloring: Coloring
+    decompression: object
+
+    @classmethod
+    def build(cls, pattern, kinds, ordering):
+        """Colour for every kind in `kinds` and keep the one needing the fewest products (ties: first)."""
+        colorings = [coloring(pattern, kind, ordering) for kind in kinds]
+        best = min(colorings, key=lambda c: c.num_colors)
+        return cls(pattern, best, DECOMPRESSIONS[best.kind](pattern, best))
+
+
+def _validate_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+@dataclass(frozen=True, eq=False)
+class _Plan:
+    sparsity: object
+    ordering: str = DEFAULT_ORDERING
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def _static_shape(self):
+        raise NotImplementedError
+
+    def __post_init__(self):
+        if self.sparsity is None:
+            raise ValueError("sparsity=None means dense: call jacobian/hessian directly, a plan needs a pattern")
+        if isinstance(self.sparsity, str) and self.sparsity not in DETECT_SPECS:
+            resolve_pattern(self.sparsity, 1, 1)  # an unknown name fails now, not at the first call
+        if not isinstance(self.sparsity, (str, BlockDiagonal, Banded)):
+            self._cache["static"] = self._prepare(self._pattern_for(explicit_pattern(self.sparsity)))
+
+    def _prepared_for(self, key, resolve):
+        if "static" in self._cache:
+            return self._cache["static"]
+        if key not in self._cache:
+            self._cache[key] = self._prepare(self._pattern_for(resolve()))
+        return self._cache[key]
+
+    def _only_prepared(self) -> Prepared:
+        if len(self._cache) != 1:
+            raise RuntimeError("this plan's pattern depends on the input: call the plan once first "
+                               f"(it has been prepared for {len(self._cache)} input shapes)")
+        return next(iter(self._cache.values()))
+
+    @property
+    def num_colors(self) -> int:
+        """Products (JVPs, VJPs or HVPs) per evaluation."""
+        return self._only_prepared().coloring.num_colors
+
+    @property
+    def coloring(self) -> Coloring:
+        return self._only_prepared().coloring
+
+    @property
+    def pattern(self) -> sp.csr_array:
+        return self._only_prepared().pattern
+
+
+@dataclass(frozen=True, eq=False)
+class JacobianPlan(_Plan):
+    """Sparse Jacobian: `plan(func, x)` costs num_colors JVPs (mode "column") or VJPs ("row")."""
+
+    mode: str = "auto"
+
+    def __post_init__(self):
+        _validate_choice("mode", self.mode, JACOBIAN_MODES)
+        super().__post_init__()
+
+    def _pattern_for(self, pattern):
+        return pattern
+
+    def _prepare(self, pattern):
+        kinds = {"auto": ("column", "row"), "column": ("column",), "row": ("row",)}[self.mode]
+        return Prepared.build(pattern, kinds, self.ordering)
+
+    def prepare(self, func, x) -> Prepared:
+        inputs = FlatInputs.of(x)
+        key = (inputs.shapes, str(inputs_dtype(x)))
+
+        def resolve():
+            out = _evaluate_once(func, x)
+            if self.sparsity in DETECT_SPECS:
+                from torch_fwdad.functional.detect import detect_pattern
+                return detect_pattern(func, x, method=self.sparsity)
+            return resolve_pattern(self.sparsity, out.numel(), inputs.numel)
+        return self._prepared_for(key, resolve)
+
+    def __call__(self, func, x, *, chunk_size=None, output="sparse", check=None):
+        _validate_choice("output", output, OUTPUTS)
+        inputs = FlatInputs.of(x)
+        prepared = self.prepare(func, x)
+        pattern, colors = prepared.pattern, prepared.coloring
+        _check_columns(pattern, inputs.numel)
+        flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
+        if colors.kind == "column":
+            compressed = _jvps_or_shape(flat_func, x_flat, _seeds(colors.colors, colors.num_colors, x_flat),
+                                        chunk_size)
+            out_shape = compressed.shape[1:]
+        else:
+            compressed, out_shape = vjp_products(
+                flat_func, x_flat,
+                lambda out: _seeds(colors.colors, colors.num_colors, out.reshape(-1)), chunk_size)
+        if math.prod(out_shape) != pattern.shape[0]:
+            raise ValueError(f"sparsity pattern has {pattern.shape[0]} rows but func returns "
+                             f"{math.prod(out_shape)} values (shape {tuple(out_shape)})")
+        values = prepared.decompression.values(compressed.reshape(len(compressed), -1))
+        check_against_probe(values, pattern, lambda v: torch.func.jvp(flat_func, (x_flat,), (v,))[1], check)
+        return assemble(values, pattern, [tuple(out_shape)], inputs.shapes, output, False, inputs.is_tuple)
+
+
+def _jvps_or_shape(flat_func, x_flat, seeds, chunk_size):
+    if len(seeds):
+        return jvp_products(flat_func, x_flat, seeds, chunk_size)
+    with torch.no_grad():  # an empty pattern: no product, but the output shape is still needed
+        out = flat_func(x_flat)
+    return out.new_zeros(0, *out.shape)
+
+
+@dataclass(frozen=True, eq=False)
+class HessianPlan(_Plan):
+    """Sparse Hessian of a scalar function: `plan(func, x)` costs num_colors HVPs."""
+
+    method: str = "auto"
+
+    def __post_init__(self):
+        _validate_choice("method", self.method, HESSIAN_METHODS)
+        super().__post_init__()
+
+    def _pattern_for(self, pattern):
+        return symmetrized(pattern)
+
+    def _prepare(self, pattern):
+        # star first: on a tie prefer direct recovery (no substitution round-off)
+        kinds = {"auto": ("star", "acyclic"), "star": ("star",), "acyclic": ("acyclic",)}[self.method]
+        return Prepared.build(pattern, kinds, self.ordering)
+
+    def prepare(self, func, x) -> Prepared:
+        inputs = FlatInputs.of(x)
+        key = (inputs.shapes, str(inputs_dtype(x)))
+
+        def resolve():
+            if self.sparsity in DETECT_SPECS:
+                from torch_fwdad.functional.detect import detect_hessian_pattern
+                return detect_hessian_pattern(func, x, method=self.sparsity)
+            return resolve_pattern(self.sparsity, inputs.numel, inputs.numel)
+        return self._prepared_for(key, resolve)
+
+    def __call__(self, func, x, *, chunk_size=None, output="sparse", check=None):
+        _validate_choice("output", output, OUTPUTS)
+        inputs = FlatInputs.of(x)
+        prepared = self.prepare(func, x)
+        pattern, colors = prepared.pattern, prepared.coloring
+        _check_columns(pattern, inputs.numel)
+        flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
+        seeds = _seeds(colors.colors, colors.num_colors, x_flat)
+        compressed = hvp_products(flat_func, x_flat, seeds, chunk_size) if len(seeds) else x_flat.new_zeros(0, len(x_flat))
+        values = prepared.decompression.values(compressed)
+        grad = torch.func.grad(_scalar(flat_func))
+        check_against_probe(values, pattern, lambda v: torch.func.jvp(grad, (x_flat,), (v,))[1], check, "Hessian")
+        return assemble(values, pattern, inputs.shapes, inputs.shapes, output, inputs.is_tuple, inputs.is_tuple)
+
+
+def _check_columns(pattern, numel):
+    if pattern.shape[1] != numel:
+        raise ValueError(f"sparsity pattern has {pattern.shape[1]} columns but x has {numel} entries")
+
+
+def inputs_dtype(x):
+    return (x[0] if isinstance(x, tuple) else x).dtype
+
+
+def _evaluate_once(func, x):
+    with torch.no_grad():
+        out = func(*(x if isinstance(x, tuple) else (x,)))
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"func must return a single tensor, got {type(out).__name__}")
+    return out
+
+
+# ----------------------------------------------------------------------------- public entry points
+
+def jacobian_plan(sparsity, *, mode="auto", ordering=DEFAULT_ORDERING) -> JacobianPlan:
+    """A reusable sparse-Jacobian plan. See `jacobian` for `sparsity` and `mode`."""
+    return JacobianPlan(sparsity, ordering, mode=mode)
+
+
+def hessian_plan(sparsity, *, method="auto", ordering=DEFAULT_ORDERING) -> HessianPlan:
+    """A reusable sparse-Hessian plan. See `hessian` for `sparsity` and `method`."""
+    return HessianPlan(sparsity, ordering, method=method)
+
+
+def jacobian(func, x, *, sparsity=None, mode="auto", chunk_size=None, output="sparse", check=None,
+             ordering=DEFAULT_ORDERING):
+    """Jacobian of `func` at `x`, shaped (*out_shape, *in_shape) like `torch.func.jacfwd`.
+
+    sparsity: None (dense, computed by torch.func.jacfwd / jacrev and returned dense),
+    "diagonal", BlockDiagonal(b), Banded(lower, upper), an explicit (outputs x inputs) pattern
+    (bool tensor, torch sparse COO/CSR, scipy.sparse), or "detect" / "detect-numeric".
+    mode: "column" (one JVP per colour), "row" (one VJP per colour), "auto" (fewer products).
+    output: "sparse"/"coo" (torch sparse COO), "csr" (2-D flattened), "dense".
+    check: None, "raise" or "warn" when the pattern misses true nonzeros (one extra JVP).
+    """
+    if sparsity is None:
+        return _dense_jacobian(func, x, mode, chunk_size)
+    return jacobian_plan(sparsity, mode=mode, ordering=ordering)(
+        func, x, chunk_size=chunk_size, output=output, check=check)
+
+
+def hessian(func, x, *, sparsity=None, method="auto", chunk_size=None, output="sparse", check=None,
+            ordering=DEFAULT_ORDERING):
+    """Hessian of the scalar `func` at `x` from Hessian-vector products (forward-over-reverse).
+
+    method: "star" (direct recovery), "acyclic" (fewer colours, recovery by substitution) or
+    "auto" (fewer colours; star on ties). Other arguments as in `jacobian`.
+    """
+    if sparsity is None:
+        FlatInputs.of(x)
+        argnums = tuple(range(len(x))) if isinstance(x, tuple) else 0
+        return torch.func.hessian(func, argnums=argnums)(*(x if isinstance(x, tuple) else (x,)))
+    return hessian_plan(sparsity, method=method, ordering=ordering)(
+        func, x, chunk_size=chunk_size, output=output, check=check)
+
+
+def _dense_jacobian(func, x, mode, chunk_size):
+    _validate_choice("mode", mode, JACOBIAN_MODES)
+    FlatInputs.of(x)
+    args = x if isinstance(x, tuple) else (x,)
+    argnums = tuple(range(len(args))) if isinstance(x, tuple) else 0
+    if mode == "row":
+        return torch.func.jacrev(func, argnums=argnums, chunk_size=chunk_size)(*args)
+    return torch.func.jacfwd(func, argnums=argnums)(*args)
