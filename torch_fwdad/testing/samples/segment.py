@@ -1,0 +1,61 @@
+"""Samples for segment_reduce."""
+
+import torch
+
+from . import ErrorSample, Sample, make, samples_for
+
+REDUCTIONS = ("sum", "mean", "max", "min", "prod")
+
+
+def _as_offsets(lengths):
+    zeros = lengths.new_zeros(*lengths.shape[:-1], 1)
+    return torch.cat([zeros, lengths], -1).cumsum(-1)
+
+
+def with_zeros(data):
+    # prod's tangent at zeros, for lengths (2, 0, 2, 4): one zero in the third segment
+    # (the product of the others), two in the last (nothing), whose max and min stay
+    # unique so that max/min see no tie
+    data = data.clone()
+    data[3] = data[5] = data[6] = 0
+    data[4], data[7] = 10, -10
+    return data
+
+
+def with_ties(data):
+    # max/min ties share the tangent evenly, as _segment_reduce_backward shares the
+    # gradient. Finite differences cannot judge a tie's second order (any perturbation
+    # breaks it), so tie samples are checked by tests/test_group_b.py, not the matrix.
+    data = data.clone()
+    flat = data.view(-1)
+    flat[1] = flat[2] = flat.abs().max() + 1
+    flat[-1] = flat[-2] = -flat.abs().max() - 1
+    return data
+
+
+def _segment_cases(dtype, device):
+    """(data, lengths, axis, unsafe, initial, desc)"""
+    lengths = lambda *v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
+    # no empty segment without `initial`: its mean is NaN
+    yield make(5, dtype=dtype, device=device), lengths(1, 2, 2), 0, False, None, "1-d"
+    yield with_zeros(make(8, dtype=dtype, device=device)), lengths(2, 0, 2, 4), 0, False, 2, "zeros, initial"
+    yield make(4, 3, dtype=dtype, device=device, noncontiguous=True), lengths(1, 3), 0, False, None, "rows, non-contiguous"
+    yield make(6, 2, 2, dtype=dtype, device=device), lengths(1, 2, 0, 2), 0, True, 1, "unsafe: lengths short of the axis"
+    yield make(3, 4, dtype=dtype, device=device), lengths([2, 2], [0, 4], [3, 1]), 1, False, 1, "axis=1, per-row lengths"
+
+
+@samples_for("aten::segment_reduce", errors=lambda device: _segment_errors(device))
+def segment_reduce_samples(dtype, device):
+    for data, lengths, axis, unsafe, initial, desc in _segment_cases(dtype, device):
+        for reduce in REDUCTIONS:
+            kwargs = dict(axis=axis, unsafe=unsafe, initial=initial)
+            yield Sample((data, reduce), dict(kwargs, lengths=lengths), desc=f"{reduce} {desc}")
+        yield Sample((data, "max"), dict(kwargs, offsets=_as_offsets(lengths)), desc=f"max offsets {desc}")
+        yield Sample((data, "prod"), dict(kwargs, offsets=_as_offsets(lengths)), desc=f"prod offsets {desc}")
+
+
+def _segment_errors(device):
+    data = torch.randn(5, dtype=torch.float64, device=device)
+    yield ErrorSample((data, "sum"), dict(lengths=torch.tensor([2, 2], device=device)), desc="lengths do not cover data")
+    yield ErrorSample((data, "median"), dict(lengths=torch.tensor([5], device=device)), desc="unknown reduction")
+    yield ErrorSample((data, "sum"), dict(lengths=torch.tensor([6, -1], device=device)), desc="negative length")
