@@ -279,11 +279,10 @@ class JacobianPlan(_Plan):
         key = (inputs.shapes, str(inputs_dtype(x)))
 
         def resolve():
-            out = _evaluate_once(func, x)
             if self.sparsity in DETECT_SPECS:
                 from torch_fwdad.functional.detect import detect_pattern
                 return detect_pattern(func, x, method=self.sparsity)
-            return resolve_pattern(self.sparsity, out.numel(), inputs.numel)
+            return resolve_pattern(self.sparsity, _evaluate_once(func, x).numel(), inputs.numel)
         return self._prepared_for(key, resolve)
 
     def __call__(self, func, x, *, chunk_size=None, output="sparse", check=None):
