@@ -85,20 +85,28 @@ def attach_tangents(op, sig: OpSignature, output, out_tangents, level: int, orig
 def _attach_one(op, name, out, tangent, level, origin):
     if tangent is None:
         return out
+    check_tangent(f"the forward rule of {op} ({origin})", name, out, tangent)
+    return _VF._make_dual(out, tangent, level)
+
+
+def check_tangent(who: str, name: str, out, tangent) -> None:
+    """Refuse a tangent that is not a Tensor matching its differentiable output `name`.
+
+    Shared by register_jvp rules and custom_jvp rules; `who` names the rule in the message.
+    """
     if not isinstance(tangent, torch.Tensor):
         raise RuntimeError(
-            f"torch_fwdad: the forward rule of {op} ({origin}) returned a {type(tangent).__name__} "
+            f"torch_fwdad: {who} returned a {type(tangent).__name__} "
             f"for output '{name}'; expected a Tensor or None"
         )
     if not isinstance(out, torch.Tensor) or not (out.is_floating_point() or out.is_complex()):
         raise RuntimeError(
-            f"torch_fwdad: the forward rule of {op} ({origin}) returned a tangent for output "
+            f"torch_fwdad: {who} returned a tangent for output "
             f"'{name}', which is not differentiable; return None for it"
         )
     if tangent.shape != out.shape or tangent.dtype != out.dtype:
         raise RuntimeError(
-            f"torch_fwdad: the forward rule of {op} ({origin}) returned a tangent of shape "
+            f"torch_fwdad: {who} returned a tangent of shape "
             f"{tuple(tangent.shape)} and dtype {tangent.dtype} for output '{name}', which has "
             f"shape {tuple(out.shape)} and dtype {out.dtype}; a tangent must match its output"
         )
-    return _VF._make_dual(out, tangent, level)

@@ -28,7 +28,9 @@ class Registration:
     rule: JvpRule
     origin: str  # "derivatives.yaml:12" or "register_jvp"
     corrects_upstream: str | None = None
+    transpose: bool = False  # also install reverse mode derived from the rule
     library: torch.library.Library | None = field(default=None, repr=False)
+    transpose_library: torch.library.Library | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,21 @@ def as_overload(op) -> torch._ops.OpOverload:
 
 
 def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
-                 corrects_upstream: str | None = None, _origin: str = "register_jvp"):
+                 corrects_upstream: str | None = None, transpose: bool = False,
+                 _origin: str = "register_jvp"):
     """Give `op` a forward-mode rule: `rule(primals, tangents, output) -> output tangent(s)`.
 
     `primals` holds every argument in schema order (defaults filled in); `tangents` is
     aligned with it, a Tensor where the argument carries a tangent and None elsewhere.
     The rule returns one tangent, or a tuple aligned with the outputs (None where an
     output has no tangent). Usable as a decorator: `@register_jvp("mylib::op")`.
+
+    `transpose=True` (custom operators without `register_autograd` only) also gives the
+    operator reverse mode, derived by transposing the rule, which must be linear in the tangents.
     """
     if rule is None:
-        return lambda fn: register_jvp(op, fn, override=override, corrects_upstream=corrects_upstream, _origin=_origin)
+        return lambda fn: register_jvp(op, fn, override=override, corrects_upstream=corrects_upstream,
+                                       transpose=transpose, _origin=_origin)
     op = as_overload(op)
     if not callable(rule):
         raise TypeError(f"torch_fwdad: the rule for {op} must be callable, got {type(rule).__name__}")
@@ -87,9 +94,11 @@ def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
             f"torch_fwdad: {op} already has a forward-mode formula in PyTorch; torch_fwdad never "
             f"replaces one silently. If PyTorch's formula is wrong, pass corrects_upstream='<why>'"
         )
+    if transpose:
+        _check_transposable(op)
     if previous is not None:
         _uninstall(previous)
-    registration = Registration(op, rule, _origin, corrects_upstream)
+    registration = Registration(op, rule, _origin, corrects_upstream, transpose)
     _registrations[op] = registration
     if _enabled:
         _install(registration)
@@ -103,6 +112,14 @@ def unregister_jvp(op) -> None:
     if registration is None:
         raise KeyError(f"torch_fwdad: {op} has no forward rule registered by torch_fwdad")
     _uninstall(registration)
+
+
+def rule_of(op) -> JvpRule:
+    """The rule registered for `op` (used by check_jvp)."""
+    op = as_overload(op)
+    if op not in _registrations:
+        raise KeyError(f"torch_fwdad: {op} has no forward rule registered by torch_fwdad")
+    return _registrations[op].rule
 
 
 def enable() -> None:
@@ -134,10 +151,20 @@ def registered_ops() -> list[RegisteredRule]:
     )
 
 
+def _check_transposable(op: torch._ops.OpOverload) -> None:
+    from ..custom.transpose import transpose_refusal
+
+    reason = transpose_refusal(op)
+    if reason is not None:
+        raise RuntimeError(f"torch_fwdad: register_jvp(..., transpose=True) cannot derive reverse mode for {op}: {reason}")
+
+
 def _install(registration: Registration) -> None:
     if registration.library is not None:
         return
     op = registration.op
+    if registration.transpose:
+        registration.transpose_library = _install_transposed_backward(op, registration.rule)
     captured = torch.library.get_kernel(op, "AutogradCPU")
     override = make_override(op, registration.rule, captured, OpSignature.from_schema(op._schema), registration.origin)
     library = torch.library.Library(op.namespace, "IMPL")
@@ -146,10 +173,23 @@ def _install(registration: Registration) -> None:
     registration.library = library
 
 
+def _install_transposed_backward(op, rule: JvpRule) -> torch.library.Library:
+    """Put the rule-derived Autograd kernel under the forward override (own fragment)."""
+    from ..custom.transpose import derived_autograd_kernel
+
+    library = torch.library.Library(op.namespace, "IMPL")
+    with _quiet_override_warning():
+        library.impl(op, derived_autograd_kernel(op, rule), "Autograd", with_keyset=True)
+    return library
+
+
 def _uninstall(registration: Registration) -> None:
-    if registration.library is not None:
-        registration.library._destroy()
-        registration.library = None
+    # Forward override first, then the derived backward it captured.
+    for attribute in ("library", "transpose_library"):
+        library = getattr(registration, attribute)
+        if library is not None:
+            library._destroy()
+            setattr(registration, attribute, None)
 
 
 @contextlib.contextmanager
