@@ -17,13 +17,13 @@ INSTALLED = {rule.name for rule in torch_fwdad.registered_ops()}
 def _cases():
     for entry in ENTRIES:
         source = SOURCES.get(entry.name)
-        if source is None or entry.name not in INSTALLED:
+        if source is None or entry.name not in INSTALLED or not source.cpu_runnable:
             continue
         for dtype in source.dtypes:
             for index, sample in enumerate(source.generate(dtype, "cpu")):
                 for check in CHECKS:
                     marks = []
-                    reason = KNOWN_FAILURES.get((entry.name, check))
+                    reason = KNOWN_FAILURES.get((entry.name, check)) or sample.xfail.get(check)
                     if reason:
                         marks.append(pytest.mark.xfail(reason=reason, strict=True))
                     case_id = f"{entry.name.split('::')[1]}-{str(dtype).split('.')[1]}-{index}-{sample.desc}-{check}"
@@ -37,7 +37,7 @@ def test_formula(name, sample, check):
 
 def _error_cases():
     for name, source in SOURCES.items():
-        if source.errors is not None and name in INSTALLED:
+        if source.errors is not None and name in INSTALLED and source.cpu_runnable:
             for sample in source.errors("cpu"):
                 yield pytest.param(name, sample, id=f"{name.split('::')[1]}-{sample.desc}".replace(" ", "_"))
 

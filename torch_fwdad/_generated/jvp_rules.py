@@ -6,10 +6,33 @@ import torch  # noqa: F401  (formulas may name torch)
 
 from torch_fwdad.engine import BuiltinEntry
 from torch_fwdad.formulas import (  # noqa: F401
+    BOTTOM_RIGHT,
     add_tangents,
+    attention_jvp,
+    attention_jvp_fitted,
+    cdist_backward_jvp,
+    cdist_jvp,
+    channel_bias_jvp,
     cholesky_jvp,
+    conv_tbc_linear,
     ctc_loss_jvp,
+    efficient_attention_forward_jvp,
+    euclidean_dist_jvp,
+    flash_attention_cpu_backward_jvp,
+    flash_attention_forward_jvp,
+    huber_loss_second_derivative,
+    index_reduce_jvp,
+    masked_softmax_jvp,
+    multi_margin_loss_jvp,
+    multilabel_margin_loss_jvp,
+    no_derivative,
+    pdist_backward_jvp,
+    pdist_jvp,
+    refuse_varlen_attention,
+    scatter_reduce_jvp,
     segment_reduce_jvp,
+    soft_margin_loss_second_derivative,
+    straight_through_jvp,
 )
 
 
@@ -22,8 +45,379 @@ def jvp_cholesky(primals, tangents, outputs):
     return result_tangent
 
 
+def jvp__cdist_forward(primals, tangents, outputs):
+    # derivatives.yaml:84: _cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
+    x1_p, x2_p, p, compute_mode = primals
+    x1_t, x2_t, _, _ = tangents
+    result = outputs
+    result_tangent = cdist_jvp(x1_p, x1_t, x2_p, x2_t, p, result)
+    return result_tangent
+
+
+def jvp__euclidean_dist(primals, tangents, outputs):
+    # derivatives.yaml:87: _euclidean_dist(Tensor x1, Tensor x2) -> Tensor
+    x1_p, x2_p = primals
+    x1_t, x2_t = tangents
+    result = outputs
+    result_tangent = euclidean_dist_jvp(x1_p, x1_t, x2_p, x2_t, result)
+    return result_tangent
+
+
+def jvp__pdist_forward(primals, tangents, outputs):
+    # derivatives.yaml:90: _pdist_forward(Tensor self, float p=2.) -> Tensor
+    self_p, p = primals
+    self_t, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, pdist_jvp(self_t, self_p, p, result))
+    return result_tangent
+
+
+def jvp_multi_margin_loss(primals, tangents, outputs):
+    # derivatives.yaml:98: multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor
+    self_p, target_p, p, margin, weight_p, reduction = primals
+    self_t, target_t, _, _, weight_t, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, multi_margin_loss_jvp(self_t, self_p, target_p, p, margin, weight_p, reduction, result))
+    return result_tangent
+
+
+def jvp_multilabel_margin_loss_forward(primals, tangents, outputs):
+    # derivatives.yaml:103: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+    self_p, target_p, reduction = primals
+    self_t, target_t, _ = tangents
+    output, is_target = outputs
+    output_tangent = None
+    if self_t is not None:
+        output_tangent = add_tangents(output_tangent, multilabel_margin_loss_jvp(self_t, self_p, target_p, reduction, is_target, output))
+    return (output_tangent, None)
+
+
+def jvp_index_reduce(primals, tangents, outputs):
+    # derivatives.yaml:109: index_reduce(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor
+    self_p, dim, index_p, source_p, reduce, include_self = primals
+    self_t, _, index_t, source_t, _, _ = tangents
+    result = outputs
+    result_tangent = index_reduce_jvp(self_p, self_t, dim, index_p, source_p, source_t, reduce, include_self, result)
+    return result_tangent
+
+
+def jvp_scatter_reduce_two(primals, tangents, outputs):
+    # derivatives.yaml:114: scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor
+    self_p, dim, index_p, src_p, reduce, include_self = primals
+    self_t, _, index_t, src_t, _, _ = tangents
+    result = outputs
+    result_tangent = scatter_reduce_jvp(self_p, self_t, dim, index_p, src_p, src_t, reduce, include_self, result)
+    return result_tangent
+
+
+def jvp__scaled_dot_product_flash_attention_for_cpu(primals, tangents, outputs):
+    # derivatives.yaml:120: _scaled_dot_product_flash_attention_for_cpu(Tensor query, Tensor key, Tensor value, float dropout_p=0., bool is_causal=False, *, Tensor? attn_mask=None, float? scale=None) -> (Tensor output, Tensor logsumexp)
+    query_p, key_p, value_p, dropout_p, is_causal, attn_mask_p, scale = primals
+    query_t, key_t, value_t, _, _, attn_mask_t, _ = tangents
+    output, logsumexp = outputs
+    output_tangent, logsumexp_tangent = attention_jvp(query_p, key_p, value_p, query_t, key_t, value_t, attn_mask_p, attn_mask_t, output, logsumexp, scale, is_causal, dropout_p)
+    return (output_tangent, logsumexp_tangent)
+
+
+def jvp__scaled_dot_product_flash_attention_for_cpu_backward(primals, tangents, outputs):
+    # derivatives.yaml:123: _scaled_dot_product_flash_attention_for_cpu_backward(Tensor grad_out, Tensor query, Tensor key, Tensor value, Tensor out, Tensor logsumexp, float dropout_p, bool is_causal, *, Tensor? attn_mask=None, float? scale=None) -> (Tensor grad_query, Tensor grad_key, Tensor grad_value)
+    grad_out_p, query_p, key_p, value_p, out_p, logsumexp_p, dropout_p, is_causal, attn_mask_p, scale = primals
+    grad_out_t, query_t, key_t, value_t, out_t, logsumexp_t, _, _, attn_mask_t, _ = tangents
+    grad_query, grad_key, grad_value = outputs
+    grad_query_tangent, grad_key_tangent, grad_value_tangent = flash_attention_cpu_backward_jvp(grad_out_p, query_p, key_p, value_p, out_p, logsumexp_p, grad_out_t, query_t, key_t, value_t, out_t, logsumexp_t, attn_mask_p, attn_mask_t, scale, is_causal, dropout_p)
+    return (grad_query_tangent, grad_key_tangent, grad_value_tangent)
+
+
+def jvp__scaled_dot_product_flash_attention(primals, tangents, outputs):
+    # derivatives.yaml:128: _scaled_dot_product_flash_attention(Tensor query, Tensor key, Tensor value, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor rng_state, Tensor unused, Tensor debug_attn_mask)
+    query_p, key_p, value_p, dropout_p, is_causal, return_debug_mask, scale = primals
+    query_t, key_t, value_t, _, _, _, _ = tangents
+    output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, rng_state, unused, debug_attn_mask = outputs
+    output_tangent, logsumexp_tangent = attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, None, None, output, logsumexp, scale, is_causal, dropout_p, BOTTOM_RIGHT)
+    return (output_tangent, logsumexp_tangent, None, None, None, None, None, None, None)
+
+
+def jvp__scaled_dot_product_efficient_attention(primals, tangents, outputs):
+    # derivatives.yaml:131: _scaled_dot_product_efficient_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_bias, bool compute_log_sumexp, float dropout_p=0., bool is_causal=False, *, float? scale=None) -> (Tensor output, Tensor log_sumexp, Tensor philox_seed, Tensor philox_offset)
+    query_p, key_p, value_p, attn_bias_p, compute_log_sumexp, dropout_p, is_causal, scale = primals
+    query_t, key_t, value_t, attn_bias_t, _, _, _, _ = tangents
+    output, log_sumexp, philox_seed, philox_offset = outputs
+    output_tangent, log_sumexp_tangent = attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, attn_bias_p, attn_bias_t, output, log_sumexp, scale, is_causal, dropout_p)
+    return (output_tangent, log_sumexp_tangent, None, None)
+
+
+def jvp__scaled_dot_product_cudnn_attention(primals, tangents, outputs):
+    # derivatives.yaml:134: _scaled_dot_product_cudnn_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_bias, bool compute_log_sumexp, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor philox_seed, Tensor philox_offset, Tensor debug_attn_mask)
+    query_p, key_p, value_p, attn_bias_p, compute_log_sumexp, dropout_p, is_causal, return_debug_mask, scale = primals
+    query_t, key_t, value_t, attn_bias_t, _, _, _, _, _ = tangents
+    output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug_attn_mask = outputs
+    output_tangent, logsumexp_tangent = attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, attn_bias_p, attn_bias_t, output, logsumexp, scale, is_causal, dropout_p)
+    return (output_tangent, logsumexp_tangent, None, None, None, None, None, None, None)
+
+
+def jvp__scaled_dot_product_fused_attention_overrideable(primals, tangents, outputs):
+    # derivatives.yaml:137: _scaled_dot_product_fused_attention_overrideable(Tensor query, Tensor key, Tensor value, Tensor? attn_bias=None, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor philox_seed, Tensor philox_offset, Tensor debug_attn_mask)
+    query_p, key_p, value_p, attn_bias_p, dropout_p, is_causal, return_debug_mask, scale = primals
+    query_t, key_t, value_t, attn_bias_t, _, _, _, _ = tangents
+    output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug_attn_mask = outputs
+    output_tangent, logsumexp_tangent = attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, attn_bias_p, attn_bias_t, output, logsumexp, scale, is_causal, dropout_p)
+    return (output_tangent, logsumexp_tangent, None, None, None, None, None, None, None)
+
+
+def jvp__flash_attention_forward(primals, tangents, outputs):
+    # derivatives.yaml:140: _flash_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? cum_seq_q, Tensor? cum_seq_k, SymInt max_q, SymInt max_k, float dropout_p, bool is_causal, bool return_debug_mask, *, float? scale=None, SymInt? window_size_left=None, SymInt? window_size_right=None, Tensor? seqused_k=None, Tensor? alibi_slopes=None, Tensor? block_table=None, int? num_splits=None) -> (Tensor output, Tensor softmax_logsumexp, Tensor rng_state, Tensor unused, Tensor debug_attn_mask)
+    query_p, key_p, value_p, cum_seq_q_p, cum_seq_k_p, max_q, max_k, dropout_p, is_causal, return_debug_mask, scale, window_size_left, window_size_right, seqused_k_p, alibi_slopes_p, block_table_p, num_splits = primals
+    query_t, key_t, value_t, cum_seq_q_t, cum_seq_k_t, _, _, _, _, _, _, _, _, seqused_k_t, alibi_slopes_t, block_table_t, _ = tangents
+    output, softmax_logsumexp, rng_state, unused, debug_attn_mask = outputs
+    output_tangent, softmax_logsumexp_tangent = flash_attention_forward_jvp(query_p, key_p, value_p, query_t, key_t, value_t, output, softmax_logsumexp, scale, is_causal, dropout_p, cum_seq_q=cum_seq_q_p, cum_seq_k=cum_seq_k_p, window_size_left=window_size_left, window_size_right=window_size_right, seqused_k=seqused_k_p, alibi_slopes=alibi_slopes_p, block_table=block_table_p)
+    return (output_tangent, softmax_logsumexp_tangent, None, None, None)
+
+
+def jvp__efficient_attention_forward(primals, tangents, outputs):
+    # derivatives.yaml:143: _efficient_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? bias, Tensor? cu_seqlens_q, Tensor? cu_seqlens_k, SymInt? max_seqlen_q, SymInt? max_seqlen_k, float dropout_p, int custom_mask_type, bool compute_log_sumexp=False, *, float? scale=None, Tensor? seqlen_k=None, int? window_size=None) -> (Tensor output, Tensor logsumexp, Tensor philox_seed, Tensor philox_offset, SymInt max_seqlen_batch_q, SymInt max_seqlen_batch_k)
+    query_p, key_p, value_p, bias_p, cu_seqlens_q_p, cu_seqlens_k_p, max_seqlen_q, max_seqlen_k, dropout_p, custom_mask_type, compute_log_sumexp, scale, seqlen_k_p, window_size = primals
+    query_t, key_t, value_t, bias_t, cu_seqlens_q_t, cu_seqlens_k_t, _, _, _, _, _, _, seqlen_k_t, _ = tangents
+    output, logsumexp, philox_seed, philox_offset, max_seqlen_batch_q, max_seqlen_batch_k = outputs
+    output_tangent, logsumexp_tangent = efficient_attention_forward_jvp(query_p, key_p, value_p, query_t, key_t, value_t, bias_p, bias_t, output, logsumexp, scale, custom_mask_type, dropout_p, cu_seqlens_q=cu_seqlens_q_p, cu_seqlens_k=cu_seqlens_k_p, seqlen_k=seqlen_k_p, window_size=window_size)
+    return (output_tangent, logsumexp_tangent, None, None, None, None)
+
+
+def jvp__cudnn_attention_forward(primals, tangents, outputs):
+    # derivatives.yaml:146: _cudnn_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? attn_bias, Tensor? cum_seq_q, Tensor? cum_seq_k, SymInt max_q, SymInt max_k, bool compute_log_sumexp, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor philox_seed, Tensor philox_offset, Tensor debug_attn_mask)
+    query_p, key_p, value_p, attn_bias_p, cum_seq_q_p, cum_seq_k_p, max_q, max_k, compute_log_sumexp, dropout_p, is_causal, return_debug_mask, scale = primals
+    query_t, key_t, value_t, attn_bias_t, cum_seq_q_t, cum_seq_k_t, _, _, _, _, _, _, _ = tangents
+    output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug_attn_mask = outputs
+    output_tangent, logsumexp_tangent = refuse_varlen_attention(cum_seq_q=cum_seq_q_p, cum_seq_k=cum_seq_k_p) or attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, attn_bias_p, attn_bias_t, output, logsumexp, scale, is_causal, dropout_p)
+    return (output_tangent, logsumexp_tangent, None, None, None, None, None, None, None)
+
+
+def jvp__masked_softmax(primals, tangents, outputs):
+    # derivatives.yaml:149: _masked_softmax(Tensor self, Tensor mask, int? dim=None, int? mask_type=None) -> Tensor
+    self_p, mask_p, dim, mask_type = primals
+    self_t, mask_t, _, _ = tangents
+    result = outputs
+    result_tangent = masked_softmax_jvp(self_t, result, dim)
+    return result_tangent
+
+
+def jvp_soft_margin_loss_backward(primals, tangents, outputs):
+    # derivatives.yaml:163: soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor
+    grad_output_p, self_p, target_p, reduction = primals
+    grad_output_t, self_t, target_t, _ = tangents
+    result = outputs
+    result_tangent = None
+    if grad_output_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.soft_margin_loss_backward(grad_output_t, self_p, target_p, reduction))
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, soft_margin_loss_second_derivative(self_t, grad_output_p, self_p, target_p, reduction))
+    if target_t is not None:
+        result_tangent = add_tangents(result_tangent, no_derivative(target_t, "soft_margin_loss_backward", "target"))
+    return result_tangent
+
+
+def jvp_huber_loss_backward(primals, tangents, outputs):
+    # derivatives.yaml:169: huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor
+    grad_output_p, self_p, target_p, reduction, delta = primals
+    grad_output_t, self_t, target_t, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if grad_output_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.huber_loss_backward(grad_output_t, self_p, target_p, reduction, delta))
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, huber_loss_second_derivative(self_t, grad_output_p, self_p, target_p, reduction, delta))
+    if target_t is not None:
+        result_tangent = add_tangents(result_tangent, -huber_loss_second_derivative(target_t, grad_output_p, self_p, target_p, reduction, delta))
+    return result_tangent
+
+
+def jvp_native_dropout_backward(primals, tangents, outputs):
+    # derivatives.yaml:175: native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor
+    grad_output_p, mask_p, scale = primals
+    grad_output_t, mask_t, _ = tangents
+    result = outputs
+    result_tangent = None
+    if grad_output_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.native_dropout_backward(grad_output_t, mask_p, scale))
+    return result_tangent
+
+
+def jvp__cdist_backward(primals, tangents, outputs):
+    # derivatives.yaml:179: _cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor
+    grad_p, x1_p, x2_p, p, cdist_p = primals
+    grad_t, x1_t, x2_t, _, cdist_t = tangents
+    result = outputs
+    result_tangent = cdist_backward_jvp(grad_p, x1_p, x2_p, cdist_p, p, grad_t, x1_t, x2_t, cdist_t, result)
+    return result_tangent
+
+
+def jvp__pdist_backward(primals, tangents, outputs):
+    # derivatives.yaml:182: _pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor
+    grad_p, self_p, p, pdist_p = primals
+    grad_t, self_t, _, pdist_t = tangents
+    result = outputs
+    result_tangent = pdist_backward_jvp(grad_p, self_p, pdist_p, p, grad_t, self_t, pdist_t, result)
+    return result_tangent
+
+
+def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
+    # derivatives.yaml:192: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    self_p, scale, zero_point, quant_min, quant_max = primals
+    self_t, _, _, _, _ = tangents
+    output, mask = outputs
+    output_tangent = None
+    if self_t is not None:
+        output_tangent = add_tangents(output_tangent, straight_through_jvp(self_t, mask))
+    return (output_tangent, None)
+
+
+def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tangents, outputs):
+    # derivatives.yaml:196: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    self_p, scale_p, zero_point_p, fake_quant_enabled_p, quant_min, quant_max = primals
+    self_t, scale_t, zero_point_t, fake_quant_enabled_t, _, _ = tangents
+    output, mask = outputs
+    output_tangent = None
+    if self_t is not None:
+        output_tangent = add_tangents(output_tangent, straight_through_jvp(self_t, mask))
+    return (output_tangent, None)
+
+
+def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
+    # derivatives.yaml:200: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    self_p, scale_p, zero_point_p, axis, quant_min, quant_max = primals
+    self_t, scale_t, zero_point_t, _, _, _ = tangents
+    output, mask = outputs
+    output_tangent = None
+    if self_t is not None:
+        output_tangent = add_tangents(output_tangent, straight_through_jvp(self_t, mask))
+    return (output_tangent, None)
+
+
+def jvp_slow_conv_transpose2d(primals, tangents, outputs):
+    # derivatives.yaml:206: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
+    self_t, weight_t, _, bias_t, _, _, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv_transpose2d(self_t, weight_p, kernel_size, None, stride, padding, output_padding, dilation))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv_transpose2d(self_p, weight_t, kernel_size, None, stride, padding, output_padding, dilation))
+    if bias_t is not None:
+        result_tangent = add_tangents(result_tangent, channel_bias_jvp(bias_t, result))
+    return result_tangent
+
+
+def jvp_slow_conv_transpose3d(primals, tangents, outputs):
+    # derivatives.yaml:212: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
+    self_t, weight_t, _, bias_t, _, _, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv_transpose3d(self_t, weight_p, kernel_size, None, stride, padding, output_padding, dilation))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv_transpose3d(self_p, weight_t, kernel_size, None, stride, padding, output_padding, dilation))
+    if bias_t is not None:
+        result_tangent = add_tangents(result_tangent, channel_bias_jvp(bias_t, result))
+    return result_tangent
+
+
+def jvp__slow_conv2d_forward(primals, tangents, outputs):
+    # derivatives.yaml:218: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
+    self_p, weight_p, kernel_size, bias_p, stride, padding = primals
+    self_t, weight_t, _, bias_t, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten._slow_conv2d_forward(self_t, weight_p, kernel_size, None, stride, padding))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten._slow_conv2d_forward(self_p, weight_t, kernel_size, None, stride, padding))
+    if bias_t is not None:
+        result_tangent = add_tangents(result_tangent, channel_bias_jvp(bias_t, result))
+    return result_tangent
+
+
+def jvp_slow_conv3d_forward(primals, tangents, outputs):
+    # derivatives.yaml:224: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
+    self_p, weight_p, kernel_size, bias_p, stride, padding = primals
+    self_t, weight_t, _, bias_t, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv3d_forward(self_t, weight_p, kernel_size, None, stride, padding))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv3d_forward(self_p, weight_t, kernel_size, None, stride, padding))
+    if bias_t is not None:
+        result_tangent = add_tangents(result_tangent, channel_bias_jvp(bias_t, result))
+    return result_tangent
+
+
+def jvp_slow_conv_dilated2d(primals, tangents, outputs):
+    # derivatives.yaml:230: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
+    self_t, weight_t, _, bias_t, _, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv_dilated2d(self_t, weight_p, kernel_size, None, stride, padding, dilation))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv_dilated2d(self_p, weight_t, kernel_size, None, stride, padding, dilation))
+    if bias_t is not None:
+        result_tangent = add_tangents(result_tangent, channel_bias_jvp(bias_t, result))
+    return result_tangent
+
+
+def jvp_slow_conv_dilated3d(primals, tangents, outputs):
+    # derivatives.yaml:236: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
+    self_t, weight_t, _, bias_t, _, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv_dilated3d(self_t, weight_p, kernel_size, None, stride, padding, dilation))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.slow_conv_dilated3d(self_p, weight_t, kernel_size, None, stride, padding, dilation))
+    if bias_t is not None:
+        result_tangent = add_tangents(result_tangent, channel_bias_jvp(bias_t, result))
+    return result_tangent
+
+
+def jvp__nnpack_spatial_convolution(primals, tangents, outputs):
+    # derivatives.yaml:242: _nnpack_spatial_convolution(Tensor input, Tensor weight, Tensor? bias, SymInt[2] padding, SymInt[2] stride=[1, 1]) -> Tensor
+    input_p, weight_p, bias_p, padding, stride = primals
+    input_t, weight_t, bias_t, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if input_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten._nnpack_spatial_convolution(input_t, weight_p, None, padding, stride))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten._nnpack_spatial_convolution(input_p, weight_t, None, padding, stride))
+    if bias_t is not None:
+        result_tangent = add_tangents(result_tangent, channel_bias_jvp(bias_t, result))
+    return result_tangent
+
+
+def jvp_conv_tbc(primals, tangents, outputs):
+    # derivatives.yaml:249: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
+    self_p, weight_p, bias_p, pad = primals
+    self_t, weight_t, bias_t, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:
+        result_tangent = add_tangents(result_tangent, conv_tbc_linear(self_t, weight_p, pad))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, conv_tbc_linear(self_p, weight_t, pad))
+    if bias_t is not None:
+        result_tangent = add_tangents(result_tangent, channel_bias_jvp(bias_t, result, -1))
+    return result_tangent
+
+
 def jvp__ctc_loss(primals, tangents, outputs):
-    # derivatives.yaml:96: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:257: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths, target_lengths, blank, zero_infinity = primals
     log_probs_t, targets_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -34,7 +428,7 @@ def jvp__ctc_loss(primals, tangents, outputs):
 
 
 def jvp__ctc_loss_Tensor(primals, tangents, outputs):
-    # derivatives.yaml:100: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:261: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity = primals
     log_probs_t, targets_t, input_lengths_t, target_lengths_t, _, _ = tangents
     result0, result1 = outputs
@@ -45,7 +439,7 @@ def jvp__ctc_loss_Tensor(primals, tangents, outputs):
 
 
 def jvp_segment_reduce(primals, tangents, outputs):
-    # derivatives.yaml:104: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:265: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
     data_p, reduce, lengths_p, indices_p, offsets_p, axis, unsafe, initial = primals
     data_t, _, lengths_t, indices_t, offsets_t, _, _, _ = tangents
     result = outputs
@@ -57,7 +451,40 @@ def jvp_segment_reduce(primals, tangents, outputs):
 
 ENTRIES = (
     BuiltinEntry('aten::cholesky', 'cholesky(Tensor self, bool upper=False) -> Tensor', jvp_cholesky, 'derivatives.yaml:75'),
-    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:96'),
-    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:100'),
-    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:104'),
+    BuiltinEntry('aten::_cdist_forward', '_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor', jvp__cdist_forward, 'derivatives.yaml:84'),
+    BuiltinEntry('aten::_euclidean_dist', '_euclidean_dist(Tensor x1, Tensor x2) -> Tensor', jvp__euclidean_dist, 'derivatives.yaml:87'),
+    BuiltinEntry('aten::_pdist_forward', '_pdist_forward(Tensor self, float p=2.) -> Tensor', jvp__pdist_forward, 'derivatives.yaml:90'),
+    BuiltinEntry('aten::multi_margin_loss', 'multi_margin_loss(Tensor self, Tensor target, Scalar p=1, Scalar margin=1, Tensor? weight=None, int reduction=1) -> Tensor', jvp_multi_margin_loss, 'derivatives.yaml:98'),
+    BuiltinEntry('aten::multilabel_margin_loss_forward', 'multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)', jvp_multilabel_margin_loss_forward, 'derivatives.yaml:103'),
+    BuiltinEntry('aten::index_reduce', 'index_reduce(Tensor self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor', jvp_index_reduce, 'derivatives.yaml:109'),
+    BuiltinEntry('aten::scatter_reduce.two', 'scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor', jvp_scatter_reduce_two, 'derivatives.yaml:114', corrects_upstream='torch\'s scatter_reduce_jvp returns no tangent for reduce="prod" (a silent zero); this entry computes it, zeros in self and src included'),
+    BuiltinEntry('aten::_scaled_dot_product_flash_attention_for_cpu', '_scaled_dot_product_flash_attention_for_cpu(Tensor query, Tensor key, Tensor value, float dropout_p=0., bool is_causal=False, *, Tensor? attn_mask=None, float? scale=None) -> (Tensor output, Tensor logsumexp)', jvp__scaled_dot_product_flash_attention_for_cpu, 'derivatives.yaml:120'),
+    BuiltinEntry('aten::_scaled_dot_product_flash_attention_for_cpu_backward', '_scaled_dot_product_flash_attention_for_cpu_backward(Tensor grad_out, Tensor query, Tensor key, Tensor value, Tensor out, Tensor logsumexp, float dropout_p, bool is_causal, *, Tensor? attn_mask=None, float? scale=None) -> (Tensor grad_query, Tensor grad_key, Tensor grad_value)', jvp__scaled_dot_product_flash_attention_for_cpu_backward, 'derivatives.yaml:123'),
+    BuiltinEntry('aten::_scaled_dot_product_flash_attention', '_scaled_dot_product_flash_attention(Tensor query, Tensor key, Tensor value, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor rng_state, Tensor unused, Tensor debug_attn_mask)', jvp__scaled_dot_product_flash_attention, 'derivatives.yaml:128'),
+    BuiltinEntry('aten::_scaled_dot_product_efficient_attention', '_scaled_dot_product_efficient_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_bias, bool compute_log_sumexp, float dropout_p=0., bool is_causal=False, *, float? scale=None) -> (Tensor output, Tensor log_sumexp, Tensor philox_seed, Tensor philox_offset)', jvp__scaled_dot_product_efficient_attention, 'derivatives.yaml:131'),
+    BuiltinEntry('aten::_scaled_dot_product_cudnn_attention', '_scaled_dot_product_cudnn_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_bias, bool compute_log_sumexp, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor philox_seed, Tensor philox_offset, Tensor debug_attn_mask)', jvp__scaled_dot_product_cudnn_attention, 'derivatives.yaml:134'),
+    BuiltinEntry('aten::_scaled_dot_product_fused_attention_overrideable', '_scaled_dot_product_fused_attention_overrideable(Tensor query, Tensor key, Tensor value, Tensor? attn_bias=None, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor philox_seed, Tensor philox_offset, Tensor debug_attn_mask)', jvp__scaled_dot_product_fused_attention_overrideable, 'derivatives.yaml:137'),
+    BuiltinEntry('aten::_flash_attention_forward', '_flash_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? cum_seq_q, Tensor? cum_seq_k, SymInt max_q, SymInt max_k, float dropout_p, bool is_causal, bool return_debug_mask, *, float? scale=None, SymInt? window_size_left=None, SymInt? window_size_right=None, Tensor? seqused_k=None, Tensor? alibi_slopes=None, Tensor? block_table=None, int? num_splits=None) -> (Tensor output, Tensor softmax_logsumexp, Tensor rng_state, Tensor unused, Tensor debug_attn_mask)', jvp__flash_attention_forward, 'derivatives.yaml:140'),
+    BuiltinEntry('aten::_efficient_attention_forward', '_efficient_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? bias, Tensor? cu_seqlens_q, Tensor? cu_seqlens_k, SymInt? max_seqlen_q, SymInt? max_seqlen_k, float dropout_p, int custom_mask_type, bool compute_log_sumexp=False, *, float? scale=None, Tensor? seqlen_k=None, int? window_size=None) -> (Tensor output, Tensor logsumexp, Tensor philox_seed, Tensor philox_offset, SymInt max_seqlen_batch_q, SymInt max_seqlen_batch_k)', jvp__efficient_attention_forward, 'derivatives.yaml:143'),
+    BuiltinEntry('aten::_cudnn_attention_forward', '_cudnn_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? attn_bias, Tensor? cum_seq_q, Tensor? cum_seq_k, SymInt max_q, SymInt max_k, bool compute_log_sumexp, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor philox_seed, Tensor philox_offset, Tensor debug_attn_mask)', jvp__cudnn_attention_forward, 'derivatives.yaml:146'),
+    BuiltinEntry('aten::_masked_softmax', '_masked_softmax(Tensor self, Tensor mask, int? dim=None, int? mask_type=None) -> Tensor', jvp__masked_softmax, 'derivatives.yaml:149'),
+    BuiltinEntry('aten::soft_margin_loss_backward', 'soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor', jvp_soft_margin_loss_backward, 'derivatives.yaml:163'),
+    BuiltinEntry('aten::huber_loss_backward', 'huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor', jvp_huber_loss_backward, 'derivatives.yaml:169'),
+    BuiltinEntry('aten::native_dropout_backward', 'native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor', jvp_native_dropout_backward, 'derivatives.yaml:175'),
+    BuiltinEntry('aten::_cdist_backward', '_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor', jvp__cdist_backward, 'derivatives.yaml:179'),
+    BuiltinEntry('aten::_pdist_backward', '_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor', jvp__pdist_backward, 'derivatives.yaml:182'),
+    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:192'),
+    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:196'),
+    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:200'),
+    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:206'),
+    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:212'),
+    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:218'),
+    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:224'),
+    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:230'),
+    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:236'),
+    BuiltinEntry('aten::_nnpack_spatial_convolution', '_nnpack_spatial_convolution(Tensor input, Tensor weight, Tensor? bias, SymInt[2] padding, SymInt[2] stride=[1, 1]) -> Tensor', jvp__nnpack_spatial_convolution, 'derivatives.yaml:242'),
+    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:249'),
+    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:257'),
+    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:261'),
+    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:265'),
 )

@@ -22,6 +22,10 @@ class Sample:
     The differentiable inputs are the floating/complex tensors in args (also inside
     lists), unless `diff` names their positions in args. `wrapper` plays the part of
     OpInfo's gradcheck_wrapper: e.g. make a matrix Hermitian before cholesky.
+    `xfail` maps a check of the matrix to why this sample cannot pass it (a point
+    where the function is not differentiable, e.g. a zero distance or a tie, fails
+    forward-over-forward against finite differences by nature); tests/ mark that
+    case xfail(strict=True). Per-entry failures go in testing/known_failures.py.
     """
 
     args: tuple
@@ -29,6 +33,7 @@ class Sample:
     desc: str = ""
     wrapper: Callable | None = None
     diff: tuple[int, ...] | None = None
+    xfail: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -44,18 +49,21 @@ class SampleSource:
     generate: Callable[[torch.dtype, str], Iterator[Sample]]
     dtypes: tuple[torch.dtype, ...]
     errors: Callable[[str], Iterator[ErrorSample]] | None = None
+    # False for kernels of other devices (CUDA attention): tests/test_formulas.py cannot
+    # run them on CPU; their family tests call the generated rule directly instead.
+    cpu_runnable: bool = True
 
 
 _REGISTRY: dict[str, SampleSource] = {}
 
 
-def samples_for(name: str, *, dtypes=(torch.float64,), errors=None):
+def samples_for(name: str, *, dtypes=(torch.float64,), errors=None, cpu_runnable=True):
     """Decorator: register the sample generator of derivatives.yaml entry `name`."""
 
     def register(generate):
         if name in _REGISTRY:
             raise ValueError(f"samples for {name} are already registered ({_REGISTRY[name].generate.__module__})")
-        _REGISTRY[name] = SampleSource(name, generate, tuple(dtypes), errors)
+        _REGISTRY[name] = SampleSource(name, generate, tuple(dtypes), errors, cpu_runnable)
         return generate
 
     return register
