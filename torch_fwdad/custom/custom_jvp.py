@@ -207,6 +207,8 @@ class _CustomJvpFunction(torch.autograd.Function):
 def _refuse_forward_over_forward(name: str) -> None:
     # torch.autograd.Function cannot nest jvp levels: its jvp runs with forward grad off
     # (an outer level sees a zero second derivative) or, with generate_vmap_rule, asserts.
+    if torch.compiler.is_compiling():  # Dynamo cannot trace the interpreter stack; no graph break
+        return
     jvp_levels = [i for i in retrieve_all_functorch_interpreters() if i.key() == TransformType.Jvp]
     if len(jvp_levels) > 1:
         raise NotImplementedError(
