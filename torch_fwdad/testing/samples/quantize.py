@@ -1,0 +1,53 @@
+"""Samples for the fake-quantize family (straight-through estimator)."""
+
+import torch
+
+from . import ErrorSample, Sample, make, samples_for
+
+# Every sample has values inside the range and values clamped at both ends (with
+# scale 0.25 and quant range [-8, 7] the representable interval is about [-2, 1.75]).
+QMIN, QMAX = -8, 7
+
+
+def _values(*shape, dtype, device, noncontiguous=False):
+    return make(*shape, dtype=dtype, device=device, low=-3, high=3, noncontiguous=noncontiguous)
+
+
+@samples_for("aten::fake_quantize_per_tensor_affine_cachemask",
+             errors=lambda device: _per_tensor_errors(device))
+def per_tensor_samples(dtype, device):
+    yield Sample((_values(4, 5, dtype=dtype, device=device), 0.25, 0, QMIN, QMAX), desc="2-d")
+    yield Sample((_values(3, 2, 4, dtype=dtype, device=device, noncontiguous=True), 0.25, 2, QMIN, QMAX), desc="non-contiguous, zero_point 2")
+
+
+def _per_tensor_errors(device):
+    x = torch.randn(3, dtype=torch.float64, device=device)
+    yield ErrorSample((x, 0.25, 0, 5, 2), desc="quant_min above quant_max")
+    yield ErrorSample((x, 0.25, 9, QMIN, QMAX), desc="zero_point out of range")
+
+
+@samples_for("aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams")
+def per_tensor_qparams_samples(dtype, device):
+    # scale and zero_point have no derivative in PyTorch's formula: only self varies
+    scale = torch.tensor([0.25], dtype=torch.float32, device=device)
+    zero_point = torch.tensor([1], dtype=torch.int32, device=device)
+    enabled = torch.tensor([1], dtype=torch.long, device=device)
+    yield Sample((_values(4, 5, dtype=dtype, device=device), scale, zero_point, enabled, QMIN, QMAX), desc="2-d", diff=(0,))
+    yield Sample((_values(6, dtype=dtype, device=device), scale, zero_point, enabled, QMIN, QMAX), desc="1-d", diff=(0,))
+
+
+@samples_for("aten::fake_quantize_per_channel_affine_cachemask",
+             errors=lambda device: _per_channel_errors(device))
+def per_channel_samples(dtype, device):
+    scale = torch.tensor([0.25, 0.5, 0.125], dtype=torch.float32, device=device)
+    zero_point = torch.tensor([0, 2, -1], dtype=torch.int32, device=device)
+    yield Sample((_values(3, 4, dtype=dtype, device=device), scale, zero_point, 0, QMIN, QMAX), desc="axis 0", diff=(0,))
+    yield Sample((_values(2, 3, 5, dtype=dtype, device=device).mT.contiguous().mT, scale, zero_point, 1, QMIN, QMAX),
+                 desc="axis 1, non-contiguous", diff=(0,))
+
+
+def _per_channel_errors(device):
+    x = torch.randn(3, 4, dtype=torch.float64, device=device)
+    scale = torch.tensor([0.25, 0.5], device=device)
+    zero_point = torch.tensor([0, 0], dtype=torch.int32, device=device)
+    yield ErrorSample((x, scale, zero_point, 0, QMIN, QMAX), desc="scale shorter than the axis")
