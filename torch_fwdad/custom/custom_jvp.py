@@ -71,10 +71,6 @@ class custom_jvp:
         return call.rule(call.tensors, call.tensor_leaves_of(diff_tangents))
 
 
-def nondiff_args_of(function: custom_jvp, args: tuple) -> tuple:
-    return tuple(args[i] for i in function.nondiff_argnums)
-
-
 @dataclass
 class _Call:
     """One call of a custom_jvp function: how to rebuild its arguments from the flat tensors."""
@@ -95,7 +91,8 @@ class _Call:
         diff_args = tuple(a for i, a in enumerate(args) if i not in skip)
         leaves, in_spec = pytree.tree_flatten(diff_args)
         positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
-        return cls(function, nondiff_args_of(function, args), kwargs, leaves, in_spec, positions)
+        nondiff = tuple(args[i] for i in function.nondiff_argnums)
+        return cls(function, nondiff, kwargs, leaves, in_spec, positions)
 
     @property
     def name(self) -> str:

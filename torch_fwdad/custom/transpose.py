@@ -25,16 +25,16 @@ def transpose_linear(linear_map: Callable, zero_tangents: Sequence[torch.Tensor]
     `cotangents` is aligned with the map's output pytree; outputs the map returns as None
     (no tangent) are skipped. Returns one gradient per tangent.
     """
-    out_spec = []
+    has_tangent: list[bool] = []  # per flat output, filled when vjp runs the map
 
     def flat_map(*tangents):
-        flat, spec = pytree.tree_flatten(linear_map(*tangents))
-        out_spec.append([t is not None for t in flat])
+        flat = pytree.tree_leaves(linear_map(*tangents), is_leaf=lambda t: t is None)
+        has_tangent[:] = [t is not None for t in flat]
         return tuple(t for t in flat if t is not None)
 
     outputs, pullback = torch.func.vjp(flat_map, *zero_tangents)
     flat_cotangents = pytree.tree_leaves(cotangents, is_leaf=lambda c: c is None)
-    kept = [c for c, keep in zip(flat_cotangents, out_spec[0]) if keep]
+    kept = [c for c, keep in zip(flat_cotangents, has_tangent) if keep]
     kept = [torch.zeros_like(o) if c is None else c for c, o in zip(kept, outputs)]
     return pullback(tuple(kept))
 
