@@ -32,6 +32,15 @@ _NO_REVERSE_MODE = (
 for _op in ("aten::_cdist_backward", "aten::_pdist_backward"):
     for _check in ("jvp_vjp", "unchanged"):
         KNOWN_FAILURES[(_op, _check)] = _NO_REVERSE_MODE.format(op=_op)
+_STANDARD_GAMMA = (
+    "the tangent is PyTorch's implicit reparameterisation gradient (dx/dα holding the CDF at x "
+    "fixed), not the derivative of the sampler's path for a fixed random stream that finite "
+    "differences see (GUIDE §7: finite differences cannot judge random ops); and "
+    "_standard_gamma_grad, which the tangent is built from, has no derivative in PyTorch "
+    "(not_implemented), so neither the batched-forward part of gradcheck nor second order can run"
+)
+for _check in ("gradcheck", "second_order"):
+    KNOWN_FAILURES[("aten::_standard_gamma", _check)] = _STANDARD_GAMMA
 # -- end backward ops, special functions, linear algebra --
 
 # -- attention, vision and embeddings --

@@ -1,0 +1,67 @@
+"""Samples for special functions.
+
+Only the argument PyTorch differentiates carries a tangent (`diff`): x of igamma/igammac
+and q of zeta; a tangent on the order or exponent raises, as reverse mode does.
+"""
+
+import torch
+
+from . import ErrorSample, Sample, make, samples_for
+
+
+def _pairs(dtype, device, first, second):
+    """(desc, first-argument tensor, second-argument tensor) over shapes worth covering."""
+    def a(*shape):
+        return make(*shape, dtype=dtype, device=device, low=first[0], high=first[1])
+
+    def b(*shape, **kwargs):
+        return make(*shape, dtype=dtype, device=device, low=second[0], high=second[1], **kwargs)
+
+    yield "vector", a(4), b(4)
+    yield "0-d", a(), b()
+    yield "broadcast", a(2, 1), b(3)
+    yield "broadcast other smaller", a(2, 3), b(3)
+    yield "transposed", a(3, 2).mT, b(3, 2).mT
+    yield "empty", a(0, 2), b(0, 2)
+
+
+def _broadcast_errors(device):
+    yield ErrorSample((torch.ones(2, 3, dtype=torch.float64, device=device), torch.ones(4, dtype=torch.float64, device=device)),
+                      desc="shapes do not broadcast")
+
+
+def _incomplete_gamma_samples(dtype, device):
+    for desc, order, x in _pairs(dtype, device, (0.5, 3.0), (0.1, 4.0)):
+        yield Sample((order, x), desc=desc, diff=(1,))
+
+
+samples_for("aten::igamma", errors=_broadcast_errors)(_incomplete_gamma_samples)
+samples_for("aten::igammac", errors=_broadcast_errors)(_incomplete_gamma_samples)
+
+
+@samples_for("aten::special_zeta", errors=_broadcast_errors)
+def zeta_samples(dtype, device):
+    for desc, s, q in _pairs(dtype, device, (1.5, 4.0), (0.5, 3.0)):
+        yield Sample((s, q), desc=desc, diff=(1,))
+
+
+@samples_for("aten::special_zeta.self_scalar")
+def zeta_scalar_exponent_samples(dtype, device):
+    for s in (1.5, 2, 4.0):
+        yield Sample((s, make(3, dtype=dtype, device=device, low=0.5, high=3.0)), desc=f"s={s}")
+    yield Sample((2.5, make(dtype=dtype, device=device, low=0.5, high=3.0)), desc="0-d")
+    yield Sample((2.5, make(0, dtype=dtype, device=device)), desc="empty")
+
+
+def _seeded(op, *args, **kwargs):
+    # Every call draws the same uniforms, so the primal, JVP and VJP see one sample.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        return op(*args, **kwargs)
+
+
+@samples_for("aten::_standard_gamma")
+def standard_gamma_samples(dtype, device):
+    yield Sample((make(4, dtype=dtype, device=device, low=0.5, high=3.0),), desc="vector", wrapper=_seeded)
+    yield Sample((make(2, 3, dtype=dtype, device=device, low=0.05, high=0.5),), desc="small concentration", wrapper=_seeded)
+    yield Sample((make(dtype=dtype, device=device, low=1.0, high=5.0),), desc="0-d", wrapper=_seeded)
