@@ -196,3 +196,14 @@ def test_no_memory_growth_over_many_jvps():
         torch.func.jvp(torch.cholesky, (a,), (t,))
     # each call makes ~10 KB of tensors: a leak of one per call would be ~50 MB
     assert rss_mb() - before < 20
+
+
+def test_plain_forward_over_reverse_is_refused_not_silently_wrong():
+    a, t = _spd(3), _symmetric(3)
+    x = a.clone().requires_grad_()
+    with fwAD.dual_level():
+        y = torch.cholesky(fwAD.make_dual(x, t)).pow(2).sum()
+        first_order = torch.autograd.grad(y, x, retain_graph=True)[0]  # plain backward still works
+        with pytest.raises(RuntimeError, match=r"Use torch.func.jvp\(torch.func.grad\(f\), ...\)"):
+            torch.autograd.grad(y, x, create_graph=True)
+    torch.testing.assert_close(first_order, torch.func.grad(lambda m: torch.cholesky(m).pow(2).sum())(a))

@@ -2,10 +2,14 @@
 
 `import torch_fwdad` installs the forward rules of derivatives.yaml that the installed
 torch lacks. `disable()` / `enable()` remove and reinstall every rule;
-`register_jvp` gives any operator a rule of your own.
+`register_jvp` gives any operator a rule of your own, `custom_jvp` any Python function;
+`jacobian` / `hessian` exploit known or detected sparsity.
 """
 
+import importlib as _importlib
+
 from ._generated.jvp_rules import ENTRIES as _ENTRIES
+from .custom import JvpCheckError, check_jvp, custom_jvp
 from .engine import (
     RegisteredRule,
     disable,
@@ -22,7 +26,20 @@ __version__ = "0.1.0"
 #: derivatives.yaml entry name -> "installed" or why it was skipped for this torch.
 builtin_status = _install_builtin(_ENTRIES)
 
+# Sparse Jacobians pull in scipy: loaded on first use, not at import.
+_FUNCTIONAL = (
+    "jacobian", "hessian", "jacobian_plan", "hessian_plan", "BlockDiagonal", "Banded",
+    "SparsityPatternError", "JacobianPlan", "HessianPlan", "Coloring",
+)
+
+
+def __getattr__(name):
+    if name in _FUNCTIONAL:
+        return getattr(_importlib.import_module("torch_fwdad.functional"), name)
+    raise AttributeError(f"module 'torch_fwdad' has no attribute {name!r}")
+
+
 __all__ = [
-    "RegisteredRule", "builtin_status", "disable", "enable", "is_enabled",
-    "register_jvp", "registered_ops", "unregister_jvp",
+    "JvpCheckError", "RegisteredRule", "builtin_status", "check_jvp", "custom_jvp", "disable",
+    "enable", "is_enabled", "register_jvp", "registered_ops", "unregister_jvp", *_FUNCTIONAL,
 ]

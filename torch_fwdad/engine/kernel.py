@@ -49,6 +49,7 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
             return call_upstream(keyset, *args, **kwargs)
         pos, kw = sig.split(bound)
         output = call_upstream(keyset, *pos, **kw)
+        _guard_plain_forward_over_reverse(op, output)
         try:
             out_tangents = rule(tuple(bound), tuple(tangents), output)
         except Exception as error:
@@ -57,6 +58,32 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
         return attach_tangents(op, sig, output, out_tangents, level, origin)
 
     return override
+
+
+def _guard_plain_forward_over_reverse(op, output) -> None:
+    """Refuse what would be silently wrong: forward mode over this op's backward under
+    torch.autograd.forward_ad (autograd.grad(create_graph=True) inside a dual level).
+
+    The upstream node saved the primals and its own output before the tangent was
+    attached, so a differentiated backward would see them as constants. torch.func
+    transforms wrap tensors per level and are unaffected; they get no hook.
+    """
+    first = output[0] if isinstance(output, (tuple, list)) else output
+    node = getattr(first, "grad_fn", None)
+    if node is None or torch._C._functorch.peek_interpreter_stack() is not None:
+        return
+
+    def refuse(grad_outputs):
+        if _fwad._current_level >= 0 and torch.is_grad_enabled():
+            raise RuntimeError(
+                f"torch_fwdad: forward-mode AD over the backward of {op} inside "
+                f"torch.autograd.forward_ad.dual_level() (autograd.grad(..., create_graph=True) "
+                f"on dual tensors) is not supported: PyTorch's backward node saved tensors "
+                f"without their tangents, so the result would be wrong. Use "
+                f"torch.func.jvp(torch.func.grad(f), ...) or torch.func.hessian(f), which work."
+            )
+
+    node.register_prehook(refuse)
 
 
 def _unpack_or_none(arg, level):

@@ -10,8 +10,10 @@ import torch
 
 from .schema import qualified_name
 
-_ENTRY = re.compile(r"^- name:\s*([\w.]+)\(")
-_FORWARD_KEY = re.compile(r"^\s+result\d*\s*:")
+_ENTRY = re.compile(r"^- name:\s*([\w.]+)\((.*)\)\s*->\s*(.*)$")
+_KEY = re.compile(r"^\s+([\w, ]+):")
+_ARGUMENT_NAME = re.compile(r"(\w+)\s*(?:=[^,]*)?$")
+_NUMBERED_RESULT = re.compile(r"result\d*$")
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,7 +31,9 @@ def upstream_table_path() -> str | None:
 def upstream_forward_table() -> dict[str, bool]:
     """Overload name ("cholesky", "scatter_reduce.two") -> whether torch has a forward formula.
 
-    A line scan rather than a YAML parse: it keeps `import torch_fwdad` in milliseconds.
+    A forward formula is keyed by an output: result, result0.., or an output's name
+    ("values:", "Q, R:"); backward formulas are keyed by inputs. A line scan rather than
+    a YAML parse keeps `import torch_fwdad` in milliseconds.
     """
     path = upstream_table_path()
     if path is None:
@@ -41,10 +45,25 @@ def upstream_forward_table() -> dict[str, bool]:
             entry = _ENTRY.match(line)
             if entry:
                 current = entry.group(1)
+                outputs = _names(entry.group(3).strip("() ")) - _names(entry.group(2))
                 table[current] = False
-            elif current is not None and _FORWARD_KEY.match(line):
+                continue
+            key = _KEY.match(line) if current is not None else None
+            if key and any(name in outputs or _NUMBERED_RESULT.match(name) for name in key.group(1).replace(" ", "").split(",")):
                 table[current] = True
     return table
+
+
+def _names(declarations: str) -> set[str]:
+    """Names declared in "Tensor self, int dim=-1" or "Tensor values, Tensor indices"."""
+    names = set()
+    for declaration in declarations.split(","):
+        parts = declaration.strip().split()
+        if len(parts) >= 2:
+            match = _ARGUMENT_NAME.search(declaration.strip())
+            if match:
+                names.add(match.group(1))
+    return names
 
 
 def overload_key(op: torch._ops.OpOverload) -> str:
