@@ -35,10 +35,13 @@ __all__ = [
     "masked_softmax_jvp",
     "query_block_size",
     "refuse_varlen_attention",
+    "repeat_kv_heads",
+    "sum_kv_groups",
 ]
 
-# Elements of one (batch·heads × query block × keys) block; about 16 MB in float32.
-BLOCK_ELEMENTS = 1 << 22
+# Elements of one (batch·heads × query block × keys) block; 8 MB in float32: large
+# enough for efficient batched matmuls, small next to the L×S matrices of all heads.
+BLOCK_ELEMENTS = 1 << 21
 
 # Bottom-right causal alignment marker for kernels that use it (flash-attn 2 style).
 TOP_LEFT, BOTTOM_RIGHT = "top_left", "bottom_right"
@@ -78,19 +81,26 @@ def _rowsum(t):
 # ------------------------------------------------------------------ the problem, grouped
 
 
-def _grouped(t, kv_heads):
-    """(B, H, ...) -> (B, Hk, G, ...); a size-1 head dimension broadcasts over both."""
-    if t is None:
-        return None
-    if t.size(1) == 1:
-        return t.unsqueeze(2)
-    # reshape, not unflatten: the legacy vmap of gradcheck's batched check lacks unflatten
-    return t.reshape(t.size(0), kv_heads, t.size(1) // kv_heads, *t.shape[2:])
+def repeat_kv_heads(t, heads):
+    """(B, Hk, S, E) -> (B, H, S, E), each key/value head serving H / Hk query heads.
+
+    One copy under grouped-query attention (none otherwise), so that every product below
+    is a plain batched matmul: broadcasting key over a group dimension makes matmul copy
+    it once per block instead.
+    """
+    if t is None or t.size(1) == heads:
+        return t
+    if heads % t.size(1) != 0:
+        raise RuntimeError("torch_fwdad: query heads must be a multiple of key/value heads")
+    B, Hk = t.shape[:2]
+    return t.unsqueeze(2).expand(B, Hk, heads // Hk, *t.shape[2:]).reshape(B, heads, *t.shape[2:])
 
 
-def _ungrouped(t):
-    """(B, Hk, G, ...) -> (B, H, ...), by reshape for the same reason as _grouped."""
-    return t.reshape(t.size(0), t.size(1) * t.size(2), *t.shape[3:])
+def sum_kv_groups(t, kv_heads):
+    """Inverse bookkeeping of repeat_kv_heads for gradients: sum each group of query heads."""
+    if t is None or t.size(1) == kv_heads:
+        return t
+    return t.reshape(t.size(0), kv_heads, t.size(1) // kv_heads, *t.shape[2:]).sum(2)
 
 
 def _as_4d(mask):
@@ -100,23 +110,24 @@ def _as_4d(mask):
 
 
 class _Attention:
-    """Query, key, value (and optional additive mask) viewed in the grouped layout."""
+    """Query, key, value (key/value heads repeated) and optional additive mask, by query block."""
 
     def __init__(self, query, key, value, mask, scale, is_causal, alignment=TOP_LEFT):
-        if query.size(1) % key.size(1) != 0:
-            raise RuntimeError("torch_fwdad: query heads must be a multiple of key/value heads")
-        self.kv_heads = key.size(1)
-        self.q = _grouped(query, self.kv_heads)
-        self.k = key.unsqueeze(2)
-        self.v = value.unsqueeze(2)
-        self.mask = self.group(_as_4d(mask))
+        heads = query.size(1)
+        self.q, self.k, self.v = query, repeat_kv_heads(key, heads), repeat_kv_heads(value, heads)
+        self.mask = _as_4d(mask)
         self.scale = query.size(-1) ** -0.5 if scale is None else scale
         self.L, self.S = query.size(-2), key.size(-2)
         self.causal_offset = None if not is_causal else (self.S - self.L if alignment == BOTTOM_RIGHT else 0)
-        self.block = query_block_size(query.size(0) * query.size(1), self.L, self.S)
+        self.block = query_block_size(query.size(0) * heads, self.L, self.S)
+        self.q_scaled = query * self.scale
+        self._k_pair = None
 
-    def group(self, t):
-        return _grouped(t, self.kv_heads)
+    def k_and_tangent(self, k_t):
+        """[k, k̇] along features, built once for every block."""
+        if self._k_pair is None:
+            self._k_pair = torch.cat([self.k, k_t], -1)
+        return self._k_pair
 
     def blocks(self):
         for start in range(0, self.L, self.block):
@@ -134,24 +145,30 @@ class _Attention:
 
     def logits(self, rows: slice):
         """s = scale·q kᵀ + mask (−inf where causally hidden) for a block of query rows."""
-        s = (self.rows(self.q, rows) * self.scale) @ self.k.mT
+        s = self.rows(self.q_scaled, rows) @ self.k.mT
         if self.mask is not None:
             s = s + self.rows(self.mask, rows)
         if self.causal_offset is not None:
-            s = s.masked_fill(self._hidden_by_causal(rows, s.device), -math.inf)
+            s = s.masked_fill_(self._hidden_by_causal(rows, s.device), -math.inf)
         return s
 
     def scores(self, rows: slice, lse_rows):
         """P = exp(s − lse) for a block of query rows."""
-        return torch.exp(self.logits(rows) - lse_rows.unsqueeze(-1))
+        # in place on the fresh logits: one pass less over the block (sub_ and exp_ save
+        # nothing that is overwritten, so the formula stays differentiable)
+        return self.logits(rows).sub_(lse_rows.unsqueeze(-1)).exp_()
 
     def score_tangent(self, rows: slice, q_t, k_t, mask_t):
-        """ṡ for a block of rows (None when q, k and mask carry no tangent)."""
-        ds = None
-        if q_t is not None:
-            ds = _total(ds, (self.rows(q_t, rows) * self.scale) @ self.k.mT)
-        if k_t is not None:
-            ds = _total(ds, (self.rows(self.q, rows) * self.scale) @ k_t.mT)
+        """ṡ for a block of rows (None when q, k and mask carry no tangent); k_t repeated."""
+        q_rows = self.rows(self.q_scaled, rows)
+        if q_t is not None and k_t is not None:  # q̇ kᵀ + q k̇ᵀ as one product: [q̇, q] [k, k̇]ᵀ
+            ds = torch.cat([self.rows(q_t, rows) * self.scale, q_rows], -1) @ self.k_and_tangent(k_t).mT
+        elif q_t is not None:
+            ds = (self.rows(q_t, rows) * self.scale) @ self.k.mT
+        elif k_t is not None:
+            ds = q_rows @ k_t.mT
+        else:
+            ds = None
         if mask_t is not None:
             ds = _total(ds, self.rows(mask_t, rows))
         return ds
@@ -190,21 +207,20 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
     cast = (lambda t: None if t is None else t.to(compute))
     problem = _Attention(cast(query), cast(key), cast(value), cast(attn_mask), scale, is_causal, alignment)
-    q_t, k_t, v_t = problem.group(cast(query_t)), cast(key_t), cast(value_t)
-    k_t, v_t = (None if t is None else t.unsqueeze(2) for t in (k_t, v_t))
-    mask_t = problem.group(_as_4d(cast(attn_mask_t)))
-    out5 = problem.group(cast(out))
-    lse5 = problem.group(cast(lse)) if _lse_usable(lse, query) else None
+    heads = query.size(1)
+    q_t, k_t, v_t = cast(query_t), repeat_kv_heads(cast(key_t), heads), repeat_kv_heads(cast(value_t), heads)
+    mask_t, out_c = _as_4d(cast(attn_mask_t)), cast(out)
+    lse_c = cast(lse) if _lse_usable(lse, query) else None
     out_blocks, lse_blocks = [], []
     for rows in problem.blocks():
-        lse_rows = problem.rows(lse5, rows, -1) if lse5 is not None else _logsumexp_rows(problem, rows)
+        lse_rows = problem.rows(lse_c, rows, -1) if lse_c is not None else _logsumexp_rows(problem, rows)
         p = problem.scores(rows, lse_rows)
         p_ds = _mul(p, problem.score_tangent(rows, q_t, k_t, mask_t))
         c = _rowsum(p_ds)
-        out_blocks.append(_total(_mm(p_ds, problem.v), _mul(c, -problem.rows(out5, rows)), _mm(p, v_t)))
+        out_blocks.append(_total(_mm(p_ds, problem.v), _mul(c, -problem.rows(out_c, rows)), _mm(p, v_t)))
         lse_blocks.append(c)
-    out_tangent = _ungrouped(torch.cat(out_blocks, dim=-2)).to(out.dtype)
-    lse_tangent = None if lse_blocks[0] is None else _ungrouped(torch.cat(lse_blocks, dim=-2).squeeze(-1))
+    out_tangent = torch.cat(out_blocks, dim=-2).to(out.dtype)
+    lse_tangent = None if lse_blocks[0] is None else torch.cat(lse_blocks, dim=-2).squeeze(-1)
     return out_tangent, lse_tangent
 
 
@@ -271,31 +287,25 @@ def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
     """
     _refuse_dropout(dropout_p)
     problem = _Attention(query, key, value, attn_mask, scale, is_causal)
-    g, o, g_t, q_t, o_t = (problem.group(t) for t in (grad_out, out, grad_out_t, query_t, out_t))
-    lse5, lse5_t = problem.group(lse), problem.group(lse_t)
-    k_t, v_t = (None if t is None else t.unsqueeze(2) for t in (key_t, value_t))
-    mask_t = problem.group(_as_4d(attn_mask_t))
-    scale = problem.scale
+    heads, kv_heads = query.size(1), key.size(1)
+    k_t, v_t = repeat_kv_heads(key_t, heads), repeat_kv_heads(value_t, heads)
+    mask_t, scale = _as_4d(attn_mask_t), problem.scale
     dq_blocks, dk_t, dv_t = [], None, None
     for rows in problem.blocks():
-        p = problem.scores(rows, problem.rows(lse5, rows, -1))
-        g_r, g_t_r, o_r, o_t_r = (problem.rows(t, rows) for t in (g, g_t, o, o_t))
-        q_r, q_t_r = problem.rows(problem.q, rows), problem.rows(q_t, rows)
-        lse_t_r = None if lse5_t is None else -problem.rows(lse5_t, rows, -1).unsqueeze(-1)
-        p_dot = _mul(p, _total(problem.score_tangent(rows, q_t, k_t, mask_t), lse_t_r))
+        p = problem.scores(rows, problem.rows(lse, rows, -1))
+        g_r, g_t_r, o_r, o_t_r, q_r, q_t_r = (problem.rows(t, rows) for t in (grad_out, grad_out_t, out, out_t, query, query_t))
+        lse_t_r = None if lse_t is None else -problem.rows(lse_t, rows, -1).unsqueeze(-1)
+        p_dot = _mul(p, _total(problem.score_tangent(rows, query_t, k_t, mask_t), lse_t_r))
         dp_minus_d = g_r @ problem.v.mT - (g_r * o_r).sum(-1, keepdim=True)
-        dp_minus_d_dot = _total(_mm(g_t_r, problem.v.mT), _mm(g_r, None if v_t is None else v_t.mT),
+        dp_minus_d_dot = _total(_mm(g_t_r, problem.v.mT), _mm(g_r, _t(v_t)),
                                 _mul(-1, _rowsum(_total(_mul(g_t_r, o_r), _mul(g_r, o_t_r)))))
         ds = p * dp_minus_d
         ds_dot = _total(_mul(p_dot, dp_minus_d), _mul(p, dp_minus_d_dot))
         dq_blocks.append(_mul(scale, _total(_mm(ds_dot, problem.k), _mm(ds, k_t))))
         dk_t = _total(dk_t, _mul(scale, _total(_mm(_t(ds_dot), q_r), _mm(ds.mT, q_t_r))))
         dv_t = _total(dv_t, _mm(_t(p_dot), g_r), _mm(p.mT, g_t_r))
-    dq_t = None if dq_blocks[0] is None else _ungrouped(torch.cat(dq_blocks, dim=-2))
-    # sum over the query heads of a group (dim 2); (B, Hk, 1, S, E) when G = 1
-    dk_t = None if dk_t is None else dk_t.sum(2)
-    dv_t = None if dv_t is None else dv_t.sum(2)
-    return dq_t, dk_t, dv_t
+    dq_t = None if dq_blocks[0] is None else torch.cat(dq_blocks, dim=-2)
+    return dq_t, sum_kv_groups(dk_t, kv_heads), sum_kv_groups(dv_t, kv_heads)
 
 
 def _t(x):

@@ -49,8 +49,8 @@ class SampleSource:
     generate: Callable[[torch.dtype, str], Iterator[Sample]]
     dtypes: tuple[torch.dtype, ...]
     errors: Callable[[str], Iterator[ErrorSample]] | None = None
-    # False for kernels of other devices (CUDA attention): tests/test_formulas.py cannot
-    # run them on CPU; their family tests call the generated rule directly instead.
+    # False where tests/test_formulas.py cannot run the kernel in float64 on CPU (CUDA
+    # attention kernels, float32-only CPU fallbacks); the family's own tests check them.
     cpu_runnable: bool = True
 
 

@@ -1,0 +1,103 @@
+"""Forward-mode AD through F.scaled_dot_product_attention on CPU: time and peak memory.
+
+Three ways, one run, float32:
+  primal      fused SDPA alone (the CPU flash kernel)
+  torch_fwdad torch.func.jvp through the fused kernel with torch_fwdad's blockwise rule
+  MATH        torch.func.jvp under sdpa_kernel(SDPBackend.MATH), the usual workaround
+
+Peak memory is measured in a fresh subprocess per (method, L) as the rise of the
+process's peak RSS (ru_maxrss) over its value after the inputs are built, so the figures
+do not depend on what ran before. Usage: python benchmarks/bench_attention.py [--lengths 1024 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def make_inputs(L, B=2, H=8, E=64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    primals = [torch.randn(B, H, L, E, generator=generator) for _ in range(3)]
+    tangents = [torch.randn(B, H, L, E, generator=generator) for _ in range(3)]
+    return primals, tangents
+
+
+def run(method, primals, tangents):
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    import torch_fwdad  # noqa: F401  (installs the rules)
+
+    if method == "primal":
+        return F.scaled_dot_product_attention(*primals)
+    if method == "torch_fwdad":
+        return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
+    with sdpa_kernel(SDPBackend.MATH):
+        return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
+
+
+def best_time(method, primals, tangents, repeats):
+    run(method, primals, tangents)  # warm up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(method, primals, tangents)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def current_rss_mb():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def peak_rss_rise_mb(call):
+    """Peak RSS during call() minus RSS just before it, in MB (run in a fresh process).
+
+    Large tensors are mmap'd and unmapped on free, so RSS follows the live tensors.
+    """
+    before = current_rss_mb()
+    call()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+
+
+def peak_rss_rise(method, L, B=2, H=8, E=64):
+    """Child process: peak RSS rise (MB) of one call of `method` at sequence length L."""
+    code = (
+        "import json, sys, torch; sys.path.insert(0, 'benchmarks'); import bench_attention as b;"
+        f"p, t = b.make_inputs({L}, {B}, {H}, {E}); import torch_fwdad;"
+        f"b.run({method!r}, *b.make_inputs(8, 1, 1, 8));"  # load lazily initialised code first
+        f"print(json.dumps(b.peak_rss_rise_mb(lambda: b.run({method!r}, p, t))))"
+    )
+    root = __file__.rsplit("/benchmarks/", 1)[0]
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B=2 H=8 E=64 float32, L=S")
+    print(f"{'L':>6} {'primal ms':>10} {'fwdad ms':>9} {'MATH ms':>9} {'fwdad/primal':>13} {'MATH/fwdad':>11}"
+          f" {'fwdad MB':>9} {'MATH MB':>9}")
+    for L in args.lengths:
+        primals, tangents = make_inputs(L)
+        repeats = args.repeats if L <= 2048 else 1
+        times = {m: best_time(m, primals, tangents, repeats) for m in ("primal", "torch_fwdad", "MATH")}
+        memory = {m: peak_rss_rise(m, L) for m in ("torch_fwdad", "MATH")}
+        print(f"{L:>6} {times['primal'] * 1e3:>10.1f} {times['torch_fwdad'] * 1e3:>9.1f} {times['MATH'] * 1e3:>9.1f}"
+              f" {times['torch_fwdad'] / times['primal']:>12.2f}x {times['MATH'] / times['torch_fwdad']:>10.2f}x"
+              f" {memory['torch_fwdad']:>9.0f} {memory['MATH']:>9.0f}")
+
+
+if __name__ == "__main__":
+    main()

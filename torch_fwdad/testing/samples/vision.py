@@ -1,0 +1,66 @@
+"""Samples for grid sampling: every interpolation x padding mode, both corner alignments.
+
+Grids reach past [-1, 1] so that zero padding, clipping and reflection all act. Points
+where the sampler has a kink in the grid (integer source coordinates, the clip limits) are
+avoided by random grids; the tangent there follows PyTorch's backward.
+"""
+
+import itertools
+
+import torch
+
+from . import ErrorSample, Sample, make, samples_for
+
+MODES_2D = {"bilinear": 0, "nearest": 1, "bicubic": 2}
+MODES_3D = {"bilinear": 0, "nearest": 1}
+PADDINGS = {"zeros": 0, "border": 1, "reflection": 2}
+
+
+def _grid(*shape, dtype, device):
+    return make(*shape, dtype=dtype, device=device, low=-1.3, high=1.3)
+
+
+def _mode_cases(modes):
+    for index, ((mode, m), (padding, p)) in enumerate(itertools.product(modes.items(), PADDINGS.items())):
+        align = bool(index % 2)
+        yield m, p, align, f"{mode} {padding} align_corners={align}"
+
+
+def _grid_2d(dtype, device):
+    for mode, padding, align, desc in _mode_cases(MODES_2D):
+        yield Sample((make(1, 2, 3, 4, dtype=dtype, device=device), _grid(1, 2, 2, 2, dtype=dtype, device=device),
+                      mode, padding, align), desc=desc)
+    yield Sample((make(2, 1, 3, 3, dtype=dtype, device=device, noncontiguous=True),
+                  _grid(2, 3, 1, 2, dtype=dtype, device=device), 0, 0, False), desc="batched noncontiguous")
+    yield Sample((make(1, 2, 3, 3, dtype=dtype, device=device), _grid(1, 0, 2, 2, dtype=dtype, device=device), 0, 1, True),
+                 desc="empty grid")
+    yield Sample((make(1, 1, 1, 1, dtype=dtype, device=device), _grid(1, 2, 1, 2, dtype=dtype, device=device), 2, 2, True),
+                 desc="1x1 input bicubic reflection")
+
+
+def _grid_errors(device):
+    x = torch.randn(1, 1, 3, 3, dtype=torch.float64, device=device)
+    yield ErrorSample((x, torch.zeros(1, 2, 2, 3, dtype=torch.float64, device=device), 0, 0, False), desc="grid last dim 3")
+    yield ErrorSample((x, torch.zeros(2, 2, 2, 2, dtype=torch.float64, device=device), 0, 0, False), desc="batch mismatch")
+
+
+@samples_for("aten::grid_sampler_2d", errors=_grid_errors)
+def grid_sampler_2d_samples(dtype, device):
+    yield from _grid_2d(dtype, device)
+
+
+# The fallback kernel takes float32 only, which finite differences cannot judge: the check
+# matrix skips it and tests/test_vision_embedding.py compares its tangents in float32 with
+# grid_sampler_2d's (checked above in float64) on these samples.
+@samples_for("aten::_grid_sampler_2d_cpu_fallback", dtypes=(torch.float32,), cpu_runnable=False)
+def grid_sampler_2d_cpu_fallback_samples(dtype, device):
+    yield from _grid_2d(dtype, device)
+
+
+@samples_for("aten::grid_sampler_3d")
+def grid_sampler_3d_samples(dtype, device):
+    for mode, padding, align, desc in _mode_cases(MODES_3D):
+        yield Sample((make(1, 1, 2, 3, 2, dtype=dtype, device=device), _grid(1, 2, 1, 2, 3, dtype=dtype, device=device),
+                      mode, padding, align), desc=desc)
+    yield Sample((make(2, 2, 2, 2, 2, dtype=dtype, device=device).transpose(2, 4),
+                  _grid(2, 1, 2, 1, 3, dtype=dtype, device=device), 0, 2, True), desc="batched transposed")
