@@ -49,4 +49,11 @@ KNOWN_FAILURES[("aten::_scaled_dot_product_flash_attention_for_cpu_backward", "j
         "tests/test_backward_ops.py", "tests/test_attention.py, with Hessian-vector products against the MATH backend")
 KNOWN_FAILURES[("aten::_scaled_dot_product_flash_attention_for_cpu_backward", "unchanged")] = \
     KNOWN_FAILURES[("aten::_scaled_dot_product_flash_attention_for_cpu_backward", "jvp_vjp")]
+_FORWARD_ONLY = (
+    "PyTorch's _embedding_bag_forward_only refuses inputs that require grad ('Autograd not "
+    "support dtype: Long'), so checks that need reverse mode cannot call it; its tangents are "
+    "checked by partial and second_order here and against _embedding_bag in tests/test_vision_embedding.py"
+)
+for _check in ("gradcheck", "jvp_vjp", "unchanged"):
+    KNOWN_FAILURES[("aten::_embedding_bag_forward_only", _check)] = _FORWARD_ONLY
 # -- end attention, vision and embeddings --
