@@ -1,4 +1,4 @@
-"""python -m codegen [--check]: regenerate torch_fwdad/_generated from derivatives.yaml."""
+"""python -m codegen [--check]: regenerate torch_fwdad/_generated and docs/reference.md from derivatives.yaml."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import ast
 import os
 import sys
 
+from .docs import emit_reference, python_registrations, status_for
 from .emit import emit_module
 from .model import DerivativesError
-from .parse import formula_helpers, load
+from .parse import formula_helpers, has_upstream_forward, load, torch_version
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(ROOT, "derivatives.yaml")
 TARGET = os.path.join(ROOT, "torch_fwdad", "_generated", "jvp_rules.py")
+REFERENCE = os.path.join(ROOT, "docs", "reference.md")
 
 
 def generate() -> dict[str, str]:
@@ -25,7 +27,16 @@ def generate() -> dict[str, str]:
         for formula in entry.formulas:
             for expression in ([formula.whole] if formula.whole else [e for _, e in formula.per_input]):
                 used |= {n.id for n in ast.walk(ast.parse(expression, mode="eval")) if isinstance(n, ast.Name)} & helpers
-    return {TARGET: emit_module(entries, tuple(sorted(used)))}
+    return {TARGET: emit_module(entries, tuple(sorted(used))), REFERENCE: reference(entries)}
+
+
+def reference(entries) -> str:
+    with open(SOURCE, encoding="utf-8") as file:
+        yaml_text = file.read()
+    version = torch_version()
+    status = {e.name: status_for(e, has_upstream_forward(e.name), version) for e in entries}
+    rules = python_registrations(os.path.join(ROOT, "torch_fwdad", "formulas"), ROOT)
+    return emit_reference(entries, yaml_text, version, status, rules)
 
 
 def main(argv=None) -> int:

@@ -194,6 +194,17 @@ output_names = _engine_schema.output_names
 qualified_name = _engine_schema.qualified_name
 
 
+def has_upstream_forward(name: str) -> bool:
+    """Whether the installed torch has its own forward formula for overload `name`."""
+    op = _engine_upstream.resolve_overload(name)
+    return op is not None and _engine_upstream.has_upstream_forward_ad(op)
+
+
+def torch_version() -> str:
+    """The installed torch's release, without the local build tag ("2.13.0", not "2.13.0+cpu")."""
+    return torch.__version__.split("+", 1)[0]
+
+
 def _installed_schema(name: str) -> str | None:
     op = _engine_upstream.resolve_overload(name)
     return None if op is None else str(op._schema).split("::", 1)[1]

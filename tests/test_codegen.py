@@ -138,3 +138,83 @@ def jvp_multilabel_margin_loss_forward(primals, tangents, outputs):
 def test_checked_in_code_is_fresh():
     done = subprocess.run([sys.executable, "-m", "codegen", "--check"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+class TestReference(expecttest.TestCase):
+    def test_entries_grouped_by_section_with_formulas_and_status(self):
+        from codegen.docs import emit_reference, status_for
+
+        text = textwrap.dedent("""
+            # ---------------------------------------------------------------- linear algebra
+
+            - name: cholesky(Tensor self, bool upper=False) -> Tensor
+              result: cholesky_jvp(self_t, result, upper)
+
+            # ---------------------------------------------------------------- distances
+
+            - name: _cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
+              result:
+                x1: cdist_jvp(x1_t, x1_p, x2_p, p, result)
+                x2: cdist_jvp(x2_t, x2_p, x1_p, p, result.mT).mT
+              corrects_upstream: an example reason
+            """)
+        entries = parse(text, "derivatives.yaml", HELPERS)
+        status = {e.name: status_for(e, e.name == "aten::cholesky", "9.9.9") for e in entries}
+        page = emit_reference(entries, text, "9.9.9", status, [("mylib::op", "torch_fwdad/formulas/mine.py", 7)])
+        self.assertExpectedInline(page[page.index("## Contents"):], """\
+## Contents
+
+- **linear algebra**: [`cholesky`](#op-cholesky)
+- **distances**: [`_cdist_forward`](#op-cdist-forward)
+- **registered from Python**: `mylib::op`
+
+## Linear algebra
+
+<a id="op-cholesky"></a>
+### `aten::cholesky`
+
+```
+cholesky(Tensor self, bool upper=False) -> Tensor
+```
+
+[`derivatives.yaml:4`](../derivatives.yaml#L4) · skipped with torch 9.9.9: torch has its own forward formula
+
+- `result` = `cholesky_jvp(self_t, result, upper)`
+
+## Distances
+
+<a id="op-cdist-forward"></a>
+### `aten::_cdist_forward`
+
+```
+_cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
+```
+
+[`derivatives.yaml:9`](../derivatives.yaml#L9) · installed over torch 9.9.9's formula (corrects_upstream)
+
+Corrects upstream: an example reason
+
+- `result`, one term per input:
+  - from `x1`: `cdist_jvp(x1_t, x1_p, x2_p, p, result)`
+  - from `x2`: `cdist_jvp(x2_t, x2_p, x1_p, p, result.mT).mT`
+
+## Registered from Python
+
+Operators outside aten (custom ops of torch itself) get their rules from `register_jvp` calls in `torch_fwdad/formulas/`, at import, when the installed torch has the operator. Their formulas are Python functions:
+
+| Operator | Registered at |
+|---|---|
+| `mylib::op` | [`torch_fwdad/formulas/mine.py:7`](../torch_fwdad/formulas/mine.py#L7) |
+""")
+
+
+def test_reference_lists_python_registrations_without_importing_them(tmp_path):
+    from codegen.docs import python_registrations
+
+    (tmp_path / "family.py").write_text(
+        'register_jvp("mylib::b", rule)\n'
+        'def _install():\n'
+        '    engine.register_jvp("mylib::a", rule, _origin="x")\n'
+        '    register_jvp(variable_name, rule)  # not a literal: not listed\n'
+        'raise ImportError("never run")\n')
+    assert python_registrations(str(tmp_path), str(tmp_path)) == [("mylib::a", "family.py", 3), ("mylib::b", "family.py", 1)]
