@@ -19,6 +19,11 @@ from .schema import OpSignature
 # rule(primals, tangents, output) -> tangent or tuple of tangents (None: no tangent)
 JvpRule = Callable[[tuple, tuple, object], object]
 
+# PyTorch cannot make a sparse tensor dual (its _make_dual and _fw_primal alias storage,
+# which sparse layouts lack), so a sparse argument never carries a tangent, and unpacking
+# one raises: it is passed through as a constant (tests/test_sparse_ops.py pins this).
+SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc})
+
 
 def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
     """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel."""
@@ -35,7 +40,7 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
         has_tangent = False
         for i in tensor_args:
             arg = bound[i]
-            if arg is not None:
+            if arg is not None and arg.layout not in SPARSE_LAYOUTS:
                 primal, tangent = _VF._unpack_dual(arg, level)
                 if tangent is not None:
                     bound[i], tangents[i], has_tangent = primal, tangent, True
