@@ -1,10 +1,12 @@
-"""Linear algebra: Cholesky and friends."""
+"""Linear algebra: Cholesky, Householder products (ormqr) and friends."""
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["cholesky_jvp"]
+from ._common import add_tangents
+
+__all__ = ["cholesky_jvp", "ormqr_jvp"]
 
 
 def cholesky_jvp(A_t: torch.Tensor, factor: torch.Tensor, upper: bool) -> torch.Tensor:
@@ -21,3 +23,69 @@ def cholesky_jvp(A_t: torch.Tensor, factor: torch.Tensor, upper: bool) -> torch.
     phi = inner.tril(-1) + 0.5 * torch.diag_embed(inner.diagonal(dim1=-2, dim2=-1))
     dL = L @ phi
     return dL.mH if upper else dL
+
+
+def ormqr_jvp(input, tau, other, input_t, tau_t, other_t, left: bool, transpose: bool) -> torch.Tensor:
+    """Tangent of ormqr: op(Q) C (left) or C op(Q), Q = H_1 ... H_k from (input, tau).
+
+    C's term is ormqr itself. The reflectors' term uses dQ (householder_product_tangent);
+    like PyTorch's ormqr_backward, every input is differentiated, tau for any value
+    (H_i need not be unitary), input through its strictly lower part only.
+    """
+    tangent = None if other_t is None else torch.ormqr(input, tau, other_t, left, transpose)
+    if input_t is None and tau_t is None:
+        return tangent
+    dQ = householder_product_tangent(input, tau, input_t, tau_t)
+    dQ = dQ.mH if transpose else dQ
+    term = dQ @ other if left else other @ dQ
+    return term if tangent is None else tangent + term
+
+
+def householder_product_tangent(input, tau, input_t, tau_t) -> torch.Tensor:
+    """dQ of the full square Q = H_1 ... H_k, H_i = I - tau_i v_i v_iᴴ (LAPACK's convention).
+
+    dQ = Σ_i P_i dH_i S_i with P_i = H_1..H_{i-1}, S_i = H_{i+1}..H_k and
+    dH_i = -(dtau_i v_i v_iᴴ + tau_i (dv_i v_iᴴ + v_i dv_iᴴ)), written as rank-one terms
+    (P_i a)(S_iᴴ b)ᴴ. Every P_i and S_i comes from one batched householder_product over
+    tau masked to the reflectors before (after) i.
+    """
+    m, k = input.shape[-2], tau.shape[-1]
+    V = _first_columns(input, k).tril(-1) + torch.eye(m, k, dtype=input.dtype, device=input.device)
+    prefix, suffix = _partial_householder_products(input, tau)
+    Pv = _apply_each(prefix, V)  # column i: P_i v_i
+    Sv = _apply_each(suffix.mH, V)  # column i: S_iᴴ v_i
+    left_factor = None if tau_t is None else Pv * tau_t.unsqueeze(-2)
+    dQ_parts = []
+    if input_t is not None:
+        dV = _first_columns(input_t, k).tril(-1)
+        left_factor = add_tangents(left_factor, _apply_each(prefix, dV) * tau.unsqueeze(-2))
+        dQ_parts.append((Pv * tau.unsqueeze(-2)) @ _apply_each(suffix.mH, dV).mH)
+    dQ_parts.append(left_factor @ Sv.mH)
+    return -sum(dQ_parts[1:], dQ_parts[0])
+
+
+def _partial_householder_products(input, tau):
+    """(…, k, m, m) stacks: H_1..H_{i-1} and H_{i+1}..H_k for each i (zero tau = identity)."""
+    m, k = input.shape[-2], tau.shape[-1]
+    square = torch.nn.functional.pad(_first_columns(input, k), (0, m - k))
+    index = torch.arange(k, device=tau.device)
+    before = (index.unsqueeze(-1) > index).to(tau.dtype)  # row i keeps reflectors j < i
+    after = (index.unsqueeze(-1) < index).to(tau.dtype)
+    batched = square.unsqueeze(-3).expand(*square.shape[:-2], k, m, m)
+
+    def product(mask):
+        taus = torch.nn.functional.pad(tau.unsqueeze(-2) * mask, (0, m - k))
+        return torch.linalg.householder_product(batched, taus)
+
+    return product(before), product(after)
+
+
+def _first_columns(matrix, k):
+    # a full-width slice is an alias, which legacy vmap (batched forward gradcheck) refuses
+    return matrix if matrix.shape[-1] == k else matrix[..., :k]
+
+
+def _apply_each(matrices, columns):
+    """Column i of the result is matrices[..., i, :, :] @ columns[..., :, i]."""
+    # matmul rather than einsum: legacy vmap (batched forward gradcheck) has no einsum rule
+    return (matrices @ columns.mT.unsqueeze(-1)).squeeze(-1).mT
