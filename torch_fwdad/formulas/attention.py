@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
 __all__ = [
     "BOTTOM_RIGHT",
@@ -152,8 +153,20 @@ class _Attention:
             s = s.masked_fill_(self._hidden_by_causal(rows, s.device), -math.inf)
         return s
 
-    def scores(self, rows: slice, lse_rows):
-        """P = exp(s − lse) for a block of query rows."""
+    def scores(self, rows: slice, lse_rows, lse_is_constant=False):
+        """P = exp(s − lse) for a block of query rows.
+
+        lse_is_constant: the lse given is cut from the inputs for an outer derivative
+        (see _lse_cut_from_inputs). P is then built as P₀ − P₀·δ with P₀ = exp(s − lse)
+        and δ = rowsum(P₀ ⊙ (s − s)) with P₀ and the second s detached: δ is zero, so the
+        value is unchanged, and its derivative rowsum(P ⊙ ṡ) is lse's.
+        """
+        if lse_is_constant:
+            s = self.logits(rows)
+            p = torch.exp(s - lse_rows.detach().unsqueeze(-1))
+            shift = torch.where(p.detach() > 0, s - s.detach(), torch.zeros_like(s))  # -inf - -inf is NaN
+            delta = (p.detach() * shift).sum(-1, keepdim=True)
+            return p - p * delta
         # in place on the fresh logits: one pass less over the block (sub_ and exp_ save
         # nothing that is overwritten, so the formula stays differentiable)
         return self.logits(rows).sub_(lse_rows.unsqueeze(-1)).exp_()
@@ -211,10 +224,11 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     q_t, k_t, v_t = cast(query_t), repeat_kv_heads(cast(key_t), heads), repeat_kv_heads(cast(value_t), heads)
     mask_t, out_c = _as_4d(cast(attn_mask_t)), cast(out)
     lse_c = cast(lse) if _lse_usable(lse, query) else None
+    lse_is_constant = lse_c is not None and _lse_cut_from_inputs(lse, query, key, attn_mask)
     out_blocks, lse_blocks = [], []
     for rows in problem.blocks():
         lse_rows = problem.rows(lse_c, rows, -1) if lse_c is not None else _logsumexp_rows(problem, rows)
-        p = problem.scores(rows, lse_rows)
+        p = problem.scores(rows, lse_rows, lse_is_constant)
         p_ds = _mul(p, problem.score_tangent(rows, q_t, k_t, mask_t))
         c = _rowsum(p_ds)
         out_blocks.append(_total(_mm(p_ds, problem.v), _mul(c, -problem.rows(out_c, rows)), _mm(p, v_t)))
@@ -222,6 +236,18 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     out_tangent = torch.cat(out_blocks, dim=-2).to(out.dtype)
     lse_tangent = None if lse_blocks[0] is None else torch.cat(lse_blocks, dim=-2).squeeze(-1)
     return out_tangent, lse_tangent
+
+
+def _lse_cut_from_inputs(lse, *inputs):
+    """True when an outer derivative may see the kernel's lse as a constant.
+
+    PyTorch's autograd declares the fused kernels' logsumexp non-differentiable, so reverse
+    mode over this formula (grad of a jvp, plain or through torch.func) would treat it as
+    a constant. Outer torch.func transforms are invisible from here except by their count.
+    """
+    if any(t is not None and t.requires_grad for t in inputs) and not lse.requires_grad:
+        return True
+    return len(retrieve_all_functorch_interpreters()) > 1
 
 
 def _lse_usable(lse, query):
