@@ -1,0 +1,101 @@
+"""The coverage report: crash isolation, a small real run, baselines, rendering, the tables it reads."""
+
+import io
+import json
+import xml.etree.ElementTree as ElementTree
+
+import pytest
+import torch
+
+from torch_fwdad import report
+from torch_fwdad.report import opinfo, table
+from torch_fwdad.report.progress import Progress
+from torch_fwdad.report.results import regressions
+from torch_fwdad.report.runner import Task, run_tasks
+from torch_fwdad.report.status import ERROR, EXCLUDED, NOT_IMPLEMENTED, PASS
+
+
+def test_a_crashing_hanging_or_greedy_op_does_not_stop_the_others():
+    names = ["pass", "crash", "pass", "hang", "pass", "memory", "exit", "pass"]
+    tasks = [Task("probe", name, "without", samples=i) for i, name in enumerate(names)]  # samples: unique tasks
+    results = run_tasks(tasks, jobs=1, timeout_s=5, memory_mb=2048)
+    statuses = [results[t]["status"] for t in tasks]
+    assert statuses == [PASS, ERROR, PASS, ERROR, PASS, ERROR, ERROR, PASS]
+    details = {name: results[t]["detail"] for name, t in zip(names, tasks)}
+    assert "SIGABRT" in details["crash"]
+    assert "timed out after 5 s" in details["hang"]
+    assert "out of memory" in details["memory"]
+    assert "exit code 3" in details["exit"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """cholesky (fixed by torch_fwdad), float (excluded by nature), mul (passes upstream)."""
+    out = tmp_path_factory.mktemp("report")
+    code = report.main(["--ops", "cholesky,float,mul,aten::cholesky", "--jobs", "2", "--output", str(out)])
+    assert code == 0
+    return out, json.loads((out / "coverage.json").read_text())
+
+
+def test_small_run_classifies_without_and_with(small_run):
+    _, data = small_run
+    ops = data["results"]["opinfo"]
+    assert (ops["cholesky"]["without"]["status"], ops["cholesky"]["with"]["status"]) == (NOT_IMPLEMENTED, PASS)
+    assert "Trying to use forward AD" in ops["cholesky"]["without"]["detail"]
+    assert ops["float"]["with"]["status"] == EXCLUDED and "lower precision" in ops["float"]["with"]["detail"]
+    assert (ops["mul"]["without"]["status"], ops["mul"]["with"]["status"]) == (PASS, PASS)
+    gap = data["results"]["table"]["aten::cholesky"]
+    assert (gap["without"]["status"], gap["with"]["status"]) == (NOT_IMPLEMENTED, PASS)
+    assert data["summary"]["opinfo"] == {"entries": 3, "excluded": 1, "checked": 2, "without": 1, "with": 2}
+
+
+def test_small_run_writes_markdown_and_svg(small_run):
+    out, data = small_run
+    markdown = (out / "coverage.md").read_text()
+    assert "OpInfo 1/2 → 2/2 with torch_fwdad (1 excluded)" in markdown
+    assert "| `cholesky` | not implemented | pass |" in markdown
+    svg = ElementTree.fromstring((out / "coverage.svg").read_text())
+    assert svg.tag.endswith("svg")
+
+
+def test_baseline_drop_exits_nonzero(small_run, tmp_path):
+    _, data = small_run
+    data["results"]["opinfo"]["float"]["with"] = {"status": PASS, "detail": "", "seconds": 0}
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(data))
+    args = ["--ops", "float", "--jobs", "1", "--output", str(tmp_path / "out"), "--baseline", str(baseline)]
+    assert report.main(args) == 1
+
+
+def test_regressions_are_drops_with_torch_fwdad_only():
+    def run(without, with_):
+        item = {"family": "torch", "without": {"status": without, "detail": ""}, "with": {"status": with_, "detail": "boom"}}
+        return {"complete": False, "results": {"opinfo": {"cdist": item}}, "summary": {}}
+
+    assert regressions(run(NOT_IMPLEMENTED, ERROR), run(NOT_IMPLEMENTED, PASS)) == ["OpInfo cdist: pass → error (boom)"]
+    assert regressions(run(PASS, PASS), run(NOT_IMPLEMENTED, NOT_IMPLEMENTED)) == []
+    assert regressions(run(ERROR, PASS), run(PASS, PASS)) == []  # upstream changes are not ours
+
+
+def test_progress_is_a_bar_on_a_terminal_and_lines_otherwise():
+    task = Task("opinfo", "cdist", "with")
+    plain, bar = io.StringIO(), io.StringIO()
+    Progress(2, plain, tty=False).update(task, {"status": PASS})
+    Progress(2, bar, tty=True).update(task, {"status": PASS})
+    assert plain.getvalue() == "[1/2] opinfo cdist (with): pass\n"
+    assert bar.getvalue().startswith("\r[###############...............] 1/2")
+
+
+def test_table_reads_forward_formulas_keyed_by_output_names():
+    assert table.has_forward_upstream("sort.stable") is True  # "values: ..." is a forward formula
+    assert table.has_forward_upstream("cholesky") is False
+    assert table.has_forward_upstream("not_an_op") is None
+    assert table.derivatives_table()["aten::cudnn_convolution"].out_of_reach == "cuDNN kernel"
+    assert "aten::_cdist_backward" in table.gap_entries()
+
+
+def test_lower_precision_casts_are_excluded_by_nature():
+    x = torch.randn(3, dtype=torch.float64)
+    assert "lower precision" in opinfo.nature_of(lambda t: t.float(), [x])
+    assert opinfo.nature_of(lambda t: t * 2, [x]) is None
+    assert "random" in opinfo.nature_of(lambda t: t + torch.rand(3, dtype=torch.float64), [x])

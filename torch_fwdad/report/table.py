@@ -1,0 +1,169 @@
+"""Part (b) of the report: torch's own derivatives table and its forward-mode gaps.
+
+An entry of torch's `derivatives.yaml` maps input names to backward formulas and output
+names (`result`, `result0`, `values`, `sign, logabsdet`, ...) to forward formulas. A key
+is an input key when every name in it is an argument of the schema; any other key is a
+forward formula. An entry counts when its backward differentiates at least one input.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+from dataclasses import dataclass
+
+import torch
+import yaml
+
+from torch_fwdad.engine.upstream import upstream_table_path
+
+_NOT_KEYS = {"name", "dispatch", "output_differentiability"}
+
+# Overloads no CPU or CUDA build can reach: (pattern on the overload name, reason).
+OUT_OF_REACH = (
+    ("*cudnn*", "cuDNN kernel"),
+    ("*miopen*", "MIOpen (ROCm) kernel"),
+    ("*mkldnn*", "MKLDNN layout"),
+    ("*mps*", "MPS (Apple) kernel"),
+    ("*nested*", "nested tensors"),
+    ("to_padded_tensor", "nested tensors"),
+    ("_nnpack_*", "NNPACK kernel, not dispatched to by CPU builds"),
+    ("*_overrideable", "hook for out-of-tree backends"),
+    ("_test_*", "PyTorch's own autograd test operators"),
+    ("_pin_memory", "moves memory between devices, no arithmetic"),
+)
+
+# Family of an overload, first match wins: (pattern, family).
+FAMILIES = (
+    ("*_backward*", "backward ops"),
+    ("*conv*", "convolution"),
+    ("*attention*", "attention"),
+    ("*quantize*", "quantization"),
+    ("*fused_moving_avg*", "quantization"),
+    ("*sparse*", "sparse"),
+    ("_to_dense", "sparse"),
+    ("_coalesce", "sparse"),
+    ("values", "sparse"),
+    ("*loss*", "losses"),
+    ("*cdist*", "distances"),
+    ("*pdist*", "distances"),
+    ("_euclidean_dist", "distances"),
+    ("*grid_sampler*", "sampling"),
+    ("*lstm*", "recurrent"),
+    ("*gru*", "recurrent"),
+    ("*rnn*", "recurrent"),
+    ("*_foreach_*", "foreach"),
+    ("*gamma*", "special functions"),
+    ("*zeta*", "special functions"),
+    ("*softmax*", "softmax"),
+    ("*pack_padded*", "recurrent"),
+    ("*unique*", "indexing and reductions"),
+    ("*index_reduce*", "indexing and reductions"),
+    ("*segment_reduce*", "indexing and reductions"),
+    ("*embedding*", "indexing and reductions"),
+    ("*dropout*", "dropout and noise"),
+    ("rrelu*", "dropout and noise"),
+    ("*_mm", "matrix products"),
+    ("matmul", "matrix products"),
+    ("linear", "matrix products"),
+    ("*norm*", "normalization"),
+    ("*pool*", "pooling"),
+    ("*_", "in-place"),
+)
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    name: str  # "aten::special_zeta.self_scalar", as the sample registry names it
+    overload: str  # "special_zeta.self_scalar"
+    has_forward: bool
+    family: str
+    out_of_reach: str | None
+
+
+def _key_names(key: str) -> list[str]:
+    return [part.strip() for part in key.split(",")]
+
+
+def _formula_keys(entry: dict) -> list[tuple[str, object]]:
+    pairs = [(k, v) for k, v in entry.items() if k not in _NOT_KEYS]
+    for per_key in (entry.get("dispatch") or {}).values():
+        pairs += list((per_key or {}).items())
+    return pairs
+
+
+def _classify(raw: dict) -> tuple[bool, bool]:
+    """(differentiates some input, has a forward formula)."""
+    schema = torch._C.parse_schema("aten::" + raw["name"])
+    arguments = {a.name for a in schema.arguments}
+    differentiable = has_forward = False
+    for key, formula in _formula_keys(raw):
+        if all(name in arguments for name in _key_names(key)):
+            differentiable |= formula != "non_differentiable"
+        else:
+            has_forward = True
+    if raw.get("output_differentiability") and not any(raw["output_differentiability"]):
+        differentiable = False
+    return differentiable, has_forward
+
+
+def family_of(overload: str) -> str:
+    bare = overload.split(".")[0]
+    for pattern, family in FAMILIES:
+        if fnmatch.fnmatchcase(bare, pattern):
+            return family
+    if bare.startswith(("linalg", "_linalg")) or bare in ("cholesky", "geqrf", "ormqr", "triangular_solve"):
+        return "linear algebra"
+    return "other"
+
+
+def _out_of_reach(overload: str) -> str | None:
+    bare = overload.split(".")[0]
+    return next((reason for pattern, reason in OUT_OF_REACH if fnmatch.fnmatchcase(bare, pattern)), None)
+
+
+@functools.lru_cache(maxsize=1)
+def raw_table() -> dict[str, dict]:
+    """Overload ("sort.stable") -> its entry of the installed torch's derivatives.yaml, as YAML data."""
+    path = upstream_table_path()
+    if path is None:
+        return {}
+    with open(path, encoding="utf-8") as file:
+        raw_entries = yaml.safe_load(file)
+    return {_overload_of(raw): raw for raw in raw_entries}
+
+
+def _overload_of(raw: dict) -> str:
+    schema = torch._C.parse_schema("aten::" + raw["name"])
+    return schema.name.split("::", 1)[1] + (f".{schema.overload_name}" if schema.overload_name else "")
+
+
+@functools.lru_cache(maxsize=1)
+def derivatives_table() -> dict[str, TableEntry]:
+    """Every entry of the installed torch's table whose backward differentiates an input."""
+    table = {}
+    for overload, raw in raw_table().items():
+        differentiable, has_forward = _classify(raw)
+        if differentiable:
+            reach = _out_of_reach(overload)
+            family = "out of reach" if reach else family_of(overload)
+            table[f"aten::{overload}"] = TableEntry(f"aten::{overload}", overload, has_forward, family, reach)
+    return table
+
+
+def backward_formulas(overload: str) -> dict[str, str]:
+    """Input key -> torch's backward formula for it: what a new forward formula transposes."""
+    raw = raw_table().get(overload, {})
+    arguments = {a.name for a in torch._C.parse_schema("aten::" + raw["name"]).arguments} if raw else set()
+    return {k: str(v) for k, v in _formula_keys(raw) if all(n in arguments for n in _key_names(k))}
+
+
+def has_forward_upstream(overload: str) -> bool | None:
+    """True/False for an overload of the table ("sort.stable"), None when it is not there."""
+    entry = derivatives_table().get(f"aten::{overload}")
+    return None if entry is None else entry.has_forward
+
+
+def gap_entries() -> dict[str, TableEntry]:
+    """The entries with a backward formula and no forward formula: what part (b) checks."""
+    return {name: entry for name, entry in derivatives_table().items() if not entry.has_forward}

@@ -1,0 +1,152 @@
+"""The worker process: runs report tasks of one mode one after another, one JSON line each.
+
+Started by runner.py through BOOTSTRAP, it reads tasks (JSON lines) on stdin and writes
+results (JSON lines) on its original stdout; anything the ops print goes to stderr. It
+caps its own address space first, so an op that allocates without bound fails with an
+out-of-memory error instead of taking the machine down.
+
+A "without" worker never runs torch_fwdad/__init__ (which installs the rules and more):
+BOOTSTRAP puts a bare package module in its place, so the report, the engine's table
+readers and the sample generators load while the dispatcher stays plain PyTorch's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import warnings
+
+from .status import ERROR, EXCLUDED, NO_SAMPLES, PASS, classify
+
+# Fake ops for the tests of crash isolation: what a misbehaving kernel can do to a process.
+PROBES = {
+    "pass": lambda: (PASS, "probe"),
+    "crash": lambda: os.abort(),
+    "exit": lambda: os._exit(3),
+    "hang": lambda: time.sleep(10**6),
+    "memory": lambda: (PASS, str(len(bytearray(1 << 40)))),  # 1 TiB
+}
+
+
+def limit_memory(megabytes: int) -> None:
+    limit = megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+BOOTSTRAP = """
+import sys, types
+package_dir, mode = sys.argv[1], sys.argv[2]
+if mode == "without":
+    bare = types.ModuleType("torch_fwdad")
+    bare.__path__ = [package_dir]
+    sys.modules["torch_fwdad"] = bare
+from torch_fwdad.report.worker import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def enter_mode(mode: str) -> None:
+    import torch_fwdad
+
+    installed = hasattr(torch_fwdad, "builtin_status")  # set by torch_fwdad/__init__
+    if installed != (mode == "with"):
+        raise RuntimeError(f"worker for '{mode}' torch_fwdad has the package {'' if installed else 'not '}installed")
+
+
+def check_table_entry(name: str, n_samples: int) -> tuple[str, str]:
+    """Our sample generators for a derivatives-table gap, through the check matrix's gradcheck."""
+    import itertools
+
+    import torch
+
+    from torch_fwdad.engine.upstream import resolve_overload
+    from torch_fwdad.testing import sample_registry
+    from torch_fwdad.testing.checks import check_gradcheck
+
+    from .table import derivatives_table
+
+    reach = derivatives_table()[name].out_of_reach
+    if reach:
+        return EXCLUDED, f"out of reach: {reach}"
+    if not torch._C._dispatch_has_computed_kernel_for_dispatch_key(name, "CPU"):
+        return EXCLUDED, "no CPU kernel in this build (CUDA or another backend only); the report checks on CPU"
+    source = sample_registry().get(name)
+    if source is None:
+        return NO_SAMPLES, "no sample generator in torch_fwdad/testing/samples"
+    op = resolve_overload(name)
+    if op is None:
+        return ERROR, "overload missing from this torch"
+    checked = 0
+    for dtype in source.dtypes:
+        for index, sample in enumerate(itertools.islice(source.generate(dtype, "cpu"), n_samples)):
+            try:
+                check_gradcheck(op, sample)
+            except Exception as error:  # noqa: BLE001 - every failure is a finding of the report
+                status, detail = classify(error)
+                return status, f"{str(dtype).removeprefix('torch.')} sample {index} ({sample.desc}): {detail}"
+            checked += 1
+    return PASS, f"{checked} samples"
+
+
+def run_task(task: dict) -> tuple[str, str]:
+    import torch
+
+    torch.manual_seed(0)  # samples are random; the same task gives the same samples
+    part, name = task["part"], task["name"]
+    if part == "probe":
+        return PROBES[name]()
+    if part == "opinfo":
+        from .opinfo import check
+
+        return check(name, task["samples"])
+    return check_table_entry(name, task["samples"])
+
+
+def answer(task: dict) -> dict:
+    start = time.perf_counter()
+    try:
+        status, detail = run_task(task)
+    except MemoryError:
+        status, detail = ERROR, "out of memory (MemoryError under the worker's memory limit)"
+    except Exception as error:  # noqa: BLE001 - an op that breaks its samples is a finding too
+        status, detail = classify(error)
+    return {"status": status, "detail": detail, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def serve(protocol, mode: str, preload_opinfo: bool) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # --jobs N processes share the cores
+    warnings.simplefilter("ignore")
+    if mode == "with":
+        import torch_fwdad  # noqa: F401  (installs the rules)
+    enter_mode(mode)
+    if preload_opinfo:  # op_db takes seconds to import: not inside the first task's timeout
+        from .opinfo import opinfos
+
+        opinfos()
+    protocol.write(json.dumps({"ready": True}) + "\n")
+    protocol.flush()
+    for line in sys.stdin:
+        if line.strip():
+            protocol.write(json.dumps(answer(json.loads(line))) + "\n")
+            protocol.flush()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="torch_fwdad report worker")
+    parser.add_argument("mode", choices=("with", "without"))
+    parser.add_argument("--memory-mb", type=int, default=0, help="address-space limit; 0 for none")
+    parser.add_argument("--preload-opinfo", action="store_true")
+    args = parser.parse_args(argv)
+    if args.memory_mb:
+        limit_memory(args.memory_mb)
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # prints of ops and of C++ kernels must not corrupt the protocol
+    sys.stdout = sys.stderr
+    serve(protocol, args.mode, args.preload_opinfo)
+    return 0
