@@ -35,12 +35,8 @@ def grid_sampler_grid_jvp(input, grid, grid_t, interpolation_mode, padding_mode,
     else:
         sources, slopes = zip(*(_source_and_slope(c, size, padding_mode, align_corners) for c, size in zip(coords, sizes)))
         weights = _linear_weights
-    tangent = None
-    for d in range(len(sizes)):
-        term = _interpolate(input, sources, padding_mode, align_corners, weights, derivative_dim=d)
-        term = term * (slopes[d] * grid_t[..., d]).unsqueeze(1)
-        tangent = term if tangent is None else tangent + term
-    return tangent
+    source_rates = [slope * grid_t[..., d] for d, slope in enumerate(slopes)]  # ẋ_d
+    return _interpolate(input, sources, padding_mode, align_corners, weights, source_rates)
 
 
 # ------------------------------------------------------------------ coordinates
@@ -114,35 +110,42 @@ def _cubic_weights(frac, derivative):
     return [far(frac + 1), near(frac), near(1 - frac), far(2 - frac)]
 
 
-def _interpolate(input, sources, padding_mode, align_corners, weights, derivative_dim):
-    """Σ over taps of Π_d w_d · input[tap], with w along `derivative_dim` differentiated.
+def _interpolate(input, sources, padding_mode, align_corners, weights, source_rates):
+    """Σ over taps of input[tap] · Σ_d ẋ_d ∂(Π_d' w_d')/∂x_d: the interpolation's tangent.
 
-    input (N, C, *spatial); sources: one (N, *out) coordinate per spatial dim, x first.
+    input (N, C, *spatial); sources and source_rates: one (N, *out) tensor per spatial
+    dim, x first. Each tap is gathered once; the weights are combined on (N, *out) first,
+    so the channel-wide work is one gather and one multiply-add per tap.
     """
     N, C = input.shape[:2]
-    spatial = input.shape[2:]
-    sizes = spatial[::-1]
+    sizes = input.shape[2:][::-1]
     flat = input.reshape(N, C, -1)
     floors = [torch.floor(x) for x in sources]
-    tap_weights = [weights(x - f, derivative=(d == derivative_dim)) for d, (x, f) in enumerate(zip(sources, floors))]
-    first_tap = -1 if len(tap_weights[0]) == 4 else 0
+    fracs = [x - f for x, f in zip(sources, floors)]
+    values_w = [weights(f, derivative=False) for f in fracs]
+    slopes_w = [weights(f, derivative=True) for f in fracs]
+    first_tap = -1 if len(values_w[0]) == 4 else 0
     result = None
-    for taps in itertools.product(range(len(tap_weights[0])), repeat=len(sizes)):
-        weight, index, valid = None, None, None
-        stride = 1
+    for taps in itertools.product(range(len(values_w[0])), repeat=len(sizes)):
+        index, valid, stride = None, None, 1
         for d, tap in enumerate(taps):
             position = floors[d] + (tap + first_tap)
             if first_tap:  # bicubic pads each tap's integer coordinate, as get_value_bounded
                 position = _pad_tap(position, sizes[d], padding_mode, align_corners)
             ok = (position >= 0) & (position <= sizes[d] - 1)
-            w = tap_weights[d][tap]
-            weight = w if weight is None else weight * w
             clamped = position.clamp(0, sizes[d] - 1).long() * stride
             index = clamped if index is None else index + clamped
             valid = ok if valid is None else valid & ok
             stride *= sizes[d]
+        rate = None
+        for d in range(len(sizes)):  # ∂(Π w)/∂x_d · ẋ_d, summed over d
+            term = slopes_w[d][taps[d]] * source_rates[d]
+            for other in range(len(sizes)):
+                if other != d:
+                    term = term * values_w[other][taps[other]]
+            rate = term if rate is None else rate + term
         values = torch.gather(flat, 2, index.reshape(N, 1, -1).expand(N, C, -1)).reshape(N, C, *index.shape[1:])
-        term = values * torch.where(valid, weight, torch.zeros_like(weight)).unsqueeze(1)
+        term = values * torch.where(valid, rate, torch.zeros_like(rate)).unsqueeze(1)
         result = term if result is None else result + term
     return result
 

@@ -1,0 +1,43 @@
+"""F.grid_sample under forward mode: (primal + tangent) / primal time, per mode.
+
+Tangents on the input and the grid; float32, N=8, C=16, 64x64 input, 64x64 grid (2-D)
+and 16^3 (3-D). Usage: python benchmarks/bench_grid_sample.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+import torch_fwdad  # noqa: F401
+
+
+def best(fn, repeats=5):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main():
+    g = torch.Generator().manual_seed(0)
+    cases = [("2-d", (8, 16, 64, 64), (8, 64, 64, 2), ("bilinear", "nearest", "bicubic")),
+             ("3-d", (2, 8, 16, 16, 16), (2, 16, 16, 16, 3), ("bilinear", "nearest"))]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32")
+    for dims, x_shape, grid_shape, modes in cases:
+        x, tx = torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g)
+        grid, tgrid = torch.rand(grid_shape, generator=g) * 2.2 - 1.1, torch.randn(grid_shape, generator=g)
+        for mode in modes:
+            fn = (lambda x, grid: F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False))
+            primal = best(lambda: fn(x, grid))
+            jvp = best(lambda: torch.func.jvp(fn, (x, grid), (tx, tgrid)))
+            print(f"{dims} {mode:9} primal {primal * 1e3:7.2f} ms  jvp {jvp * 1e3:7.2f} ms  ratio {jvp / primal:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
