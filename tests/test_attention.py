@@ -70,7 +70,7 @@ def test_sdpa_jvp_matches_math_backend(case):
     torch.testing.assert_close(tangent, ref_tangent)
 
 
-@pytest.mark.parametrize("mask_kind", ["boolean", "additive broadcast", "additive with tangent"])
+@pytest.mark.parametrize("mask_kind", ["boolean", "additive broadcast", "additive with tangent", "mask tangent only"])
 def test_sdpa_masks(mask_kind):
     q, k, v = randn(2, 2, 4, 3, seed=1), randn(2, 2, 5, 3, seed=2), randn(2, 2, 5, 3, seed=3)
     tq, tk, tv = randn(2, 2, 4, 3, seed=4), randn(2, 2, 5, 3, seed=5), randn(2, 2, 5, 3, seed=6)
@@ -80,11 +80,16 @@ def test_sdpa_masks(mask_kind):
         primals, tangents = (q, k, v), (tq, tk, tv)
     else:
         mask = randn(2, 1, 4, 5, seed=7)
-        mask_t = randn(2, 1, 4, 5, seed=8) if mask_kind == "additive with tangent" else torch.zeros_like(mask)
+        mask_t = randn(2, 1, 4, 5, seed=8) if "tangent" in mask_kind else torch.zeros_like(mask)
         primals, tangents = (q, k, v, mask), (tq, tk, tv, mask_t)
+        if mask_kind == "mask tangent only":
+            primals, tangents = (mask,), (mask_t,)
 
-    def fn(q, k, v, m=mask):
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    def fn(*args):
+        if mask_kind == "mask tangent only":
+            args = (q, k, v) + args
+        q_, k_, v_, m = args if len(args) == 4 else (*args, mask)
+        return F.scaled_dot_product_attention(q_, k_, v_, attn_mask=m)
 
     assert _uses_fused_kernel(fn, *primals)
     assert_tangents_close(torch.func.jvp(fn, primals, tangents)[1], math_jvp(fn, primals, tangents)[1])

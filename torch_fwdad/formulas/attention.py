@@ -144,11 +144,17 @@ class _Attention:
             return t
         return t.narrow(dim, rows.start, rows.stop - rows.start)
 
-    def logits(self, rows: slice):
-        """s = scale·q kᵀ + mask (−inf where causally hidden) for a block of query rows."""
-        s = self.rows(self.q_scaled, rows) @ self.k.mT
-        if self.mask is not None:
-            s = s + self.rows(self.mask, rows)
+    def logits(self, rows: slice, shift=None):
+        """s = scale·q kᵀ + mask (−inf where causally hidden) + shift, for a block of rows."""
+        q_rows = self.rows(self.q_scaled, rows)
+        offset = _total(None if self.mask is None else self.rows(self.mask, rows), shift)
+        if offset is None:
+            s = q_rows @ self.k.mT
+        else:  # the offset added by the matmul itself: no separate pass over the block
+            B, H, R, E = q_rows.shape
+            offset = offset.expand(B, H, R, offset.size(-1)).reshape(B * H, R, offset.size(-1))
+            s = torch.baddbmm(offset, q_rows.reshape(B * H, R, E), self.k.reshape(B * H, self.S, E).mT)
+            s = s.view(B, H, R, self.S)
         if self.causal_offset is not None:
             s = s.masked_fill_(self._hidden_by_causal(rows, s.device), -math.inf)
         return s
@@ -167,9 +173,9 @@ class _Attention:
             shift = torch.where(p.detach() > 0, s - s.detach(), torch.zeros_like(s))  # -inf - -inf is NaN
             delta = (p.detach() * shift).sum(-1, keepdim=True)
             return p - p * delta
-        # in place on the fresh logits: one pass less over the block (sub_ and exp_ save
-        # nothing that is overwritten, so the formula stays differentiable)
-        return self.logits(rows).sub_(lse_rows.unsqueeze(-1)).exp_()
+        # in place on the fresh logits (exp_ saves its result, nothing is overwritten that
+        # a derivative needs), −lse added by the matmul: one pass over the block
+        return self.logits(rows, shift=-lse_rows.unsqueeze(-1)).exp_()
 
     def score_tangent(self, rows: slice, q_t, k_t, mask_t):
         """ṡ for a block of rows (None when q, k and mask carry no tangent); k_t repeated."""
@@ -229,7 +235,10 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     for rows in problem.blocks():
         lse_rows = problem.rows(lse_c, rows, -1) if lse_c is not None else _logsumexp_rows(problem, rows)
         p = problem.scores(rows, lse_rows, lse_is_constant)
-        p_ds = _mul(p, problem.score_tangent(rows, q_t, k_t, mask_t))
+        ds = problem.score_tangent(rows, q_t, k_t, mask_t)
+        # ds from the matmul is fresh: multiply in place (no new block); a mask tangent
+        # alone is the caller's tensor, maybe broadcast
+        p_ds = ds.mul_(p) if q_t is not None or k_t is not None else _mul(p, ds)
         c = _rowsum(p_ds)
         out_blocks.append(_total(_mm(p_ds, problem.v), _mul(c, -problem.rows(out_c, rows)), _mm(p, v_t)))
         lse_blocks.append(c)
