@@ -117,8 +117,20 @@ def attach_tangents(op, sig: OpSignature, output, out_tangents, level: int, orig
 def _attach_one(op, name, out, tangent, level, origin):
     if tangent is None:
         return out
+    if isinstance(out, list):  # a Tensor[] output (_foreach_*): one tangent (or None) per tensor
+        return _attach_list(op, name, out, tangent, level, origin)
     check_tangent(f"the forward rule of {op} ({origin})", name, out, tangent)
     return _VF._make_dual(out, tangent, level)
+
+
+def _attach_list(op, name, outs, tangents, level, origin):
+    if not isinstance(tangents, (list, tuple)) or len(tangents) != len(outs):
+        raise RuntimeError(
+            f"torch_fwdad: the forward rule of {op} ({origin}) must return a list of "
+            f"{len(outs)} tangents for the Tensor[] output '{name}' (None where a tensor has none)"
+        )
+    return [_attach_one(op, f"{name}[{i}]", out, tangent, level, origin)
+            for i, (out, tangent) in enumerate(zip(outs, tangents))]
 
 
 def check_tangent(who: str, name: str, out, tangent) -> None:
