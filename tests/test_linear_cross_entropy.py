@@ -46,3 +46,17 @@ def test_opinfo_samples_match_finite_differences(variant):
         # own Python (squeeze of an unbatched result), before any rule runs -- to investigate
         assert torch.autograd.gradcheck(fn, inputs, check_forward_ad=True, check_backward_ad=False,
                                         check_batched_forward_grad=False, fast_mode=True)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("variant", ["chunked", "chunked_none"])
+def test_forward_over_reverse_raises_instead_of_a_wrong_hessian(variant):
+    # The op's backward multiplies gradients precomputed (and detached) at forward time,
+    # so a Hessian-vector product through it cannot be right: it must fail loudly.
+    sample = next(iter(VARIANTS[variant].sample_inputs("cpu", torch.float64, requires_grad=False)))
+    fn, inputs = _differentiable(VARIANTS[variant], sample)
+    with torch.autograd.forward_ad.dual_level():
+        duals = [torch.autograd.forward_ad.make_dual(x.detach(), torch.randn_like(x)).requires_grad_() for x in inputs]
+        loss = fn(*duals).sum()
+        with pytest.raises(RuntimeError, match="torch_fwdad: forward-mode AD over the backward of torch_nn._linear_cross_entropy"):
+            torch.autograd.grad(loss, duals, create_graph=True)

@@ -4,6 +4,13 @@ Custom ops have no forward mode (their tangent silently vanishes), so this modul
 them rules through register_jvp when `import torch_fwdad` imports the formulas package.
 The loss tangent is computed from the inputs with differentiable ops, chunked over the
 batch like the primal, so it can be differentiated again.
+
+The chunked op also returns the gradients it precomputes for its backward; they get no
+tangent. Forward-over-reverse (Hessian-vector products) would need them, but the op's
+backward reads detached copies saved at forward time, so no tangent could reach it:
+instead the engine refuses autograd.grad(create_graph=True) inside a dual level with an
+error (tests/test_linear_cross_entropy.py), and torch.func.grad is refused by PyTorch
+itself. Reverse-over-reverse (autograd.functional.hessian) returns zeros upstream.
 """
 
 from __future__ import annotations
