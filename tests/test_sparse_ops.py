@@ -2,7 +2,7 @@
 
 PyTorch 2.13's forward AD cannot hold a tangent on a sparse tensor (tests below pin the
 errors), so an op gets a JVP here only where every differentiable input and output is
-strided: sparse @ dense products in the dense operand. docs/out_of_reach_sparse.md lists
+strided: sparse @ dense products in the dense operand. docs/out_of_reach.md lists
 the rest with reasons.
 """
 
@@ -129,7 +129,7 @@ def test_graph_convolution_jacfwd_matches_reverse_mode():
 
 @pytest.mark.parametrize("layout", SPARSE_LAYOUTS)
 def test_pytorch_cannot_make_sparse_tensors_dual(layout):
-    """Why to_sparse, sampled_addmm, sparse_mask, _to_dense... get no formula (docs/out_of_reach_sparse.md).
+    """Why to_sparse, sampled_addmm, sparse_mask, _to_dense... get no formula (docs/out_of_reach.md).
 
     _make_dual aliases the primal and set_fw_grad compares storages; sparse layouts have
     neither storage nor strides. If a future torch accepts this, those rows become

@@ -2,7 +2,7 @@
 
 PyTorch's forward AD (torch 2.13) cannot attach a tangent to a sparse tensor: making a
 sparse tensor dual aliases it and compares storages, which sparse layouts do not have
-(docs/out_of_reach_sparse.md). So the sparse operand of these products is a constant,
+(docs/out_of_reach.md). So the sparse operand of these products is a constant,
 and only the dense operands carry tangents; the output is dense.
 """
 

@@ -1,6 +1,6 @@
 """Samples for sparse @ dense products: the sparse operand is a constant (not in `diff`).
 
-A sparse tensor cannot carry a tangent in PyTorch (docs/out_of_reach_sparse.md), so
+A sparse tensor cannot carry a tangent in PyTorch (docs/out_of_reach.md), so
 every sample names its differentiable (strided) arguments in `diff`.
 """
 
