@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from torch_fwdad import report
-from torch_fwdad.report import opinfo, table
+from torch_fwdad.report import opinfo, runner, table
 from torch_fwdad.report.progress import Progress
 from torch_fwdad.report.results import regressions
 from torch_fwdad.report.runner import Task, run_tasks
@@ -99,3 +99,13 @@ def test_lower_precision_casts_are_excluded_by_nature():
     assert "lower precision" in opinfo.nature_of(lambda t: t.float(), [x])
     assert opinfo.nature_of(lambda t: t * 2, [x]) is None
     assert "random" in opinfo.nature_of(lambda t: t + torch.rand(3, dtype=torch.float64), [x])
+
+
+def test_a_worker_that_cannot_start_fails_its_tasks_fast(monkeypatch):
+    # as when torch_fwdad itself fails to import: one failed start, not one per task
+    monkeypatch.setattr(runner, "BOOTSTRAP", "import sys; print('ImportError: broken', file=sys.stderr); sys.exit(1)")
+    tasks = [Task("probe", "pass", "with", samples=i) for i in range(3)]
+    results = run_tasks(tasks, jobs=1, timeout_s=5, memory_mb=2048)
+    assert [results[t]["detail"] for t in tasks] == [
+        "no worker could start: worker crashed (exit code 1) while starting: ImportError: broken"] * 3
+    assert {results[t]["status"] for t in tasks} == {ERROR}

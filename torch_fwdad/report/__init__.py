@@ -96,8 +96,8 @@ def main(argv=None) -> int:
     settings = {"samples": args.samples, "timeout_s": args.timeout, "memory_mb": args.memory_mb, "jobs": args.jobs,
                 "command": "python -m torch_fwdad report " + shlex.join(argv if argv is not None else sys.argv[1:]),
                 "seconds": round(time.monotonic() - start, 1)}
-    complete = not (args.ops or args.quick or args.part)
-    report = assemble(results, selected, complete, settings)
+    restricted_by = "--ops" if args.ops else "--quick" if args.quick else "--part" if args.part else None
+    report = assemble(results, selected, restricted_by, settings)
     paths = write_all(report, args.output)
     print(summary_line(report))
     for part, name, reason in excluded_table(report):

@@ -71,12 +71,16 @@ def to_svg(report: dict) -> str:
     for part, items in report["results"].items():
         rows.append(("title", PART_TITLES[part], None))
         rows += [("family", family, counts) for family, counts in by_family(items).items()]
-    height = PAD * 2 + ROW_H * (len(rows) + 3)
+    title, _, pieces = summary_line(report).partition(": ")
+    header = [title + ":"] + pieces.split("; ")
+    height = PAD * 2 + ROW_H * (len(header) + len(rows) + 2)
     width = LABEL_W + BAR_W + 170
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-           f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="{PAD}" y="{PAD + 14}" font-weight="bold">{escape(summary_line(report))[:110]}</text>']
-    y = PAD + ROW_H * 2
+           f'<rect width="{width}" height="{height}" fill="white"/>']
+    for index, line in enumerate(header):
+        weight = ' font-weight="bold"' if index == 0 else ""
+        out.append(f'<text x="{PAD}" y="{PAD + 14 + index * ROW_H}"{weight}>{escape(line)}</text>')
+    y = PAD + ROW_H * (len(header) + 1)
     for kind, label, counts in rows:
         if kind == "title":
             out.append(f'<text x="{PAD}" y="{y + 15}" font-weight="bold">{escape(label)}</text>')

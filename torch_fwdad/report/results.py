@@ -20,7 +20,8 @@ def item_status(item: dict) -> str:
     return EXCLUDED if EXCLUDED in (item["without"]["status"], item["with"]["status"]) else item["with"]["status"]
 
 
-def assemble(results: dict[Task, dict], selected: dict[str, list[str]], complete: bool, settings: dict) -> dict:
+def assemble(results: dict[Task, dict], selected: dict[str, list[str]], restricted_by: str | None, settings: dict) -> dict:
+    """restricted_by: None for the full run, else the option that narrowed it ("--ops", "--quick")."""
     families = {"opinfo": opinfo.family_of, "table": lambda name: table.derivatives_table()[name].family}
     parts = {}
     for part, names in selected.items():
@@ -28,7 +29,8 @@ def assemble(results: dict[Task, dict], selected: dict[str, list[str]], complete
             name: {"family": families[part](name), **{mode: results[Task(part, name, mode, settings["samples"])] for mode in MODES}}
             for name in sorted(names)
         }
-    report = {"format": FORMAT, "torch": torch.__version__, "complete": complete, "settings": settings, "results": parts}
+    report = {"format": FORMAT, "torch": torch.__version__, "complete": restricted_by is None,
+              "restricted_by": restricted_by, "settings": settings, "results": parts}
     report["summary"] = summarize(report)
     return report
 
@@ -59,7 +61,7 @@ def summary_line(report: dict) -> str:
         if counts["excluded"]:
             piece += f" ({counts['excluded']} excluded)"
         pieces.append(piece)
-    scope = "" if report["complete"] else " (restricted by --ops)"
+    scope = "" if report["complete"] else f" (restricted by {report.get('restricted_by') or '--ops'})"
     return f"forward AD coverage, torch {report['torch']}{scope}: " + "; ".join(pieces)
 
 

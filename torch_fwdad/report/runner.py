@@ -51,7 +51,11 @@ class Worker:
             command + (["--preload-opinfo"] if preload_opinfo else []),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
         )
-        self._read_line(STARTUP_TIMEOUT_S, "starting the worker")
+        try:
+            self._read_line(STARTUP_TIMEOUT_S, "starting")
+        except WorkerLost:
+            self.close()
+            raise
 
     def run(self, task: Task, timeout_s: float) -> dict:
         try:
@@ -100,6 +104,7 @@ def run_tasks(tasks, *, jobs: int, timeout_s: float, memory_mb: int, on_result=N
         pending.put(task)
     preload_opinfo = any(task.part == "opinfo" for task in tasks)
     results: dict[Task, dict] = {}
+    cannot_start: dict[str, str] = {}  # mode -> why its worker died while starting
     lock = threading.Lock()
 
     def record(task, result):
@@ -115,11 +120,19 @@ def run_tasks(tasks, *, jobs: int, timeout_s: float, memory_mb: int, on_result=N
                 task = pending.get_nowait()
             except queue.Empty:
                 break
+            if task.mode in cannot_start:  # e.g. torch_fwdad itself fails to import: fail fast
+                record(task, {"status": ERROR, "detail": cannot_start[task.mode], "seconds": None})
+                continue
+            if worker and worker.mode != task.mode:
+                worker.close()
+                worker = None
             try:
-                if worker and worker.mode != task.mode:
-                    worker.close()
-                    worker = None
                 worker = worker or Worker(task.mode, memory_mb, preload_opinfo)
+            except WorkerLost as lost:
+                cannot_start[task.mode] = f"no worker could start: {lost}"
+                record(task, {"status": ERROR, "detail": cannot_start[task.mode], "seconds": None})
+                continue
+            try:
                 record(task, worker.run(task, timeout_s))
             except WorkerLost as lost:
                 record(task, {"status": ERROR, "detail": str(lost), "seconds": None})

@@ -1,9 +1,11 @@
 """Part (b) of the report: torch's own derivatives table and its forward-mode gaps.
 
 An entry of torch's `derivatives.yaml` maps input names to backward formulas and output
-names (`result`, `result0`, `values`, `sign, logabsdet`, ...) to forward formulas. A key
-is an input key when every name in it is an argument of the schema; any other key is a
-forward formula. An entry counts when its backward differentiates at least one input.
+names (`result`, `values`, `sign, logabsdet`, ...) to forward formulas; whether torch has
+a forward formula is the engine's reading (upstream_forward_table). A key is an input
+key when every name in it is an argument of the schema. An entry counts when its
+backward differentiates at least one input (`not_implemented(...)` counts: forward-over-
+reverse needs those, e.g. _cdist_backward).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import yaml
 
-from torch_fwdad.engine.upstream import upstream_table_path
+from torch_fwdad.engine.upstream import upstream_forward_table, upstream_table_path
 
 _NOT_KEYS = {"name", "dispatch", "output_differentiability"}
 
@@ -92,19 +94,13 @@ def _formula_keys(entry: dict) -> list[tuple[str, object]]:
     return pairs
 
 
-def _classify(raw: dict) -> tuple[bool, bool]:
-    """(differentiates some input, has a forward formula)."""
-    schema = torch._C.parse_schema("aten::" + raw["name"])
-    arguments = {a.name for a in schema.arguments}
-    differentiable = has_forward = False
-    for key, formula in _formula_keys(raw):
-        if all(name in arguments for name in _key_names(key)):
-            differentiable |= formula != "non_differentiable"
-        else:
-            has_forward = True
+def _differentiates_an_input(raw: dict) -> bool:
+    """Whether torch's backward differentiates some input (not all `non_differentiable`)."""
+    arguments = {a.name for a in torch._C.parse_schema("aten::" + raw["name"]).arguments}
     if raw.get("output_differentiability") and not any(raw["output_differentiability"]):
-        differentiable = False
-    return differentiable, has_forward
+        return False
+    return any(formula != "non_differentiable" for key, formula in _formula_keys(raw)
+               if all(name in arguments for name in _key_names(key)))
 
 
 def family_of(overload: str) -> str:
@@ -142,12 +138,12 @@ def _overload_of(raw: dict) -> str:
 def derivatives_table() -> dict[str, TableEntry]:
     """Every entry of the installed torch's table whose backward differentiates an input."""
     table = {}
+    has_forward = upstream_forward_table()  # the engine's reading: one rule for "torch has a formula"
     for overload, raw in raw_table().items():
-        differentiable, has_forward = _classify(raw)
-        if differentiable:
+        if _differentiates_an_input(raw):
             reach = _out_of_reach(overload)
             family = "out of reach" if reach else family_of(overload)
-            table[f"aten::{overload}"] = TableEntry(f"aten::{overload}", overload, has_forward, family, reach)
+            table[f"aten::{overload}"] = TableEntry(f"aten::{overload}", overload, has_forward.get(overload, False), family, reach)
     return table
 
 

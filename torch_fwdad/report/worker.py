@@ -2,8 +2,8 @@
 
 Started by runner.py through BOOTSTRAP, it reads tasks (JSON lines) on stdin and writes
 results (JSON lines) on its original stdout; anything the ops print goes to stderr. It
-caps its own address space first, so an op that allocates without bound fails with an
-out-of-memory error instead of taking the machine down.
+caps its address space before it runs any task, so an op that allocates without bound
+fails with an out-of-memory error instead of taking the machine down.
 
 A "without" worker never runs torch_fwdad/__init__ (which installs the rules and more):
 BOOTSTRAP puts a bare package module in its place, so the report, the engine's table
