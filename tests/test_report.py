@@ -109,3 +109,11 @@ def test_a_worker_that_cannot_start_fails_its_tasks_fast(monkeypatch):
     assert [results[t]["detail"] for t in tasks] == [
         "no worker could start: worker crashed (exit code 1) while starting: ImportError: broken"] * 3
     assert {results[t]["status"] for t in tasks} == {ERROR}
+
+
+def test_reasons_come_from_the_projects_out_of_reach_table():
+    if not table.documented_gaps():
+        pytest.skip("docs/out_of_reach.md is not in this checkout")
+    pattern, reason = table.documented_gaps()[0]
+    assert table.documented_reason(pattern.replace("*", "x")) == reason
+    assert table.documented_reason("add.Tensor") is None

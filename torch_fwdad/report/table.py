@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import os
+import re
 from dataclasses import dataclass
 
 import torch
@@ -163,3 +165,27 @@ def has_forward_upstream(overload: str) -> bool | None:
 def gap_entries() -> dict[str, TableEntry]:
     """The entries with a backward formula and no forward formula: what part (b) checks."""
     return {name: entry for name, entry in derivatives_table().items() if not entry.has_forward}
+
+
+OUT_OF_REACH_DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "docs", "out_of_reach.md")
+_DOC_ROW = re.compile(r"^\|(?P<names>[^|]*`[^|]*)\|(?P<reason>[^|]+)\|\s*$")
+
+
+@functools.lru_cache(maxsize=1)
+def documented_gaps() -> tuple[tuple[str, str], ...]:
+    """(overload or glob, reason) from the project's table of what it does not cover, if present."""
+    if not os.path.exists(OUT_OF_REACH_DOC):
+        return ()
+    rows = []
+    with open(OUT_OF_REACH_DOC, encoding="utf-8") as file:
+        for line in file:
+            row = _DOC_ROW.match(line)
+            if row:
+                reason = " ".join(row.group("reason").split())
+                rows += [(name, reason) for name in re.findall(r"`([\w.*]+)`", row.group("names"))]
+    return tuple(rows)
+
+
+def documented_reason(overload: str) -> str | None:
+    return next((reason for pattern, reason in documented_gaps() if fnmatch.fnmatchcase(overload, pattern)), None)
