@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import time
@@ -53,30 +53,38 @@ def best_time(method, primals, tangents, repeats):
     return min(times)
 
 
-def current_rss_mb():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+def _status_mb(field):
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def peak_rss_rise_mb(call):
     """Peak RSS during call() minus RSS just before it, in MB (run in a fresh process).
 
-    Large tensors are mmap'd and unmapped on free, so RSS follows the live tensors.
+    VmHWM, reset to the current RSS first (clear_refs 5): ru_maxrss would carry the
+    parent's peak over fork. Large tensors are mmap'd and unmapped on free, so RSS
+    follows the live tensors.
     """
-    before = current_rss_mb()
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")
+    before = _status_mb("VmRSS")
     call()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    return _status_mb("VmHWM") - before
 
 
-def peak_rss_rise(method, L, B=2, H=8, E=64):
+def peak_rss_rise(method, L, B=2, H=8, E=64, threads=None):
     """Child process: peak RSS rise (MB) of one call of `method` at sequence length L."""
     code = (
         "import json, sys, torch; sys.path.insert(0, 'benchmarks'); import bench_attention as b;"
+        f"torch.set_num_threads({threads or torch.get_num_threads()});"
         f"p, t = b.make_inputs({L}, {B}, {H}, {E}); import torch_fwdad;"
         f"b.run({method!r}, *b.make_inputs(8, 1, 1, 8));"  # load lazily initialised code first
         f"print(json.dumps(b.peak_rss_rise_mb(lambda: b.run({method!r}, p, t))))"
     )
-    root = __file__.rsplit("/benchmarks/", 1)[0]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -85,7 +93,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B=2 H=8 E=64 float32, L=S")
     print(f"{'L':>6} {'primal ms':>10} {'fwdad ms':>9} {'MATH ms':>9} {'fwdad/primal':>13} {'MATH/fwdad':>11}"
           f" {'fwdad MB':>9} {'MATH MB':>9}")
@@ -93,7 +104,7 @@ def main(argv=None):
         primals, tangents = make_inputs(L)
         repeats = args.repeats if L <= 2048 else 1
         times = {m: best_time(m, primals, tangents, repeats) for m in ("primal", "torch_fwdad", "MATH")}
-        memory = {m: peak_rss_rise(m, L) for m in ("torch_fwdad", "MATH")}
+        memory = {m: peak_rss_rise(m, L, threads=args.threads) for m in ("torch_fwdad", "MATH")}
         print(f"{L:>6} {times['primal'] * 1e3:>10.1f} {times['torch_fwdad'] * 1e3:>9.1f} {times['MATH'] * 1e3:>9.1f}"
               f" {times['torch_fwdad'] / times['primal']:>12.2f}x {times['MATH'] / times['torch_fwdad']:>10.2f}x"
               f" {memory['torch_fwdad']:>9.0f} {memory['MATH']:>9.0f}")
