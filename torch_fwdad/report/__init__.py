@@ -85,7 +85,7 @@ def load_baseline(args) -> dict | None:
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     baseline = load_baseline(args)
-    selected = select(args, baseline)
+    selected = {part: names for part, names in select(args, baseline).items() if names}
     tasks = [Task(part, name, mode, args.samples) for part, names in selected.items() for name in names for mode in MODES]
     if not tasks:
         print("error: --ops matches no OpInfo entry and no derivatives-table gap", file=sys.stderr)
