@@ -65,14 +65,18 @@ def peak_rss_rise_mb(call):
     """Peak RSS during call() minus RSS just before it, in MB (run in a fresh process).
 
     VmHWM, reset to the current RSS first (clear_refs 5): ru_maxrss would carry the
-    parent's peak over fork. Large tensors are mmap'd and unmapped on free, so RSS
-    follows the live tensors.
+    parent's peak over fork. With MEASURED_ENV, RSS follows the live tensors.
     """
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
     before = _status_mb("VmRSS")
     call()
     return _status_mb("VmHWM") - before
+
+
+# A fixed mmap threshold: every tensor above 64 KB is mapped and unmapped on free, so RSS
+# follows the live tensors (glibc's adaptive threshold would keep freed blocks in the heap).
+MEASURED_ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def peak_rss_rise(method, L, B=2, H=8, E=64, threads=None):
@@ -85,7 +89,8 @@ def peak_rss_rise(method, L, B=2, H=8, E=64, threads=None):
         f"print(json.dumps(b.peak_rss_rise_mb(lambda: b.run({method!r}, p, t))))"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root,
+                          env=MEASURED_ENV)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

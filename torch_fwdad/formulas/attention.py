@@ -23,6 +23,8 @@ import math
 import torch
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
+from ._common import add_tangents
+
 __all__ = [
     "BOTTOM_RIGHT",
     "TOP_LEFT",
@@ -58,12 +60,10 @@ def query_block_size(batch_heads: int, queries: int, keys: int) -> int:
 
 def _total(*terms):
     """Sum of the terms present; None when every term is absent (a zero tangent)."""
-    present = [t for t in terms if t is not None]
-    if not present:
-        return None
-    total = present[0]
-    for term in present[1:]:
-        total = total + term
+    total = None
+    for term in terms:
+        if term is not None:
+            total = add_tangents(total, term)
     return total
 
 
