@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["channel_bias_jvp", "conv_tbc_linear", "slow_conv2d_backward_jvp"]
+__all__ = ["channel_bias_jvp", "conv_tbc_linear", "depthwise_conv_linear", "slow_conv2d_backward_jvp"]
 
 
 def channel_bias_jvp(bias_t: torch.Tensor, result: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
@@ -17,6 +17,18 @@ def channel_bias_jvp(bias_t: torch.Tensor, result: torch.Tensor, channel_dim: in
 def conv_tbc_linear(input: torch.Tensor, weight: torch.Tensor, pad: int) -> torch.Tensor:
     """conv_tbc without its (mandatory) bias: the part linear in input and in weight."""
     return torch.ops.aten.conv_tbc(input, weight, weight.new_zeros(weight.shape[-1]), pad)
+
+
+def depthwise_conv_linear(input: torch.Tensor, weight: torch.Tensor, kernel_size, stride, padding,
+                          dilation) -> torch.Tensor:
+    """_conv_depthwise2d / conv_depthwise3d without bias: a convolution with one group per channel.
+
+    Those kernels exist for CUDA only; aten.convolution computes the same product on any
+    device, so the rule also runs (and is tested) on CPU.
+    """
+    weight = weight.reshape(weight.shape[0], 1, *kernel_size)
+    return torch.ops.aten.convolution(input, weight, None, stride, padding, dilation, False,
+                                      [0] * len(stride), input.shape[1])
 
 
 def slow_conv2d_backward_jvp(grad_output, self, weight, grad_output_t, self_t, weight_t,

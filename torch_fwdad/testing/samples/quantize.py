@@ -51,3 +51,29 @@ def _per_channel_errors(device):
     scale = torch.tensor([0.25, 0.5], device=device)
     zero_point = torch.tensor([0, 0], dtype=torch.int32, device=device)
     yield ErrorSample((x, scale, zero_point, 0, QMIN, QMAX), desc="scale shorter than the axis")
+
+
+# Learnable scale and zero point: PyTorch's backward takes float32 only, so these run in
+# float32 in tests/test_float32_only_kernels.py (Jacobians against the backward's) rather
+# than through the float64 check matrix.
+def _qparam(*values, device):
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
+@samples_for("aten::_fake_quantize_learnable_per_tensor_affine", dtypes=(torch.float32,), cpu_runnable=False)
+def learnable_per_tensor_samples(dtype, device):
+    x = _values(4, 5, dtype=dtype, device=device)
+    yield Sample((x, _qparam(0.25, device=device), _qparam(1.0, device=device), QMIN, QMAX), desc="2-d")
+    yield Sample((_values(3, 2, 4, dtype=dtype, device=device, noncontiguous=True), _qparam(0.3, device=device),
+                  _qparam(2.3, device=device), QMIN, QMAX, 0.5), desc="non-contiguous, fractional zero_point, grad_factor")
+    # the backward truncates z + 0.5 (here to 0) where the forward rounds (-1)
+    yield Sample((x, _qparam(0.25, device=device), _qparam(-1.3, device=device), QMIN, QMAX),
+                 desc="negative fractional zero_point")
+
+
+@samples_for("aten::_fake_quantize_learnable_per_channel_affine", dtypes=(torch.float32,), cpu_runnable=False)
+def learnable_per_channel_samples(dtype, device):
+    scale, zero_point = _qparam(0.25, 0.5, 0.125, device=device), _qparam(0.0, 2.4, -1.0, device=device)
+    yield Sample((_values(3, 4, dtype=dtype, device=device), scale, zero_point, 0, QMIN, QMAX), desc="axis 0")
+    yield Sample((_values(2, 3, 5, dtype=dtype, device=device).mT.contiguous().mT, scale, zero_point, 1, QMIN, QMAX, 0.5),
+                 desc="axis 1, non-contiguous, grad_factor")

@@ -1,0 +1,63 @@
+"""Fused RNN cells (CUDA kernels of nn.LSTMCell / nn.GRUCell): the cell math from its gates.
+
+The kernels take the two matrix products already done (input_gates = x @ w_ihᵀ,
+hidden_gates = h @ w_hhᵀ) and optional biases. The tangents are those of the unfused
+cell PyTorch runs on CPU (and differentiates in _thnn_differentiable_*_cell_backward),
+written with device-agnostic ops, recomputing the gates rather than reading the
+kernel's workspace so the rule stays differentiable for outer derivatives.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._common import zeros_if_none
+
+__all__ = ["fused_lstm_cell_jvp", "fused_gru_cell_jvp"]
+
+
+def _sum_defined(*tensors):
+    """Sum of the tensors that are not None (biases broadcast over the batch), or None."""
+    defined = [t for t in tensors if t is not None]
+    return sum(defined[1:], defined[0]) if defined else None
+
+
+def _gates_tangent(gates, *tangents):
+    """Tangent of the summed pre-activations, batch-shaped even when only a bias carries one."""
+    return zeros_if_none(_sum_defined(*tangents), gates).expand_as(gates)
+
+
+def fused_lstm_cell_jvp(input_gates, hidden_gates, cx, input_bias, hidden_bias,
+                        input_gates_t, hidden_gates_t, cx_t, input_bias_t, hidden_bias_t, cy):
+    """Tangents of (hy, cy); gate order i, f, g, o along dim 1, as the kernel's."""
+    gates = _sum_defined(input_gates, hidden_gates, input_bias, hidden_bias)
+    i, f, g, o = gates.chunk(4, 1)
+    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    gates_t = _gates_tangent(gates, input_gates_t, hidden_gates_t, input_bias_t, hidden_bias_t)
+    i_t, f_t, g_t, o_t = gates_t.chunk(4, 1)
+    cy_t = i * (1 - i) * i_t * g + i * (1 - g * g) * g_t + f * (1 - f) * f_t * cx
+    if cx_t is not None:
+        cy_t = cy_t + f * cx_t
+    tanh_cy = cy.tanh()
+    hy_t = o * (1 - o) * o_t * tanh_cy + o * (1 - tanh_cy * tanh_cy) * cy_t
+    return hy_t, cy_t
+
+
+def fused_gru_cell_jvp(input_gates, hidden_gates, hx, input_bias, hidden_bias,
+                       input_gates_t, hidden_gates_t, hx_t, input_bias_t, hidden_bias_t):
+    """Tangent of hy = (1 - z) * n + z * hx; gate order r, z, n along dim 1, as the kernel's.
+
+    The new gate reads the hidden part of its pre-activation through the reset gate,
+    n = tanh(i_n + r * h_n), so the input and hidden gates are kept apart.
+    """
+    i_r, i_z, i_n = _sum_defined(input_gates, input_bias).chunk(3, 1)
+    h_r, h_z, h_n = _sum_defined(hidden_gates, hidden_bias).chunk(3, 1)
+    r, z = (i_r + h_r).sigmoid(), (i_z + h_z).sigmoid()
+    n = (i_n + r * h_n).tanh()
+    it_r, it_z, it_n = _gates_tangent(input_gates, input_gates_t, input_bias_t).chunk(3, 1)
+    ht_r, ht_z, ht_n = _gates_tangent(hidden_gates, hidden_gates_t, hidden_bias_t).chunk(3, 1)
+    r_t = r * (1 - r) * (it_r + ht_r)
+    z_t = z * (1 - z) * (it_z + ht_z)
+    n_t = (1 - n * n) * (it_n + r_t * h_n + r * ht_n)
+    hy_t = (1 - z) * n_t + z_t * (hx - n)
+    return hy_t if hx_t is None else hy_t + z * hx_t
