@@ -49,16 +49,28 @@ def _pnorm_weights(diff: torch.Tensor, dist: torch.Tensor, p: float) -> torch.Te
 
 def _over_dist(numerator: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
     zero = dist == 0
-    return torch.where(zero, torch.zeros_like(numerator), numerator / _safe(dist, zero))
+    return torch.where(zero, 0.0, numerator / torch.where(zero, 1.0, dist))
+
+
+def _ones_column(x: torch.Tensor) -> torch.Tensor:
+    return x.new_ones(x.shape[:-1] + (1,))
 
 
 def _euclidean_terms(x1_p, x1_t, x2_p, x2_t, dist):
-    """d‖x1_i - x2_j‖ through matmuls: ((x1_i - x2_j)·(t1_i - t2_j)) / dist_ij, 0 where dist is 0."""
-    numerator = None
+    """d‖x1_i - x2_j‖ = ((x1_i - x2_j)·(t1_i - t2_j)) / dist_ij, 0 where dist is 0.
+
+    The numerator a_i + b_j - t1_i·x2_j - x1_i·t2_j (a_i = x1_i·t1_i, b_j = x2_j·t2_j) is
+    one matmul of [a | 1 | -t1 | -x1] by [1 | b | x2 | t2], keeping only the blocks of
+    the inputs that carry tangents: no [P, R] intermediate besides the result.
+    """
+    left, right = [], []
     if x1_t is not None:
-        numerator = add_tangents(numerator, (x1_p * x1_t).sum(-1, keepdim=True) - x1_t @ x2_p.mT)
+        left += [(x1_p * x1_t).sum(-1, keepdim=True), -x1_t]
+        right += [_ones_column(x2_p), x2_p]
     if x2_t is not None:
-        numerator = add_tangents(numerator, (x2_p * x2_t).sum(-1).unsqueeze(-2) - x1_p @ x2_t.mT)
+        left += [_ones_column(x1_p), -x1_p]
+        right += [(x2_p * x2_t).sum(-1, keepdim=True), x2_t]
+    numerator = torch.cat(left, -1) @ torch.cat(right, -1).mT
     return _over_dist(numerator.expand_as(dist), dist)
 
 
