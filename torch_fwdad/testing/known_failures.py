@@ -1,9 +1,29 @@
-"""The one table of expected failures: (entry, check) -> the reason it cannot pass.
+"""The one table of expected failures, each with the reason it cannot pass.
 
-tests/ mark these xfail(strict=True), so an entry that starts passing is reported.
+KNOWN_FAILURES: (entry, check) -> reason, for every sample of the entry.
+SAMPLE_FAILURES: (entry, sample description pattern (fnmatch), check) -> reason, for the
+samples it names (a tie, a zero distance: points where the function is not smooth).
+
+tests/ mark these xfail(strict=True), so a case that starts passing is reported, and
+the coverage report reads the same table; `expected_failure` is the one lookup.
 """
 
+from fnmatch import fnmatchcase
+
 KNOWN_FAILURES: dict[tuple[str, str], str] = {}
+SAMPLE_FAILURES: dict[tuple[str, str, str], str] = {}
+
+
+def expected_failure(entry: str, sample_desc: str, check: str) -> str | None:
+    """Why `check` cannot pass on this sample of `entry`, or None when it must pass."""
+    reason = KNOWN_FAILURES.get((entry, check))
+    if reason is not None:
+        return reason
+    for (name, pattern, failing), reason in SAMPLE_FAILURES.items():
+        if name == entry and failing == check and fnmatchcase(sample_desc, pattern):
+            return reason
+    return None
+
 
 # -- group B: ctc, segment, quantisation, conv, rnn, sparse --
 _CTC_SECOND_ORDER = (
@@ -57,3 +77,45 @@ _FORWARD_ONLY = (
 for _check in ("gradcheck", "jvp_vjp", "unchanged"):
     KNOWN_FAILURES[("aten::_embedding_bag_forward_only", _check)] = _FORWARD_ONLY
 # -- end attention, vision and embeddings --
+
+
+# -- samples at points where the function is not smooth, and samples upstream's backward rejects --
+_KINK = "the tangent is discontinuous at {what}, so finite differences of it cannot match forward-over-forward"
+for _entry in ("aten::_cdist_forward", "aten::_pdist_forward"):
+    SAMPLE_FAILURES[(_entry, "zero distance p=*", "second_order")] = _KINK.format(what="a zero distance (a kink of the norm)")
+SAMPLE_FAILURES[("aten::_cdist_forward", "zero coordinate p=0.5", "second_order")] = \
+    _KINK.format(what="a zero coordinate difference when p < 1")
+SAMPLE_FAILURES[("aten::_cdist_forward", "tie p=inf", "gradcheck")] = (
+    "upstream's backward gives every coordinate tied for the max its full sign (no split); the "
+    "JVP follows it so JVP and VJP agree, while finite differences see half")
+SAMPLE_FAILURES[("aten::_cdist_forward", "tie p=inf", "second_order")] = _KINK.format(what="a tie of the max")
+for _entry, _pattern in (("aten::index_reduce", "am?? tie*"), ("aten::scatter_reduce.two", "amax ties")):
+    SAMPLE_FAILURES[(_entry, _pattern, "second_order")] = _KINK.format(what="a tie of the max/min")
+for _check in ("jvp_vjp", "unchanged"):
+    SAMPLE_FAILURES[("aten::scatter_reduce.two", "*src larger than index", _check)] = (
+        "upstream's scatter_reduce backward rejects a src larger than index (invalid gradient "
+        "shape); forward mode handles it")
+for _check in ("gradcheck", "second_order"):
+    SAMPLE_FAILURES[("aten::_embedding_bag", "max ties", _check)] = \
+        "finite differences straddle the tie; the tangent follows max_indices, as the backward does"
+    SAMPLE_FAILURES[("aten::_embedding_bag_forward_only", "max ties", _check)] = \
+        SAMPLE_FAILURES[("aten::_embedding_bag", "max ties", _check)]
+SAMPLE_FAILURES[("aten::_scaled_dot_product_flash_attention_for_cpu", "* (output and logsumexp)", "jvp_vjp")] = (
+    "PyTorch's backward treats logsumexp as non-differentiable and ignores its cotangent, while "
+    "torch_fwdad gives it its true tangent (checked by gradcheck here; the '(output)' samples "
+    "check the output alone against the backward)")
+for _check in ("jvp_vjp", "unchanged"):
+    SAMPLE_FAILURES[("aten::_masked_softmax", "* (type [01])", _check)] = (
+        "PyTorch's _masked_softmax_backward raises 'Mask shape should match grad shape' for the "
+        "L x L and B x L mask types: reverse mode does not exist upstream")
+SAMPLE_FAILURES[("aten::rrelu_with_noise_functional", "training*", "jvp_vjp")] = (
+    "PyTorch's backward for rrelu_with_noise_functional reads the input noise, which this "
+    "functional overload does not fill (noise_out holds the drawn slopes): its reverse-mode "
+    "gradient in training is wrong, so the JVP (right, per finite differences) cannot match it")
+for _entry in ("aten::_sparse_addmm", "aten::_sparse_mm_reduce_impl"):
+    for _check in ("jvp_vjp", "partial", "second_order"):
+        SAMPLE_FAILURES[(_entry, "* (csr)", _check)] = (
+            "torch.func.jvp cannot see a sparse CSR tensor: functorch's wrapper reads the strides CSR "
+            "lacks ('Sparse CSR tensors do not have strides'), in plain PyTorch too; "
+            "tests/test_sparse_ops.py checks these kernels by gradcheck and reverse-over-forward")
+# -- end samples --

@@ -22,10 +22,8 @@ class Sample:
     The differentiable inputs are the floating/complex tensors in args (also inside
     lists), unless `diff` names their positions in args. `wrapper` plays the part of
     OpInfo's gradcheck_wrapper: e.g. make a matrix Hermitian before cholesky.
-    `xfail` maps a check of the matrix to why this sample cannot pass it (a point
-    where the function is not differentiable, e.g. a zero distance or a tie, fails
-    forward-over-forward against finite differences by nature); tests/ mark that
-    case xfail(strict=True). Per-entry failures go in testing/known_failures.py.
+    A sample that cannot pass a check (a tie, a zero distance) is named by its `desc`
+    in testing/known_failures.py, the one table of expected failures.
     """
 
     args: tuple
@@ -33,7 +31,6 @@ class Sample:
     desc: str = ""
     wrapper: Callable | None = None
     diff: tuple[int, ...] | None = None
-    xfail: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

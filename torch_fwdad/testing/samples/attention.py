@@ -74,12 +74,6 @@ def _flash_cpu_errors(device):
 # [True, False]) and drops its cotangent; torch_fwdad gives logsumexp its true tangent
 # (issue 4 asks for it: flow-map training uses it), so <J t, u> = <t, Jᵀ u> cannot hold
 # when u has a logsumexp part. Odd samples return the output alone and check it.
-LSE_NOT_DIFFERENTIABLE_UPSTREAM = (
-    "PyTorch's backward treats logsumexp as non-differentiable and ignores its cotangent, "
-    "while torch_fwdad gives it its true tangent (checked by gradcheck here)"
-)
-
-
 def _output_only(op, *args, **kwargs):
     return op(*args, **kwargs)[0]
 
@@ -87,7 +81,7 @@ def _output_only(op, *args, **kwargs):
 def _both_outputs_or_output_only(index, args, kwargs, desc):
     if index % 2:
         return Sample(args, kwargs, desc + " (output)", wrapper=_output_only)
-    return Sample(args, kwargs, desc, xfail={"jvp_vjp": LSE_NOT_DIFFERENTIABLE_UPSTREAM})
+    return Sample(args, kwargs, desc + " (output and logsumexp)")
 
 
 @samples_for("aten::_scaled_dot_product_flash_attention_for_cpu", errors=_flash_cpu_errors)
@@ -207,12 +201,9 @@ def masked_softmax_samples(dtype, device):
     x = make(B, H, L, L, dtype=dtype, device=device)
     yield Sample((x, hide(B, H, L, L)), {}, "mask like input (type 2)")
     yield Sample((x, hide(B, H, L, L), 3, 2), {}, "explicit dim and mask_type 2")
-    # PyTorch's _masked_softmax_backward wants a mask shaped like the input, so reverse
-    # mode fails for the L x L and B x L mask types: nothing to compare a VJP with.
-    no_reverse = {check: "PyTorch's _masked_softmax_backward raises 'Mask shape should match grad shape' "
-                         "for this mask type: reverse mode does not exist upstream" for check in ("jvp_vjp", "unchanged")}
-    yield Sample((x, hide(L, L), 3, 0), {}, "src_mask L x L (type 0)", xfail=no_reverse)
-    yield Sample((x, hide(B, L), 3, 1), {}, "key padding B x L (type 1)", xfail=no_reverse)
+    # reverse mode does not exist upstream for these two (see known_failures.py)
+    yield Sample((x, hide(L, L), 3, 0), {}, "src_mask L x L (type 0)")
+    yield Sample((x, hide(B, L), 3, 1), {}, "key padding B x L (type 1)")
     # no fully hidden row: the CPU kernel returns NaN there (the fast path avoids such rows)
     yield Sample((make(4, 5, dtype=dtype, device=device, noncontiguous=True), hide(4, 5)), {}, "2-d noncontiguous")
     yield Sample((make(0, 3, dtype=dtype, device=device), hide(0, 3)), {}, "empty")

@@ -14,7 +14,6 @@ COMPUTE_MODES = (None, 0, 1, 2)  # if necessary (default), if necessary, use mm,
 
 # A zero distance is a kink of every p-norm: the first-order tangent jumps there, so
 # forward-over-forward cannot match finite differences of it.
-AT_ZERO_DISTANCE = {"second_order": "the tangent is discontinuous at a zero distance (a kink of the norm)"}
 
 
 def _with_duplicates(x1, x2):
@@ -45,18 +44,14 @@ def cdist_samples(dtype, device):
         yield Sample((m(2, 1, 3, 4), m(3, 2, 4), p, None), desc=f"broadcast batch p={p}")
     for p in (0.5, 1.0, 2.0, 3.0, math.inf):
         x1 = m(3, 4)
-        yield Sample((x1, _with_duplicates(x1, m(2, 4)), p, 2), desc=f"zero distance p={p}", xfail=AT_ZERO_DISTANCE)
+        yield Sample((x1, _with_duplicates(x1, m(2, 4)), p, 2), desc=f"zero distance p={p}")
     x1 = m(3, 4)
     x2 = m(2, 4)
     x2[0, 1] = x1[1, 1]  # one coordinate equal, distance nonzero: |d|^(p-1) is infinite there for p < 1
-    yield Sample((x1, x2, 0.5, None), desc="zero coordinate p=0.5", xfail={"second_order": "the tangent is discontinuous where a coordinate difference is 0 and p < 1"})
+    yield Sample((x1, x2, 0.5, None), desc="zero coordinate p=0.5")
     x1 = m(2, 4)
     x2 = x1 + torch.tensor([1.0, -1.0, 0.5, 0.25], dtype=dtype, device=device)  # row 0: |diff| ties at 1
-    yield Sample((x1, x2, math.inf, None), desc="tie p=inf", xfail={
-        "gradcheck": "upstream's backward gives every coordinate tied for the max its full sign (no split); "
-                     "the JVP follows it so JVP and VJP agree, finite differences see half",
-        "second_order": "the tangent is discontinuous at a tie of the max",
-    })
+    yield Sample((x1, x2, math.inf, None), desc="tie p=inf")
     yield Sample((m(4, 3).mT, m(4, 5, noncontiguous=True).mT, 1.5, None), desc="transposed and noncontiguous")
     yield Sample((m(2, 3, 4), m(2, 5, 4), 3.0, 2), desc="batched p=3")
     yield Sample((m(0, 4), m(3, 4), 2.0, None), desc="empty rows")
@@ -91,7 +86,7 @@ def pdist_samples(dtype, device):
     for p in (0.5, 1.0, 2.0, math.inf):
         x = m(4, 3)
         x[2] = x[0]
-        yield Sample((x, p), desc=f"zero distance p={p}", xfail=AT_ZERO_DISTANCE)
+        yield Sample((x, p), desc=f"zero distance p={p}")
     yield Sample((m(1, 3), 2.0), desc="one row (no pairs)")
     # no 0-row sample: upstream's _pdist_backward crashes (segfault) on 0 rows, so the
     # reverse-mode checks cannot run there; _pdist_forward rejects non-contiguous input.

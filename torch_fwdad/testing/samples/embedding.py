@@ -28,13 +28,9 @@ def _bag_cases(dtype, device):
            False, SUM, False, None, False, -1), "only empty bags"
 
 
-TIES = {"gradcheck": "finite differences straddle the tie; the tangent follows max_indices",
-        "second_order": "finite differences straddle the tie; the tangent follows max_indices"}
-
-
 def _samples(dtype, device):
     for args, desc in _bag_cases(dtype, device):
-        yield Sample(args, desc=desc, xfail=TIES if desc == "max ties" else {})
+        yield Sample(args, desc=desc)
 
 
 def _errors(device):

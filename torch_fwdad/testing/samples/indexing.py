@@ -11,12 +11,6 @@ import torch
 
 from . import ErrorSample, Sample, make, samples_for
 
-AT_TIE = {"second_order": "the tangent is discontinuous at a tie of the max/min"}
-SRC_LARGER_THAN_INDEX = {
-    reason_check: "upstream's scatter_reduce backward rejects a src larger than index "
-                  "(invalid gradient shape); forward mode handles it"
-    for reason_check in ("jvp_vjp", "unchanged")
-}
 
 
 def _long(values, device):
@@ -67,11 +61,11 @@ def index_reduce_samples(dtype, device):
         source = _with_zeros(m(4, 3), [(0, 1), (2, 1), (1, 2), (3, 0)])
         yield Sample((self_, 0, index, source, "prod"), flags, desc=f"prod zeros include_self={include_self}")
     self_, source = _with_ties(m(5, 3), m(4, 3), self_ties=[((0, 0), (2, 0))], source_ties=[], value=20.0)
-    yield Sample((self_, 0, index, source, "amax"), desc="amax tie self-source", xfail=AT_TIE)
+    yield Sample((self_, 0, index, source, "amax"), desc="amax tie self-source")
     for include_self in (True, False):
         self_, source = _with_ties(m(5, 3), m(4, 3), self_ties=[], source_ties=[((0, 1), (2, 1))], value=-20.0)
         yield Sample((self_, 0, index, source, "amin"), dict(include_self=include_self),
-                     desc=f"amin tie source-source include_self={include_self}", xfail=AT_TIE)
+                     desc=f"amin tie source-source include_self={include_self}")
     yield Sample((m(5, 3), 0, _long([], device), m(0, 3), "prod"), desc="empty index")
     yield Sample((m(4), 0, _long([3, 3, 1], device), m(3), "mean"), dict(include_self=False), desc="1-d")
 
@@ -104,8 +98,8 @@ def scatter_reduce_samples(dtype, device):
                      desc=f"prod dim=1 transposed include_self={include_self}")
     # self[0, 0] ties src[0, 0] (sent to row 0); src[1, 1] and src[3, 1] are both sent to row 2
     self_, src = _with_ties(m(5, 3), m(4, 3), self_ties=[((0, 0), (0, 0))], source_ties=[((1, 1), (3, 1))], value=20.0)
-    yield Sample((self_, 0, index, src, "amax"), desc="amax ties", xfail=AT_TIE)
-    yield Sample((m(5, 3), 0, index[:3, :2], m(4, 3), "prod"), desc="src larger than index", xfail=SRC_LARGER_THAN_INDEX)
-    yield Sample((m(5, 3), 0, index[:3, :2], m(4, 3), "amax"), desc="amax src larger than index", xfail=SRC_LARGER_THAN_INDEX)
+    yield Sample((self_, 0, index, src, "amax"), desc="amax ties")
+    yield Sample((m(5, 3), 0, index[:3, :2], m(4, 3), "prod"), desc="src larger than index")
+    yield Sample((m(5, 3), 0, index[:3, :2], m(4, 3), "amax"), desc="amax src larger than index")
     yield Sample((m(4), 0, _long([3, 3, 1], device), m(3), "prod"), desc="1-d")
     yield Sample((m(2, 3), 0, torch.zeros(0, 3, dtype=torch.long, device=device), m(0, 3), "prod"), desc="empty index")

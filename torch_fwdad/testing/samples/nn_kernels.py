@@ -29,9 +29,6 @@ def _seeded(op, *args):
     return op(*args, generator=torch.Generator(device=args[0].device).manual_seed(0))
 
 
-_STALE_NOISE = ("PyTorch's backward for rrelu_with_noise_functional reads the input noise, which this "
-                "functional overload does not fill (noise_out holds the drawn slopes): its reverse-mode "
-                "gradient in training is wrong, so the JVP (right, per finite differences) cannot match it")
 
 
 @samples_for("aten::rrelu_with_noise_functional")
@@ -39,6 +36,5 @@ def rrelu_with_noise_functional_samples(dtype, device):
     x = _away_from_zero(make(3, 4, dtype=dtype, device=device))
     noise = torch.zeros_like(x)
     yield Sample((x, noise, 0.1, 0.3, False), desc="eval", diff=(0,))
-    yield Sample((x, noise, 0.1, 0.3, True), desc="training, seeded", diff=(0,), wrapper=_seeded,
-                 xfail={"jvp_vjp": _STALE_NOISE})
-    yield Sample((x, noise, 0.2, 0.2, True), desc="training, lower == upper", diff=(0,), xfail={"jvp_vjp": _STALE_NOISE})
+    yield Sample((x, noise, 0.1, 0.3, True), desc="training, seeded", diff=(0,), wrapper=_seeded)
+    yield Sample((x, noise, 0.2, 0.2, True), desc="training, lower == upper", diff=(0,))
