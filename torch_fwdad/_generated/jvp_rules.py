@@ -18,6 +18,8 @@ from torch_fwdad.formulas import (  # noqa: F401
     ctc_loss_jvp,
     depthwise_conv_linear,
     efficient_attention_forward_jvp,
+    embedding_bag_dense_backward_reference,
+    embedding_bag_per_sample_weights_backward_reference,
     embedding_bag_per_sample_weights_jvp,
     embedding_bag_weight_jvp,
     euclidean_dist_jvp,
@@ -28,6 +30,7 @@ from torch_fwdad.formulas import (  # noqa: F401
     fused_gru_cell_jvp,
     fused_lstm_cell_jvp,
     gamma_density,
+    grid_sampler_backward_jvp,
     grid_sampler_grid_jvp,
     huber_loss_second_derivative,
     index_reduce_jvp,
@@ -356,8 +359,74 @@ def jvp__pdist_backward(primals, tangents, outputs):
     return result_tangent
 
 
+def jvp_grid_sampler_2d_backward(primals, tangents, outputs):
+    # derivatives.yaml:222: grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
+    grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners, output_mask = primals
+    grad_output_t, input_t, grid_t, _, _, _, _ = tangents
+    result0, result1 = outputs
+    result0_tangent, result1_tangent = grid_sampler_backward_jvp("grid_sampler_2d_backward", grad_output_p, grad_output_t, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners, result0, result1)
+    return (result0_tangent, result1_tangent)
+
+
+def jvp_grid_sampler_3d_backward(primals, tangents, outputs):
+    # derivatives.yaml:225: grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
+    grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners, output_mask = primals
+    grad_output_t, input_t, grid_t, _, _, _, _ = tangents
+    result0, result1 = outputs
+    result0_tangent, result1_tangent = grid_sampler_backward_jvp("grid_sampler_3d_backward", grad_output_p, grad_output_t, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners, result0, result1)
+    return (result0_tangent, result1_tangent)
+
+
+def jvp__grid_sampler_2d_cpu_fallback_backward(primals, tangents, outputs):
+    # derivatives.yaml:228: _grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)
+    grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
+    grad_output_t, input_t, grid_t, _, _, _ = tangents
+    result0, result1 = outputs
+    result0_tangent, result1_tangent = grid_sampler_backward_jvp("_grid_sampler_2d_cpu_fallback_backward", grad_output_p, grad_output_t, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners, result0, result1)
+    return (result0_tangent, result1_tangent)
+
+
+def jvp__embedding_bag_dense_backward(primals, tangents, outputs):
+    # derivatives.yaml:233: _embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
+    grad_p, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_p, padding_idx = primals
+    grad_t, indices_t, offset2bag_t, bag_size_t, maximum_indices_t, _, _, _, per_sample_weights_t, _ = tangents
+    result = outputs
+    result_tangent = None
+    if grad_t is not None:
+        result_tangent = add_tangents(result_tangent, embedding_bag_dense_backward_reference(grad_t, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_p, padding_idx))
+    if per_sample_weights_t is not None:
+        result_tangent = add_tangents(result_tangent, embedding_bag_dense_backward_reference(grad_p, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_t, padding_idx))
+    return result_tangent
+
+
+def jvp__embedding_bag_backward(primals, tangents, outputs):
+    # derivatives.yaml:238: _embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
+    grad_p, indices_p, offsets_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, sparse, per_sample_weights_p, padding_idx = primals
+    grad_t, indices_t, offsets_t, offset2bag_t, bag_size_t, maximum_indices_t, _, _, _, _, per_sample_weights_t, _ = tangents
+    result = outputs
+    result_tangent = None
+    if grad_t is not None:
+        result_tangent = add_tangents(result_tangent, embedding_bag_dense_backward_reference(grad_t, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_p, padding_idx))
+    if per_sample_weights_t is not None:
+        result_tangent = add_tangents(result_tangent, embedding_bag_dense_backward_reference(grad_p, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_t, padding_idx))
+    return result_tangent
+
+
+def jvp__embedding_bag_per_sample_weights_backward(primals, tangents, outputs):
+    # derivatives.yaml:245: _embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor
+    grad_p, weight_p, indices_p, offsets_p, offset2bag_p, mode, padding_idx = primals
+    grad_t, weight_t, indices_t, offsets_t, offset2bag_t, _, _ = tangents
+    result = outputs
+    result_tangent = None
+    if grad_t is not None:
+        result_tangent = add_tangents(result_tangent, embedding_bag_per_sample_weights_backward_reference(grad_t, weight_p, indices_p, offsets_p, offset2bag_p, mode, padding_idx))
+    if weight_t is not None:
+        result_tangent = add_tangents(result_tangent, embedding_bag_per_sample_weights_backward_reference(grad_p, weight_t, indices_p, offsets_p, offset2bag_p, mode, padding_idx))
+    return result_tangent
+
+
 def jvp_igamma(primals, tangents, outputs):
-    # derivatives.yaml:228: igamma(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:258: igamma(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -370,7 +439,7 @@ def jvp_igamma(primals, tangents, outputs):
 
 
 def jvp_igammac(primals, tangents, outputs):
-    # derivatives.yaml:233: igammac(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:263: igammac(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -383,7 +452,7 @@ def jvp_igammac(primals, tangents, outputs):
 
 
 def jvp_special_zeta(primals, tangents, outputs):
-    # derivatives.yaml:238: special_zeta(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:268: special_zeta(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -396,7 +465,7 @@ def jvp_special_zeta(primals, tangents, outputs):
 
 
 def jvp_special_zeta_self_scalar(primals, tangents, outputs):
-    # derivatives.yaml:243: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
+    # derivatives.yaml:273: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
     self, other_p = primals
     _, other_t = tangents
     result = outputs
@@ -407,7 +476,7 @@ def jvp_special_zeta_self_scalar(primals, tangents, outputs):
 
 
 def jvp__standard_gamma(primals, tangents, outputs):
-    # derivatives.yaml:248: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
+    # derivatives.yaml:278: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
     self_p, generator = primals
     self_t, _ = tangents
     result = outputs
@@ -418,7 +487,7 @@ def jvp__standard_gamma(primals, tangents, outputs):
 
 
 def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:257: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:287: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale, zero_point, quant_min, quant_max = primals
     self_t, _, _, _, _ = tangents
     output, mask = outputs
@@ -429,7 +498,7 @@ def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tangents, outputs):
-    # derivatives.yaml:261: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:291: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, fake_quant_enabled_p, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, fake_quant_enabled_t, _, _ = tangents
     output, mask = outputs
@@ -440,7 +509,7 @@ def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tange
 
 
 def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:265: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:295: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     output, mask = outputs
@@ -451,7 +520,7 @@ def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
-    # derivatives.yaml:272: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:302: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     result = outputs
@@ -460,7 +529,7 @@ def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
-    # derivatives.yaml:275: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:305: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _, _ = tangents
     result = outputs
@@ -469,7 +538,7 @@ def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose2d(primals, tangents, outputs):
-    # derivatives.yaml:280: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:310: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -484,7 +553,7 @@ def jvp_slow_conv_transpose2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose3d(primals, tangents, outputs):
-    # derivatives.yaml:286: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:316: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -499,7 +568,7 @@ def jvp_slow_conv_transpose3d(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_forward(primals, tangents, outputs):
-    # derivatives.yaml:292: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
+    # derivatives.yaml:322: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -514,7 +583,7 @@ def jvp__slow_conv2d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv3d_forward(primals, tangents, outputs):
-    # derivatives.yaml:298: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
+    # derivatives.yaml:328: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -529,7 +598,7 @@ def jvp_slow_conv3d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated2d(primals, tangents, outputs):
-    # derivatives.yaml:304: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:334: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -544,7 +613,7 @@ def jvp_slow_conv_dilated2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated3d(primals, tangents, outputs):
-    # derivatives.yaml:310: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:340: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -559,7 +628,7 @@ def jvp_slow_conv_dilated3d(primals, tangents, outputs):
 
 
 def jvp__conv_depthwise2d(primals, tangents, outputs):
-    # derivatives.yaml:319: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
+    # derivatives.yaml:349: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -574,7 +643,7 @@ def jvp__conv_depthwise2d(primals, tangents, outputs):
 
 
 def jvp_conv_depthwise3d(primals, tangents, outputs):
-    # derivatives.yaml:325: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
+    # derivatives.yaml:355: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -589,7 +658,7 @@ def jvp_conv_depthwise3d(primals, tangents, outputs):
 
 
 def jvp_conv_tbc(primals, tangents, outputs):
-    # derivatives.yaml:332: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
+    # derivatives.yaml:362: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
     self_p, weight_p, bias_p, pad = primals
     self_t, weight_t, bias_t, _ = tangents
     result = outputs
@@ -604,7 +673,7 @@ def jvp_conv_tbc(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
-    # derivatives.yaml:340: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
+    # derivatives.yaml:370: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
     grad_output_p, self_p, weight_p, kernel_size, stride, padding, output_mask = primals
     grad_output_t, self_t, weight_t, _, _, _, _ = tangents
     grad_input, grad_weight, grad_bias = outputs
@@ -613,7 +682,7 @@ def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
 
 
 def jvp__weight_norm_interface(primals, tangents, outputs):
-    # derivatives.yaml:344: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
+    # derivatives.yaml:374: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
     v_p, g_p, dim = primals
     v_t, g_t, _ = tangents
     result0, result1 = outputs
@@ -626,7 +695,7 @@ def jvp__weight_norm_interface(primals, tangents, outputs):
 
 
 def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
-    # derivatives.yaml:353: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
+    # derivatives.yaml:383: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
     self_p, noise_p, lower, upper, training, generator = primals
     self_t, noise_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -637,7 +706,7 @@ def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
 
 
 def jvp__foreach_mm(primals, tangents, outputs):
-    # derivatives.yaml:357: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
+    # derivatives.yaml:387: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
     self_p, mat2_p = primals
     self_t, mat2_t = tangents
     result = outputs
@@ -646,7 +715,7 @@ def jvp__foreach_mm(primals, tangents, outputs):
 
 
 def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
-    # derivatives.yaml:360: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
+    # derivatives.yaml:390: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
     self, exponent_p = primals
     _, exponent_t = tangents
     result = outputs
@@ -657,7 +726,7 @@ def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
 
 
 def jvp__grouped_mm(primals, tangents, outputs):
-    # derivatives.yaml:367: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
+    # derivatives.yaml:397: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
     self_p, mat2_p, offs_p, bias_p, out_dtype = primals
     self_t, mat2_t, offs_t, bias_t, _ = tangents
     result = outputs
@@ -672,7 +741,7 @@ def jvp__grouped_mm(primals, tangents, outputs):
 
 
 def jvp__fused_dropout(primals, tangents, outputs):
-    # derivatives.yaml:378: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
+    # derivatives.yaml:408: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
     self_p, p, generator = primals
     self_t, _, _ = tangents
     result0, result1 = outputs
@@ -683,7 +752,7 @@ def jvp__fused_dropout(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
-    # derivatives.yaml:383: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
+    # derivatives.yaml:413: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
     input_gates_p, hidden_gates_p, cx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, cx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1, result2 = outputs
@@ -692,7 +761,7 @@ def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
-    # derivatives.yaml:387: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
+    # derivatives.yaml:417: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
     input_gates_p, hidden_gates_p, hx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, hx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1 = outputs
@@ -701,7 +770,7 @@ def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
 
 
 def jvp__sparse_addmm(primals, tangents, outputs):
-    # derivatives.yaml:396: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
+    # derivatives.yaml:426: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
     self_p, mat1_p, mat2_p, beta, alpha = primals
     self_t, mat1_t, mat2_t, _, _ = tangents
     result = outputs
@@ -716,7 +785,7 @@ def jvp__sparse_addmm(primals, tangents, outputs):
 
 
 def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
-    # derivatives.yaml:404: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
+    # derivatives.yaml:434: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
     self_p, other_p, reduce = primals
     self_t, other_t, _ = tangents
     result0, result1 = outputs
@@ -727,7 +796,7 @@ def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
 
 
 def jvp__ctc_loss(primals, tangents, outputs):
-    # derivatives.yaml:410: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:440: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths, target_lengths, blank, zero_infinity = primals
     log_probs_t, targets_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -738,7 +807,7 @@ def jvp__ctc_loss(primals, tangents, outputs):
 
 
 def jvp__ctc_loss_Tensor(primals, tangents, outputs):
-    # derivatives.yaml:414: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:444: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity = primals
     log_probs_t, targets_t, input_lengths_t, target_lengths_t, _, _ = tangents
     result0, result1 = outputs
@@ -749,7 +818,7 @@ def jvp__ctc_loss_Tensor(primals, tangents, outputs):
 
 
 def jvp_segment_reduce(primals, tangents, outputs):
-    # derivatives.yaml:418: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:448: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
     data_p, reduce, lengths_p, indices_p, offsets_p, axis, unsafe, initial = primals
     data_t, _, lengths_t, indices_t, offsets_t, _, _, _ = tangents
     result = outputs
@@ -789,37 +858,43 @@ ENTRIES = (
     BuiltinEntry('aten::native_dropout_backward', 'native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor', jvp_native_dropout_backward, 'derivatives.yaml:210'),
     BuiltinEntry('aten::_cdist_backward', '_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor', jvp__cdist_backward, 'derivatives.yaml:214'),
     BuiltinEntry('aten::_pdist_backward', '_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor', jvp__pdist_backward, 'derivatives.yaml:217'),
-    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:228'),
-    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:233'),
-    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:238'),
-    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:243'),
-    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:248'),
-    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:257'),
-    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:261'),
-    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:265'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:272'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:275'),
-    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:280'),
-    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:286'),
-    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:292'),
-    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:298'),
-    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:304'),
-    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:310'),
-    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:319'),
-    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:325'),
-    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:332'),
-    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:340'),
-    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:344'),
-    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:353'),
-    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:357'),
-    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:360'),
-    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:367'),
-    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:378'),
-    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:383'),
-    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:387'),
-    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:396'),
-    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:404'),
-    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:410'),
-    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:414'),
-    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:418'),
+    BuiltinEntry('aten::grid_sampler_2d_backward', 'grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_2d_backward, 'derivatives.yaml:222'),
+    BuiltinEntry('aten::grid_sampler_3d_backward', 'grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_3d_backward, 'derivatives.yaml:225'),
+    BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback_backward', '_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)', jvp__grid_sampler_2d_cpu_fallback_backward, 'derivatives.yaml:228'),
+    BuiltinEntry('aten::_embedding_bag_dense_backward', '_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_dense_backward, 'derivatives.yaml:233'),
+    BuiltinEntry('aten::_embedding_bag_backward', '_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_backward, 'derivatives.yaml:238'),
+    BuiltinEntry('aten::_embedding_bag_per_sample_weights_backward', '_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor', jvp__embedding_bag_per_sample_weights_backward, 'derivatives.yaml:245'),
+    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:258'),
+    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:263'),
+    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:268'),
+    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:273'),
+    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:278'),
+    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:287'),
+    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:291'),
+    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:295'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:302'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:305'),
+    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:310'),
+    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:316'),
+    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:322'),
+    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:328'),
+    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:334'),
+    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:340'),
+    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:349'),
+    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:355'),
+    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:362'),
+    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:370'),
+    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:374'),
+    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:383'),
+    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:387'),
+    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:390'),
+    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:397'),
+    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:408'),
+    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:413'),
+    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:417'),
+    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:426'),
+    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:434'),
+    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:440'),
+    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:444'),
+    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:448'),
 )

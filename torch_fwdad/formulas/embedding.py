@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["embedding_bag_per_sample_weights_jvp", "embedding_bag_weight_jvp"]
+__all__ = ["embedding_bag_dense_backward_reference", "embedding_bag_per_sample_weights_backward_reference",
+           "embedding_bag_per_sample_weights_jvp", "embedding_bag_weight_jvp"]
 
-MODE_MAX = 2
+MODE_MEAN, MODE_MAX = 1, 2
 
 
 def embedding_bag_weight_jvp(weight_t, indices, offsets, mode, per_sample_weights, include_last_offset,
@@ -34,3 +35,53 @@ def _bags(weight, indices, offsets, mode, per_sample_weights, include_last_offse
     # reverse-over-forward works too
     return torch.ops.aten._embedding_bag(weight, indices, offsets, False, mode, False, per_sample_weights,
                                          include_last_offset, padding_idx)[0]
+
+
+def embedding_bag_dense_backward_reference(grad, indices, offset2bag, bag_size, maximum_indices, num_weights,
+                                           scale_grad_by_freq, mode, per_sample_weights, padding_idx):
+    """_embedding_bag_dense_backward written with differentiable ops (index_add, scatter_add).
+
+    The backward is linear in grad and in per_sample_weights (bilinear together), so its
+    tangent is this function at (grad_t, per_sample_weights) plus at (grad, per_sample_weights_t).
+    offset2bag, bag_size and maximum_indices are the integer outputs of _embedding_bag.
+    """
+    if scale_grad_by_freq and mode != MODE_MAX:
+        # PyTorch's frequency scaling does not divide by plain index counts (on torch 2.13 it
+        # halves the last index of [1, 2, 2, 4, 0, 3]); the kernel itself is linear in grad and
+        # in per_sample_weights, so use it (no reverse mode through it, forward mode is fine)
+        return torch.ops.aten._embedding_bag_dense_backward(grad, indices, offset2bag, bag_size, maximum_indices,
+                                                             num_weights, True, mode, per_sample_weights, padding_idx)
+    out = grad.new_zeros(num_weights, grad.shape[-1])
+    if mode == MODE_MAX:  # each column's gradient goes to the row the max picked (none for an empty bag)
+        picked = (bag_size > 0).unsqueeze(-1)
+        return out.scatter_add(0, maximum_indices.clamp(min=0), torch.where(picked, grad, torch.zeros_like(grad)))
+    if indices.numel() == 0:
+        return out
+    bags = _offset2bag(indices, offset2bag, bag_size)
+    rows = grad.index_select(0, bags)
+    if mode == MODE_MEAN:
+        rows = rows / bag_size.index_select(0, bags).clamp(min=1).to(rows.dtype).unsqueeze(-1)
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights.unsqueeze(-1)
+    if padding_idx >= 0:
+        rows = torch.where((indices != padding_idx).unsqueeze(-1), rows, torch.zeros_like(rows))
+    return out.index_add(0, indices, rows)
+
+
+def _offset2bag(indices, offset2bag, bag_size):
+    if offset2bag.numel() == indices.numel():
+        return offset2bag
+    # the fast sum path leaves offset2bag empty: rebuild it from the bag sizes
+    return torch.repeat_interleave(torch.arange(bag_size.numel(), device=indices.device), bag_size)
+
+
+def embedding_bag_per_sample_weights_backward_reference(grad, weight, indices, offsets, offset2bag, mode, padding_idx):
+    """_embedding_bag_per_sample_weights_backward with differentiable ops: entry i is
+    <grad[bag of i], weight[indices[i]]> (zero at padding_idx); bilinear in grad and weight."""
+    if offset2bag.numel() != indices.numel():  # not built by the forward: let the kernel rebuild it
+        return torch.ops.aten._embedding_bag_per_sample_weights_backward(grad, weight, indices, offsets, offset2bag,
+                                                                         mode, padding_idx)
+    products = (grad.index_select(0, offset2bag) * weight.index_select(0, indices)).sum(-1)
+    if padding_idx >= 0:
+        products = torch.where(indices != padding_idx, products, torch.zeros_like(products))
+    return products

@@ -15,7 +15,7 @@ import itertools
 
 import torch
 
-__all__ = ["grid_sampler_grid_jvp"]
+__all__ = ["grid_sampler_backward_jvp", "grid_sampler_grid_jvp"]
 
 BILINEAR, NEAREST, BICUBIC = 0, 1, 2
 ZEROS, BORDER, REFLECTION = 0, 1, 2
@@ -37,6 +37,134 @@ def grid_sampler_grid_jvp(input, grid, grid_t, interpolation_mode, padding_mode,
         weights = _linear_weights
     source_rates = [slope * grid_t[..., d] for d, slope in enumerate(slopes)]  # ẋ_d
     return _interpolate(input, sources, padding_mode, align_corners, weights, source_rates)
+
+
+def grid_sampler_backward_jvp(op, grad_output, grad_output_t, input, input_t, grid, grid_t, interpolation_mode,
+                              padding_mode, align_corners, grad_input, grad_grid):
+    """Tangents (grad_input, grad_grid) of grid_sampler_{2,3}d_backward (forward-over-reverse).
+
+    op: "grid_sampler_2d_backward", "grid_sampler_3d_backward" or
+    "_grid_sampler_2d_cpu_fallback_backward". grad_input = Wᵀ(grid) grad_output and
+    grad_grid = Σ_c grad_output · ∂out/∂grid(input): both linear in grad_output, grad_grid
+    linear in input. Those terms are the backward itself applied to the tangents. The grid
+    terms are second derivatives of the interpolation weights (written out in
+    _grid_second_terms); nearest sampling is piecewise constant in the grid (no grid term).
+    grad_input, grad_grid: the primal outputs; a tangent is built for each one that is
+    defined (the CPU kernel computes grad_grid even when output_mask[1] is False).
+    """
+    want_input, want_grid = grad_input is not None, grad_grid is not None
+
+    def backward(go, x, mask):
+        if op == "_grid_sampler_2d_cpu_fallback_backward":
+            return torch.ops.aten._grid_sampler_2d_cpu_fallback_backward(
+                go, x, grid, interpolation_mode, padding_mode, align_corners)
+        return getattr(torch.ops.aten, op)(go, x, grid, interpolation_mode, padding_mode, align_corners, mask)
+
+    input_tangent = grid_tangent = None
+    if grad_output_t is not None:
+        input_tangent, grid_tangent = backward(grad_output_t, input, [want_input, want_grid])
+    if input_t is not None and want_grid:
+        grid_tangent = _add(grid_tangent, backward(grad_output, input_t, [False, True])[1])
+    if grid_t is not None and interpolation_mode != NEAREST:
+        second_input, second_grid = _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode,
+                                                       padding_mode, align_corners, want_input, want_grid)
+        input_tangent, grid_tangent = _add(input_tangent, second_input), _add(grid_tangent, second_grid)
+    return (input_tangent if want_input else None), (grid_tangent if want_grid else None)
+
+
+def _add(a, b):
+    return b if a is None else a if b is None else a + b
+
+
+def _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode, padding_mode, align_corners,
+                       want_input, want_grid):
+    """Grid terms of the backward's tangents.
+
+    With W_tap = Π_d w_d(x_d) the weight of a tap, ẋ_d = slope_d ġ_d:
+      grad_input:  scatter of grad_output · Σ_d ∂W/∂x_d ẋ_d onto each tap (adjoint of the
+                   interpolation tangent);
+      grad_grid_d: slope_d Σ_c grad_output · Σ_tap input[tap] Σ_e ∂²W/∂x_d∂x_e ẋ_e
+                   (the slopes are piecewise constant in the grid: no term of their own).
+    """
+    N, C = input.shape[:2]
+    sizes = input.shape[2:][::-1]
+    dims = len(sizes)
+    coords = [grid[..., d] for d in range(dims)]
+    if interpolation_mode == BICUBIC:
+        sources = [_unnormalize(c, size, align_corners) for c, size in zip(coords, sizes)]
+        slopes = [torch.full_like(x, _unnormalize_slope(size, align_corners)) for x, size in zip(sources, sizes)]
+        weights = _cubic_weights
+    else:
+        sources, slopes = zip(*(_source_and_slope(c, size, padding_mode, align_corners) for c, size in zip(coords, sizes)))
+        weights = _linear_weights
+    rates = [slope * grid_t[..., d] for d, slope in enumerate(slopes)]
+    flat = input.reshape(N, C, -1)
+    floors = [torch.floor(x) for x in sources]
+    fracs = [x - f for x, f in zip(sources, floors)]
+    values_w = [weights(f, derivative=False) for f in fracs]
+    slopes_w = [weights(f, derivative=True) for f in fracs]
+    curves_w = [_weight_curvatures(weights, f) for f in fracs]
+    first_tap = -1 if len(values_w[0]) == 4 else 0
+    input_tangent = torch.zeros_like(flat) if want_input else None
+    grid_terms = [None] * dims
+    for taps in itertools.product(range(len(values_w[0])), repeat=dims):
+        index, valid, stride = None, None, 1
+        for d, tap in enumerate(taps):
+            position = floors[d] + (tap + first_tap)
+            if first_tap:
+                position = _pad_tap(position, sizes[d], padding_mode, align_corners)
+            ok = (position >= 0) & (position <= sizes[d] - 1)
+            clamped = position.clamp(0, sizes[d] - 1).long() * stride
+            index = clamped if index is None else index + clamped
+            valid = ok if valid is None else valid & ok
+            stride *= sizes[d]
+
+        def weight(orders):  # ∂^orders W_tap: orders[d] in 0, 1, 2
+            w = None
+            for d, order in enumerate(orders):
+                factor = (values_w, slopes_w, curves_w)[order][d][taps[d]]
+                w = factor if w is None else w * factor
+            return w
+
+        def unit(*ds):
+            orders = [0] * dims
+            for d in ds:
+                orders[d] += 1
+            return weight(orders)
+
+        spread = index.reshape(N, 1, -1).expand(N, C, -1)
+        if want_input:
+            rate = sum(unit(d) * rates[d] for d in range(dims))
+            rate = torch.where(valid, rate, torch.zeros_like(rate))
+            input_tangent = input_tangent.scatter_add(2, spread, (grad_output * rate.unsqueeze(1)).reshape(N, C, -1))
+        if want_grid:
+            values = torch.gather(flat, 2, spread).reshape(grad_output.shape)
+            paired = (grad_output * values).sum(1)
+            paired = torch.where(valid, paired, torch.zeros_like(paired))
+            for d in range(dims):
+                term = paired * sum(unit(d, e) * rates[e] for e in range(dims))
+                grid_terms[d] = term if grid_terms[d] is None else grid_terms[d] + term
+    grid_tangent = None
+    if want_grid:
+        grid_tangent = torch.stack([term * slope for term, slope in zip(grid_terms, slopes)], dim=-1)
+    if want_input:
+        input_tangent = input_tangent.reshape(input.shape)
+    return input_tangent, grid_tangent
+
+
+def _weight_curvatures(weights, frac):
+    """Second derivatives in x of the tap weights."""
+    if weights is _linear_weights:
+        return [torch.zeros_like(frac), torch.zeros_like(frac)]
+    A = CUBIC_A
+
+    def near(t):
+        return 6 * (A + 2) * t - 2 * (A + 3)
+
+    def far(t):
+        return 6 * A * t - 10 * A
+
+    return [far(frac + 1), near(frac), near(1 - frac), far(2 - frac)]
 
 
 # ------------------------------------------------------------------ coordinates

@@ -76,6 +76,16 @@ _FORWARD_ONLY = (
 )
 for _check in ("gradcheck", "jvp_vjp", "unchanged"):
     KNOWN_FAILURES[("aten::_embedding_bag_forward_only", _check)] = _FORWARD_ONLY
+for _op in ("aten::_embedding_bag_dense_backward", "aten::_embedding_bag_backward"):
+    for _check in ("jvp_vjp", "unchanged"):
+        KNOWN_FAILURES[(_op, _check)] = _NO_REVERSE_MODE.format(op=_op).replace(
+            "tests/test_backward_ops.py", "tests/test_second_order_vision.py, with Hessians against finite differences")
+for _check in ("jvp_vjp", "unchanged"):
+    KNOWN_FAILURES[("aten::_embedding_bag_per_sample_weights_backward", _check)] = (
+        "PyTorch has no backward formula for _embedding_bag_per_sample_weights_backward (it is not in "
+        "its derivatives table), so reverse mode through it raises: there is no VJP to compare the JVP "
+        "with and no reverse gradient to compare bitwise (Hessians through per_sample_weights are "
+        "checked against finite differences in tests/test_second_order_vision.py)")
 # -- end attention, vision and embeddings --
 
 

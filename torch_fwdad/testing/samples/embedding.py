@@ -48,3 +48,37 @@ def embedding_bag_samples(dtype, device):
 @samples_for("aten::_embedding_bag_forward_only", errors=_errors)
 def embedding_bag_forward_only_samples(dtype, device):
     yield from _samples(dtype, device)
+
+
+# Backward ops (forward-over-reverse): the bag cases run forward, then a random grad.
+def _backward_cases(dtype, device):
+    for (weight, indices, offsets, _, mode, _, psw, last, padding_idx), desc in _bag_cases(dtype, device):
+        for freq in (False, True):
+            if freq and mode == MAX:
+                continue
+            _, offset2bag, bag_size, max_indices = torch.ops.aten._embedding_bag(
+                weight, indices, offsets, freq, mode, False, psw, last, padding_idx)
+            grad = make(bag_size.numel(), weight.shape[1], dtype=dtype, device=device)
+            yield (grad, weight, indices, offsets, offset2bag, bag_size, max_indices, freq, mode, psw, padding_idx), \
+                desc + (" scale_grad_by_freq" if freq else "")
+
+
+@samples_for("aten::_embedding_bag_dense_backward")
+def embedding_bag_dense_backward_samples(dtype, device):
+    for (grad, weight, indices, _, offset2bag, bag_size, max_indices, freq, mode, psw, pad), desc in _backward_cases(dtype, device):
+        yield Sample((grad, indices, offset2bag, bag_size, max_indices, weight.shape[0], freq, mode, psw, pad), desc=desc)
+
+
+@samples_for("aten::_embedding_bag_backward")
+def embedding_bag_backward_samples(dtype, device):
+    # sparse=False only: with sparse=True the output is sparse (docs/out_of_reach.md)
+    for (grad, weight, indices, offsets, offset2bag, bag_size, max_indices, freq, mode, psw, pad), desc in _backward_cases(dtype, device):
+        yield Sample((grad, indices, offsets, offset2bag, bag_size, max_indices, weight.shape[0], freq, mode, False, psw, pad),
+                     desc=desc)
+
+
+@samples_for("aten::_embedding_bag_per_sample_weights_backward")
+def embedding_bag_per_sample_weights_backward_samples(dtype, device):
+    for (grad, weight, indices, offsets, offset2bag, _, _, freq, mode, psw, pad), desc in _backward_cases(dtype, device):
+        if psw is not None and not freq:
+            yield Sample((grad, weight, indices, offsets, offset2bag, mode, pad), desc=desc)

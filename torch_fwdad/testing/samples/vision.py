@@ -64,3 +64,40 @@ def grid_sampler_3d_samples(dtype, device):
                       mode, padding, align), desc=desc)
     yield Sample((make(2, 2, 2, 2, 2, dtype=dtype, device=device).transpose(2, 4),
                   _grid(2, 1, 2, 1, 3, dtype=dtype, device=device), 0, 2, True), desc="batched transposed")
+
+
+# Backward ops (forward-over-reverse): the forward samples, with a grad_output of the
+# output's shape and each output mask.
+def _backward_samples(forward, samples, masks=True):
+    for sample in samples:
+        x, grid, mode, padding, align = sample.args
+        grad_output = torch.randn_like(forward(x, grid, mode, padding, align))
+        cases = (((True, True), ""), ((True, False), " input only"), ((False, True), " grid only")) if masks else (((True, True), ""),)
+        for mask, suffix in cases:
+            if suffix and not sample.desc.startswith("bilinear"):
+                continue
+            args = (grad_output, x, grid, mode, padding, align) + ((list(mask),) if masks else ())
+            # without input's gradient the first output is undefined (None), which the checks'
+            # torch.func.jvp cannot return: check the grid's gradient alone
+            yield Sample(args, desc=sample.desc + suffix, wrapper=_grad_grid_only if suffix == " grid only" else None)
+
+
+def _grad_grid_only(op, *args):
+    grad_input, grad_grid = op(*args)
+    assert grad_input is None
+    return grad_grid
+
+
+@samples_for("aten::grid_sampler_2d_backward")
+def grid_sampler_2d_backward_samples(dtype, device):
+    yield from _backward_samples(torch.grid_sampler_2d, _grid_2d(dtype, device))
+
+
+@samples_for("aten::_grid_sampler_2d_cpu_fallback_backward", dtypes=(torch.float32,), cpu_runnable=False)
+def grid_sampler_2d_cpu_fallback_backward_samples(dtype, device):
+    yield from _backward_samples(torch._grid_sampler_2d_cpu_fallback, _grid_2d(dtype, device), masks=False)
+
+
+@samples_for("aten::grid_sampler_3d_backward")
+def grid_sampler_3d_backward_samples(dtype, device):
+    yield from _backward_samples(torch.grid_sampler_3d, grid_sampler_3d_samples(dtype, device))
