@@ -19,6 +19,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import torch_fwdad
 from torch_fwdad._generated.jvp_rules import ENTRIES
+from torch_fwdad.testing.samples.backward_ops import (
+    UPSTREAM_CASES,
+    batch_norm_no_running_stats,
+    layer_norm_affine,
+)
 
 DT = torch.float64
 OURS = {entry.name for entry in ENTRIES}
@@ -79,63 +84,7 @@ def _check_hessian(f, theta, backward_op, via="hessian"):
 
 
 # ---------------------------------------------------------------- covered upstream
-
-TARGET = torch.tensor([0, 2, 1, 2])
-CLASS_WEIGHT = torch.tensor([0.5, 2.0, 1.0], dtype=DT)
-
-
-def nll_with_weights_and_ignore(theta):
-    logits = theta.reshape(4, 3)
-    return F.nll_loss(F.log_softmax(logits, -1) * 1.5, TARGET, weight=CLASS_WEIGHT, ignore_index=1)
-
-
-def nll2d(theta):
-    logits = theta.reshape(1, 3, 2, 2)
-    return F.nll_loss(torch.tanh(logits), TARGET.reshape(1, 2, 2), reduction="sum")
-
-
-PAYOFF = _fixed(2, 4, seed=1)
-
-
-def softmax_moments(theta):
-    probabilities = torch.softmax(theta.reshape(2, 4), dim=-1)
-    return (probabilities * PAYOFF).sum() + probabilities.pow(2).sum()
-
-
-def log_softmax_weighted(theta):
-    return (F.log_softmax(theta.reshape(2, 4), dim=0) * PAYOFF).sum()
-
-
-def layer_norm_affine(theta):
-    x, w, b = _split(theta, (3, 4), (4,), (4,))
-    return torch.tanh(F.layer_norm(x, (4,), w, b)).pow(2).sum()
-
-
-def batch_norm_no_running_stats(theta):
-    x, w, b = _split(theta, (4, 2), (2,), (2,))
-    return torch.tanh(F.batch_norm(x, None, None, w, b, training=True)).pow(2).sum()
-
-
-def batch_norm_eval(theta):
-    x, w, b = _split(theta, (3, 2), (2,), (2,))
-    out = F.batch_norm(x, torch.tensor([0.1, -0.2], dtype=DT), torch.tensor([0.5, 2.0], dtype=DT), w, b, training=False)
-    return torch.tanh(out).pow(2).sum()
-
-
-def batch_norm_with_update(theta):
-    # The op torch.export / compile trace batch norm to (eager F.batch_norm calls
-    # native_batch_norm). Fresh running statistics per call, so no state leaks.
-    x, w, b = _split(theta, (4, 2), (2,), (2,))
-    out = torch.ops.aten._batch_norm_with_update(x, w, b, torch.zeros(2, dtype=DT), torch.ones(2, dtype=DT), 0.1, 1e-5)[0]
-    return torch.tanh(out).pow(2).sum()
-
-
-def batch_norm_no_update(theta):
-    x, w, b = _split(theta, (3, 2), (2,), (2,))
-    stats = torch.tensor([0.1, -0.2], dtype=DT), torch.tensor([0.5, 2.0], dtype=DT)
-    out = torch.ops.aten._batch_norm_no_update(x, w, b, *stats, 0.1, 1e-5)[0]
-    return torch.tanh(out).pow(2).sum()
-
+# The cases live with the samples (the coverage report measures them too): one place.
 
 # torch.func.hessian (jacfwd over jacrev) is wrong upstream where jacrev's vmap meets the
 # training-mode backward of native_layer_norm / native_batch_norm (their batching rule,
@@ -146,21 +95,15 @@ _NORM_BATCHING = pytest.mark.xfail(strict=True, reason=(
     "upstream: jacrev's vmap over the training-mode norm backward gives wrong second derivatives "
     "(pytorch/functorch#534); HVPs without vmap are right"))
 
-UPSTREAM_CASES = [
-    ("nll_loss_backward", nll_with_weights_and_ignore, 12, ()),
-    ("nll_loss2d_backward", nll2d, 12, ()),
-    ("_softmax_backward_data", softmax_moments, 8, ()),
-    ("_log_softmax_backward_data", log_softmax_weighted, 8, ()),
-    ("native_layer_norm_backward", layer_norm_affine, 20, (_NORM_BATCHING,)),
-    ("native_batch_norm_backward", batch_norm_no_running_stats, 12, (_NORM_BATCHING,)),
-    ("native_batch_norm_backward", batch_norm_eval, 10, ()),
-    ("batch_norm_backward", batch_norm_with_update, 12, ()),
-    ("batch_norm_backward", batch_norm_no_update, 10, ()),
-]
+_HESSIAN_MARKS = {
+    layer_norm_affine: (_NORM_BATCHING,),
+    batch_norm_no_running_stats: (_NORM_BATCHING,),
+}
 
 
 def _upstream_params():
-    for op, f, size, hessian_marks in UPSTREAM_CASES:
+    for op, f, size in UPSTREAM_CASES:
+        hessian_marks = _HESSIAN_MARKS.get(f, ())
         yield pytest.param(op, f, size, "hvp", id=f"{f.__name__}-hvp")
         yield pytest.param(op, f, size, "hessian", id=f"{f.__name__}-hessian", marks=hessian_marks)
 

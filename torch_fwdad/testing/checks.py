@@ -16,6 +16,10 @@ from .samples import ErrorSample, Sample
 
 FD_EPS = 1e-6
 FD_TOL = dict(atol=1e-5, rtol=1e-3)  # gradcheck's defaults, for finite differences
+# <J t, u> = <t, J^T u> for kernels with no float64 CPU path (float32-only fallbacks): both
+# sides are float32 reductions, accumulated in float64. Measured relative differences
+# on our samples are at most 5e-7; torch.testing's float32 rtol (1.3e-6) with headroom.
+LOW_PRECISION_TOL = dict(atol=1e-5, rtol=1e-5)
 
 
 def diff_positions(sample: Sample) -> list[tuple[int, int | None]]:
@@ -97,7 +101,8 @@ def check_jvp_vjp(op, sample: Sample) -> None:
     vjps = torch.autograd.grad([o for o, _ in pairs], graph_inputs, [u for _, u in pairs], allow_unused=True)
     forward = sum((_dot(u, out_tangents[i]) for i, u in zip(float_outputs, cotangents)), torch.tensor(0.0, dtype=torch.float64))
     backward = sum((_dot(v, t) for v, t in zip(vjps, tangents) if v is not None), torch.tensor(0.0, dtype=torch.float64))
-    torch.testing.assert_close(forward, backward, msg=lambda m: f"<J t, u> != <t, J^T u>: {m}")
+    tol = {} if all(x.dtype in (torch.float64, torch.complex128) for x in inputs) else LOW_PRECISION_TOL
+    torch.testing.assert_close(forward, backward, **tol, msg=lambda m: f"<J t, u> != <t, J^T u>: {m}")
 
 
 def check_unchanged(op, sample: Sample) -> None:

@@ -129,3 +129,9 @@ for _entry in ("aten::_sparse_addmm", "aten::_sparse_mm_reduce_impl"):
             "lacks ('Sparse CSR tensors do not have strides'), in plain PyTorch too; "
             "tests/test_sparse_ops.py checks these kernels by gradcheck and reverse-over-forward")
 # -- end samples --
+
+# -- report-only samples of gaps torch covers upstream --
+KNOWN_FAILURES[("aten::max_pool2d", "gradcheck")] = (
+    "gradcheck's batched forward-grad check runs the legacy vmap, which has no batching rule "
+    "for flatten.using_ints (inside max_pool2d's CPU decomposition); forward AD itself works"
+)

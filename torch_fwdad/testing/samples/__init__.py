@@ -49,18 +49,24 @@ class SampleSource:
     # False where tests/test_formulas.py cannot run the kernel in float64 on CPU (CUDA
     # attention kernels, float32-only CPU fallbacks); the family's own tests check them.
     cpu_runnable: bool = True
+    # Report-only samples for a gap of torch's derivatives table that torch already
+    # closes without a formula (the mechanism: "decompositions_for_jvp",
+    # "CompositeImplicitAutograd"). No derivatives.yaml entry goes with them; the
+    # coverage report measures them, and tests/test_formulas.py checks that they pass
+    # with torch_fwdad disabled.
+    upstream_covers: str | None = None
 
 
 _REGISTRY: dict[str, SampleSource] = {}
 
 
-def samples_for(name: str, *, dtypes=(torch.float64,), errors=None, cpu_runnable=True):
+def samples_for(name: str, *, dtypes=(torch.float64,), errors=None, cpu_runnable=True, upstream_covers=None):
     """Decorator: register the sample generator of derivatives.yaml entry `name`."""
 
     def register(generate):
         if name in _REGISTRY:
             raise ValueError(f"samples for {name} are already registered ({_REGISTRY[name].generate.__module__})")
-        _REGISTRY[name] = SampleSource(name, generate, tuple(dtypes), errors, cpu_runnable)
+        _REGISTRY[name] = SampleSource(name, generate, tuple(dtypes), errors, cpu_runnable, upstream_covers)
         return generate
 
     return register

@@ -120,3 +120,134 @@ def pdist_backward_samples(dtype, device):
     yield _pdist_call(points(1, 3), 2.0, "one point, no pairs")
     yield _pdist_call(points(3, 0), 2.0, "no coordinates")
     yield _pdist_call(points(3, 2), float("inf"), "inf norm", diff=(0,))
+
+
+# ------------------------------------------------- covered upstream (report-only samples)
+# Backward ops torch differentiates through decompositions_for_jvp, with no derivatives.yaml
+# entry of ours. Each case is a scalar function of a flat parameter vector whose reverse
+# pass calls the backward op; a sample is its gradient (torch.func.grad), so forward AD of
+# the sample is forward-over-reverse through the backward op. tests/test_backward_ops.py
+# checks their Hessians and that the op is reached; the coverage report measures them.
+
+UPSTREAM_DT = torch.float64
+
+
+def fixed(*shape, seed):
+    return torch.randn(*shape, dtype=UPSTREAM_DT, generator=torch.Generator().manual_seed(seed))
+
+
+def split(theta, *shapes):
+    """Views of consecutive pieces of the flat parameter vector, one per shape."""
+    pieces, start = [], 0
+    for shape in shapes:
+        size = torch.Size(shape).numel()
+        pieces.append(theta[start:start + size].reshape(shape))
+        start += size
+    return pieces
+
+
+TARGET = torch.tensor([0, 2, 1, 2])
+CLASS_WEIGHT = torch.tensor([0.5, 2.0, 1.0], dtype=UPSTREAM_DT)
+
+
+def nll_with_weights_and_ignore(theta):
+    import torch.nn.functional as F
+
+    logits = theta.reshape(4, 3)
+    return F.nll_loss(F.log_softmax(logits, -1) * 1.5, TARGET, weight=CLASS_WEIGHT, ignore_index=1)
+
+
+def nll2d(theta):
+    import torch.nn.functional as F
+
+    logits = theta.reshape(1, 3, 2, 2)
+    return F.nll_loss(torch.tanh(logits), TARGET.reshape(1, 2, 2), reduction="sum")
+
+
+PAYOFF = fixed(2, 4, seed=1)
+
+
+def softmax_moments(theta):
+    probabilities = torch.softmax(theta.reshape(2, 4), dim=-1)
+    return (probabilities * PAYOFF).sum() + probabilities.pow(2).sum()
+
+
+def log_softmax_weighted(theta):
+    import torch.nn.functional as F
+
+    return (F.log_softmax(theta.reshape(2, 4), dim=0) * PAYOFF).sum()
+
+
+def layer_norm_affine(theta):
+    import torch.nn.functional as F
+
+    x, w, b = split(theta, (3, 4), (4,), (4,))
+    return torch.tanh(F.layer_norm(x, (4,), w, b)).pow(2).sum()
+
+
+def batch_norm_no_running_stats(theta):
+    import torch.nn.functional as F
+
+    x, w, b = split(theta, (4, 2), (2,), (2,))
+    return torch.tanh(F.batch_norm(x, None, None, w, b, training=True)).pow(2).sum()
+
+
+def batch_norm_eval(theta):
+    import torch.nn.functional as F
+
+    x, w, b = split(theta, (3, 2), (2,), (2,))
+    stats = torch.tensor([0.1, -0.2], dtype=UPSTREAM_DT), torch.tensor([0.5, 2.0], dtype=UPSTREAM_DT)
+    return torch.tanh(F.batch_norm(x, *stats, w, b, training=False)).pow(2).sum()
+
+
+def batch_norm_with_update(theta):
+    # The op torch.export / compile trace batch norm to (eager F.batch_norm calls
+    # native_batch_norm). Fresh running statistics per call, so no state leaks.
+    x, w, b = split(theta, (4, 2), (2,), (2,))
+    stats = torch.zeros(2, dtype=UPSTREAM_DT), torch.ones(2, dtype=UPSTREAM_DT)
+    out = torch.ops.aten._batch_norm_with_update(x, w, b, *stats, 0.1, 1e-5)[0]
+    return torch.tanh(out).pow(2).sum()
+
+
+def batch_norm_no_update(theta):
+    x, w, b = split(theta, (3, 2), (2,), (2,))
+    stats = torch.tensor([0.1, -0.2], dtype=UPSTREAM_DT), torch.tensor([0.5, 2.0], dtype=UPSTREAM_DT)
+    out = torch.ops.aten._batch_norm_no_update(x, w, b, *stats, 0.1, 1e-5)[0]
+    return torch.tanh(out).pow(2).sum()
+
+
+# (backward op, scalar function, parameter count)
+UPSTREAM_CASES = [
+    ("nll_loss_backward", nll_with_weights_and_ignore, 12),
+    ("nll_loss2d_backward", nll2d, 12),
+    ("_softmax_backward_data", softmax_moments, 8),
+    ("_log_softmax_backward_data", log_softmax_weighted, 8),
+    ("native_layer_norm_backward", layer_norm_affine, 20),
+    ("native_batch_norm_backward", batch_norm_no_running_stats, 12),
+    ("native_batch_norm_backward", batch_norm_eval, 10),
+    ("batch_norm_backward", batch_norm_with_update, 12),
+    ("batch_norm_backward", batch_norm_no_update, 10),
+]
+
+
+def _gradient_of(f):
+    def wrapper(op, theta):
+        # `op` (the backward op) is reached inside f's reverse pass, not called directly
+        return torch.func.grad(f)(theta)
+    return wrapper
+
+
+def _register_upstream(backward_op):
+    cases = [(f, size) for op, f, size in UPSTREAM_CASES if op == backward_op]
+
+    @samples_for(f"aten::{backward_op}", upstream_covers="decompositions_for_jvp")
+    def generate(dtype, device):
+        for f, size in cases:
+            theta = fixed(size, seed=0).to(dtype=dtype, device=device)
+            yield Sample((theta,), desc=f"gradient of {f.__name__}", wrapper=_gradient_of(f))
+
+    return generate
+
+
+for _op in dict.fromkeys(op for op, _, _ in UPSTREAM_CASES):
+    _register_upstream(_op)
