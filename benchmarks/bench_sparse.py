@@ -72,7 +72,7 @@ def color_counts(plan, kind):
         if other == "column" and kind == "hessian" and plan.pattern.nnz > 5_000_000:
             counts[other] = "skipped"
             continue
-        counts[other] = coloring(plan.pattern, other, plan.ordering).num_colors
+        counts[other] = coloring(plan.pattern, other, plan.ordering, plan.refine).num_colors
     return counts
 
 
@@ -87,7 +87,8 @@ def run_problem(name, size, args, sparse_only=False):
     seconds, memory = measure(evaluate, args.repeats)
     counts = color_counts(plan, kind)
     print(f"\n== {name} {size}: n={x.numel():,} nnz={plan.pattern.nnz:,} ({kind})")
-    print(f"   colours: {plan.num_colors} ({plan.coloring.kind}, {plan.ordering}); lower bound "
+    print(f"   colours: {plan.num_colors} ({plan.coloring.kind}, {plan.ordering}, refine "
+          f"{plan.coloring.refine}: greedy gave {plan.coloring.greedy_num_colors}); lower bound "
           f"{plan.coloring.lower_bound}; alternatives {counts}")
     m, n = plan.pattern.shape
     by_count = (plan.pattern.nnz + plan.num_colors * (m + n)) * x.element_size()

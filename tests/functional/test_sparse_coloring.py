@@ -85,7 +85,26 @@ def test_counts_on_benchmark_problems_meet_the_published_ones():
     laplacian = _structural("laplacian_hessian", side=16)
     assert star_coloring(laplacian).num_colors <= 5
     assert acyclic_coloring(laplacian).num_colors <= 4  # published optimum 3: see docs/sparse.md
+    assert column_coloring(laplacian).num_colors == 5  # published: 5 (the row bound); greedy alone: 7
+    assert column_coloring(laplacian, refine=0).num_colors == 7
     arrow = _structural("arrowhead_hessian", n=200)
     assert star_coloring(arrow).num_colors == 2
     assert column_coloring(arrow).num_colors == 200
     assert column_coloring(_structural("tridiagonal", n=1000)).num_colors == 3
+
+
+@pytest.mark.parametrize("kind", list(COLORINGS))
+@pytest.mark.parametrize("seed", range(4))
+def test_refinement_never_adds_colours_and_stays_valid(kind, seed):
+    symmetric = kind in ("star", "acyclic")
+    pattern = random_pattern(seed, m=50, n=50 if symmetric else 40, density=0.06 + 0.02 * seed, symmetric=symmetric)
+    plain = COLORINGS[kind](pattern, "natural", refine=0)
+    better = COLORINGS[kind](pattern, "natural", refine=12)
+    assert is_valid_coloring(pattern, better)
+    assert better.lower_bound <= better.num_colors <= plain.num_colors == better.greedy_num_colors
+    assert (better.refine, plain.refine) == (12, 0)
+
+
+def test_refine_rejects_bad_values():
+    with pytest.raises(ValueError, match="refine"):
+        column_coloring(random_pattern(0), refine=-1)

@@ -6,6 +6,7 @@ preparation (pattern, colouring) from repeated evaluation. See docs/sparse.md.
 
 from torch_fwdad.functional.coloring import (
     DEFAULT_ORDERING,
+    DEFAULT_REFINE,
     ORDERINGS,
     Coloring,
     acyclic_coloring,
@@ -27,7 +28,7 @@ from torch_fwdad.functional.plans import (
 )
 
 __all__ = [
-    "Banded", "BlockDiagonal", "Coloring", "DEFAULT_ORDERING", "HessianPlan", "JacobianPlan", "ORDERINGS",
+    "Banded", "BlockDiagonal", "Coloring", "DEFAULT_ORDERING", "DEFAULT_REFINE", "HessianPlan", "JacobianPlan", "ORDERINGS",
     "SparsityPatternError", "acyclic_coloring", "column_coloring", "hessian", "hessian_plan",
     "is_valid_coloring", "jacobian", "jacobian_plan", "numeric_pattern", "row_coloring", "star_coloring",
     "structural_pattern",

@@ -201,9 +201,9 @@ class Prepared:
     decompression: object
 
     @classmethod
-    def build(cls, pattern, kinds, ordering):
+    def build(cls, pattern, kinds, ordering, refine=None):
         """Colour for every kind in `kinds` and keep the one needing the fewest products (ties: first)."""
-        colorings = [coloring(pattern, kind, ordering) for kind in kinds]
+        colorings = [coloring(pattern, kind, ordering, refine) for kind in kinds]
         best = min(colorings, key=lambda c: c.num_colors)
         return cls(pattern, best, DECOMPRESSIONS[best.kind](pattern, best))
 
@@ -217,6 +217,9 @@ def _validate_choice(name, value, allowed):
 class _Plan:
     sparsity: object
     ordering: str = DEFAULT_ORDERING
+    #: refinement passes after greedy colouring (None: DEFAULT_REFINE per kind); the passes
+    #: used and the count before them are on `plan.coloring.refine` / `.greedy_num_colors`
+    refine: int | None = None
     _cache: dict = field(default_factory=dict, repr=False)
 
     def _static_shape(self):
@@ -272,7 +275,7 @@ class JacobianPlan(_Plan):
 
     def _prepare(self, pattern):
         kinds = {"auto": ("column", "row"), "column": ("column",), "row": ("row",)}[self.mode]
-        return Prepared.build(pattern, kinds, self.ordering)
+        return Prepared.build(pattern, kinds, self.ordering, self.refine)
 
     def prepare(self, func, x) -> Prepared:
         inputs = FlatInputs.of(x)
@@ -332,7 +335,7 @@ class HessianPlan(_Plan):
     def _prepare(self, pattern):
         # star first: on a tie prefer direct recovery (no substitution round-off)
         kinds = {"auto": ("star", "acyclic"), "star": ("star",), "acyclic": ("acyclic",)}[self.method]
-        return Prepared.build(pattern, kinds, self.ordering)
+        return Prepared.build(pattern, kinds, self.ordering, self.refine)
 
     def prepare(self, func, x) -> Prepared:
         inputs = FlatInputs.of(x)
@@ -379,18 +382,18 @@ def _evaluate_once(func, x):
 
 # ----------------------------------------------------------------------------- public entry points
 
-def jacobian_plan(sparsity, *, mode="auto", ordering=DEFAULT_ORDERING) -> JacobianPlan:
-    """A reusable sparse-Jacobian plan. See `jacobian` for `sparsity` and `mode`."""
-    return JacobianPlan(sparsity, ordering, mode=mode)
+def jacobian_plan(sparsity, *, mode="auto", ordering=DEFAULT_ORDERING, refine=None) -> JacobianPlan:
+    """A reusable sparse-Jacobian plan. See `jacobian` for `sparsity`, `mode` and `refine`."""
+    return JacobianPlan(sparsity, ordering, refine, mode=mode)
 
 
-def hessian_plan(sparsity, *, method="auto", ordering=DEFAULT_ORDERING) -> HessianPlan:
+def hessian_plan(sparsity, *, method="auto", ordering=DEFAULT_ORDERING, refine=None) -> HessianPlan:
     """A reusable sparse-Hessian plan. See `hessian` for `sparsity` and `method`."""
-    return HessianPlan(sparsity, ordering, method=method)
+    return HessianPlan(sparsity, ordering, refine, method=method)
 
 
 def jacobian(func, x, *, sparsity=None, mode="auto", chunk_size=None, output="sparse", check=None,
-             ordering=DEFAULT_ORDERING):
+             ordering=DEFAULT_ORDERING, refine=None):
     """Jacobian of `func` at `x`, shaped (*out_shape, *in_shape) like `torch.func.jacfwd`.
 
     sparsity: None (dense, computed by torch.func.jacfwd / jacrev and returned dense),
@@ -399,15 +402,17 @@ def jacobian(func, x, *, sparsity=None, mode="auto", chunk_size=None, output="sp
     mode: "column" (one JVP per colour), "row" (one VJP per colour), "auto" (fewer products).
     output: "sparse"/"coo" (torch sparse COO), "csr" (2-D flattened), "dense".
     check: None, "raise" or "warn" when the pattern misses true nonzeros (one extra JVP).
+    refine: colouring refinement passes (DSatur + iterated greedy; never more colours),
+    None for the per-kind default DEFAULT_REFINE, 0 for plain greedy.
     """
     if sparsity is None:
         return _dense_jacobian(func, x, mode, chunk_size)
-    return jacobian_plan(sparsity, mode=mode, ordering=ordering)(
+    return jacobian_plan(sparsity, mode=mode, ordering=ordering, refine=refine)(
         func, x, chunk_size=chunk_size, output=output, check=check)
 
 
 def hessian(func, x, *, sparsity=None, method="auto", chunk_size=None, output="sparse", check=None,
-            ordering=DEFAULT_ORDERING):
+            ordering=DEFAULT_ORDERING, refine=None):
     """Hessian of the scalar `func` at `x` from Hessian-vector products (forward-over-reverse).
 
     method: "star" (direct recovery), "acyclic" (fewer colours, recovery by substitution) or
@@ -417,7 +422,7 @@ def hessian(func, x, *, sparsity=None, method="auto", chunk_size=None, output="s
         FlatInputs.of(x)
         argnums = tuple(range(len(x))) if isinstance(x, tuple) else 0
         return torch.func.hessian(func, argnums=argnums)(*(x if isinstance(x, tuple) else (x,)))
-    return hessian_plan(sparsity, method=method, ordering=ordering)(
+    return hessian_plan(sparsity, method=method, ordering=ordering, refine=refine)(
         func, x, chunk_size=chunk_size, output=output, check=check)
 
 
