@@ -135,6 +135,30 @@ def jvp_multilabel_margin_loss_forward(primals, tangents, outputs):
 """)
 
 
+class TestSeveralOutputsOneFormula(expecttest.TestCase):
+    def test_one_whole_formula_gives_a_tuple_for_its_outputs(self):
+        (entry,) = parse(textwrap.dedent("""
+            - name: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+              output, is_target: cholesky_jvp(self_t, output, reduction)
+            """), "derivatives.yaml", HELPERS)
+        self.assertExpectedInline(emit_rule(entry), """\
+def jvp_multilabel_margin_loss_forward(primals, tangents, outputs):
+    # derivatives.yaml:2: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+    self_p, target_p, reduction = primals
+    self_t, target_t, _ = tangents
+    output, is_target = outputs
+    output_tangent, is_target_tangent = cholesky_jvp(self_t, output, reduction)
+    return (output_tangent, is_target_tangent)
+""")
+
+    def test_per_input_terms_cannot_give_several_outputs(self):
+        actual = _error("""
+            - name: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+              output, is_target:
+                self: cholesky_jvp(self_t)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: a formula for several outputs (output, is_target) must be one whole expression returning a tuple""")
+
 def test_checked_in_code_is_fresh():
     done = subprocess.run([sys.executable, "-m", "codegen", "--check"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
