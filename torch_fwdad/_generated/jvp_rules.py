@@ -40,6 +40,7 @@ from torch_fwdad.formulas import (  # noqa: F401
     multilabel_margin_loss_jvp,
     no_derivative,
     ormqr_jvp,
+    pack_padded_sequence_jvp,
     pdist_backward_jvp,
     pdist_jvp,
     refuse_varlen_attention,
@@ -740,8 +741,19 @@ def jvp__grouped_mm(primals, tangents, outputs):
     return result_tangent
 
 
+def jvp__pack_padded_sequence(primals, tangents, outputs):
+    # derivatives.yaml:407: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
+    input_p, lengths_p, batch_first = primals
+    input_t, lengths_t, _ = tangents
+    result0, result1 = outputs
+    result0_tangent = None
+    if input_t is not None:
+        result0_tangent = add_tangents(result0_tangent, pack_padded_sequence_jvp(input_t, lengths_p, batch_first))
+    return (result0_tangent, None)
+
+
 def jvp__fused_dropout(primals, tangents, outputs):
-    # derivatives.yaml:408: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
+    # derivatives.yaml:416: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
     self_p, p, generator = primals
     self_t, _, _ = tangents
     result0, result1 = outputs
@@ -752,7 +764,7 @@ def jvp__fused_dropout(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
-    # derivatives.yaml:413: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
+    # derivatives.yaml:421: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
     input_gates_p, hidden_gates_p, cx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, cx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1, result2 = outputs
@@ -761,7 +773,7 @@ def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
-    # derivatives.yaml:417: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
+    # derivatives.yaml:425: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
     input_gates_p, hidden_gates_p, hx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, hx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1 = outputs
@@ -770,7 +782,7 @@ def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
 
 
 def jvp__sparse_addmm(primals, tangents, outputs):
-    # derivatives.yaml:426: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
+    # derivatives.yaml:434: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
     self_p, mat1_p, mat2_p, beta, alpha = primals
     self_t, mat1_t, mat2_t, _, _ = tangents
     result = outputs
@@ -785,7 +797,7 @@ def jvp__sparse_addmm(primals, tangents, outputs):
 
 
 def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
-    # derivatives.yaml:434: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
+    # derivatives.yaml:442: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
     self_p, other_p, reduce = primals
     self_t, other_t, _ = tangents
     result0, result1 = outputs
@@ -796,7 +808,7 @@ def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
 
 
 def jvp__ctc_loss(primals, tangents, outputs):
-    # derivatives.yaml:440: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:448: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths, target_lengths, blank, zero_infinity = primals
     log_probs_t, targets_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -807,7 +819,7 @@ def jvp__ctc_loss(primals, tangents, outputs):
 
 
 def jvp__ctc_loss_Tensor(primals, tangents, outputs):
-    # derivatives.yaml:444: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:452: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity = primals
     log_probs_t, targets_t, input_lengths_t, target_lengths_t, _, _ = tangents
     result0, result1 = outputs
@@ -818,7 +830,7 @@ def jvp__ctc_loss_Tensor(primals, tangents, outputs):
 
 
 def jvp_segment_reduce(primals, tangents, outputs):
-    # derivatives.yaml:448: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:456: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
     data_p, reduce, lengths_p, indices_p, offsets_p, axis, unsafe, initial = primals
     data_t, _, lengths_t, indices_t, offsets_t, _, _, _ = tangents
     result = outputs
@@ -889,12 +901,13 @@ ENTRIES = (
     BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:387'),
     BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:390'),
     BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:397'),
-    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:408'),
-    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:413'),
-    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:417'),
-    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:426'),
-    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:434'),
-    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:440'),
-    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:444'),
-    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:448'),
+    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:407'),
+    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:416'),
+    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:421'),
+    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:425'),
+    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:434'),
+    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:442'),
+    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:448'),
+    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:452'),
+    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:456'),
 )

@@ -13,7 +13,7 @@ import torch
 
 from ._common import zeros_if_none
 
-__all__ = ["fused_lstm_cell_jvp", "fused_gru_cell_jvp"]
+__all__ = ["fused_lstm_cell_jvp", "fused_gru_cell_jvp", "pack_padded_sequence_jvp"]
 
 
 def _sum_defined(*tensors):
@@ -61,3 +61,9 @@ def fused_gru_cell_jvp(input_gates, hidden_gates, hx, input_bias, hidden_bias,
     n_t = (1 - n * n) * (it_n + r_t * h_n + r * ht_n)
     hy_t = (1 - z) * n_t + z_t * (hx - n)
     return hy_t if hx_t is None else hy_t + z * hx_t
+
+
+def pack_padded_sequence_jvp(input_t, lengths, batch_first):
+    """Tangent of _pack_padded_sequence's data: the op is linear in input, so it packs
+    the tangent with the same lengths (batch_sizes depends on lengths only)."""
+    return torch.ops.aten._pack_padded_sequence(input_t, lengths, batch_first)[0]
