@@ -117,3 +117,23 @@ def test_reasons_come_from_the_projects_out_of_reach_table():
     pattern, reason = table.documented_gaps()[0]
     assert table.documented_reason(pattern.replace("*", "x")) == reason
     assert table.documented_reason("add.Tensor") is None
+
+
+def test_what_finite_differences_cannot_judge_is_not_counted_as_a_pass():
+    # NaN primal (__rpow__ with a negative base): not measured, excluded
+    status, detail = opinfo.check("__rpow__", 3)
+    assert status == EXCLUDED and "NaN" in detail
+    # a tangent asked of a sparse CSR input: not representable, excluded with the doc's reason
+    status, detail = opinfo.check("sparse.mm.reduce", 3)
+    assert status == EXCLUDED and "sparse_csr" in detail and "docs/out_of_reach.md" in detail
+    assert opinfo.sparse_inputs([torch.randn(2, 2, dtype=torch.float64)]) is None
+
+
+def test_float32_inputs_are_checked_in_double():
+    # cov's OpInfo passes float32 aweights: finite differences with a 1e-6 step cannot resolve a
+    # float32 input (forward mode agreed with reverse mode and with float64 differences)
+    x, w = torch.randn(3, dtype=torch.float64), torch.rand(3, dtype=torch.float32, requires_grad=True)
+    upcast, positions = opinfo.upcast_inputs([x, w], torch.float64)
+    assert positions == [1] and upcast[1].dtype == torch.float64 and upcast[1].requires_grad
+    status, detail = opinfo.check("cov", 3)
+    assert status == PASS and "sample 2: input 1 upcast to double" in detail

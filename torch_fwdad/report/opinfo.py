@@ -148,6 +148,43 @@ def nature_of(fn, inputs) -> str | None:
     return None
 
 
+def sparse_inputs(inputs) -> str | None:
+    """Why the sample cannot be checked when it asks for a tangent on a sparse input, or None."""
+    layouts = sorted({str(x.layout).removeprefix("torch.") for x in inputs if x.layout != torch.strided})
+    if not layouts:
+        return None
+    return (f"asks for a tangent on a {'/'.join(layouts)} input, which forward AD in torch cannot represent "
+            "(a sparse tensor cannot be dual; docs/out_of_reach.md, sparse tangents): not measurable")
+
+
+def upcast_inputs(inputs, dtype: torch.dtype) -> tuple[list, list[int]]:
+    """Differentiable inputs in lower precision than the check (cov's float32 `aweights`) in
+    `dtype`, and their positions: finite differences cannot resolve a float32 input (its
+    rounding swamps gradcheck's 1e-6 step). The op and the point are the same; only the
+    precision of the check changes."""
+    target = dtype if dtype.is_complex else torch.float64
+    upcast, positions = [], []
+    for position, x in enumerate(inputs):
+        if (x.is_floating_point() or x.is_complex()) and _eps(x.dtype) > _eps(target):
+            x = x.detach().to(torch.complex128 if x.is_complex() else torch.float64).requires_grad_()
+            positions.append(position)
+        upcast.append(x)
+    return upcast, positions
+
+
+def non_finite_output(fn, inputs) -> bool:
+    """NaN in the primal output (__rpow__: a negative base to a fractional power): finite
+    differences and tangent are both NaN there, gradcheck cannot compare them."""
+    with torch.no_grad():
+        return any(bool(torch.isnan(o).any()) for o in _outputs(fn(*inputs))
+                   if o.layout == torch.strided and (o.is_floating_point() or o.is_complex()))
+
+
+def _with_upstream_verdict(op, detail: str) -> str:
+    verdict = upstream_expectation(op)
+    return f"{detail} (PyTorch's OpInfo marks its forward-AD test: {verdict})" if verdict else detail
+
+
 def check(key: str, n_samples: int) -> tuple[str, str]:
     """(status, detail) of forward mode through one OpInfo entry."""
     if key in EXCLUDED_BY_NAME:
@@ -157,10 +194,24 @@ def check(key: str, n_samples: int) -> tuple[str, str]:
     if dtype is None:
         return EXCLUDED, why_not
     samples = op.sample_inputs("cpu", dtype, requires_grad=True)
-    checked = 0
+    checked, notes, nan_samples = 0, [], []
     for index, sample in enumerate(itertools.islice(samples, n_samples)):
         fn, inputs = as_gradcheck_function(op, sample)
         if not inputs:
+            continue
+        sparse = sparse_inputs(inputs)
+        if sparse:
+            from . import table  # noqa: PLC0415 - table reads torch's derivatives.yaml
+
+            documented = table.documented_reason(key)
+            detail = f"sample {index} {sparse}" + (f"; docs/out_of_reach.md: {documented}" if documented else "")
+            return EXCLUDED, _with_upstream_verdict(op, detail)
+        inputs, upcast = upcast_inputs(inputs, dtype)
+        if upcast:
+            notes.append(f"sample {index}: input {', '.join(map(str, upcast))} upcast to double "
+                         "(float32 in the OpInfo; finite differences cannot resolve it)")
+        if non_finite_output(fn, inputs):
+            nan_samples.append(index)
             continue
         reason = nature_of(fn, inputs)
         if reason:
@@ -176,8 +227,17 @@ def check(key: str, n_samples: int) -> tuple[str, str]:
             status, detail = classify(error)
             verdict = upstream_expectation(op)
             note = f" (PyTorch's OpInfo marks its forward-AD test: {verdict})" if verdict else ""
-            return status, f"sample {index}: {detail}{note}"
+            return status, f"sample {index}: {detail}{note}" + "".join(f"; {n}" for n in notes)
         checked += 1
+    if nan_samples:
+        notes.append(f"sample{'s' * (len(nan_samples) > 1)} {', '.join(map(str, nan_samples))} not checked: "
+                     "NaN in the output (finite differences and tangent both NaN)")
+    if not checked and nan_samples:
+        return EXCLUDED, _with_upstream_verdict(
+            op, f"NaN in the output of every sample with an input requiring grad ({', '.join(map(str, nan_samples))}; "
+                "e.g. a negative base to a fractional power): finite differences and tangent are both NaN, "
+                "nothing to compare, not measured")
+    note = "; " + "; ".join(notes) if notes else ""
     if not checked:
         return EXCLUDED, f"none of the first {n_samples} {dtype} samples has an input requiring grad"
-    return PASS, f"{checked} {str(dtype).removeprefix('torch.')} samples"
+    return PASS, f"{checked} {str(dtype).removeprefix('torch.')} samples{note}"
