@@ -15,7 +15,6 @@ import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import torch_fwdad
 from torch_fwdad._generated.jvp_rules import ENTRIES
@@ -24,6 +23,7 @@ from torch_fwdad.testing.samples.backward_ops import (
     batch_norm_no_running_stats,
     layer_norm_affine,
 )
+from torch_fwdad.testing.second_order import OpsSeen, fd_hessian, hvp_columns, split
 
 DT = torch.float64
 OURS = {entry.name for entry in ENTRIES}
@@ -34,53 +34,15 @@ def _fixed(*shape, seed):
     return torch.randn(*shape, dtype=DT, generator=torch.Generator().manual_seed(seed))
 
 
-def _split(theta, *shapes):
-    """Views of consecutive pieces of the flat parameter vector, one per shape."""
-    pieces, start = [], 0
-    for shape in shapes:
-        size = torch.Size(shape).numel()
-        pieces.append(theta[start:start + size].reshape(shape))
-        start += size
-    return pieces
-
-
-class _OpsSeen(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.names = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.add(func._schema.name.split("::")[1])
-        return func(*args, **(kwargs or {}))
-
-
-def _fd_hessian(f, theta, eps=1e-6):
-    """Central differences of the reverse-mode gradient, one column per coordinate."""
-    grad = torch.func.grad(f)
-    columns = []
-    for k in range(theta.numel()):
-        step = torch.zeros_like(theta)
-        step[k] = eps
-        columns.append((grad(theta + step) - grad(theta - step)) / (2 * eps))
-    return torch.stack(columns, dim=1)
-
-
-def _hvp_columns(f, theta):
-    """Hessian one Hessian-vector product (torch.func.jvp over torch.func.grad) at a time."""
-    grad = torch.func.grad(f)
-    basis = torch.eye(theta.numel(), dtype=theta.dtype)
-    return torch.stack([torch.func.jvp(grad, (theta,), (e,))[1] for e in basis], dim=1)
-
-
-HESSIAN = {"hessian": lambda f, theta: torch.func.hessian(f)(theta), "hvp": _hvp_columns}
+HESSIAN = {"hessian": lambda f, theta: torch.func.hessian(f)(theta), "hvp": hvp_columns}
 
 
 def _check_hessian(f, theta, backward_op, via="hessian"):
     # Seen in a plain pass: under forward AD a decomposed op shows only its pieces.
-    with _OpsSeen() as seen:
+    with OpsSeen() as seen:
         torch.func.grad(f)(theta)
     assert backward_op in seen.names, f"f and its reverse pass do not call {backward_op}; it calls {sorted(seen.names)}"
-    torch.testing.assert_close(HESSIAN[via](f, theta), _fd_hessian(f, theta), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(HESSIAN[via](f, theta), fd_hessian(f, theta), atol=1e-5, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- covered upstream
@@ -128,7 +90,7 @@ def soft_margin(theta):
 
 
 def huber(theta):
-    prediction, target = _split(theta, (3,), (3,))
+    prediction, target = split(theta, (3,), (3,))
     return F.huber_loss(torch.sin(prediction) * 2, target, delta=0.7, reduction="sum")
 
 
@@ -144,7 +106,7 @@ def dropout_backward_called(theta):
 
 def cdist_p(p):
     def f(theta):
-        x1, x2 = _split(theta, (3, 2), (2, 2))
+        x1, x2 = split(theta, (3, 2), (2, 2))
         return (torch.cdist(x1, x2, p=p, compute_mode="donot_use_mm_for_euclid_dist") ** 1.5).sum()
     f.__name__ = f"cdist_p{p}"
     return f

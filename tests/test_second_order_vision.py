@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch_fwdad.testing.second_order import OpsSeen, fd_hessian, hvp_columns, split
 
 DT = torch.float64
 
@@ -23,50 +23,15 @@ def _fixed(*shape, seed, low=-1.0, high=1.0):
     return torch.rand(*shape, dtype=DT, generator=generator) * (high - low) + low
 
 
-def _split(theta, *shapes):
-    pieces, start = [], 0
-    for shape in shapes:
-        size = torch.Size(shape).numel()
-        pieces.append(theta[start:start + size].reshape(shape))
-        start += size
-    return pieces
-
-
-class _OpsSeen(TorchDispatchMode):
-    def __init__(self):
-        super().__init__()
-        self.names = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.names.add(func._schema.name.split("::")[1])
-        return func(*args, **(kwargs or {}))
-
-
-def _fd_hessian(f, theta, eps=1e-6):
-    grad = torch.func.grad(f)
-    columns = []
-    for k in range(theta.numel()):
-        step = torch.zeros_like(theta)
-        step[k] = eps
-        columns.append((grad(theta + step) - grad(theta - step)) / (2 * eps))
-    return torch.stack(columns, dim=1)
-
-
-def _hvp_columns(f, theta):
-    grad = torch.func.grad(f)
-    basis = torch.eye(theta.numel(), dtype=theta.dtype)
-    return torch.stack([torch.func.jvp(grad, (theta,), (e,))[1] for e in basis], dim=1)
-
-
 def _check(f, theta, backward_ops, reverse_over_reverse=False, symmetric=True):
-    with _OpsSeen() as seen:
+    with OpsSeen() as seen:
         torch.func.grad(f)(theta)
     for op in backward_ops:
         assert op in seen.names, f"the reverse pass does not call {op}; it calls {sorted(seen.names)}"
-    expected = _fd_hessian(f, theta)
+    expected = fd_hessian(f, theta)
     hessian = torch.func.hessian(f)(theta)
     torch.testing.assert_close(hessian, expected, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(_hvp_columns(f, theta), expected, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(hvp_columns(f, theta), expected, atol=1e-5, rtol=1e-4)
     if symmetric:
         torch.testing.assert_close(hessian, hessian.T, atol=1e-8, rtol=1e-8)
     if reverse_over_reverse:  # PyTorch's own double backward of the sampler
@@ -93,7 +58,7 @@ def test_grid_sample_hessian(mode, padding, align, input_shape, grid_shape):
     weights = _fixed(*input_shape[:2], *grid_shape[1:-1], seed=3)
 
     def f(theta):
-        x, grid = _split(theta, input_shape, grid_shape)
+        x, grid = split(theta, input_shape, grid_shape)
         out = F.grid_sample(torch.tanh(x), grid, mode=mode, padding_mode=padding, align_corners=align)
         return (weights * out + 0.5 * out * out).sum()
 
@@ -158,9 +123,9 @@ BAG_WEIGHTS = _fixed(4, 3, seed=7)
 def _bag_loss(mode, with_psw, padding_idx=None, scale_grad_by_freq=False):
     def f(theta):
         if with_psw:
-            weight, psw = _split(theta, (5, 3), (7,))
+            weight, psw = split(theta, (5, 3), (7,))
         else:
-            (weight,), psw = _split(theta, (5, 3)), None
+            (weight,), psw = split(theta, (5, 3)), None
         out = F.embedding_bag(INDICES, torch.sin(weight), OFFSETS, mode=mode, per_sample_weights=psw,
                               padding_idx=padding_idx, scale_grad_by_freq=scale_grad_by_freq)
         return (BAG_WEIGHTS * out + out * out).sum()

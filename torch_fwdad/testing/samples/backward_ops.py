@@ -6,6 +6,7 @@ has the shape of the forward output (0-d after a mean or sum reduction).
 
 import torch
 
+from ..second_order import split
 from . import ErrorSample, Sample, make, samples_for
 
 NONE, MEAN, SUM = 0, 1, 2
@@ -134,16 +135,6 @@ UPSTREAM_DT = torch.float64
 
 def fixed(*shape, seed):
     return torch.randn(*shape, dtype=UPSTREAM_DT, generator=torch.Generator().manual_seed(seed))
-
-
-def split(theta, *shapes):
-    """Views of consecutive pieces of the flat parameter vector, one per shape."""
-    pieces, start = [], 0
-    for shape in shapes:
-        size = torch.Size(shape).numel()
-        pieces.append(theta[start:start + size].reshape(shape))
-        start += size
-    return pieces
 
 
 TARGET = torch.tensor([0, 2, 1, 2])
