@@ -76,6 +76,21 @@ def _add(a, b):
     return b if a is None else a if b is None else a + b
 
 
+def _tap_index(floors, taps, first_tap, sizes, padding_mode, align_corners):
+    """Flat index into the spatial dims of one interpolation tap, and where it is in bounds."""
+    index, valid, stride = None, None, 1
+    for d, tap in enumerate(taps):
+        position = floors[d] + (tap + first_tap)
+        if first_tap:  # bicubic pads each tap's integer coordinate, as get_value_bounded
+            position = _pad_tap(position, sizes[d], padding_mode, align_corners)
+        ok = (position >= 0) & (position <= sizes[d] - 1)
+        clamped = position.clamp(0, sizes[d] - 1).long() * stride
+        index = clamped if index is None else index + clamped
+        valid = ok if valid is None else valid & ok
+        stride *= sizes[d]
+    return index, valid
+
+
 def _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode, padding_mode, align_corners,
                        want_input, want_grid):
     """Grid terms of the backward's tangents.
@@ -108,16 +123,7 @@ def _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode, pad
     input_tangent = torch.zeros_like(flat) if want_input else None
     grid_terms = [None] * dims
     for taps in itertools.product(range(len(values_w[0])), repeat=dims):
-        index, valid, stride = None, None, 1
-        for d, tap in enumerate(taps):
-            position = floors[d] + (tap + first_tap)
-            if first_tap:
-                position = _pad_tap(position, sizes[d], padding_mode, align_corners)
-            ok = (position >= 0) & (position <= sizes[d] - 1)
-            clamped = position.clamp(0, sizes[d] - 1).long() * stride
-            index = clamped if index is None else index + clamped
-            valid = ok if valid is None else valid & ok
-            stride *= sizes[d]
+        index, valid = _tap_index(floors, taps, first_tap, sizes, padding_mode, align_corners)
 
         def weight(orders):  # ∂^orders W_tap: orders[d] in 0, 1, 2
             w = None
@@ -255,16 +261,7 @@ def _interpolate(input, sources, padding_mode, align_corners, weights, source_ra
     first_tap = -1 if len(values_w[0]) == 4 else 0
     result = None
     for taps in itertools.product(range(len(values_w[0])), repeat=len(sizes)):
-        index, valid, stride = None, None, 1
-        for d, tap in enumerate(taps):
-            position = floors[d] + (tap + first_tap)
-            if first_tap:  # bicubic pads each tap's integer coordinate, as get_value_bounded
-                position = _pad_tap(position, sizes[d], padding_mode, align_corners)
-            ok = (position >= 0) & (position <= sizes[d] - 1)
-            clamped = position.clamp(0, sizes[d] - 1).long() * stride
-            index = clamped if index is None else index + clamped
-            valid = ok if valid is None else valid & ok
-            stride *= sizes[d]
+        index, valid = _tap_index(floors, taps, first_tap, sizes, padding_mode, align_corners)
         rate = None
         for d in range(len(sizes)):  # ∂(Π w)/∂x_d · ẋ_d, summed over d
             term = slopes_w[d][taps[d]] * source_rates[d]
