@@ -23,7 +23,7 @@ import math
 import torch
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-from ._common import add_tangents
+from ._common import sum_tangents
 
 __all__ = [
     "BOTTOM_RIGHT",
@@ -56,15 +56,6 @@ def query_block_size(batch_heads: int, queries: int, keys: int) -> int:
 
 
 # ------------------------------------------------------------------ small tangent algebra
-
-
-def _total(*terms):
-    """Sum of the terms present; None when every term is absent (a zero tangent)."""
-    total = None
-    for term in terms:
-        if term is not None:
-            total = add_tangents(total, term)
-    return total
 
 
 def _mm(a, b):
@@ -147,7 +138,7 @@ class _Attention:
     def logits(self, rows: slice, shift=None):
         """s = scale·q kᵀ + mask (−inf where causally hidden) + shift, for a block of rows."""
         q_rows = self.rows(self.q_scaled, rows)
-        offset = _total(None if self.mask is None else self.rows(self.mask, rows), shift)
+        offset = sum_tangents(None if self.mask is None else self.rows(self.mask, rows), shift)
         if offset is None:
             s = q_rows @ self.k.mT
         else:  # the offset added by the matmul itself: no separate pass over the block
@@ -189,7 +180,7 @@ class _Attention:
         else:
             ds = None
         if mask_t is not None:
-            ds = _total(ds, self.rows(mask_t, rows))
+            ds = sum_tangents(ds, self.rows(mask_t, rows))
         return ds
 
     def _hidden_by_causal(self, rows, device):
@@ -240,7 +231,7 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
         # alone is the caller's tensor, maybe broadcast
         p_ds = ds.mul_(p) if q_t is not None or k_t is not None else _mul(p, ds)
         c = _rowsum(p_ds)
-        out_blocks.append(_total(_mm(p_ds, problem.v), _mul(c, -problem.rows(out_c, rows)), _mm(p, v_t)))
+        out_blocks.append(sum_tangents(_mm(p_ds, problem.v), _mul(c, -problem.rows(out_c, rows)), _mm(p, v_t)))
         lse_blocks.append(c)
     out_tangent = torch.cat(out_blocks, dim=-2).to(out.dtype)
     lse_tangent = None if lse_blocks[0] is None else torch.cat(lse_blocks, dim=-2).squeeze(-1)
@@ -330,15 +321,15 @@ def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
         p = problem.scores(rows, problem.rows(lse, rows, -1))
         g_r, g_t_r, o_r, o_t_r, q_r, q_t_r = (problem.rows(t, rows) for t in (grad_out, grad_out_t, out, out_t, query, query_t))
         lse_t_r = None if lse_t is None else -problem.rows(lse_t, rows, -1).unsqueeze(-1)
-        p_dot = _mul(p, _total(problem.score_tangent(rows, query_t, k_t, mask_t), lse_t_r))
+        p_dot = _mul(p, sum_tangents(problem.score_tangent(rows, query_t, k_t, mask_t), lse_t_r))
         dp_minus_d = g_r @ problem.v.mT - (g_r * o_r).sum(-1, keepdim=True)
-        dp_minus_d_dot = _total(_mm(g_t_r, problem.v.mT), _mm(g_r, _t(v_t)),
-                                _mul(-1, _rowsum(_total(_mul(g_t_r, o_r), _mul(g_r, o_t_r)))))
+        dp_minus_d_dot = sum_tangents(_mm(g_t_r, problem.v.mT), _mm(g_r, _t(v_t)),
+                                _mul(-1, _rowsum(sum_tangents(_mul(g_t_r, o_r), _mul(g_r, o_t_r)))))
         ds = p * dp_minus_d
-        ds_dot = _total(_mul(p_dot, dp_minus_d), _mul(p, dp_minus_d_dot))
-        dq_blocks.append(_mul(scale, _total(_mm(ds_dot, problem.k), _mm(ds, k_t))))
-        dk_t = _total(dk_t, _mul(scale, _total(_mm(_t(ds_dot), q_r), _mm(ds.mT, q_t_r))))
-        dv_t = _total(dv_t, _mm(_t(p_dot), g_r), _mm(p.mT, g_t_r))
+        ds_dot = sum_tangents(_mul(p_dot, dp_minus_d), _mul(p, dp_minus_d_dot))
+        dq_blocks.append(_mul(scale, sum_tangents(_mm(ds_dot, problem.k), _mm(ds, k_t))))
+        dk_t = sum_tangents(dk_t, _mul(scale, sum_tangents(_mm(_t(ds_dot), q_r), _mm(ds.mT, q_t_r))))
+        dv_t = sum_tangents(dv_t, _mm(_t(p_dot), g_r), _mm(p.mT, g_t_r))
     dq_t = None if dq_blocks[0] is None else torch.cat(dq_blocks, dim=-2)
     return dq_t, sum_kv_groups(dk_t, kv_heads), sum_kv_groups(dv_t, kv_heads)
 

@@ -15,6 +15,8 @@ import itertools
 
 import torch
 
+from ._common import sum_tangents
+
 __all__ = ["grid_sampler_backward_jvp", "grid_sampler_grid_jvp"]
 
 BILINEAR, NEAREST, BICUBIC = 0, 1, 2
@@ -64,16 +66,12 @@ def grid_sampler_backward_jvp(op, grad_output, grad_output_t, input, input_t, gr
     if grad_output_t is not None:
         input_tangent, grid_tangent = backward(grad_output_t, input, [want_input, want_grid])
     if input_t is not None and want_grid:
-        grid_tangent = _add(grid_tangent, backward(grad_output, input_t, [False, True])[1])
+        grid_tangent = sum_tangents(grid_tangent, backward(grad_output, input_t, [False, True])[1])
     if grid_t is not None and interpolation_mode != NEAREST:
         second_input, second_grid = _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode,
                                                        padding_mode, align_corners, want_input, want_grid)
-        input_tangent, grid_tangent = _add(input_tangent, second_input), _add(grid_tangent, second_grid)
+        input_tangent, grid_tangent = sum_tangents(input_tangent, second_input), sum_tangents(grid_tangent, second_grid)
     return (input_tangent if want_input else None), (grid_tangent if want_grid else None)
-
-
-def _add(a, b):
-    return b if a is None else a if b is None else a + b
 
 
 def _tap_index(floors, taps, first_tap, sizes, padding_mode, align_corners):
