@@ -233,6 +233,17 @@ class _Plan:
         if not isinstance(self.sparsity, (str, BlockDiagonal, Banded)):
             self._cache["static"] = self._prepare(self._pattern_for(explicit_pattern(self.sparsity)))
 
+    def prepare(self, func, x) -> Prepared:
+        """Pattern (given or detected, cached per input shapes and dtype) and its colouring."""
+        inputs = FlatInputs.of(x)
+        key = (inputs.shapes, str(inputs_dtype(x)))
+
+        def resolve():
+            if self.sparsity in DETECT_SPECS:
+                return self._detect(func, x)
+            return resolve_pattern(self.sparsity, self._rows(func, x, inputs), inputs.numel)
+        return self._prepared_for(key, resolve)
+
     def _prepared_for(self, key, resolve):
         if "static" in self._cache:
             return self._cache["static"]
@@ -277,16 +288,12 @@ class JacobianPlan(_Plan):
         kinds = {"auto": ("column", "row"), "column": ("column",), "row": ("row",)}[self.mode]
         return Prepared.build(pattern, kinds, self.ordering, self.refine)
 
-    def prepare(self, func, x) -> Prepared:
-        inputs = FlatInputs.of(x)
-        key = (inputs.shapes, str(inputs_dtype(x)))
+    def _detect(self, func, x):
+        from torch_fwdad.functional.detect import detect_pattern
+        return detect_pattern(func, x, method=self.sparsity)
 
-        def resolve():
-            if self.sparsity in DETECT_SPECS:
-                from torch_fwdad.functional.detect import detect_pattern
-                return detect_pattern(func, x, method=self.sparsity)
-            return resolve_pattern(self.sparsity, _evaluate_once(func, x).numel(), inputs.numel)
-        return self._prepared_for(key, resolve)
+    def _rows(self, func, x, inputs) -> int:
+        return _evaluate_once(func, x).numel()
 
     def __call__(self, func, x, *, chunk_size=None, output="sparse", check=None):
         _validate_choice("output", output, OUTPUTS)
@@ -337,16 +344,12 @@ class HessianPlan(_Plan):
         kinds = {"auto": ("star", "acyclic"), "star": ("star",), "acyclic": ("acyclic",)}[self.method]
         return Prepared.build(pattern, kinds, self.ordering, self.refine)
 
-    def prepare(self, func, x) -> Prepared:
-        inputs = FlatInputs.of(x)
-        key = (inputs.shapes, str(inputs_dtype(x)))
+    def _detect(self, func, x):
+        from torch_fwdad.functional.detect import detect_hessian_pattern
+        return detect_hessian_pattern(func, x, method=self.sparsity)
 
-        def resolve():
-            if self.sparsity in DETECT_SPECS:
-                from torch_fwdad.functional.detect import detect_hessian_pattern
-                return detect_hessian_pattern(func, x, method=self.sparsity)
-            return resolve_pattern(self.sparsity, inputs.numel, inputs.numel)
-        return self._prepared_for(key, resolve)
+    def _rows(self, func, x, inputs) -> int:
+        return inputs.numel
 
     def __call__(self, func, x, *, chunk_size=None, output="sparse", check=None):
         _validate_choice("output", output, OUTPUTS)
