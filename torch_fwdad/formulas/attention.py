@@ -114,6 +114,13 @@ class _Attention:
         self.block = query_block_size(query.size(0) * heads, self.L, self.S)
         self.q_scaled = query * self.scale
         self._k_pair = None
+        self._k_ones = None
+
+    def k_and_ones(self):
+        """[k, 1] along features, built once for every block."""
+        if self._k_ones is None:
+            self._k_ones = torch.cat([self.k, self.k.new_ones(*self.k.shape[:-1], 1)], -1)
+        return self._k_ones
 
     def k_and_tangent(self, k_t):
         """[k, k̇] along features, built once for every block."""
@@ -141,6 +148,10 @@ class _Attention:
         offset = sum_tangents(None if self.mask is None else self.rows(self.mask, rows), shift)
         if offset is None:
             s = q_rows @ self.k.mT
+        elif offset is shift and shift.size(-1) == 1:
+            # a per-row shift (−lse) rides in the matmul as one more feature, [q, shift]·[k, 1]ᵀ:
+            # no pass over the block to add it (baddbmm would first copy it into every column)
+            s = torch.cat([q_rows, shift.expand(*q_rows.shape[:-1], 1)], -1) @ self.k_and_ones().mT
         else:  # the offset added by the matmul itself: no separate pass over the block
             B, H, R, E = q_rows.shape
             offset = offset.expand(B, H, R, offset.size(-1)).reshape(B * H, R, offset.size(-1))
