@@ -5,6 +5,11 @@ Three ways, one run, float32:
   torch_fwdad torch.func.jvp through the fused kernel with torch_fwdad's blockwise rule
   MATH        torch.func.jvp under sdpa_kernel(SDPBackend.MATH), the usual workaround
 
+Then, at the first length: torch_fwdad with tangents on q only, k only, v only, and the
+floor of any rule built from batched matmuls: the primal plus the five matmul units the
+full tangent needs (s, ṡ with q̇ and k̇, two products with v), timed bare on
+preallocated blocks with nothing else (no exp, no elementwise passes, no allocation).
+
 Peak memory is measured in a fresh subprocess per (method, L) as the rise of the
 process's peak RSS (ru_maxrss) over its value after the inputs are built, so the figures
 do not depend on what ran before. Usage: python benchmarks/bench_attention.py [--lengths 1024 4096]
@@ -44,13 +49,54 @@ def run(method, primals, tangents):
 
 
 def best_time(method, primals, tangents, repeats):
-    run(method, primals, tangents)  # warm up
+    return best_of(lambda: run(method, primals, tangents), repeats)
+
+
+def best_of(call, repeats):
+    call()  # warm up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        run(method, primals, tangents)
+        call()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def tangent_subsets(primals, tangents, repeats):
+    """Seconds of torch.func.jvp with tangents on q only, k only, v only (others zero)."""
+    import torch_fwdad  # noqa: F401
+
+    def only(i):
+        fn = (lambda x: F.scaled_dot_product_attention(*primals[:i], x, *primals[i + 1:]))
+        return best_of(lambda: torch.func.jvp(fn, (primals[i],), (tangents[i],)), repeats)
+
+    return {name: only(i) for i, name in enumerate("qkv")}
+
+
+def matmul_floor(primals, repeats):
+    """Seconds of the five bare matmul units of the full tangent, block by block.
+
+    The same blocks as the rule (query_block_size), written into preallocated outputs:
+    a lower bound for any rule made of batched matmuls on this machine.
+    """
+    from torch_fwdad.formulas.attention import query_block_size
+
+    q, k, v = (t.flatten(0, 1) for t in primals)
+    BH, L, E = q.shape
+    R = query_block_size(BH, L, k.size(1))
+    k_ones = torch.cat([k, k.new_ones(*k.shape[:-1], 1)], -1)
+    q_ones = torch.cat([q, q.new_ones(*q.shape[:-1], 1)], -1)
+    scores, values = torch.empty(BH, R, k.size(1)), torch.empty(BH, R, E)
+
+    def units():
+        for start in range(0, L - R + 1, R):
+            torch.bmm(q_ones[:, start:start + R], k_ones.mT, out=scores)  # s with −lse
+            torch.bmm(q[:, start:start + R], k.mT, out=scores)  # q̇ kᵀ
+            torch.bmm(q[:, start:start + R], k.mT, out=scores)  # q k̇ᵀ
+            torch.bmm(scores, v, out=values)  # (P ⊙ ṡ) v
+            torch.bmm(scores, v, out=values)  # P v̇
+
+    return best_of(units, repeats) * L / (R * (L // R))
 
 
 def _status_mb(field):
@@ -113,6 +159,15 @@ def main(argv=None):
         print(f"{L:>6} {times['primal'] * 1e3:>10.1f} {times['torch_fwdad'] * 1e3:>9.1f} {times['MATH'] * 1e3:>9.1f}"
               f" {times['torch_fwdad'] / times['primal']:>12.2f}x {times['MATH'] / times['torch_fwdad']:>10.2f}x"
               f" {memory['torch_fwdad']:>9.0f} {memory['MATH']:>9.0f}")
+    L = args.lengths[0]
+    primals, tangents = make_inputs(L)
+    primal = best_time("primal", primals, tangents, args.repeats)
+    subsets = tangent_subsets(primals, tangents, args.repeats)
+    floor = primal + matmul_floor(primals, args.repeats)
+    print(f"L={L}, primal {primal * 1e3:.1f} ms; torch_fwdad ÷ primal with a tangent on "
+          + ", ".join(f"{name} only {t / primal:.2f}x" for name, t in subsets.items()))
+    print(f"floor for q, k, v tangents: primal + 5 bare matmul units = {floor * 1e3:.1f} ms"
+          f" = {floor / primal:.2f}x the primal")
 
 
 if __name__ == "__main__":

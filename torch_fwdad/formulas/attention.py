@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
 from ._common import sum_tangents
@@ -70,6 +71,21 @@ def _rowsum(t):
     return None if t is None else t.sum(-1, keepdim=True)
 
 
+def _matmul(a, b, into=None, accumulate=False):
+    """a @ b for (..., R, E)·(..., E, N) blocks, written over `into` (or added to it).
+
+    into: a tensor of the result's shape. Fresh multi-megabyte blocks cost page faults
+    on every allocation (glibc returns them to the system), a third of the rule's time
+    when every block was new.
+    """
+    shape = (*a.shape[:-1], b.size(-1))
+    if into is None or into.shape != shape:
+        return a @ b
+    flat = into.view(-1, *shape[-2:])
+    return flat.baddbmm_(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]),
+                         beta=1 if accumulate else 0).view(shape)
+
+
 # ------------------------------------------------------------------ the problem, grouped
 
 
@@ -106,14 +122,14 @@ class _Attention:
 
     def __init__(self, query, key, value, mask, scale, is_causal, alignment=TOP_LEFT):
         heads = query.size(1)
-        self.q, self.k, self.v = query, repeat_kv_heads(key, heads), repeat_kv_heads(value, heads)
+        # contiguous once: every block then flattens them to (B·H, rows, E) as views
+        self.q = query.contiguous()
+        self.k, self.v = repeat_kv_heads(key, heads).contiguous(), repeat_kv_heads(value, heads).contiguous()
         self.mask = _as_4d(mask)
         self.scale = query.size(-1) ** -0.5 if scale is None else scale
         self.L, self.S = query.size(-2), key.size(-2)
         self.causal_offset = None if not is_causal else (self.S - self.L if alignment == BOTTOM_RIGHT else 0)
         self.block = query_block_size(query.size(0) * heads, self.L, self.S)
-        self.q_scaled = query * self.scale
-        self._k_pair = None
         self._k_ones = None
 
     def k_and_ones(self):
@@ -121,12 +137,6 @@ class _Attention:
         if self._k_ones is None:
             self._k_ones = torch.cat([self.k, self.k.new_ones(*self.k.shape[:-1], 1)], -1)
         return self._k_ones
-
-    def k_and_tangent(self, k_t):
-        """[k, k̇] along features, built once for every block."""
-        if self._k_pair is None:
-            self._k_pair = torch.cat([self.k, k_t], -1)
-        return self._k_pair
 
     def blocks(self):
         for start in range(0, self.L, self.block):
@@ -142,26 +152,31 @@ class _Attention:
             return t
         return t.narrow(dim, rows.start, rows.stop - rows.start)
 
-    def logits(self, rows: slice, shift=None):
-        """s = scale·q kᵀ + mask (−inf where causally hidden) + shift, for a block of rows."""
-        q_rows = self.rows(self.q_scaled, rows)
+    def logits(self, rows: slice, shift=None, into=None):
+        """s = scale·q kᵀ + mask (−inf where causally hidden) + shift, for a block of rows.
+
+        into: a block from an earlier call to write over (see attention_jvp).
+        """
+        q_rows = self.rows(self.q, rows)
         offset = sum_tangents(None if self.mask is None else self.rows(self.mask, rows), shift)
         if offset is None:
-            s = q_rows @ self.k.mT
+            s = _matmul(q_rows * self.scale, self.k.mT, into=into)
         elif offset is shift and shift.size(-1) == 1:
             # a per-row shift (−lse) rides in the matmul as one more feature, [q, shift]·[k, 1]ᵀ:
             # no pass over the block to add it (baddbmm would first copy it into every column)
-            s = torch.cat([q_rows, shift.expand(*q_rows.shape[:-1], 1)], -1) @ self.k_and_ones().mT
+            q_shift = torch.cat([q_rows * self.scale, shift.expand(*q_rows.shape[:-1], 1)], -1)
+            s = _matmul(q_shift, self.k_and_ones().mT, into=into)
         else:  # the offset added by the matmul itself: no separate pass over the block
             B, H, R, E = q_rows.shape
             offset = offset.expand(B, H, R, offset.size(-1)).reshape(B * H, R, offset.size(-1))
-            s = torch.baddbmm(offset, q_rows.reshape(B * H, R, E), self.k.reshape(B * H, self.S, E).mT)
+            s = torch.baddbmm(offset, q_rows.reshape(B * H, R, E), self.k.reshape(B * H, self.S, E).mT,
+                              alpha=self.scale)
             s = s.view(B, H, R, self.S)
         if self.causal_offset is not None:
             s = s.masked_fill_(self._hidden_by_causal(rows, s.device), -math.inf)
         return s
 
-    def scores(self, rows: slice, lse_rows, lse_is_constant=False):
+    def scores(self, rows: slice, lse_rows, lse_is_constant=False, into=None):
         """P = exp(s − lse) for a block of query rows.
 
         lse_is_constant: the lse given is cut from the inputs for an outer derivative
@@ -177,19 +192,20 @@ class _Attention:
             return p - p * delta
         # in place on the fresh logits (exp_ saves its result, nothing is overwritten that
         # a derivative needs), −lse added by the matmul: one pass over the block
-        return self.logits(rows, shift=-lse_rows.unsqueeze(-1)).exp_()
+        return self.logits(rows, shift=-lse_rows.unsqueeze(-1), into=into).exp_()
 
-    def score_tangent(self, rows: slice, q_t, k_t, mask_t):
-        """ṡ for a block of rows (None when q, k and mask carry no tangent); k_t repeated."""
-        q_rows = self.rows(self.q_scaled, rows)
-        if q_t is not None and k_t is not None:  # q̇ kᵀ + q k̇ᵀ as one product: [q̇, q] [k, k̇]ᵀ
-            ds = torch.cat([self.rows(q_t, rows) * self.scale, q_rows], -1) @ self.k_and_tangent(k_t).mT
-        elif q_t is not None:
-            ds = (self.rows(q_t, rows) * self.scale) @ self.k.mT
-        elif k_t is not None:
-            ds = q_rows @ k_t.mT
-        else:
-            ds = None
+    def score_tangent(self, rows: slice, q_t, k_t, mask_t, into=None):
+        """ṡ for a block of rows (None when q, k and mask carry no tangent); k_t repeated.
+
+        scale·(q̇ kᵀ + q k̇ᵀ) as two products accumulated in one block: no [q̇, q] or
+        [k, k̇] copies of the inputs.
+        """
+        products = [(self.rows(q_t, rows), self.k), (self.rows(self.q, rows), k_t)]
+        ds = None
+        for a, b in products:
+            if a is not None and b is not None:
+                ds = _matmul(a * self.scale, b.mT, into=into, accumulate=ds is not None)
+                into = ds
         if mask_t is not None:
             ds = sum_tangents(ds, self.rows(mask_t, rows))
         return ds
@@ -226,27 +242,59 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     """
     _refuse_dropout(dropout_p)
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
-    cast = (lambda t: None if t is None else t.to(compute))
+    cast = (lambda t: None if t is None else t.to(compute).contiguous())
     problem = _Attention(cast(query), cast(key), cast(value), cast(attn_mask), scale, is_causal, alignment)
     heads = query.size(1)
     q_t, k_t, v_t = cast(query_t), repeat_kv_heads(cast(key_t), heads), repeat_kv_heads(cast(value_t), heads)
     mask_t, out_c = _as_4d(cast(attn_mask_t)), cast(out)
     lse_c = cast(lse) if _lse_usable(lse, query) else None
     lse_is_constant = lse_c is not None and _lse_cut_from_inputs(lse, query, key, attn_mask)
-    out_blocks, lse_blocks = [], []
+    if _linear_in_value_only(problem, q_t, k_t, mask_t, v_t):
+        # Ȯ = P v̇ is attention itself applied to v̇: one fused call, the kernel's speed
+        value_term = F.scaled_dot_product_attention(problem.q, problem.k, v_t, attn_mask=problem.mask,
+                                                    is_causal=problem.causal_offset == 0, scale=problem.scale)
+        return value_term.to(out.dtype), None
+    # each block's P and ṡ are written over the previous block's, unless an outer
+    # derivative may have saved them
+    reuse = not _outer_derivative_possible(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t)
+    out_blocks, lse_blocks, p, ds = [], [], None, None
     for rows in problem.blocks():
         lse_rows = problem.rows(lse_c, rows, -1) if lse_c is not None else _logsumexp_rows(problem, rows)
-        p = problem.scores(rows, lse_rows, lse_is_constant)
-        ds = problem.score_tangent(rows, q_t, k_t, mask_t)
+        p = problem.scores(rows, lse_rows, lse_is_constant, into=p if reuse else None)
+        ds = problem.score_tangent(rows, q_t, k_t, mask_t, into=ds if reuse else None)
         # ds from the matmul is fresh: multiply in place (no new block); a mask tangent
         # alone is the caller's tensor, maybe broadcast
         p_ds = ds.mul_(p) if q_t is not None or k_t is not None else _mul(p, ds)
         c = _rowsum(p_ds)
-        out_blocks.append(sum_tangents(_mm(p_ds, problem.v), _mul(c, -problem.rows(out_c, rows)), _mm(p, v_t)))
+        out_blocks.append(_output_tangent_rows(p, p_ds, c, problem.rows(out_c, rows), problem.v, v_t))
         lse_blocks.append(c)
     out_tangent = torch.cat(out_blocks, dim=-2).to(out.dtype)
     lse_tangent = None if lse_blocks[0] is None else torch.cat(lse_blocks, dim=-2).squeeze(-1)
     return out_tangent, lse_tangent
+
+
+def _linear_in_value_only(problem: _Attention, q_t, k_t, mask_t, v_t):
+    """True when only v carries a tangent and F.scaled_dot_product_attention states the problem.
+
+    (It takes a mask or top-left causal masking, not both, and no bottom-right alignment.)
+    """
+    only_value = q_t is None and k_t is None and mask_t is None and v_t is not None
+    return only_value and problem.causal_offset in (None, 0) and not (problem.mask is not None and problem.causal_offset == 0)
+
+
+def _output_tangent_rows(p, p_ds, c, out_rows, value, value_t):
+    """Ȯ = (P ⊙ ṡ) v − c·O + P v̇ for one block, accumulated in the first product's result."""
+    o = None if p_ds is None else p_ds @ value
+    if value_t is not None:
+        o = p @ value_t if o is None else _matmul(p, value_t, into=o, accumulate=True)
+    if c is not None:
+        o = o.sub_(c * out_rows)  # (addcmul_ has no vmap batching rule)
+    return o
+
+
+def _outer_derivative_possible(*inputs):
+    """True when reverse mode or an outer torch.func transform may differentiate the rule."""
+    return any(t is not None and t.requires_grad for t in inputs) or len(retrieve_all_functorch_interpreters()) > 1
 
 
 def _lse_cut_from_inputs(lse, *inputs):
