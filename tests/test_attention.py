@@ -130,8 +130,38 @@ def test_blocks_agree_with_one_block(monkeypatch):
     fn = (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True))
     whole = torch.func.jvp(fn, primals, tangents)[1]
     monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 9 * 2)  # two query rows a block
-    assert attention.query_block_size(2, 9, 9) == 2
+    monkeypatch.setattr(attention, "_matmul_threads", lambda: 2)
+    assert attention.query_block_size(2, 9, 9) == 2 and attention.tile_sizes(1, 2, 9, 9, threads=2) == (1, 2, 2)
     torch.testing.assert_close(torch.func.jvp(fn, primals, tangents)[1], whole)
+
+
+# (BLOCK_ELEMENTS, threads) -> tile of a (B=2, H=4, L=9, S=7) problem
+TILINGS = {"rows": ((8 * 2 * 7, 8), (2, 4, 2)), "heads": ((2 * 2 * 9 * 7, 1), (2, 2, 9)),
+           "heads and batch": ((9 * 7, 1), (1, 1, 9)), "everything": ((7, 1), (1, 1, 1))}
+
+
+@pytest.mark.parametrize("tiling", TILINGS, ids=list(TILINGS))
+@pytest.mark.parametrize("mask", ["none", "additive, broadcast over batch", "causal"])
+def test_tiles_agree_with_one_tile(monkeypatch, tiling, mask):
+    import torch_fwdad.formulas.attention as attention
+
+    q, q_t = randn(2, 4, 9, 5, seed=1), randn(2, 4, 9, 5, seed=2)
+    k, v, k_t, v_t = (randn(2, 2, 7, 5, seed=3 + i) for i in range(4))  # grouped-query key/value
+    attn_mask = randn(1, 4, 9, 7, seed=9) if mask.startswith("additive") else None
+    mask_t = None if attn_mask is None else randn(1, 4, 9, 7, seed=10)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, *(t.repeat_interleave(2, 1) for t in (k, v)), is_causal=mask == "causal", attn_mask=attn_mask)[:2]
+
+    def tangents():
+        return attention.attention_jvp(q, k, v, q_t, k_t, v_t, attn_mask, mask_t, out, lse, None, mask == "causal")
+
+    whole = tangents()
+    (block, threads), tile = TILINGS[tiling]
+    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(attention, "_matmul_threads", lambda: threads)
+    assert attention.tile_sizes(2, 4, 9, 7, threads) == tile
+    for got, expected in zip(tangents(), whole):
+        torch.testing.assert_close(got, expected)
 
 
 def test_vmap_over_tangents_and_jacfwd():
