@@ -105,8 +105,8 @@ def _rowsum(t):
     return None if t is None else t.sum(-1, keepdim=True)
 
 
-def _matmul(a, b, into=None, accumulate=False):
-    """a @ b for (..., R, E)·(..., E, N) blocks, written over `into` (or added to it).
+def _matmul(a, b, into=None, accumulate=False, alpha=1.0):
+    """alpha·a @ b for (..., R, E)·(..., E, N) blocks, written over `into` (or added to it).
 
     into: a tensor of the result's shape. Fresh multi-megabyte blocks cost page faults
     on every allocation (glibc returns them to the system), a third of the rule's time
@@ -114,10 +114,10 @@ def _matmul(a, b, into=None, accumulate=False):
     """
     shape = (*a.shape[:-1], b.size(-1))
     if into is None or into.shape != shape:
-        return a @ b
+        return (a if alpha == 1 else a * alpha) @ b
     flat = into.view(-1, *shape[-2:])
     return flat.baddbmm_(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]),
-                         beta=1 if accumulate else 0).view(shape)
+                         beta=1 if accumulate else 0, alpha=alpha).view(shape)
 
 
 # ------------------------------------------------------------------ the problem, grouped
@@ -165,11 +165,14 @@ class _Attention:
         self.causal_offset = None if not is_causal else (self.S - self.L if alignment == BOTTOM_RIGHT else 0)
         self._k_ones = None
 
-    def k_and_ones(self):
-        """[k, 1] along features, built once for every tile."""
+    def scaled_k_and_ones(self, tile: Tile):
+        """The tile's [k·scale, 1] along features (built once for every tile)."""
         if self._k_ones is None:
-            self._k_ones = torch.cat([self.k, self.k.new_ones(*self.k.shape[:-1], 1)], -1)
-        return self._k_ones
+            self._k_ones = torch.cat([self.k * self.scale, self.k.new_ones(*self.k.shape[:-1], 1)], -1)
+        return self.part(self._k_ones, tile, None)
+
+    def scaled_k(self, tile: Tile):
+        return self.scaled_k_and_ones(tile)[..., :-1]
 
     def blocks(self):
         """Tiles of all batch entries and heads, by blocks of query rows (query_block_size)."""
@@ -207,12 +210,12 @@ class _Attention:
         q, k = self.part(self.q, tile), self.part(self.k, tile, None)
         offset = sum_tangents(self.part(self.mask, tile), shift)
         if offset is None:
-            s = _matmul(q * self.scale, k.mT, into=into)
+            s = _matmul(q, self.scaled_k(tile).mT, into=into)
         elif offset is shift and shift.size(-1) == 1:
-            # a per-row shift (−lse) rides in the matmul as one more feature, [q, shift]·[k, 1]ᵀ:
+            # a per-row shift (−lse) rides in the matmul as one more feature, [q, shift]·[k·scale, 1]ᵀ:
             # no pass over the tile to add it (baddbmm would first copy it into every column)
-            q_shift = torch.cat([q * self.scale, shift.expand(*q.shape[:-1], 1)], -1)
-            s = _matmul(q_shift, self.part(self.k_and_ones(), tile, None).mT, into=into)
+            q_shift = torch.cat([q, shift.expand(*q.shape[:-1], 1)], -1)
+            s = _matmul(q_shift, self.scaled_k_and_ones(tile).mT, into=into)
         else:  # the offset added by the matmul itself: no separate pass over the tile
             B, H, R, E = q.shape
             offset = offset.expand(B, H, R, offset.size(-1)).reshape(B * H, R, offset.size(-1))
@@ -246,12 +249,12 @@ class _Attention:
         scale·(q̇ kᵀ + q k̇ᵀ) as two products accumulated in one tile: no [q̇, q] or
         [k, k̇] copies of the inputs.
         """
-        products = [(self.part(q_t, tile), self.part(self.k, tile, None)),
-                    (self.part(self.q, tile), self.part(k_t, tile, None))]
+        products = [(self.part(q_t, tile), self.scaled_k(tile), 1.0),
+                    (self.part(self.q, tile), self.part(k_t, tile, None), self.scale)]
         ds = None
-        for a, b in products:
+        for a, b, alpha in products:
             if a is not None and b is not None:
-                ds = _matmul(a * self.scale, b.mT, into=into, accumulate=ds is not None)
+                ds = _matmul(a, b.mT, into=into, accumulate=ds is not None, alpha=alpha)
                 into = ds
         if mask_t is not None:
             ds = sum_tangents(ds, self.part(mask_t, tile))
