@@ -1,6 +1,6 @@
 """Forward-mode AD through F.scaled_dot_product_attention on CPU: time and peak memory.
 
-Three ways, one run, float32:
+Three ways, one run, float32 (medians of torch.utils.benchmark):
   primal      fused SDPA alone (the CPU flash kernel)
   torch_fwdad torch.func.jvp through the fused kernel with torch_fwdad's blockwise rule
   MATH        torch.func.jvp under sdpa_kernel(SDPBackend.MATH), the usual workaround
@@ -22,10 +22,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
+from torch.utils import benchmark
 
 
 def make_inputs(L, B=2, H=8, E=64, seed=0):
@@ -48,55 +48,56 @@ def run(method, primals, tangents):
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
 
 
-def best_time(method, primals, tangents, repeats):
-    return best_of(lambda: run(method, primals, tangents), repeats)
+def timed(call, min_run_time):
+    """Median seconds of call() (torch.utils.benchmark, torch's thread count)."""
+    call()  # warm up (lazy initialisation, first allocations)
+    timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
-def best_of(call, repeats):
-    call()  # warm up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def method_time(method, primals, tangents, min_run_time):
+    return timed(lambda: run(method, primals, tangents), min_run_time)
 
 
-def tangent_subsets(primals, tangents, repeats):
+def tangent_subsets(primals, tangents, min_run_time):
     """Seconds of torch.func.jvp with tangents on q only, k only, v only (others zero)."""
     import torch_fwdad  # noqa: F401
 
     def only(i):
         fn = (lambda x: F.scaled_dot_product_attention(*primals[:i], x, *primals[i + 1:]))
-        return best_of(lambda: torch.func.jvp(fn, (primals[i],), (tangents[i],)), repeats)
+        return timed(lambda: torch.func.jvp(fn, (primals[i],), (tangents[i],)), min_run_time)
 
     return {name: only(i) for i, name in enumerate("qkv")}
 
 
-def matmul_floor(primals, repeats):
-    """Seconds of the five bare matmul units of the full tangent, block by block.
+def matmul_floor(primals, min_run_time):
+    """Seconds of the five bare matmul units of the full tangent, tile by tile.
 
-    The same blocks as the rule (query_block_size), written into preallocated outputs:
-    a lower bound for any rule made of batched matmuls on this machine.
+    The rule's tiles (tile_sizes), written into preallocated outputs: a lower bound for
+    any rule made of batched matmuls on this machine.
     """
-    from torch_fwdad.formulas.attention import query_block_size
+    from torch_fwdad.formulas.attention import tile_sizes
 
+    B, H, L, E = primals[0].shape
+    batch, heads, R = tile_sizes(B, H, L, L, torch.get_num_threads())
     q, k, v = (t.flatten(0, 1) for t in primals)
-    BH, L, E = q.shape
-    R = query_block_size(BH, L, k.size(1))
-    k_ones = torch.cat([k, k.new_ones(*k.shape[:-1], 1)], -1)
-    q_ones = torch.cat([q, q.new_ones(*q.shape[:-1], 1)], -1)
-    scores, values = torch.empty(BH, R, k.size(1)), torch.empty(BH, R, E)
+    k_ones, q_ones = (torch.cat([t, t.new_ones(*t.shape[:-1], 1)], -1) for t in (k, q))
+    group = batch * heads
+    scores, values = torch.empty(group, R, L), torch.empty(group, R, E)
 
     def units():
-        for start in range(0, L - R + 1, R):
-            torch.bmm(q_ones[:, start:start + R], k_ones.mT, out=scores)  # s with −lse
-            torch.bmm(q[:, start:start + R], k.mT, out=scores)  # q̇ kᵀ
-            torch.bmm(q[:, start:start + R], k.mT, out=scores)  # q k̇ᵀ
-            torch.bmm(scores, v, out=values)  # (P ⊙ ṡ) v
-            torch.bmm(scores, v, out=values)  # P v̇
+        for first in range(0, B * H - group + 1, group):
+            m = slice(first, first + group)
+            for start in range(0, L - R + 1, R):
+                rows = slice(start, start + R)
+                torch.bmm(q_ones[m, rows], k_ones[m].mT, out=scores)  # s with −lse
+                torch.bmm(q[m, rows], k[m].mT, out=scores)  # q̇ kᵀ
+                torch.bmm(q[m, rows], k[m].mT, out=scores)  # q k̇ᵀ
+                torch.bmm(scores, v[m], out=values)  # (P ⊙ ṡ) v
+                torch.bmm(scores, v[m], out=values)  # P v̇
 
-    return best_of(units, repeats) * L / (R * (L // R))
+    covered = (B * H // group) * group * (L // R) * R
+    return timed(units, min_run_time) * (B * H * L) / covered
 
 
 def _status_mb(field):
@@ -143,7 +144,7 @@ def peak_rss_rise(method, L, B=2, H=8, E=64, threads=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per timing (torch.utils.benchmark)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -153,17 +154,16 @@ def main(argv=None):
           f" {'fwdad MB':>9} {'MATH MB':>9}")
     for L in args.lengths:
         primals, tangents = make_inputs(L)
-        repeats = args.repeats if L <= 2048 else 1
-        times = {m: best_time(m, primals, tangents, repeats) for m in ("primal", "torch_fwdad", "MATH")}
+        times = {m: method_time(m, primals, tangents, args.min_run_time) for m in ("primal", "torch_fwdad", "MATH")}
         memory = {m: peak_rss_rise(m, L, threads=args.threads) for m in ("torch_fwdad", "MATH")}
         print(f"{L:>6} {times['primal'] * 1e3:>10.1f} {times['torch_fwdad'] * 1e3:>9.1f} {times['MATH'] * 1e3:>9.1f}"
               f" {times['torch_fwdad'] / times['primal']:>12.2f}x {times['MATH'] / times['torch_fwdad']:>10.2f}x"
               f" {memory['torch_fwdad']:>9.0f} {memory['MATH']:>9.0f}")
     L = args.lengths[0]
     primals, tangents = make_inputs(L)
-    primal = best_time("primal", primals, tangents, args.repeats)
-    subsets = tangent_subsets(primals, tangents, args.repeats)
-    floor = primal + matmul_floor(primals, args.repeats)
+    primal = method_time("primal", primals, tangents, args.min_run_time)
+    subsets = tangent_subsets(primals, tangents, args.min_run_time)
+    floor = primal + matmul_floor(primals, args.min_run_time)
     print(f"L={L}, primal {primal * 1e3:.1f} ms; torch_fwdad ÷ primal with a tangent on "
           + ", ".join(f"{name} only {t / primal:.2f}x" for name, t in subsets.items()))
     print(f"floor for q, k, v tangents: primal + 5 bare matmul units = {floor * 1e3:.1f} ms"

@@ -7,13 +7,13 @@ O = P v. With ṡ = scale·(q̇ kᵀ + q k̇ᵀ) + ṁask the tangents are
     Ȯ   = (P ⊙ ṡ) v − c·O + P v̇
 
 The fused kernels never materialise P for the whole sequence, and neither do these
-formulas: they walk over blocks of query rows, rebuilding P for one block from the
-logsumexp the kernel returned (no softmax statistics are recomputed), so the extra memory
-is O(batch·heads·block·S) with the block sized automatically (`query_block_size`).
+formulas: they walk over tiles of (batch entries, heads, query rows), rebuilding P for
+one tile from the logsumexp the kernel returned (no softmax statistics are recomputed),
+so the extra memory is one tile of about BLOCK_ELEMENTS scores (`tile_sizes`).
 
 Layout: tensors are (B, H, L, E). Grouped-query attention (key/value with Hk heads, query
-with H = G·Hk heads, as the CPU kernel receives them under enable_gqa) is handled by
-viewing the query heads as (Hk, G) and broadcasting key/value over G: nothing is copied.
+with H = G·Hk heads, as the CPU kernel receives them under enable_gqa) repeats key/value
+heads once per call (repeat_kv_heads), so that every product is a plain batched matmul.
 """
 
 from __future__ import annotations
