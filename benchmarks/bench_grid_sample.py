@@ -6,22 +6,17 @@ and 16^3 (3-D). Usage: python benchmarks/bench_grid_sample.py
 
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
+from torch.utils import benchmark
 
 import torch_fwdad  # noqa: F401
 
 
-def best(fn, repeats=5):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def median(fn):
+    """Median seconds of fn() (torch.utils.benchmark, torch's thread count)."""
+    timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return timer.blocked_autorange(min_run_time=0.5).median
 
 
 def main():
@@ -34,8 +29,8 @@ def main():
         grid, tgrid = torch.rand(grid_shape, generator=g) * 2.2 - 1.1, torch.randn(grid_shape, generator=g)
         for mode in modes:
             fn = (lambda x, grid: F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False))
-            primal = best(lambda: fn(x, grid))
-            jvp = best(lambda: torch.func.jvp(fn, (x, grid), (tx, tgrid)))
+            primal = median(lambda: fn(x, grid))
+            jvp = median(lambda: torch.func.jvp(fn, (x, grid), (tx, tgrid)))
             print(f"{dims} {mode:9} primal {primal * 1e3:7.2f} ms  jvp {jvp * 1e3:7.2f} ms  ratio {jvp / primal:5.2f}x")
 
 

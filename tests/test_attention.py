@@ -142,10 +142,13 @@ TILINGS = {"rows": ((8 * 2 * 7, 8), (2, 4, 2)), "heads": ((2 * 2 * 9 * 7, 1), (2
 
 @pytest.mark.parametrize("tiling", TILINGS, ids=list(TILINGS))
 @pytest.mark.parametrize("mask", ["none", "additive, broadcast over batch", "causal"])
-def test_tiles_agree_with_one_tile(monkeypatch, tiling, mask):
+@pytest.mark.parametrize("outer", ["values only", "reverse mode watching"])
+def test_tiles_agree_with_one_tile(monkeypatch, tiling, mask, outer):
+    # values only: each tile is written over the previous tile's buffers; with reverse
+    # mode watching the inputs, every tile is fresh
     import torch_fwdad.formulas.attention as attention
 
-    q, q_t = randn(2, 4, 9, 5, seed=1), randn(2, 4, 9, 5, seed=2)
+    q, q_t = randn(2, 4, 9, 5, seed=1).requires_grad_(outer != "values only"), randn(2, 4, 9, 5, seed=2)
     k, v, k_t, v_t = (randn(2, 2, 7, 5, seed=3 + i) for i in range(4))  # grouped-query key/value
     attn_mask = randn(1, 4, 9, 7, seed=9) if mask.startswith("additive") else None
     mask_t = None if attn_mask is None else randn(1, 4, 9, 7, seed=10)
@@ -161,6 +164,7 @@ def test_tiles_agree_with_one_tile(monkeypatch, tiling, mask):
     monkeypatch.setattr(attention, "_matmul_threads", lambda: threads)
     assert attention.tile_sizes(2, 4, 9, 7, threads) == tile
     for got, expected in zip(tangents(), whole):
+        assert got.requires_grad == (outer != "values only")
         torch.testing.assert_close(got, expected)
 
 

@@ -86,6 +86,28 @@ def test_grid_sample_3d_both_inputs(mode):
     torch.testing.assert_close(tangent, central_difference(fn, (x, grid), (tx, tg)), atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dims, mode", [(2, 0), (2, 2), (3, 0)], ids=["2-d bilinear", "2-d bicubic", "3-d bilinear"])
+@pytest.mark.parametrize("padding_mode", [0, 1, 2], ids=["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_tangent_from_the_backward_kernel_matches_the_differentiable_one(monkeypatch, dims, mode, padding_mode,
+                                                                              align_corners):
+    # without an outer derivative the grid tangent comes from PyTorch's backward kernel,
+    # one channel per image, in chunks of channels; with one, from differentiable ops
+    from torch_fwdad.formulas import vision
+
+    x = randn(2, 5, *(4,) * dims, seed=1)
+    grid, grid_t = randn(2, *(3,) * dims, dims, seed=2).clamp(-1.3, 1.3), randn(2, *(3,) * dims, dims, seed=3)
+    calls = []
+    by_backward = vision._grid_tangent_by_backward
+    monkeypatch.setattr(vision, "_grid_tangent_by_backward", lambda *a: calls.append(1) or by_backward(*a))
+    monkeypatch.setattr(vision, "GRID_COPY_ELEMENTS", 2 * 3 ** dims * dims)  # two channels a chunk
+    fast = vision.grid_sampler_grid_jvp(x, grid, grid_t, mode, padding_mode, align_corners)
+    assert calls, "the values-only path should be taken without an outer derivative"
+    differentiable = vision.grid_sampler_grid_jvp(x, grid.requires_grad_(), grid_t, mode, padding_mode, align_corners)
+    assert len(calls) == 1 and differentiable.requires_grad
+    torch.testing.assert_close(fast, differentiable.detach())
+
+
 def test_nearest_has_zero_grid_tangent_like_the_backward():
     x, grid = randn(1, 1, 4, 4, seed=1), randn(1, 3, 3, 2, seed=2)
     fn = (lambda grid: F.grid_sample(x, grid, mode="nearest", align_corners=True))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import torch
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-__all__ = ["add_tangents", "sum_tangents", "zeros_if_none"]
+__all__ = ["add_tangents", "outer_derivative_possible", "sum_tangents", "zeros_if_none"]
 
 
-def add_tangents(total: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
-    """Sum of per-input terms; the first term is taken as is (no zeros are made)."""
-    return term if total is None else total + term
+def add_tangents(total: torch.Tensor | None, term: torch.Tensor | None) -> torch.Tensor | None:
+    """Sum of per-input terms; the first term is taken as is and None (zero) is skipped."""
+    if total is None or term is None:
+        return term if total is None else total
+    return total + term
 
 
 def sum_tangents(*terms: torch.Tensor | None) -> torch.Tensor | None:
@@ -24,3 +27,13 @@ def sum_tangents(*terms: torch.Tensor | None) -> torch.Tensor | None:
 def zeros_if_none(tangent: torch.Tensor | None, primal: torch.Tensor) -> torch.Tensor:
     """For formulas that cannot skip a missing tangent term."""
     return torch.zeros_like(primal) if tangent is None else tangent
+
+
+def outer_derivative_possible(*tensors: torch.Tensor | None) -> bool:
+    """True when reverse mode or an outer torch.func transform may differentiate a rule.
+
+    Rules check this before taking shortcuts that only compute values: writing over
+    buffers autograd may have saved, or calling kernels whose own derivatives are missing.
+    Outer torch.func transforms are invisible from inside a rule except by their count.
+    """
+    return any(t is not None and t.requires_grad for t in tensors) or len(retrieve_all_functorch_interpreters()) > 1

