@@ -131,7 +131,7 @@ def test_blocks_agree_with_one_block(monkeypatch):
     whole = torch.func.jvp(fn, primals, tangents)[1]
     monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 9 * 2)  # two query rows a block
     monkeypatch.setattr(attention, "_matmul_threads", lambda: 2)
-    assert attention.query_block_size(2, 9, 9) == 2 and attention.tile_sizes(1, 2, 9, 9, threads=2) == (1, 2, 2)
+    assert attention.tile_sizes(1, 2, 9, 9, threads=2) == (1, 2, 2)
     torch.testing.assert_close(torch.func.jvp(fn, primals, tangents)[1], whole)
 
 
@@ -165,6 +165,34 @@ def test_tiles_agree_with_one_tile(monkeypatch, tiling, mask, outer):
     assert attention.tile_sizes(2, 4, 9, 7, threads) == tile
     for got, expected in zip(tangents(), whole):
         assert got.requires_grad == (outer != "values only")
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("tiling", TILINGS, ids=list(TILINGS))
+@pytest.mark.parametrize("mask", ["additive, broadcast over batch", "causal"])
+def test_backward_tiles_agree_with_one_tile(monkeypatch, tiling, mask):
+    # the flash backward's tangents (Hessian-vector products): per-query dq joined over
+    # row tiles, per-key dk and dv summed over them
+    import torch_fwdad.formulas.attention as attention
+
+    q, q_t, g, g_t = (randn(2, 4, 9, 5, seed=1 + i) for i in range(4))
+    k, v, k_t, v_t = (randn(2, 2, 7, 5, seed=5 + i) for i in range(4))  # grouped-query key/value
+    attn_mask = randn(1, 4, 9, 7, seed=9) if mask.startswith("additive") else None
+    mask_t = None if attn_mask is None else randn(1, 4, 9, 7, seed=10)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        q, *(t.repeat_interleave(2, 1) for t in (k, v)), is_causal=mask == "causal", attn_mask=attn_mask)[:2]
+    out_t, lse_t = randn(*out.shape, seed=11), randn(*lse.shape, seed=12)
+
+    def tangents():
+        return attention.flash_attention_cpu_backward_jvp(
+            g, q, k, v, out, lse, g_t, q_t, k_t, v_t, out_t, lse_t, attn_mask, mask_t, None, mask == "causal", 0.0)
+
+    whole = tangents()
+    (block, threads), tile = TILINGS[tiling]
+    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(attention, "_matmul_threads", lambda: threads)
+    assert attention.tile_sizes(2, 4, 9, 7, threads) == tile
+    for got, expected in zip(tangents(), whole):
         torch.testing.assert_close(got, expected)
 
 

@@ -38,7 +38,6 @@ __all__ = [
     "flash_attention_cpu_backward_jvp",
     "flash_attention_forward_jvp",
     "masked_softmax_jvp",
-    "query_block_size",
     "refuse_varlen_attention",
     "repeat_kv_heads",
     "sum_kv_groups",
@@ -51,11 +50,6 @@ BLOCK_ELEMENTS = 1 << 21
 
 # Bottom-right causal alignment marker for kernels that use it (flash-attn 2 style).
 TOP_LEFT, BOTTOM_RIGHT = "top_left", "bottom_right"
-
-
-def query_block_size(batch_heads: int, queries: int, keys: int) -> int:
-    """Query rows per block of all heads so that one score block holds about BLOCK_ELEMENTS elements."""
-    return max(1, min(queries, BLOCK_ELEMENTS // max(1, batch_heads * keys)))
 
 
 def tile_sizes(batch: int, heads: int, queries: int, keys: int, threads: int = 1) -> tuple[int, int, int]:
@@ -173,12 +167,6 @@ class _Attention:
 
     def scaled_k(self, tile: Tile):
         return self.scaled_k_and_ones(tile)[..., :-1]
-
-    def blocks(self):
-        """Tiles of all batch entries and heads, by blocks of query rows (query_block_size)."""
-        everything = slice(0, None)
-        return [Tile(everything, everything, rows)
-                for rows in _slices(self.L, query_block_size(self.B * self.H, self.L, self.S))]
 
     def tiles(self):
         """(batch, heads, rows) splits of the problem (tile_sizes), batch-major then heads."""
@@ -325,16 +313,27 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     return out_tangent.to(out.dtype), None if lse_tangent is None else lse_tangent.squeeze(-1)
 
 
-def _stitch(compute, batches, heads, rows):
-    """compute(tile) -> (a, b) for every tile, each of a and b joined back to (B, H, L, ·)."""
-    def join(parts, dim):
-        return None if parts[0] is None else torch.cat(parts, dim) if len(parts) > 1 else parts[0]
+def _stitch(compute, batches, heads, rows, over_rows=("cat", "cat")):
+    """compute(tile) -> one tensor (or None) per output, joined back to (B, H, ·, ·).
+
+    Tiles join along batch entries and heads by concatenation; along query rows by
+    concatenation ("cat", per-query outputs) or by summation ("sum", per-key outputs such
+    as the tangents of key and value gradients).
+    """
+    def join(parts, dim, how="cat"):
+        if parts[0] is None or len(parts) == 1:
+            return parts[0]
+        return torch.cat(parts, dim) if how == "cat" else sum_tangents(*parts)
+
+    def over_rows_of(b, h):
+        results = [compute(Tile(b, h, r)) for r in rows]
+        return tuple(join([result[i] for result in results], 2, how) for i, how in enumerate(over_rows))
 
     def over(spans, dim, inner):
         results = [inner(span) for span in spans]
-        return tuple(join([r[i] for r in results], dim) for i in range(2))
+        return tuple(join([result[i] for result in results], dim) for i in range(len(over_rows)))
 
-    return over(batches, 0, lambda b: over(heads, 1, lambda h: over(rows, 2, lambda r: compute(Tile(b, h, r)))))
+    return over(batches, 0, lambda b: over(heads, 1, lambda h: over_rows_of(b, h)))
 
 
 def _linear_in_value_only(problem: _Attention, q_t, k_t, mask_t, v_t):
@@ -434,21 +433,27 @@ def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
     heads, kv_heads = query.size(1), key.size(1)
     k_t, v_t = repeat_kv_heads(key_t, heads), repeat_kv_heads(value_t, heads)
     mask_t, scale = _as_4d(attn_mask_t), problem.scale
-    dq_blocks, dk_t, dv_t = [], None, None
-    for block in problem.blocks():
-        p = problem.scores(block, problem.part(lse, block, -1))
-        g_r, g_t_r, o_r, o_t_r, q_r, q_t_r = (problem.part(t, block) for t in (grad_out, grad_out_t, out, out_t, query, query_t))
-        lse_t_r = None if lse_t is None else -problem.part(lse_t, block, -1).unsqueeze(-1)
-        p_dot = _mul(p, sum_tangents(problem.score_tangent(block, query_t, k_t, mask_t), lse_t_r))
-        dp_minus_d = g_r @ problem.v.mT - (g_r * o_r).sum(-1, keepdim=True)
-        dp_minus_d_dot = sum_tangents(_mm(g_t_r, problem.v.mT), _mm(g_r, _t(v_t)),
-                                _mul(-1, _rowsum(sum_tangents(_mul(g_t_r, o_r), _mul(g_r, o_t_r)))))
+
+    def tile_tangents(tile):
+        rows_of = (lambda t: problem.part(t, tile))
+        keys_of = (lambda t: problem.part(t, tile, None))
+        k, v, k_t_, v_t_ = keys_of(problem.k), keys_of(problem.v), keys_of(k_t), keys_of(v_t)
+        p = problem.scores(tile, problem.part(lse, tile, -1))
+        g_r, g_t_r, o_r, o_t_r, q_r, q_t_r = map(rows_of, (grad_out, grad_out_t, out, out_t, query, query_t))
+        lse_t_r = None if lse_t is None else -problem.part(lse_t, tile, -1).unsqueeze(-1)
+        p_dot = _mul(p, sum_tangents(problem.score_tangent(tile, query_t, k_t, mask_t), lse_t_r))
+        dp_minus_d = g_r @ v.mT - (g_r * o_r).sum(-1, keepdim=True)
+        dp_minus_d_dot = sum_tangents(_mm(g_t_r, v.mT), _mm(g_r, _t(v_t_)),
+                                      _mul(-1, _rowsum(sum_tangents(_mul(g_t_r, o_r), _mul(g_r, o_t_r)))))
         ds = p * dp_minus_d
         ds_dot = sum_tangents(_mul(p_dot, dp_minus_d), _mul(p, dp_minus_d_dot))
-        dq_blocks.append(_mul(scale, sum_tangents(_mm(ds_dot, problem.k), _mm(ds, k_t))))
-        dk_t = sum_tangents(dk_t, _mul(scale, sum_tangents(_mm(_t(ds_dot), q_r), _mm(ds.mT, q_t_r))))
-        dv_t = sum_tangents(dv_t, _mm(_t(p_dot), g_r), _mm(p.mT, g_t_r))
-    dq_t = None if dq_blocks[0] is None else torch.cat(dq_blocks, dim=-2)
+        dq_t = _mul(scale, sum_tangents(_mm(ds_dot, k), _mm(ds, k_t_)))
+        dk_t = _mul(scale, sum_tangents(_mm(_t(ds_dot), q_r), _mm(ds.mT, q_t_r)))
+        dv_t = sum_tangents(_mm(_t(p_dot), g_r), _mm(p.mT, g_t_r))
+        return dq_t, dk_t, dv_t
+
+    # query rows split a tile's key-side tangents into partial sums: add them
+    dq_t, dk_t, dv_t = _stitch(tile_tangents, *problem.tiles(), over_rows=("cat", "sum", "sum"))
     return dq_t, sum_kv_groups(dk_t, kv_heads), sum_kv_groups(dv_t, kv_heads)
 
 
