@@ -140,30 +140,45 @@ TILINGS = {"rows": ((8 * 2 * 7, 8), (2, 4, 2)), "heads": ((2 * 2 * 9 * 7, 1), (2
            "heads and batch": ((9 * 7, 1), (1, 1, 9)), "everything": ((7, 1), (1, 1, 1))}
 
 
+def gqa_problem(mask, query_requires_grad=False):
+    """q (B=2, H=4, L=9), key/value with 2 heads (S=7), mask, the CPU kernel's out and lse, tangents."""
+    problem = {"q": randn(2, 4, 9, 5, seed=1).requires_grad_(query_requires_grad), "q_t": randn(2, 4, 9, 5, seed=2)}
+    problem.update(zip(("k", "v", "k_t", "v_t"), (randn(2, 2, 7, 5, seed=3 + i) for i in range(4))))
+    problem["mask"] = randn(1, 4, 9, 7, seed=9) if mask.startswith("additive") else None
+    problem["mask_t"] = None if problem["mask"] is None else randn(1, 4, 9, 7, seed=10)
+    problem["causal"] = mask == "causal"
+    problem["out"], problem["lse"] = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+        problem["q"], *(problem[n].repeat_interleave(2, 1) for n in "kv"), is_causal=problem["causal"],
+        attn_mask=problem["mask"])[:2]
+    return problem
+
+
+def tiled_and_whole(monkeypatch, tiling, compute):
+    """compute() on one tile, then split as TILINGS[tiling] says: pairs (tiled, whole)."""
+    import torch_fwdad.formulas.attention as attention
+
+    assert attention.tile_sizes(2, 4, 9, 7, attention._matmul_threads()) == (2, 4, 9)
+    whole = compute()
+    (block, threads), tile = TILINGS[tiling]
+    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(attention, "_matmul_threads", lambda: threads)
+    assert attention.tile_sizes(2, 4, 9, 7, threads) == tile
+    return list(zip(compute(), whole))
+
+
 @pytest.mark.parametrize("tiling", TILINGS, ids=list(TILINGS))
 @pytest.mark.parametrize("mask", ["none", "additive, broadcast over batch", "causal"])
 @pytest.mark.parametrize("outer", ["values only", "reverse mode watching"])
 def test_tiles_agree_with_one_tile(monkeypatch, tiling, mask, outer):
     # values only: each tile is written over the previous tile's buffers; with reverse
     # mode watching the inputs, every tile is fresh
-    import torch_fwdad.formulas.attention as attention
+    from torch_fwdad.formulas.attention import attention_jvp
 
-    q, q_t = randn(2, 4, 9, 5, seed=1).requires_grad_(outer != "values only"), randn(2, 4, 9, 5, seed=2)
-    k, v, k_t, v_t = (randn(2, 2, 7, 5, seed=3 + i) for i in range(4))  # grouped-query key/value
-    attn_mask = randn(1, 4, 9, 7, seed=9) if mask.startswith("additive") else None
-    mask_t = None if attn_mask is None else randn(1, 4, 9, 7, seed=10)
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, *(t.repeat_interleave(2, 1) for t in (k, v)), is_causal=mask == "causal", attn_mask=attn_mask)[:2]
-
-    def tangents():
-        return attention.attention_jvp(q, k, v, q_t, k_t, v_t, attn_mask, mask_t, out, lse, None, mask == "causal")
-
-    whole = tangents()
-    (block, threads), tile = TILINGS[tiling]
-    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", block)
-    monkeypatch.setattr(attention, "_matmul_threads", lambda: threads)
-    assert attention.tile_sizes(2, 4, 9, 7, threads) == tile
-    for got, expected in zip(tangents(), whole):
+    p = gqa_problem(mask, query_requires_grad=outer != "values only")
+    pairs = tiled_and_whole(monkeypatch, tiling, lambda: attention_jvp(
+        p["q"], p["k"], p["v"], p["q_t"], p["k_t"], p["v_t"], p["mask"], p["mask_t"], p["out"], p["lse"], None,
+        p["causal"]))
+    for got, expected in pairs:
         assert got.requires_grad == (outer != "values only")
         torch.testing.assert_close(got, expected)
 
@@ -173,26 +188,15 @@ def test_tiles_agree_with_one_tile(monkeypatch, tiling, mask, outer):
 def test_backward_tiles_agree_with_one_tile(monkeypatch, tiling, mask):
     # the flash backward's tangents (Hessian-vector products): per-query dq joined over
     # row tiles, per-key dk and dv summed over them
-    import torch_fwdad.formulas.attention as attention
+    from torch_fwdad.formulas.attention import flash_attention_cpu_backward_jvp
 
-    q, q_t, g, g_t = (randn(2, 4, 9, 5, seed=1 + i) for i in range(4))
-    k, v, k_t, v_t = (randn(2, 2, 7, 5, seed=5 + i) for i in range(4))  # grouped-query key/value
-    attn_mask = randn(1, 4, 9, 7, seed=9) if mask.startswith("additive") else None
-    mask_t = None if attn_mask is None else randn(1, 4, 9, 7, seed=10)
-    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-        q, *(t.repeat_interleave(2, 1) for t in (k, v)), is_causal=mask == "causal", attn_mask=attn_mask)[:2]
-    out_t, lse_t = randn(*out.shape, seed=11), randn(*lse.shape, seed=12)
-
-    def tangents():
-        return attention.flash_attention_cpu_backward_jvp(
-            g, q, k, v, out, lse, g_t, q_t, k_t, v_t, out_t, lse_t, attn_mask, mask_t, None, mask == "causal", 0.0)
-
-    whole = tangents()
-    (block, threads), tile = TILINGS[tiling]
-    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", block)
-    monkeypatch.setattr(attention, "_matmul_threads", lambda: threads)
-    assert attention.tile_sizes(2, 4, 9, 7, threads) == tile
-    for got, expected in zip(tangents(), whole):
+    p = gqa_problem(mask)
+    g, g_t = randn(2, 4, 9, 5, seed=11), randn(2, 4, 9, 5, seed=12)
+    out_t, lse_t = randn(*p["out"].shape, seed=13), randn(*p["lse"].shape, seed=14)
+    pairs = tiled_and_whole(monkeypatch, tiling, lambda: flash_attention_cpu_backward_jvp(
+        g, p["q"], p["k"], p["v"], p["out"], p["lse"], g_t, p["q_t"], p["k_t"], p["v_t"], out_t, lse_t,
+        p["mask"], p["mask_t"], None, p["causal"], 0.0))
+    for got, expected in pairs:
         torch.testing.assert_close(got, expected)
 
 
