@@ -1,5 +1,6 @@
 """The coverage report: crash isolation, a small real run, baselines, rendering, the tables it reads."""
 
+import fnmatch
 import io
 import json
 import xml.etree.ElementTree as ElementTree
@@ -10,7 +11,7 @@ import torch
 from torch_fwdad import report
 from torch_fwdad.report import opinfo, runner, table
 from torch_fwdad.report.progress import Progress
-from torch_fwdad.report.results import regressions
+from torch_fwdad.report.results import annotate_documented_gaps, regressions
 from torch_fwdad.report.runner import Task, run_tasks
 from torch_fwdad.report.status import ERROR, EXCLUDED, NOT_IMPLEMENTED, PASS
 
@@ -112,11 +113,52 @@ def test_a_worker_that_cannot_start_fails_its_tasks_fast(monkeypatch):
 
 
 def test_reasons_come_from_the_projects_out_of_reach_table():
-    if not table.documented_gaps():
-        pytest.skip("docs/out_of_reach.md is not in this checkout")
     pattern, reason = table.documented_gaps()[0]
     assert table.documented_reason(pattern.replace("*", "x")) == reason
     assert table.documented_reason("add.Tensor") is None
+
+
+# one overload per row of the doc's backend-only table: dropping a row fails here
+@pytest.mark.parametrize("overload", [
+    "cudnn_convolution", "_scaled_dot_product_cudnn_attention", "miopen_convolution", "mkldnn_convolution",
+    "_mps_convolution", "_nested_view_from_jagged", "to_padded_tensor", "_nnpack_spatial_convolution",
+    "convolution_overrideable", "_test_warn_in_autograd", "_pin_memory"])
+def test_backend_only_overloads_are_excluded_with_the_docs_reason(overload):
+    entry = table.derivatives_table()[f"aten::{overload}"]
+    doc_reason = next(reason for pattern, reason in table.out_of_reach_patterns()
+                      if fnmatch.fnmatchcase(overload, pattern))
+    assert entry.family == "out of reach" and entry.out_of_reach == doc_reason
+
+
+def test_a_not_closed_row_counts_with_its_documented_reason():
+    entry = table.gap_entries()["aten::geqrf"]
+    assert entry.out_of_reach is None and entry.family == "linear algebra"
+    assert table.documented_reason("geqrf") == dict(table.documented_gaps())["geqrf"]
+    items = {"aten::geqrf": {"with": {"status": NOT_IMPLEMENTED, "detail": "measured"}}}
+    annotate_documented_gaps(items)
+    assert items["aten::geqrf"]["with"]["detail"].startswith("measured; docs/out_of_reach.md: PyTorch's backward is")
+
+
+def test_no_counted_row_of_the_doc_names_a_backend_only_overload():
+    # a name in both tables would read as counted while the report leaves it out
+    both = [name for name, entry in table.derivatives_table().items()
+            if entry.out_of_reach and table.documented_reason(entry.overload)]
+    assert both == []
+
+
+def test_the_report_stops_without_its_out_of_reach_doc(tmp_path):
+    with pytest.raises(FileNotFoundError, match="out of reach"):
+        table.read_doc_rows(str(tmp_path / "out_of_reach.md"))
+
+
+def test_backend_only_rows_are_read_from_their_table_only(tmp_path):
+    doc = tmp_path / "out_of_reach.md"
+    doc.write_text(f"## {table.BACKEND_ONLY_HEADING}\n\n| pattern | reason | e.g. |\n|---|---|---|\n"
+                   "| `*cudnn*` | cuDNN kernel | `cudnn_convolution` |\n\n## Not closed\n\n| overload | reason |\n"
+                   "|---|---|\n| `geqrf`, `unique_dim` | no convention |\n", encoding="utf-8")
+    assert table.read_doc_rows(str(doc)) == ((table.BACKEND_ONLY_HEADING, "*cudnn*", "cuDNN kernel"),
+                                             ("Not closed", "geqrf", "no convention"),
+                                             ("Not closed", "unique_dim", "no convention"))
 
 
 def test_what_finite_differences_cannot_judge_is_not_counted_as_a_pass():

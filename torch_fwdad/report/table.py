@@ -23,20 +23,6 @@ from torch_fwdad.engine.upstream import upstream_forward_table, upstream_table_p
 
 _NOT_KEYS = {"name", "dispatch", "output_differentiability"}
 
-# Overloads no CPU or CUDA build can reach: (pattern on the overload name, reason).
-OUT_OF_REACH = (
-    ("*cudnn*", "cuDNN kernel"),
-    ("*miopen*", "MIOpen (ROCm) kernel"),
-    ("*mkldnn*", "MKLDNN layout"),
-    ("*mps*", "MPS (Apple) kernel"),
-    ("*nested*", "nested tensors"),
-    ("to_padded_tensor", "nested tensors"),
-    ("_nnpack_*", "NNPACK kernel, not dispatched to by CPU builds"),
-    ("*_overrideable", "hook for out-of-tree backends"),
-    ("_test_*", "PyTorch's own autograd test operators"),
-    ("_pin_memory", "moves memory between devices, no arithmetic"),
-)
-
 # Family of an overload, first match wins: (pattern, family).
 FAMILIES = (
     ("*_backward*", "backward ops"),
@@ -117,7 +103,7 @@ def family_of(overload: str) -> str:
 
 def _out_of_reach(overload: str) -> str | None:
     bare = overload.split(".")[0]
-    return next((reason for pattern, reason in OUT_OF_REACH if fnmatch.fnmatchcase(bare, pattern)), None)
+    return next((reason for pattern, reason in out_of_reach_patterns() if fnmatch.fnmatchcase(bare, pattern)), None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -169,22 +155,48 @@ def gap_entries() -> dict[str, TableEntry]:
 
 OUT_OF_REACH_DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "docs", "out_of_reach.md")
-_DOC_ROW = re.compile(r"^\|(?P<names>[^|]*`[^|]*)\|(?P<reason>[^|]+)\|\s*$")
+# The doc's table of overloads left out of the count; its other tables give reasons only.
+BACKEND_ONLY_HEADING = "Backend-only: excluded from the coverage count"
+# | `name`, `glob*` (prose) | reason | optional third cell, not read |
+_DOC_ROW = re.compile(r"^\|(?P<names>[^|]*`[^|]*)\|(?P<reason>[^|]+)\|(?:[^|]*\|)?\s*$")
+
+
+def read_doc_rows(path: str) -> tuple[tuple[str, str, str], ...]:
+    """(heading, overload or glob, reason) for each name in backticks in a table row's first cell."""
+    if not os.path.exists(path):
+        # No fallback: without the doc, backend-only overloads would silently count as gaps.
+        raise FileNotFoundError(f"{path} is missing: the coverage report reads which overloads are "
+                                "out of reach from it (run from a source checkout)")
+    rows, heading = [], ""
+    with open(path, encoding="utf-8") as file:
+        for line in file:
+            if line.startswith("#"):
+                heading = line.lstrip("#").strip()
+            row = _DOC_ROW.match(line)
+            if row:
+                reason = " ".join(row.group("reason").split())
+                rows += [(heading, name, reason) for name in re.findall(r"`([\w.*]+)`", row.group("names"))]
+    return tuple(rows)
+
+
+@functools.lru_cache(maxsize=1)
+def _doc_rows() -> tuple[tuple[str, str, str], ...]:
+    return read_doc_rows(OUT_OF_REACH_DOC)
+
+
+@functools.lru_cache(maxsize=1)
+def out_of_reach_patterns() -> tuple[tuple[str, str], ...]:
+    """(glob on the overload name without its suffix, reason), in the doc's order: first match wins."""
+    patterns = tuple((name, reason) for heading, name, reason in _doc_rows() if heading == BACKEND_ONLY_HEADING)
+    if not patterns:  # a renamed heading would otherwise count every backend-only overload
+        raise ValueError(f"{OUT_OF_REACH_DOC} has no table under '## {BACKEND_ONLY_HEADING}'")
+    return patterns
 
 
 @functools.lru_cache(maxsize=1)
 def documented_gaps() -> tuple[tuple[str, str], ...]:
-    """(overload or glob, reason) from the project's table of what it does not cover, if present."""
-    if not os.path.exists(OUT_OF_REACH_DOC):
-        return ()
-    rows = []
-    with open(OUT_OF_REACH_DOC, encoding="utf-8") as file:
-        for line in file:
-            row = _DOC_ROW.match(line)
-            if row:
-                reason = " ".join(row.group("reason").split())
-                rows += [(name, reason) for name in re.findall(r"`([\w.*]+)`", row.group("names"))]
-    return tuple(rows)
+    """(overload or glob, reason) from the doc's other tables: entries that still count, with their reason."""
+    return tuple((name, reason) for heading, name, reason in _doc_rows() if heading != BACKEND_ONLY_HEADING)
 
 
 def documented_reason(overload: str) -> str | None:
