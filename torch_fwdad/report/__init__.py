@@ -23,7 +23,7 @@ from .results import MODES, assemble, regressions, summary_line
 from .runner import Task, default_memory_mb, run_tasks
 from .status import PASS
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO_ROOT = table.REPO_ROOT
 COMMITTED_REPORT = os.path.join(REPO_ROOT, "docs", "coverage", "coverage.json")
 QUICK_STRIDE = 10  # --quick checks every 10th OpInfo entry that passes without torch_fwdad
 
