@@ -306,7 +306,7 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
         # alone is the caller's tensor, maybe broadcast
         p_ds = ds.mul_(p) if q_t is not None or k_t is not None else _mul(p, ds)
         c = _rowsum(p_ds)
-        return _output_tangent_rows(p, p_ds, c, problem.part(out_c, tile), problem.part(problem.v, tile, None),
+        return _output_tangent(p, p_ds, c, problem.part(out_c, tile), problem.part(problem.v, tile, None),
                                     problem.part(v_t, tile, None)), c
 
     out_tangent, lse_tangent = _stitch(tile_tangents, *problem.tiles())
@@ -342,11 +342,12 @@ def _linear_in_value_only(problem: _Attention, q_t, k_t, mask_t, v_t):
     (It takes a mask or top-left causal masking, not both, and no bottom-right alignment.)
     """
     only_value = q_t is None and k_t is None and mask_t is None and v_t is not None
-    return only_value and problem.causal_offset in (None, 0) and not (problem.mask is not None and problem.causal_offset == 0)
+    causal = problem.causal_offset is not None
+    return only_value and (not causal or (problem.causal_offset == 0 and problem.mask is None))
 
 
-def _output_tangent_rows(p, p_ds, c, out_rows, value, value_t):
-    """Ȯ = (P ⊙ ṡ) v − c·O + P v̇ for one block, accumulated in the first product's result."""
+def _output_tangent(p, p_ds, c, out_rows, value, value_t):
+    """Ȯ = (P ⊙ ṡ) v − c·O + P v̇ for one tile, accumulated in the first product's result."""
     o = None if p_ds is None else p_ds @ value
     if value_t is not None:
         o = p @ value_t if o is None else _matmul(p, value_t, into=o, accumulate=True)
@@ -437,17 +438,17 @@ def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
     def tile_tangents(tile):
         rows_of = (lambda t: problem.part(t, tile))
         keys_of = (lambda t: problem.part(t, tile, None))
-        k, v, k_t_, v_t_ = keys_of(problem.k), keys_of(problem.v), keys_of(k_t), keys_of(v_t)
+        k, v, k_t_tile, v_t_tile = keys_of(problem.k), keys_of(problem.v), keys_of(k_t), keys_of(v_t)
         p = problem.scores(tile, problem.part(lse, tile, -1))
         g_r, g_t_r, o_r, o_t_r, q_r, q_t_r = map(rows_of, (grad_out, grad_out_t, out, out_t, query, query_t))
         lse_t_r = None if lse_t is None else -problem.part(lse_t, tile, -1).unsqueeze(-1)
         p_dot = _mul(p, sum_tangents(problem.score_tangent(tile, query_t, k_t, mask_t), lse_t_r))
         dp_minus_d = g_r @ v.mT - (g_r * o_r).sum(-1, keepdim=True)
-        dp_minus_d_dot = sum_tangents(_mm(g_t_r, v.mT), _mm(g_r, _t(v_t_)),
+        dp_minus_d_dot = sum_tangents(_mm(g_t_r, v.mT), _mm(g_r, _t(v_t_tile)),
                                       _mul(-1, _rowsum(sum_tangents(_mul(g_t_r, o_r), _mul(g_r, o_t_r)))))
         ds = p * dp_minus_d
         ds_dot = sum_tangents(_mul(p_dot, dp_minus_d), _mul(p, dp_minus_d_dot))
-        dq_t = _mul(scale, sum_tangents(_mm(ds_dot, k), _mm(ds, k_t_)))
+        dq_t = _mul(scale, sum_tangents(_mm(ds_dot, k), _mm(ds, k_t_tile)))
         dk_t = _mul(scale, sum_tangents(_mm(_t(ds_dot), q_r), _mm(ds.mT, q_t_r)))
         dv_t = sum_tangents(_mm(_t(p_dot), g_r), _mm(p.mT, g_t_r))
         return dq_t, dk_t, dv_t
