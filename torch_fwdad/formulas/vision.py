@@ -12,6 +12,7 @@ PyTorch's backward gives the grid a zero gradient, and so does this tangent.
 from __future__ import annotations
 
 import itertools
+import math
 
 import torch
 
@@ -57,8 +58,10 @@ def _grid_tangent_by_backward(input, grid, grid_t, interpolation_mode, padding_m
     """
     N, C, *spatial = input.shape
     points = grid.shape[1:-1]
+    if N * C == 0:
+        return input.new_zeros(N, C, *points)
     backward = torch.ops.aten.grid_sampler_2d_backward if len(spatial) == 2 else torch.ops.aten.grid_sampler_3d_backward
-    chunk = max(1, GRID_COPY_ELEMENTS // max(1, grid[0].numel()))
+    chunk = max(1, GRID_COPY_ELEMENTS // max(1, grid.shape[1:].numel()))
     tangents = []
     for first in range(0, C, chunk):
         channels = min(chunk, C - first)
@@ -140,7 +143,7 @@ def _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode, pad
         sources, slopes = zip(*(_source_and_slope(c, size, padding_mode, align_corners) for c, size in zip(coords, sizes)))
         weights = _linear_weights
     rates = [slope * grid_t[..., d] for d, slope in enumerate(slopes)]
-    flat = input.reshape(N, C, -1)
+    flat = input.reshape(N, C, math.prod(input.shape[2:]))  # no -1: it is ambiguous on 0 elements
     floors = [torch.floor(x) for x in sources]
     fracs = [x - f for x, f in zip(sources, floors)]
     values_w = [weights(f, derivative=False) for f in fracs]
@@ -165,11 +168,11 @@ def _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode, pad
                 orders[d] += 1
             return weight(orders)
 
-        spread = index.reshape(N, 1, -1).expand(N, C, -1)
+        spread = index.reshape(N, 1, math.prod(index.shape[1:])).expand(N, C, -1)
         if want_input:
             rate = sum(unit(d) * rates[d] for d in range(dims))
             rate = torch.where(valid, rate, torch.zeros_like(rate))
-            input_tangent = input_tangent.scatter_add(2, spread, (grad_output * rate.unsqueeze(1)).reshape(N, C, -1))
+            input_tangent = input_tangent.scatter_add(2, spread, (grad_output * rate.unsqueeze(1)).reshape(spread.shape))
         if want_grid:
             values = torch.gather(flat, 2, spread).reshape(grad_output.shape)
             paired = (grad_output * values).sum(1)
@@ -280,7 +283,7 @@ def _interpolate(input, sources, padding_mode, align_corners, weights, source_ra
     """
     N, C = input.shape[:2]
     sizes = input.shape[2:][::-1]
-    flat = input.reshape(N, C, -1)
+    flat = input.reshape(N, C, math.prod(input.shape[2:]))  # no -1: it is ambiguous on 0 elements
     floors = [torch.floor(x) for x in sources]
     fracs = [x - f for x, f in zip(sources, floors)]
     values_w = [weights(f, derivative=False) for f in fracs]
@@ -296,7 +299,8 @@ def _interpolate(input, sources, padding_mode, align_corners, weights, source_ra
                 if other != d:
                     term = term * values_w[other][taps[other]]
             rate = term if rate is None else rate + term
-        values = torch.gather(flat, 2, index.reshape(N, 1, -1).expand(N, C, -1)).reshape(N, C, *index.shape[1:])
+        spread = index.reshape(N, 1, math.prod(index.shape[1:])).expand(N, C, -1)
+        values = torch.gather(flat, 2, spread).reshape(N, C, *index.shape[1:])
         term = values * torch.where(valid, rate, torch.zeros_like(rate)).unsqueeze(1)
         result = term if result is None else result + term
     return result

@@ -36,6 +36,10 @@ def _grid_2d(dtype, device):
                  desc="empty grid")
     yield Sample((make(1, 1, 1, 1, dtype=dtype, device=device), _grid(1, 2, 1, 2, dtype=dtype, device=device), 2, 2, True),
                  desc="1x1 input bicubic reflection")
+    yield Sample((make(0, 2, 3, 3, dtype=dtype, device=device), _grid(0, 2, 2, 2, dtype=dtype, device=device), 0, 0, False),
+                 desc="empty batch")
+    yield Sample((make(2, 0, 3, 3, dtype=dtype, device=device), _grid(2, 2, 2, 2, dtype=dtype, device=device), 2, 1, True),
+                 desc="no channels")
 
 
 def _grid_errors(device):
@@ -64,6 +68,10 @@ def grid_sampler_3d_samples(dtype, device):
                       mode, padding, align), desc=desc)
     yield Sample((make(2, 2, 2, 2, 2, dtype=dtype, device=device).transpose(2, 4),
                   _grid(2, 1, 2, 1, 3, dtype=dtype, device=device), 0, 2, True), desc="batched transposed")
+    yield Sample((make(0, 1, 2, 2, 2, dtype=dtype, device=device), _grid(0, 1, 2, 1, 3, dtype=dtype, device=device),
+                  0, 1, False), desc="empty batch")
+    yield Sample((make(1, 0, 2, 2, 2, dtype=dtype, device=device), _grid(1, 2, 1, 1, 3, dtype=dtype, device=device),
+                  0, 0, True), desc="no channels")
 
 
 # Backward ops (forward-over-reverse): the forward samples, with a grad_output of the
