@@ -157,6 +157,7 @@ class _Attention:
         self.scale = query.size(-1) ** -0.5 if scale is None else scale
         self.B, self.H, self.L, self.S = query.size(0), heads, query.size(-2), key.size(-2)
         self.causal_offset = None if not is_causal else (self.S - self.L if alignment == BOTTOM_RIGHT else 0)
+        self.empty = self.B * self.H * self.L * self.S == 0  # no scores: every tangent is zero
         self._k_ones = None
 
     def scaled_k_and_ones(self, tile: Tile):
@@ -287,6 +288,8 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     mask_t, out_c = _as_4d(cast(attn_mask_t)), cast(out)
     lse_c = cast(lse) if _lse_usable(lse, query) else None
     lse_is_constant = lse_c is not None and _lse_cut_from_inputs(lse, query, key, attn_mask)
+    if problem.empty:
+        return torch.zeros_like(out), out_c.new_zeros(out_c.shape[:-1])
     if _linear_in_value_only(problem, q_t, k_t, mask_t, v_t):
         # Ȯ = P v̇ is attention itself applied to v̇: one fused call, the kernel's speed
         value_term = F.scaled_dot_product_attention(problem.q, problem.k, v_t, attn_mask=problem.mask,
@@ -381,8 +384,8 @@ def fit_logsumexp(lse_tangent, lse, query):
     is not a function of the inputs and gets a zero tangent), trailing unit dimensions
     (cuDNN's (B, H, L, 1)), and an empty logsumexp (not requested: no tangent).
     """
-    if lse_tangent is None or lse is None or lse.numel() == 0:
-        return None
+    if lse_tangent is None or lse is None or (lse.numel() == 0 and lse_tangent.numel() > 0):
+        return None  # (an empty logsumexp of a non-empty batch was not requested)
     if lse.dim() == 3 and lse.size(2) > lse_tangent.size(2):
         lse_tangent = torch.nn.functional.pad(lse_tangent, (0, lse.size(2) - lse_tangent.size(2)))
     return lse_tangent.reshape(lse.shape).to(lse.dtype)
@@ -434,6 +437,8 @@ def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
     heads, kv_heads = query.size(1), key.size(1)
     k_t, v_t = repeat_kv_heads(key_t, heads), repeat_kv_heads(value_t, heads)
     mask_t, scale = _as_4d(attn_mask_t), problem.scale
+    if problem.empty:
+        return torch.zeros_like(query), torch.zeros_like(key), torch.zeros_like(value)
 
     def tile_tangents(tile):
         rows_of = (lambda t: problem.part(t, tile))
