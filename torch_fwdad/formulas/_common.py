@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-__all__ = ["add_tangents", "outer_derivative_possible", "sum_tangents", "zeros_if_none"]
+__all__ = ["add_tangents", "outer_derivative_possible", "outer_transforms_around", "sum_tangents", "zeros_if_none"]
 
 
 def add_tangents(total: torch.Tensor | None, term: torch.Tensor | None) -> torch.Tensor | None:
@@ -36,4 +36,9 @@ def outer_derivative_possible(*tensors: torch.Tensor | None) -> bool:
     buffers autograd may have saved, or calling kernels whose own derivatives are missing.
     Outer torch.func transforms are invisible from inside a rule except by their count.
     """
-    return any(t is not None and t.requires_grad for t in tensors) or len(retrieve_all_functorch_interpreters()) > 1
+    return any(t is not None and t.requires_grad for t in tensors) or outer_transforms_around()
+
+
+def outer_transforms_around() -> bool:
+    """True inside a torch.func transform other than the one running this rule (nested jvp, grad, vmap)."""
+    return len(retrieve_all_functorch_interpreters()) > 1

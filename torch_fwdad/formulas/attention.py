@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-from ._common import outer_derivative_possible, sum_tangents
+from ._common import outer_derivative_possible, outer_transforms_around, sum_tangents
 
 __all__ = [
     "BOTTOM_RIGHT",
@@ -368,7 +367,7 @@ def _lse_cut_from_inputs(lse, *inputs):
     """
     if any(t is not None and t.requires_grad for t in inputs) and not lse.requires_grad:
         return True
-    return len(retrieve_all_functorch_interpreters()) > 1
+    return outer_transforms_around()
 
 
 def _lse_usable(lse, query):
