@@ -14,6 +14,7 @@ import torch
 import torch.autograd.forward_ad as _fwad
 from torch import _VF
 
+from . import forward_over_reverse
 from .schema import OpSignature
 
 # rule(primals, tangents, output) -> tangent or tuple of tangents (None: no tangent)
@@ -30,6 +31,9 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
     call_upstream = captured.call_boxed
     tensor_args = sig.tensor_args
     tensor_list_args = sig.tensor_list_args
+    # A custom op's autograd (register_autograd) may save anything in ctx: its backward
+    # cannot be given tangents, so forward-over-reverse through it stays refused.
+    keeps_saved_tangents = op.namespace == "aten"
 
     def override(keyset, *args, **kwargs):
         level = _fwad._current_level
@@ -44,6 +48,10 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
                 primal, tangent = _VF._unpack_dual(arg, level)
                 if tangent is not None:
                     bound[i], tangents[i], has_tangent = primal, tangent, True
+                elif forward_over_reverse.recovering():
+                    tangent = forward_over_reverse.recover_saved_output_tangent(arg)
+                    if tangent is not None:
+                        tangents[i], has_tangent = tangent, True
         for i in tensor_list_args:
             unpacked = [_unpack_or_none(a, level) for a in bound[i]]
             if any(t is not None for _, t in unpacked):
@@ -52,17 +60,31 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
                 has_tangent = True
         if not has_tangent:
             return call_upstream(keyset, *args, **kwargs)
+        if keeps_saved_tangents and forward_over_reverse.records_graph(bound, tensor_args, tensor_list_args):
+            return _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, args, kwargs, bound, tangents, level)
         pos, kw = sig.split(bound)
         output = call_upstream(keyset, *pos, **kw)
         _guard_plain_forward_over_reverse(op, output)
-        try:
-            out_tangents = rule(tuple(bound), tuple(tangents), output)
-        except Exception as error:
-            error.add_note(f"torch_fwdad: while computing the forward-mode tangent of {op} (rule from {origin})")
-            raise
-        return attach_tangents(op, sig, output, out_tangents, level, origin)
+        return attach_tangents(op, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level, origin)
 
     return override
+
+
+def _run_rule(op, rule, origin, bound, tangents, output):
+    try:
+        return rule(tuple(bound), tuple(tangents), output)
+    except Exception as error:
+        error.add_note(f"torch_fwdad: while computing the forward-mode tangent of {op} (rule from {origin})")
+        raise
+
+
+def _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, args, kwargs, bound, tangents, level):
+    """Tangents present and a graph recorded: PyTorch's node saves the dual inputs, and the
+    output tangents are remembered on it for its backward (engine/forward_over_reverse.py)."""
+    output = forward_over_reverse.call_keeping_input_tangents(call_upstream, keyset, args, kwargs)
+    dual = attach_tangents(op, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level, origin)
+    forward_over_reverse.remember_output_tangents(op, sig, dual, level)
+    return dual
 
 
 def _guard_plain_forward_over_reverse(op, output) -> None:
