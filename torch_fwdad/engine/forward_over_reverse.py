@@ -34,6 +34,8 @@ from __future__ import annotations
 import threading
 
 import torch
+from torch._C._functorch import TransformType
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
 _METADATA_KEY = "torch_fwdad.output_tangents"
 
@@ -55,13 +57,20 @@ def recovering() -> bool:
 
 def records_graph(bound, tensor_args, tensor_list_args) -> bool:
     """Whether this call builds a backward node: grad mode on and some input requires grad,
-    outside torch.func transforms (they wrap tensors per level and need none of this)."""
-    if not torch.is_grad_enabled() or torch._C._functorch.peek_interpreter_stack() is not None:
+    outside torch.func's grad and jvp transforms (they wrap tensors per level and need none
+    of this). vmap alone counts: autograd.functional's vectorize=True vmaps forward_ad."""
+    if not torch.is_grad_enabled() or not _only_vmap_transforms():
         return False
     for i in tensor_args:
         if bound[i] is not None and bound[i].requires_grad:
             return True
     return any(t is not None and t.requires_grad for i in tensor_list_args for t in bound[i])
+
+
+def _only_vmap_transforms() -> bool:
+    if torch._C._functorch.peek_interpreter_stack() is None:
+        return True
+    return all(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
 
 
 def call_keeping_input_tangents(call_upstream, keyset, args, kwargs):
@@ -77,39 +86,61 @@ def call_keeping_input_tangents(call_upstream, keyset, args, kwargs):
 def recover_saved_output_tangent(arg: torch.Tensor):
     """The tangent of `arg` if it is a saved output of a node whose backward runs now."""
     node = arg.grad_fn
-    if node is None:
-        return None
-    record = node.metadata.get(_METADATA_KEY)
-    if record is None or record not in _active.records:
-        return None
-    return record.tangent_of(arg)
+    if node is not None:
+        record = node.metadata.get(_METADATA_KEY)
+        return record.tangent_of(arg) if record is not None and record in _active.records else None
+    for record in reversed(_active.records):
+        tangent = record.tangent_of(arg)
+        if tangent is not None:
+            return tangent
+    return None
 
 
 class _OutputTangents:
-    """The tangents torch_fwdad attached to one node's outputs, keyed by output number."""
+    """The tangents torch_fwdad attached to one node's outputs.
 
-    def __init__(self, op, level: int, saved_output_nrs: frozenset[int]):
+    A differentiable output comes back from the saved variable as a new tensor with the
+    node as grad_fn and its output number; an output PyTorch declares non-differentiable
+    (attention's logsumexp) has no grad_fn and is saved as the very tensor object.
+    """
+
+    def __init__(self, op, level: int, saved: frozenset[int]):
         self.op = op
         self.level = level
-        self.saved_output_nrs = saved_output_nrs
-        self.by_output_nr: dict[int, tuple[torch.Tensor, int, int]] = {}
+        self.saved = saved  # schema indices of the outputs the node saved
+        self.by_output_nr: dict[int, tuple[int, torch.Tensor, int, int]] = {}
+        self.originals: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self.read: set[int] = set()
 
-    def add(self, output: torch.Tensor, tangent: torch.Tensor) -> None:
-        self.by_output_nr[output.output_nr] = (tangent, output.untyped_storage().data_ptr(), output._version)
+    def add(self, index: int, output: torch.Tensor, tangent: torch.Tensor, node) -> None:
+        if output.grad_fn is node:
+            storage = output.untyped_storage().data_ptr()
+            self.by_output_nr[output.output_nr] = (index, tangent, storage, output._version)
+        elif output.grad_fn is None:
+            self.originals.append((index, output, tangent))
+
+    def __bool__(self) -> bool:
+        return bool(self.by_output_nr or self.originals)
 
     def tangent_of(self, arg: torch.Tensor):
+        if arg.grad_fn is None:
+            for index, original, tangent in self.originals:
+                if arg is original:
+                    self.read.add(index)
+                    return tangent
+            return None
         entry = self.by_output_nr.get(arg.output_nr)
         if entry is None:
             return None
-        tangent, storage, version = entry
+        index, tangent, storage, version = entry
         if arg.untyped_storage().data_ptr() != storage or arg._version != version or arg.shape != tangent.shape:
             return None
-        self.read.add(arg.output_nr)
+        self.read.add(index)
         return tangent
 
     def unread_saved_outputs(self) -> list[int]:
-        return sorted(nr for nr in self.by_output_nr if nr in self.saved_output_nrs and nr not in self.read)
+        given = {entry[0] for entry in self.by_output_nr.values()} | {entry[0] for entry in self.originals}
+        return sorted(i for i in given if i in self.saved and i not in self.read)
 
     # node hooks: pre runs before the node's backward, post after it
     def before_backward(self, grad_outputs):
@@ -141,32 +172,31 @@ class _OutputTangents:
 def remember_output_tangents(op, sig, output, level: int) -> None:
     """Hook the node PyTorch built for `output` (already dual) so its backward can find the
     tangents of the outputs it saved."""
-    tensors = [t for t in _flat_tensors(output) if t is not None]
-    if not tensors or tensors[0].grad_fn is None:
-        return
+    duals = _flat_outputs(output)
     # make_dual returned views: their base is the output PyTorch's node saved
-    node = tensors[0]._base.grad_fn if tensors[0]._base is not None else tensors[0].grad_fn
-    record = _OutputTangents(op, level, _saved_output_nrs(node, sig))
-    for dual in tensors:
-        primal, tangent = torch._VF._unpack_dual(dual, level)
-        base = dual._base if dual._base is not None else dual
-        if tangent is not None and base.grad_fn is node:
-            record.add(base, tangent)
-    if not record.by_output_nr:
+    bases = [None if d is None else (d._base if d._base is not None else d) for d in duals]
+    node = next((b.grad_fn for b in bases if b is not None and b.grad_fn is not None), None)
+    if node is None:
+        return
+    record = _OutputTangents(op, level, _saved_outputs(node, sig))
+    for index, (dual, base) in enumerate(zip(duals, bases)):
+        if dual is not None and (dual.is_floating_point() or dual.is_complex()):
+            tangent = torch._VF._unpack_dual(dual, level)[1]
+            if tangent is not None:
+                record.add(index, base, tangent, node)
+    if not record:
         return
     node.metadata[_METADATA_KEY] = record
     node.register_prehook(record.before_backward)
     node.register_hook(record.after_backward)
 
 
-def _saved_output_nrs(node, sig) -> frozenset[int]:
+def _saved_outputs(node, sig) -> frozenset[int]:
     """Which outputs the node saved for its backward (PyTorch names them as derivatives.yaml)."""
     return frozenset(i for i, name in enumerate(sig.output_names) if hasattr(node, f"_raw_saved_{name}"))
 
 
-def _flat_tensors(output):
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, (tuple, list)):
-        return [t for o in output for t in _flat_tensors(o)]
-    return []
+def _flat_outputs(output) -> list:
+    """One entry per schema output: the tensor, or None (Tensor[] outputs are not tracked)."""
+    outputs = output if isinstance(output, tuple) else (output,)
+    return [o if isinstance(o, torch.Tensor) else None for o in outputs]
