@@ -74,6 +74,8 @@ def _entry(entry: Entry, status: str) -> str:
     ]
     if entry.corrects_upstream:
         lines.append(f"Corrects upstream: {entry.corrects_upstream}\n")
+    if entry.when:
+        lines.append(f"Applies when `{_code(entry.when)}`; otherwise PyTorch's own kernel and formula run unchanged.\n")
     for formula in entry.formulas:
         lines.extend(_formula(formula))
     no_tangent = [o for o in entry.outputs if o not in {n for f in entry.formulas for n in f.outputs}]

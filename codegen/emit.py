@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 from .model import Entry, Formula
 
 STAMP = (
@@ -22,12 +24,15 @@ def emit_module(entries: tuple[Entry, ...], helpers_used: tuple[str, ...]) -> st
     ]
     for entry in entries:
         parts.append("\n\n" + emit_rule(entry))
+        if entry.when:
+            parts.append("\n\n" + emit_condition(entry))
     parts.append("\n\nENTRIES = (\n")
     for entry in entries:
         corrects = f", corrects_upstream={entry.corrects_upstream!r}" if entry.corrects_upstream else ""
+        when = f", when={entry.condition_name}" if entry.when else ""
         parts.append(
             f"    BuiltinEntry({entry.name!r}, {entry.schema!r}, {entry.function_name}, "
-            f"{str(entry.location)!r}{corrects}),\n"
+            f"{str(entry.location)!r}{corrects}{when}),\n"
         )
     parts.append(")\n")
     return "".join(parts)
@@ -57,6 +62,18 @@ def emit_rule(entry: Entry) -> str:
         results.append(variable)
     lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
     return "\n".join(lines) + "\n"
+
+
+def emit_condition(entry: Entry) -> str:
+    """when(arguments) -> bool, over the bound arguments in schema order (Tensors unused)."""
+    used = {n.id for n in ast.walk(ast.parse(entry.when, mode="eval")) if isinstance(n, ast.Name)}
+    names = [a.name if a.name in used and not a.carries_tangent else "_" for a in entry.arguments]
+    return "\n".join([
+        f"def {entry.condition_name}(arguments):",
+        f"    # {entry.location}: when: {entry.when}",
+        f"    {_unpack(names)} = arguments",
+        f"    return {entry.when}",
+    ]) + "\n"
 
 
 def _emit_formula(formula: Formula, variable: str) -> list[str]:

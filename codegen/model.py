@@ -64,6 +64,11 @@ class Entry:
     formulas: tuple[Formula, ...]
     corrects_upstream: str | None
     location: Location
+    when: str | None = None  # Python condition over non-Tensor arguments; elsewhere upstream runs
+
+    @property
+    def condition_name(self) -> str:
+        return "when_" + self.name.split("::", 1)[1].replace(".", "_")
 
     @property
     def function_name(self) -> str:

@@ -14,7 +14,7 @@ import yaml
 
 from .model import Argument, DerivativesError, Entry, Formula, Location
 
-ENTRY_KEYS = {"name", "corrects_upstream"}
+ENTRY_KEYS = {"name", "corrects_upstream", "when"}
 ALWAYS_IN_SCOPE = frozenset({"torch"}) | frozenset(dir(builtins))
 
 
@@ -77,6 +77,7 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
     if not formulas:
         raise DerivativesError(location, f"entry for {schema_text} gives no formula; add '{outputs[0]}: <formula>'")
     corrects = fields.get("corrects_upstream")
+    when = fields.get("when")
     return Entry(
         schema=schema_text,
         name=qualified_name(schema),
@@ -85,7 +86,35 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
         formulas=tuple(formulas),
         corrects_upstream=_scalar(corrects[1], path, "corrects_upstream") if corrects else None,
         location=location,
+        when=parse_condition(when[1], arguments, path) if when else None,
     )
+
+
+def parse_condition(node, arguments, path) -> str:
+    """`when: <expression>` over the entry's non-Tensor arguments: where it is false, the
+    override calls PyTorch's kernel unchanged, so upstream's own formula (or error) stays."""
+    location = _at(path, node)
+    expression = _scalar(node, path, "when")
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as error:
+        raise DerivativesError(location, f"condition 'when' is not valid Python: {error.msg}: {expression}") from None
+    plain = {a.name for a in arguments if not a.carries_tangent}
+    for name in sorted(_free_names(tree)):
+        if name in plain or name in dir(builtins):
+            continue
+        if any(a.name == name for a in arguments):
+            raise DerivativesError(
+                location,
+                f"condition 'when' may not use the Tensor argument '{name}': it is decided before "
+                f"tangents are unpacked, from the non-Tensor arguments ({', '.join(sorted(plain)) or 'none'})",
+            )
+        raise DerivativesError(
+            location,
+            f"unknown name '{name}' in condition 'when'; it may use the non-Tensor arguments: "
+            f"{', '.join(sorted(plain)) or 'none'}",
+        )
+    return expression
 
 
 def parse_schema(text: str, location: Location) -> torch._C.FunctionSchema:

@@ -6,7 +6,7 @@ import textwrap
 
 import expecttest
 
-from codegen.emit import emit_rule
+from codegen.emit import emit_condition, emit_rule
 from codegen.model import DerivativesError
 from codegen.parse import parse
 
@@ -97,6 +97,41 @@ class TestParseErrors(expecttest.TestCase):
         self.assertExpectedInline(actual, """derivatives.yaml:4: 'p' is not a Tensor input of this overload; inputs are x1, x2""")
 
 
+SCATTER_REDUCE = "scatter_reduce.two(Tensor self, int dim, Tensor index, Tensor src, str reduce, *, bool include_self=True) -> Tensor"
+
+
+def _scatter_reduce_when(condition: str) -> str:
+    return f"""
+        - name: {SCATTER_REDUCE}
+          result: cholesky_jvp(self_t, result, dim)
+          when: {condition}
+        """
+
+
+class TestCondition(expecttest.TestCase):
+    def test_condition_on_a_tensor_argument(self):
+        actual = _error(_scatter_reduce_when("src.dim() == 2"))
+        self.assertExpectedInline(actual, """derivatives.yaml:4: condition 'when' may not use the Tensor argument 'src': it is decided before tangents are unpacked, from the non-Tensor arguments (dim, include_self, reduce)""")
+
+    def test_condition_with_an_unknown_name(self):
+        actual = _error(_scatter_reduce_when('reduction == "prod"'))
+        self.assertExpectedInline(actual, """derivatives.yaml:4: unknown name 'reduction' in condition 'when'; it may use the non-Tensor arguments: dim, include_self, reduce""")
+
+    def test_condition_that_is_not_python(self):
+        actual = _error(_scatter_reduce_when("reduce = 'prod'"))
+        self.assertExpectedInline(actual, """derivatives.yaml:4: condition 'when' is not valid Python: invalid syntax: reduce = 'prod'""")
+
+    def test_condition_is_emitted_over_the_bound_arguments(self):
+        (entry,) = parse(textwrap.dedent(_scatter_reduce_when('reduce in ("prod", "mean") and include_self')),
+                         "derivatives.yaml", HELPERS)
+        self.assertExpectedInline(emit_condition(entry), """\
+def when_scatter_reduce_two(arguments):
+    # derivatives.yaml:2: when: reduce in ("prod", "mean") and include_self
+    _, _, _, _, reduce, include_self = arguments
+    return reduce in ("prod", "mean") and include_self
+""")
+
+
 class TestEmit(expecttest.TestCase):
     def test_per_input_terms_skip_inputs_without_tangent(self):
         (entry,) = parse(textwrap.dedent("""
@@ -180,6 +215,7 @@ class TestReference(expecttest.TestCase):
               result:
                 x1: cdist_jvp(x1_t, x1_p, x2_p, p, result)
                 x2: cdist_jvp(x2_t, x2_p, x1_p, p, result.mT).mT
+              when: p != 2.0
               corrects_upstream: an example reason
             """)
         entries = parse(text, "derivatives.yaml", HELPERS)
@@ -217,6 +253,8 @@ _cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
 [`derivatives.yaml:9`](../derivatives.yaml#L9) · installed over torch 9.9.9's formula (corrects_upstream)
 
 Corrects upstream: an example reason
+
+Applies when `p != 2.0`; otherwise PyTorch's own kernel and formula run unchanged.
 
 - `result`, one term per input:
   - from `x1`: `cdist_jvp(x1_t, x1_p, x2_p, p, result)`

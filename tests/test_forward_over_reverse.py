@@ -134,3 +134,55 @@ def test_plain_backward_under_forward_mode_is_unchanged():
         w = fwAD.make_dual(theta.clone().requires_grad_(), torch.ones_like(theta))
         got = torch.autograd.grad(torch.cdist(w, x2).sum(), w)[0]
     assert torch.equal(fwAD.unpack_dual(got).primal, plain)
+
+
+# ---------------------------------------------------------------- entries with a condition
+
+def _scatter_reduce_second_order(reduce):
+    """Output, gradients and their tangents through scatter_reduce under forward_ad."""
+    self, src = _fixed(3, 4, seed=9), _fixed(3, 6, seed=10)
+    index = torch.tensor([[0, 1, 1, 3, 0, 2], [2, 2, 0, 1, 3, 3], [1, 0, 0, 0, 2, 1]])
+    with fwAD.dual_level():
+        a = fwAD.make_dual(self.clone().requires_grad_(), _fixed(3, 4, seed=11))
+        b = fwAD.make_dual(src.clone().requires_grad_(), _fixed(3, 6, seed=12))
+        loss = torch.scatter_reduce(a, 1, index, b, reduce).pow(2).sum()
+        grads = torch.autograd.grad(loss, (a, b), create_graph=True)
+        return [(d.primal.detach(), d.tangent) for d in map(fwAD.unpack_dual, (loss, *grads))]
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
+def test_scatter_reduce_outside_prod_is_plain_pytorch(reduce):
+    # `when: reduce == "prod"`: every other reduce runs PyTorch's own formula, bitwise.
+    import torch_fwdad
+
+    got = _scatter_reduce_second_order(reduce)
+    torch_fwdad.disable()
+    try:
+        expected = _scatter_reduce_second_order(reduce)
+    finally:
+        torch_fwdad.enable()
+    for (primal, tangent), (primal_ref, tangent_ref) in zip(got, expected):
+        assert torch.equal(primal, primal_ref) and torch.equal(tangent, tangent_ref)
+
+
+def test_register_jvp_condition_leaves_other_calls_to_upstream():
+    import torch_fwdad
+
+    calls = []
+
+    def rule(primals, tangents, output):
+        calls.append(primals[4])
+        return torch.zeros_like(output)
+
+    op = torch.ops.aten.scatter_reduce.two
+    previous = torch_fwdad.engine.registry._registrations[op]
+    torch_fwdad.register_jvp(op, rule, override=True, corrects_upstream="test", when=lambda a: a[4] == "amax")
+    try:
+        index = torch.tensor([[0, 1, 1]])
+        for reduce in ("sum", "amax"):
+            torch.func.jvp(lambda s: torch.scatter_reduce(s, 1, index, s, reduce), (_fixed(1, 3, seed=1),),
+                           (_fixed(1, 3, seed=2),))
+    finally:
+        torch_fwdad.register_jvp(op, previous.rule, override=True, corrects_upstream=previous.corrects_upstream,
+                                 when=previous.when, _origin=previous.origin)
+    assert calls == ["amax"]

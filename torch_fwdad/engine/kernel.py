@@ -26,8 +26,11 @@ JvpRule = Callable[[tuple, tuple, object], object]
 SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc})
 
 
-def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
-    """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel."""
+def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str, when=None):
+    """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel.
+
+    `when(bound arguments)`: where False, the captured kernel runs on the original
+    arguments (dual ones included), so upstream's own formula applies unchanged."""
     call_upstream = captured.call_boxed
     tensor_args = sig.tensor_args
     tensor_list_args = sig.tensor_list_args
@@ -40,6 +43,8 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
         if level < 0:
             return call_upstream(keyset, *args, **kwargs)
         bound = sig.bind(args, kwargs)
+        if when is not None and not when(bound):
+            return call_upstream(keyset, *args, **kwargs)
         tangents = [None] * len(bound)
         has_tangent = False
         for i in tensor_args:

@@ -29,6 +29,7 @@ class Registration:
     origin: str  # "derivatives.yaml:12" or "register_jvp"
     corrects_upstream: str | None = None
     transpose: bool = False  # also install reverse mode derived from the rule
+    when: Callable[[list], bool] | None = None  # on the bound arguments; False: upstream runs
     library: torch.library.Library | None = field(default=None, repr=False)
     transpose_library: torch.library.Library | None = field(default=None, repr=False)
 
@@ -66,7 +67,7 @@ def as_overload(op) -> torch._ops.OpOverload:
 
 def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
                  corrects_upstream: str | None = None, transpose: bool = False,
-                 _origin: str = "register_jvp"):
+                 when: Callable[[list], bool] | None = None, _origin: str = "register_jvp"):
     """Give `op` a forward-mode rule: `rule(primals, tangents, output) -> output tangent(s)`.
 
     `primals` holds every argument in schema order (defaults filled in); `tangents` is
@@ -76,10 +77,14 @@ def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
 
     `transpose=True` (custom operators without `register_autograd` only) also gives the
     operator reverse mode, derived by transposing the rule, which must be linear in the tangents.
+
+    `when(arguments) -> bool` (all arguments in schema order, as `primals` but before
+    tangents are unpacked) limits the rule to some calls: where it is False the kernel that
+    was there before runs with the arguments untouched, its own forward formula included.
     """
     if rule is None:
         return lambda fn: register_jvp(op, fn, override=override, corrects_upstream=corrects_upstream,
-                                       transpose=transpose, _origin=_origin)
+                                       transpose=transpose, when=when, _origin=_origin)
     op = as_overload(op)
     if not callable(rule):
         raise TypeError(f"torch_fwdad: the rule for {op} must be callable, got {type(rule).__name__}")
@@ -98,7 +103,7 @@ def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
         _check_transposable(op)
     if previous is not None:
         _uninstall(previous)
-    registration = Registration(op, rule, _origin, corrects_upstream, transpose)
+    registration = Registration(op, rule, _origin, corrects_upstream, transpose, when)
     _registrations[op] = registration
     if _enabled:
         _install(registration)
@@ -166,7 +171,8 @@ def _install(registration: Registration) -> None:
     if registration.transpose:
         registration.transpose_library = _install_transposed_backward(op, registration.rule)
     captured = torch.library.get_kernel(op, "AutogradCPU")
-    override = make_override(op, registration.rule, captured, OpSignature.from_schema(op._schema), registration.origin)
+    override = make_override(op, registration.rule, captured, OpSignature.from_schema(op._schema), registration.origin,
+                             when=registration.when)
     library = torch.library.Library(op.namespace, "IMPL")
     with _quiet_override_warning():
         library.impl(op, override, "Autograd", with_keyset=True)
@@ -218,6 +224,7 @@ class BuiltinEntry:
     rule: JvpRule
     origin: str  # "derivatives.yaml:LINE"
     corrects_upstream: str | None = None
+    when: Callable[[list], bool] | None = None  # the entry's `when:` condition
 
 
 def install_builtin(entries: tuple[BuiltinEntry, ...]) -> dict[str, str]:
@@ -226,7 +233,8 @@ def install_builtin(entries: tuple[BuiltinEntry, ...]) -> dict[str, str]:
     for entry in entries:
         status[entry.name] = reason = _skip_reason(entry)
         if reason == "installed":
-            register_jvp(resolve_overload(entry.name), entry.rule, corrects_upstream=entry.corrects_upstream, _origin=entry.origin)
+            register_jvp(resolve_overload(entry.name), entry.rule, corrects_upstream=entry.corrects_upstream,
+                         when=entry.when, _origin=entry.origin)
         else:
             log.debug("torch_fwdad: skipping %s (%s): %s", entry.name, entry.origin, reason)
     return status
