@@ -76,11 +76,16 @@ def _entry(entry: Entry, status: str) -> str:
         lines.append(f"Corrects upstream: {entry.corrects_upstream}\n")
     if entry.when:
         lines.append(f"Applies when `{_code(entry.when)}`; otherwise PyTorch's own kernel and formula run unchanged.\n")
+    if entry.in_place_of:
+        lines.append(f"- computed as `{entry.in_place_of}`, then copied into `self` (`copy_` carries the tangent)")
     for formula in entry.formulas:
         lines.extend(_formula(formula))
     no_tangent = [o for o in entry.outputs if o not in {n for f in entry.formulas for n in f.outputs}]
     if no_tangent and len(entry.outputs) > 1:
         lines.append(f"- no tangent: {', '.join(f'`{o}`' for o in no_tangent)}")
+    if entry.output_differentiability:
+        declared = [o for o, d in zip(entry.outputs, entry.output_differentiability) if not d]
+        lines.append(f"- declared not differentiable: {', '.join(f'`{o}`' for o in declared)}")
     return "\n".join(lines) + "\n"
 
 

@@ -23,16 +23,20 @@ def emit_module(entries: tuple[Entry, ...], helpers_used: tuple[str, ...]) -> st
         ")\n",
     ]
     for entry in entries:
-        parts.append("\n\n" + emit_rule(entry))
+        if not entry.in_place_of:
+            parts.append("\n\n" + emit_rule(entry))
         if entry.when:
             parts.append("\n\n" + emit_condition(entry))
     parts.append("\n\nENTRIES = (\n")
     for entry in entries:
         corrects = f", corrects_upstream={entry.corrects_upstream!r}" if entry.corrects_upstream else ""
         when = f", when={entry.condition_name}" if entry.when else ""
+        differentiability = f", output_differentiability={entry.output_differentiability!r}" if entry.output_differentiability else ""
+        in_place = f", in_place_of={entry.in_place_of!r}" if entry.in_place_of else ""
+        rule = "None" if entry.in_place_of else entry.function_name
         parts.append(
-            f"    BuiltinEntry({entry.name!r}, {entry.schema!r}, {entry.function_name}, "
-            f"{str(entry.location)!r}{corrects}{when}),\n"
+            f"    BuiltinEntry({entry.name!r}, {entry.schema!r}, {rule}, "
+            f"{str(entry.location)!r}{corrects}{when}{differentiability}{in_place}),\n"
         )
     parts.append(")\n")
     return "".join(parts)

@@ -65,6 +65,8 @@ class Entry:
     corrects_upstream: str | None
     location: Location
     when: str | None = None  # Python condition over non-Tensor arguments; elsewhere upstream runs
+    output_differentiability: tuple[bool, ...] | None = None  # False: floating output without tangent
+    in_place_of: str | None = None  # "aten::index_reduce": computed by it, then copied into self
 
     @property
     def condition_name(self) -> str:

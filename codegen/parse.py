@@ -14,7 +14,7 @@ import yaml
 
 from .model import Argument, DerivativesError, Entry, Formula, Location
 
-ENTRY_KEYS = {"name", "corrects_upstream", "when"}
+ENTRY_KEYS = {"name", "corrects_upstream", "when", "output_differentiability", "in_place_of"}
 ALWAYS_IN_SCOPE = frozenset({"torch"}) | frozenset(dir(builtins))
 
 
@@ -74,10 +74,16 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
     given = [name for formula in formulas for name in formula.outputs]
     if len(given) != len(set(given)):
         raise DerivativesError(location, f"an output of {schema.name} has two formulas")
-    if not formulas:
+    in_place = fields.get("in_place_of")
+    if in_place:
+        in_place = parse_in_place_of(in_place[1], schema, formulas, path)
+    elif not formulas:
         raise DerivativesError(location, f"entry for {schema_text} gives no formula; add '{outputs[0]}: <formula>'")
     corrects = fields.get("corrects_upstream")
     when = fields.get("when")
+    differentiability = fields.get("output_differentiability")
+    if differentiability:
+        differentiability = parse_differentiability(differentiability[1], outputs, given, path)
     return Entry(
         schema=schema_text,
         name=qualified_name(schema),
@@ -87,7 +93,42 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
         corrects_upstream=_scalar(corrects[1], path, "corrects_upstream") if corrects else None,
         location=location,
         when=parse_condition(when[1], arguments, path) if when else None,
+        output_differentiability=differentiability or None,
+        in_place_of=in_place or None,
     )
+
+
+def parse_in_place_of(node, schema, formulas, path) -> str:
+    """`in_place_of: <overload>`: an in-place overload computed as its out-of-place entry,
+    then copied into self (copy_ has its own forward formula, so self's tangent follows)."""
+    location = _at(path, node)
+    functional = "aten::" + _scalar(node, path, "in_place_of")
+    if formulas:
+        raise DerivativesError(location, "an in_place_of entry takes its tangent from the out-of-place overload; remove its formulas")
+    mutated = [a.name for a in schema.arguments if a.alias_info is not None and a.alias_info.is_write]
+    if mutated != ["self"] or len(schema.returns) != 1:
+        raise DerivativesError(location, f"in_place_of needs an overload that writes into self and returns it; {qualified_name(schema)} does not")
+    op = _engine_upstream.resolve_overload(functional)
+    if op is None:
+        raise DerivativesError(location, f"unknown overload {functional} in in_place_of")
+    if [a.name for a in op._schema.arguments] != [a.name for a in schema.arguments]:
+        raise DerivativesError(location, f"{functional} does not take the arguments of {qualified_name(schema)}")
+    return functional
+
+
+def parse_differentiability(node, outputs, given, path) -> tuple[bool, ...]:
+    """`output_differentiability: [True, False]`, as in PyTorch's table: False declares a
+    floating output that gets no tangent (a mask, drawn noise); the check matrix fails any
+    other floating output left without one."""
+    location = _at(path, node)
+    values = [v.value for v in node.value] if isinstance(node, yaml.SequenceNode) else None
+    if values is None or len(values) != len(outputs) or any(v not in ("True", "False") for v in values):
+        raise DerivativesError(location, f"output_differentiability must list True or False for each of the outputs {', '.join(outputs)}")
+    flags = tuple(v == "True" for v in values)
+    contradicted = [name for name, flag in zip(outputs, flags) if not flag and name in given]
+    if contradicted:
+        raise DerivativesError(location, f"output_differentiability declares {', '.join(contradicted)} not differentiable, but the entry gives a formula for it")
+    return flags
 
 
 def parse_condition(node, arguments, path) -> str:

@@ -170,25 +170,38 @@ class _OutputTangents:
 
 
 def remember_output_tangents(op, sig, output, level: int) -> None:
-    """Hook the node PyTorch built for `output` (already dual) so its backward can find the
-    tangents of the outputs it saved."""
-    duals = _flat_outputs(output)
-    # make_dual returned views: their base is the output PyTorch's node saved
-    bases = [None if d is None else (d._base if d._base is not None else d) for d in duals]
-    node = next((b.grad_fn for b in bases if b is not None and b.grad_fn is not None), None)
-    if node is None:
-        return
-    record = _OutputTangents(op, level, _saved_outputs(node, sig))
-    for index, (dual, base) in enumerate(zip(duals, bases)):
-        if dual is not None and (dual.is_floating_point() or dual.is_complex()):
-            tangent = torch._VF._unpack_dual(dual, level)[1]
-            if tangent is not None:
-                record.add(index, base, tangent, node)
-    if not record:
-        return
-    node.metadata[_METADATA_KEY] = record
-    node.register_prehook(record.before_backward)
-    node.register_hook(record.after_backward)
+    """Hook the node(s) PyTorch built for `output` (already dual) so their backward can
+    find the tangents of the outputs they saved."""
+    records = {}
+    for index, dual in _flat_outputs(output):
+        if not (dual.is_floating_point() or dual.is_complex()):
+            continue
+        tangent = torch._VF._unpack_dual(dual, level)[1]
+        # make_dual returned a view: its base is the output PyTorch's node saved
+        base = dual._base if dual._base is not None else dual
+        node = base.grad_fn
+        if tangent is None:
+            continue
+        if node is None:  # non-differentiable output: saved (if at all) as this very tensor
+            node = _first_node(output)
+            if node is None:
+                continue
+        if node not in records:
+            records[node] = _OutputTangents(op, level, _saved_outputs(node, sig))
+        records[node].add(index, base, tangent, node)
+    for node, record in records.items():
+        if record:
+            node.metadata[_METADATA_KEY] = record
+            node.register_prehook(record.before_backward)
+            node.register_hook(record.after_backward)
+
+
+def _first_node(output):
+    for _, dual in _flat_outputs(output):
+        base = dual._base if dual._base is not None else dual
+        if base.grad_fn is not None:
+            return base.grad_fn
+    return None
 
 
 def _saved_outputs(node, sig) -> frozenset[int]:
@@ -196,7 +209,12 @@ def _saved_outputs(node, sig) -> frozenset[int]:
     return frozenset(i for i, name in enumerate(sig.output_names) if hasattr(node, f"_raw_saved_{name}"))
 
 
-def _flat_outputs(output) -> list:
-    """One entry per schema output: the tensor, or None (Tensor[] outputs are not tracked)."""
+def _flat_outputs(output) -> list[tuple[int, torch.Tensor]]:
+    """(schema output index, tensor) for every tensor output, Tensor[] outputs included."""
     outputs = output if isinstance(output, tuple) else (output,)
-    return [o if isinstance(o, torch.Tensor) else None for o in outputs]
+    flat = []
+    for index, o in enumerate(outputs):
+        for tensor in (o if isinstance(o, list) else [o]):
+            if isinstance(tensor, torch.Tensor):
+                flat.append((index, tensor))
+    return flat

@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from .in_place import make_in_place_override
 from .kernel import JvpRule, make_override
 from .schema import OpSignature, qualified_name
 from .upstream import has_upstream_forward_ad, resolve_overload
@@ -30,6 +31,7 @@ class Registration:
     corrects_upstream: str | None = None
     transpose: bool = False  # also install reverse mode derived from the rule
     when: Callable[[list], bool] | None = None  # on the bound arguments; False: upstream runs
+    in_place_of: torch._ops.OpOverload | None = None  # rule None: computed by this overload
     library: torch.library.Library | None = field(default=None, repr=False)
     transpose_library: torch.library.Library | None = field(default=None, repr=False)
 
@@ -110,6 +112,22 @@ def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
     return rule
 
 
+def register_in_place(op, functional, *, corrects_upstream: str | None = None,
+                      when: Callable[[list], bool] | None = None, _origin: str = "register_in_place") -> None:
+    """Forward mode for in-place `op` as `self.copy_(functional(*args))` when a tangent is
+    present (engine/in_place.py); `functional` is the out-of-place overload with a rule."""
+    op, functional = as_overload(op), as_overload(functional)
+    if corrects_upstream is None and has_upstream_forward_ad(op):
+        raise RuntimeError(f"torch_fwdad: {op} already has a forward-mode formula in PyTorch; pass corrects_upstream='<why>'")
+    previous = _registrations.pop(op, None)
+    if previous is not None:
+        _uninstall(previous)
+    registration = Registration(op, None, _origin, corrects_upstream, when=when, in_place_of=functional)
+    _registrations[op] = registration
+    if _enabled:
+        _install(registration)
+
+
 def unregister_jvp(op) -> None:
     """Remove the rule torch_fwdad added for `op` and restore the kernel it replaced."""
     op = as_overload(op)
@@ -171,7 +189,11 @@ def _install(registration: Registration) -> None:
     if registration.transpose:
         registration.transpose_library = _install_transposed_backward(op, registration.rule)
     captured = torch.library.get_kernel(op, "AutogradCPU")
-    override = make_override(op, registration.rule, captured, OpSignature.from_schema(op._schema), registration.origin,
+    if registration.in_place_of is not None:
+        override = make_in_place_override(op, registration.in_place_of, captured, OpSignature.from_schema(op._schema),
+                                          when=registration.when)
+    else:
+        override = make_override(op, registration.rule, captured, OpSignature.from_schema(op._schema), registration.origin,
                              when=registration.when)
     library = torch.library.Library(op.namespace, "IMPL")
     with _quiet_override_warning():
@@ -225,6 +247,8 @@ class BuiltinEntry:
     origin: str  # "derivatives.yaml:LINE"
     corrects_upstream: str | None = None
     when: Callable[[list], bool] | None = None  # the entry's `when:` condition
+    output_differentiability: tuple[bool, ...] | None = None  # read by the check matrix
+    in_place_of: str | None = None  # "aten::index_reduce": see register_in_place
 
 
 def install_builtin(entries: tuple[BuiltinEntry, ...]) -> dict[str, str]:
@@ -232,7 +256,10 @@ def install_builtin(entries: tuple[BuiltinEntry, ...]) -> dict[str, str]:
     status: dict[str, str] = {}
     for entry in entries:
         status[entry.name] = reason = _skip_reason(entry)
-        if reason == "installed":
+        if reason == "installed" and entry.in_place_of:
+            register_in_place(resolve_overload(entry.name), resolve_overload(entry.in_place_of),
+                              corrects_upstream=entry.corrects_upstream, when=entry.when, _origin=entry.origin)
+        elif reason == "installed":
             register_jvp(resolve_overload(entry.name), entry.rule, corrects_upstream=entry.corrects_upstream,
                          when=entry.when, _origin=entry.origin)
         else:

@@ -169,12 +169,132 @@ def check_second_order(op, sample: Sample) -> None:
         torch.testing.assert_close(got[k], expected, **FD_TOL, msg=lambda m: f"forward-over-forward, output {k}: {m}")
 
 
+# ---------------------------------------------------------------- second order and vmap
+
+def _vjp_function(fn, inputs):
+    """vjp(xs, us) = Jᵀ(xs) us over the floating outputs that depend on the inputs, and
+    random cotangents `us` for them (PyTorch's own backward, reached through the op)."""
+    graph_inputs = [x.detach().requires_grad_() for x in inputs]
+    outputs = fn(*graph_inputs)
+    differentiable = [i for i in _float_outputs(outputs) if outputs[i].requires_grad]
+    cotangents = _random_like([outputs[i] for i in differentiable], 1)
+
+    def float_outputs(*xs):
+        outs = fn(*xs)
+        return tuple(outs[i] for i in differentiable)
+
+    def vjp(*xs_and_us):
+        xs, us = xs_and_us[:len(inputs)], xs_and_us[len(inputs):]
+        _, pullback = torch.func.vjp(float_outputs, *xs)
+        return pullback(tuple(us))
+
+    return vjp, cotangents, float_outputs
+
+
+def _fd_of(g, primals, tangents):
+    plus = g(*[x + FD_EPS * t for x, t in zip(primals, tangents)])
+    minus = g(*[x - FD_EPS * t for x, t in zip(primals, tangents)])
+    return [(p - m) / (2 * FD_EPS) for p, m in zip(plus, minus)]
+
+
+def _assert_second_order(got, expected, how):
+    for k, (g, e) in enumerate(zip(got, expected)):
+        g = torch.zeros_like(e) if g is None else g
+        torch.testing.assert_close(g, e, **FD_TOL, msg=lambda m: f"forward-over-reverse ({how}), gradient of input {k}: {m}")
+
+
+def check_fwd_over_rev_func(op, sample: Sample) -> None:
+    """torch.func.jvp of torch.func.vjp (inputs and cotangents perturbed) against central
+    finite differences of the VJP: the JVPs of the op's backward, and every tangent it reads."""
+    fn, inputs = as_function(op, sample)
+    vjp, cotangents, _ = _vjp_function(fn, inputs)
+    if not cotangents:
+        return
+    primals = [*inputs, *cotangents]
+    tangents = _random_like(primals, 3)
+    _, got = torch.func.jvp(vjp, tuple(primals), tuple(tangents))
+    _assert_second_order(got, _fd_of(vjp, primals, tangents), "torch.func.jvp of torch.func.vjp")
+
+
+def check_fwd_over_rev_forward_ad(op, sample: Sample) -> None:
+    """The same through torch.autograd.forward_ad and autograd.grad(create_graph=True), as
+    users write a Hessian-vector product (and PyTorch's test_jvpvjp builds its reference)."""
+    fn, inputs = as_function(op, sample)
+    vjp, cotangents, float_outputs = _vjp_function(fn, inputs)
+    if not cotangents:
+        return
+    primals = [*inputs, *cotangents]
+    tangents = _random_like(primals, 3)
+    with fwAD.dual_level():
+        duals = [fwAD.make_dual(x.detach().requires_grad_(), t) for x, t in zip(inputs, tangents)]
+        us = [fwAD.make_dual(u, t) for u, t in zip(cotangents, tangents[len(inputs):])]
+        outputs = float_outputs(*duals)
+        grads = torch.autograd.grad(outputs, duals, us, create_graph=True, allow_unused=True)
+        got = [None if g is None else fwAD.unpack_dual(g).tangent for g in grads]
+    _assert_second_order(got, _fd_of(vjp, primals, tangents)[:len(inputs)], "forward_ad over autograd.grad")
+
+
+VMAP_BATCH = 2
+
+
+def check_vmap_jvp(op, sample: Sample) -> None:
+    """vmap over the JVP with batched primals and batched tangents, against a Python loop."""
+    fn, inputs = as_function(op, sample)
+    tangents = [torch.stack(t) for t in zip(*(_random_like(inputs, 4 + b) for b in range(VMAP_BATCH)))]
+    # the second primal a small step away: a batch of equal rows would hide mixed-up batch dims
+    primals = [torch.stack([x, x + 1e-2 * s]) for x, s in zip(inputs, _random_like(inputs, 9))]
+
+    def jvp(xs, ts):
+        return jvp_full(fn, xs, ts)
+
+    got_out, got_tangents = torch.vmap(jvp)(primals, tangents)
+    for b in range(VMAP_BATCH):
+        out, out_tangents = jvp([x[b] for x in primals], [t[b] for t in tangents])
+        for k in _float_outputs(out):
+            torch.testing.assert_close(got_out[k][b], out[k], msg=lambda m: f"vmap over jvp, primal output {k}, batch {b}: {m}")
+            torch.testing.assert_close(got_tangents[k][b], out_tangents[k],
+                                       msg=lambda m: f"vmap over jvp, tangent of output {k}, batch {b}: {m}")
+
+
+def check_output_tangents(op, sample: Sample) -> None:
+    """Every floating output gets a tangent when every input carries one, unless
+    derivatives.yaml declares it not differentiable (output_differentiability): a backward
+    that reads an output without one gives a silently wrong Hessian."""
+    fn, inputs = as_function(op, sample)
+    tangents = _random_like(inputs, 0)
+    with fwAD.dual_level():
+        outputs = fn(*[fwAD.make_dual(x, t) for x, t in zip(inputs, tangents)])
+        missing = [i for i in _float_outputs(outputs) if fwAD.unpack_dual(outputs[i]).tangent is None]
+    undeclared = [i for i in missing if i not in not_differentiable_outputs(op)]
+    assert not undeclared, (
+        f"floating outputs {undeclared} of {op} get no tangent and are not declared "
+        f"not differentiable (output_differentiability in derivatives.yaml)"
+    )
+
+
+def not_differentiable_outputs(op) -> frozenset[int]:
+    """Output positions an entry of derivatives.yaml declares not differentiable."""
+    from torch_fwdad._generated.jvp_rules import ENTRIES
+
+    from ..engine.schema import qualified_name
+
+    name = qualified_name(op._schema)
+    for entry in ENTRIES:
+        if entry.name == name and entry.output_differentiability is not None:
+            return frozenset(i for i, d in enumerate(entry.output_differentiability) if not d)
+    return frozenset()
+
+
 CHECKS = {
     "gradcheck": check_gradcheck,
     "jvp_vjp": check_jvp_vjp,
     "unchanged": check_unchanged,
     "partial": check_partial,
     "second_order": check_second_order,
+    "fwd_over_rev_func": check_fwd_over_rev_func,
+    "fwd_over_rev_forward_ad": check_fwd_over_rev_forward_ad,
+    "vmap_jvp": check_vmap_jvp,
+    "output_tangents": check_output_tangents,
 }
 
 

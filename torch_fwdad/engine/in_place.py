@@ -1,0 +1,39 @@
+"""In-place overloads whose tangent comes from their out-of-place entry (`in_place_of:`).
+
+`index_reduce_(self, ...)` with a tangent anywhere runs as `self.copy_(index_reduce(self, ...))`:
+the out-of-place overload carries torch_fwdad's rule, and `copy_` has PyTorch's own forward
+formula, so self's tangent is replaced by the result's in place, as for any in-place op.
+Reverse mode records CopyBackwards over the out-of-place node, which gives the same
+gradients; without a tangent the captured kernel runs untouched.
+"""
+
+from __future__ import annotations
+
+import torch.autograd.forward_ad as _fwad
+from torch import _VF
+
+from .kernel import SPARSE_LAYOUTS
+from .schema import OpSignature
+
+
+def make_in_place_override(op, functional, captured, sig: OpSignature, when=None):
+    call_upstream = captured.call_boxed
+    tensor_args = sig.tensor_args
+
+    def override(keyset, *args, **kwargs):
+        level = _fwad._current_level
+        if level < 0:
+            return call_upstream(keyset, *args, **kwargs)
+        bound = sig.bind(args, kwargs)
+        if when is not None and not when(bound):
+            return call_upstream(keyset, *args, **kwargs)
+        if not any(_has_tangent(bound[i], level) for i in tensor_args):
+            return call_upstream(keyset, *args, **kwargs)
+        self = bound[0]
+        return self.copy_(functional(*args, **kwargs))
+
+    return override
+
+
+def _has_tangent(arg, level) -> bool:
+    return arg is not None and arg.layout not in SPARSE_LAYOUTS and _VF._unpack_dual(arg, level)[1] is not None
