@@ -31,11 +31,17 @@ none of this runs.
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 
 import torch
+import yaml
 from torch._C._functorch import TransformType
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
+
+from .schema import output_names
+from .upstream import overload_key, upstream_table_path
 
 _METADATA_KEY = "torch_fwdad.output_tangents"
 
@@ -111,6 +117,9 @@ class _OutputTangents:
         self.by_output_nr: dict[int, tuple[int, torch.Tensor, int, int]] = {}
         self.originals: list[tuple[int, torch.Tensor, torch.Tensor]] = []
         self.read: set[int] = set()
+        self.indirect: list[str] = []  # "x2 reads result.mT().contiguous()": no rule sees it
+        self.replay: _Replay | None = None  # how to get the tangents where no rule sees the output
+        self.no_replay = ""
 
     def add(self, index: int, output: torch.Tensor, tangent: torch.Tensor, node) -> None:
         if output.grad_fn is node:
@@ -138,9 +147,11 @@ class _OutputTangents:
         self.read.add(index)
         return tangent
 
+    def given(self) -> set[int]:
+        return {entry[0] for entry in self.by_output_nr.values()} | {entry[0] for entry in self.originals}
+
     def unread_saved_outputs(self) -> list[int]:
-        given = {entry[0] for entry in self.by_output_nr.values()} | {entry[0] for entry in self.originals}
-        return sorted(i for i in given if i in self.saved and i not in self.read)
+        return sorted(i for i in self.given() if i in self.saved and i not in self.read)
 
     # node hooks: pre runs before the node's backward, post after it
     def before_backward(self, grad_outputs):
@@ -152,24 +163,98 @@ class _OutputTangents:
         if self not in _active.records:
             return None
         _active.records.remove(self)
-        unread = self.unread_saved_outputs()
-        if not unread:
+        unread = [f"output {i}" for i in self.unread_saved_outputs()]
+        if not unread and not self.indirect:
             return None
+        if self.replay is not None:
+            # PyTorch's gradients (bitwise), with the tangents torch.func gives them
+            return self.replay.tangents_for(grad_inputs, grad_outputs, self.level)
         if torch.is_grad_enabled():
             raise RuntimeError(
                 f"torch_fwdad: forward-mode AD over the backward of {self.op} inside "
                 f"torch.autograd.forward_ad.dual_level() (autograd.grad(..., create_graph=True) on "
                 f"dual tensors) is not supported: PyTorch's backward reads the op's output "
-                f"(output {', '.join(map(str, unread))}) in its own C++ code, where torch_fwdad "
-                f"cannot give it its tangent, so the result would be wrong. Use "
-                f"torch.func.jvp(torch.func.grad(f), ...) or torch.func.hessian(f), which work."
+                f"({'; '.join(self.indirect + unread)}) in its own C++ code, where torch_fwdad "
+                f"cannot give it its tangent, and {self.no_replay}. Use "
+                f"torch.func.jvp(torch.func.grad(f), ...) or torch.func.hessian(f)."
             )
         # A plain backward (no graph) inside a dual level: the gradients stay right, their
         # partial tangents are dropped rather than handed on wrong.
         return tuple(None if g is None else torch._VF._unpack_dual(g, self.level)[0] for g in grad_inputs)
 
 
-def remember_output_tangents(op, sig, output, level: int) -> None:
+class _Replay:
+    """The tangents of a node's gradients by torch.func, where the node's own backward
+    reads an output in C++ code: jvp of vjp of the op at the saved dual inputs and the
+    incoming dual gradients. The gradients themselves stay the node's (bitwise PyTorch's);
+    the op runs once more (forward, backward and their JVPs) to get their tangents.
+    """
+
+    def __init__(self, op, sig, bound, edges, outputs):
+        self.op, self.sig, self.bound = op, sig, bound
+        self.edges = edges  # (argument index, list index or None) per gradient the node returns
+        self.outputs = outputs  # (schema index, shape, dtype) per node output, by output_nr
+
+    def tangents_for(self, grad_inputs, grad_outputs, level):
+        if len(grad_inputs) != len(self.edges) or len(grad_outputs) != len(self.outputs):
+            raise RuntimeError(f"torch_fwdad: forward-mode AD over the backward of {self.op}: the node's "
+                               f"gradients do not line up with its inputs; use torch.func.jvp(torch.func.grad(f), ...)")
+        # torch.func.vjp on the level's dual tensors: forward mode sees through the grad
+        # transform (torch.func.jvp cannot nest inside a dual level)
+        xs = [self._arg(i, j) for i, j in self.edges]
+        us = [torch.zeros(shape, dtype=dtype) if u is None else u for u, (_, shape, dtype) in zip(grad_outputs, self.outputs)]
+
+        def outputs_of(*values):
+            args = [list(a) if isinstance(a, list) else a for a in self.bound]
+            for (i, j), value in zip(self.edges, values):
+                if j is None:
+                    args[i] = value
+                else:
+                    args[i][j] = value
+            pos, kw = self.sig.split(args)
+            out = self.op(*pos, **kw)
+            out = out if isinstance(out, tuple) else (out,)
+            return tuple(out[k] for k, _, _ in self.outputs)
+
+        _, pullback = torch.func.vjp(outputs_of, *xs)
+        replayed = pullback(tuple(us))
+        return tuple(None if g is None else torch._VF._make_dual(torch._VF._unpack_dual(g, level)[0], _tangent_or_zeros(r, level), level)
+                     for g, r in zip(grad_inputs, replayed))
+
+    def _arg(self, i, j):
+        return self.bound[i] if j is None else self.bound[i][j]
+
+
+def _tangent_or_zeros(t, level):
+    tangent = torch._VF._unpack_dual(t, level)[1]
+    return torch.zeros_like(t) if tangent is None else tangent
+
+
+def _replay_for(op, sig, bound, node, output) -> tuple[_Replay | None, str]:
+    """A replay for this node, or None and why there can be none."""
+    if torch.Tag.nondeterministic_seeded in op.tags:
+        return None, "the op is random, so running it again would not give the same values"
+    entry = _upstream_entries().get(overload_key(op))
+    if entry is None:
+        return None, "torch's derivatives table has no entry for it"
+    differentiable = set()
+    for key, formula in entry.items():
+        if key not in ("name", "dispatch", "output_differentiability") and formula != "non_differentiable":
+            differentiable |= {k.strip() for k in key.split(",")}
+    edges = []
+    for i, name in enumerate(sig.arg_names):
+        if name in differentiable:
+            arg = bound[i]
+            edges += [(i, j) for j in range(len(arg))] if isinstance(arg, (list, tuple)) else [(i, None)]
+    outputs = []
+    for index, dual in _flat_outputs(output):
+        base = dual._base if dual._base is not None else dual
+        if base.grad_fn is node:
+            outputs.append((base.output_nr, index, base.shape, base.dtype))
+    return _Replay(op, sig, list(bound), edges, [(i, s, d) for _, i, s, d in sorted(outputs)]), ""
+
+
+def remember_output_tangents(op, sig, output, level: int, bound) -> None:
     """Hook the node(s) PyTorch built for `output` (already dual) so their backward can
     find the tangents of the outputs they saved."""
     records = {}
@@ -190,10 +275,100 @@ def remember_output_tangents(op, sig, output, level: int) -> None:
             records[node] = _OutputTangents(op, level, _saved_outputs(node, sig))
         records[node].add(index, base, tangent, node)
     for node, record in records.items():
+        record.indirect = _indirect_reads(op, sig, bound, record)
+        if record.indirect or any(i in record.saved for i in record.given()):
+            record.replay, record.no_replay = _replay_for(op, sig, bound, node, output)
         if record:
             node.metadata[_METADATA_KEY] = record
             node.register_prehook(record.before_backward)
             node.register_hook(record.after_backward)
+
+
+def _indirect_reads(op, sig, bound, record) -> list[str]:
+    """Backward formulas, of inputs that require grad, that read a tangent-carrying saved
+    output other than as a direct argument of an op with a torch_fwdad rule (cdist's x2
+    reads result.mT().contiguous(), cholesky's reads L in cholesky_backward): the
+    tangent cannot reach them, so the node refuses forward mode over its backward."""
+    with_tangent = {sig.output_names[i] for i in record.given()}
+    requires_grad = {name for name, arg in zip(sig.arg_names, bound) if _requires_grad(arg)}
+    found = []
+    for inputs, reads in upstream_backward_reads(op).items():
+        if not requires_grad & set(inputs):
+            continue
+        for output, callee, text in reads:
+            if output in with_tangent and not _has_rule(callee):
+                found.append(f"the gradient of {', '.join(inputs)} reads {text}")
+    return found
+
+
+def _requires_grad(arg) -> bool:
+    if isinstance(arg, torch.Tensor):
+        return arg.requires_grad
+    return isinstance(arg, (list, tuple)) and any(isinstance(a, torch.Tensor) and a.requires_grad for a in arg)
+
+
+def _has_rule(callee: str | None) -> bool:
+    from .registry import _registrations
+
+    if callee is None:
+        return False
+    return any(op.namespace == "aten" and op._schema.name == f"aten::{callee}" and r.library is not None
+               for op, r in _registrations.items())
+
+
+@functools.lru_cache(maxsize=None)
+def upstream_backward_reads(op) -> dict[tuple[str, ...], tuple[tuple[str, str | None, str], ...]]:
+    """From torch's packaged derivatives.yaml: inputs -> (output, callee, text) for every
+    place the backward formula of those inputs reads an output; callee is the op the
+    output is passed to directly as an argument, else None."""
+    entry = _upstream_entries().get(overload_key(op))
+    if entry is None:
+        return {}
+    outputs = set(output_names(op._schema))
+    reads = {}
+    for key, formula in entry.items():
+        inputs = tuple(k.strip() for k in key.split(","))
+        if key in ("name", "dispatch", "output_differentiability", "result") or outputs & set(inputs) \
+                or not isinstance(formula, str) or formula == "non_differentiable":
+            continue
+        found = []
+        for match in re.finditer(r"\b(\w+)\b", formula):
+            if match.group(1) in outputs:
+                found.append((match.group(1), _direct_callee(formula, match.start(), match.end()),
+                              _argument_text(formula, match.start())))
+        if found:
+            reads[inputs] = tuple(found)
+    return reads
+
+
+def _direct_callee(formula: str, start: int, end: int) -> str | None:
+    """The function whose direct argument formula[start:end] is, or None."""
+    before, after = formula[:start].rstrip(), formula[end:].lstrip()
+    if not before.endswith(("(", ",")) or not after.startswith((",", ")")):
+        return None
+    depth = 0
+    for i in range(start - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(formula[i], 0)
+        if depth < 0:
+            callee = re.search(r"(\w+)\s*$", formula[:i])
+            return None if callee is None else callee.group(1).removesuffix("_symint")
+    return None
+
+
+def _argument_text(formula: str, start: int) -> str:
+    match = re.match(r"\w+(?:\.\w+\(\)|\[\w+\])*", formula[start:])
+    return match.group(0) if match else formula[start:start + 20]
+
+
+@functools.lru_cache(maxsize=1)
+def _upstream_entries() -> dict[str, dict]:
+    path = upstream_table_path()
+    if path is None:
+        return {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as file:
+        table = yaml.load(file, Loader=loader)
+    return {entry["name"].split("(", 1)[0]: entry for entry in table}
 
 
 def _first_node(output):

@@ -88,7 +88,7 @@ def _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, ar
     output tangents are remembered on it for its backward (engine/forward_over_reverse.py)."""
     output = forward_over_reverse.call_keeping_input_tangents(call_upstream, keyset, args, kwargs)
     dual = attach_tangents(op, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level, origin)
-    forward_over_reverse.remember_output_tangents(op, sig, dual, level)
+    forward_over_reverse.remember_output_tangents(op, sig, dual, level, sig.bind(args, kwargs))
     return dual
 
 
