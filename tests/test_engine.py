@@ -198,12 +198,19 @@ def test_no_memory_growth_over_many_jvps():
     assert rss_mb() - before < 20
 
 
-def test_plain_forward_over_reverse_is_refused_not_silently_wrong():
+def test_plain_forward_over_reverse_is_right_not_refused():
+    # forward_ad over autograd.grad(create_graph=True): the Hessian-vector product torch.func
+    # gives (tests/test_forward_over_reverse.py checks them against finite differences)
     a, t = _spd(3), _symmetric(3)
     x = a.clone().requires_grad_()
+
+    def loss(m):
+        return torch.cholesky(m).pow(2).sum()
+
     with fwAD.dual_level():
-        y = torch.cholesky(fwAD.make_dual(x, t)).pow(2).sum()
-        first_order = torch.autograd.grad(y, x, retain_graph=True)[0]  # plain backward still works
-        with pytest.raises(RuntimeError, match=r"Use torch.func.jvp\(torch.func.grad\(f\), ...\)"):
-            torch.autograd.grad(y, x, create_graph=True)
-    torch.testing.assert_close(first_order, torch.func.grad(lambda m: torch.cholesky(m).pow(2).sum())(a))
+        dual = fwAD.make_dual(x, t)
+        y = loss(dual)
+        first_order = torch.autograd.grad(y, dual, retain_graph=True)[0]  # plain backward still works
+        hvp = fwAD.unpack_dual(torch.autograd.grad(y, dual, create_graph=True)[0]).tangent
+    torch.testing.assert_close(fwAD.unpack_dual(first_order).primal, torch.func.grad(loss)(a))
+    torch.testing.assert_close(hvp, torch.func.jvp(torch.func.grad(loss), (a,), (t,))[1])

@@ -112,16 +112,50 @@ def test_multi_margin_loss():
     _check(f, _fixed(12, seed=7), "multi_margin_loss_backward")
 
 
+# PyTorch's C++ backward reads the output where no rule sees it (cholesky_backward reads L,
+# cdist's x2 gradient reads result.mT().contiguous(), prod reads the product): the
+# gradients stay the node's, their tangents are replayed by torch.func.
+
+
 @pytest.mark.filterwarnings("ignore:torch.cholesky is deprecated")
-def test_refused_where_pytorch_backward_reads_the_output_in_cpp():
-    # cholesky_backward reads L = cholesky(A) in PyTorch's C++ code: no rule sees it.
-    a = _fixed(3, 3, seed=8)
-    spd = a @ a.T + 3 * torch.eye(3, dtype=DT)
+def test_cholesky():
+    def f(theta):
+        a = theta.reshape(3, 3)
+        return torch.cholesky(a @ a.mT + 3 * torch.eye(3, dtype=DT)).sin().sum()
+
+    _check(f, _fixed(9, seed=8), "cholesky")
+
+
+def test_cdist_both_inputs():
+    def f(theta):
+        x1, x2 = split(theta, (3, 2), (4, 2))
+        return (torch.cdist(x1, x2) ** 3).sum()
+
+    _check(f, _fixed(14, seed=13), "_cdist_forward")
+
+
+@pytest.mark.parametrize("op", ["scatter_reduce", "index_reduce"])
+def test_prod_reductions(op):
+    index = torch.tensor([0, 2, 0, 1])
+
+    def f(theta):
+        self, src = split(theta, (3, 2), (4, 2))
+        if op == "index_reduce":
+            return torch.index_reduce(self, 0, index, src, "prod").sin().sum()
+        return torch.scatter_reduce(self, 0, index[:, None].expand(4, 2), src, "prod").sin().sum()
+
+    _check(f, _fixed(14, seed=14, low=0.5, high=1.5), op)
+
+
+def test_random_op_fails_loudly():
+    # _standard_gamma's backward is _standard_gamma_grad(self, result), which has no
+    # derivative in PyTorch: its own error, never a wrong tangent. (A random op is never
+    # replayed: running it again would draw another sample.)
     with fwAD.dual_level():
-        x = fwAD.make_dual(spd.clone().requires_grad_(), torch.eye(3, dtype=DT))
-        loss = torch.cholesky(x).pow(2).sum()
-        with pytest.raises(RuntimeError, match=r"backward of aten.cholesky.default .* reads the op's output"):
-            torch.autograd.grad(loss, x, create_graph=True)
+        alpha = fwAD.make_dual(torch.full((4,), 2.0, dtype=DT).requires_grad_(), torch.ones(4, dtype=DT))
+        loss = torch._standard_gamma(alpha).sum()
+        with pytest.raises(NotImplementedError, match=r"forward AD with _standard_gamma_grad"):
+            torch.autograd.grad(loss, alpha, create_graph=True)
 
 
 def test_plain_backward_under_forward_mode_is_unchanged():
