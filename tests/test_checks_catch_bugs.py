@@ -79,3 +79,74 @@ def test_each_check_catches_its_bug(rule, check, error, message):
     op = _custom_mul(f"{rule.__name__}_{check.__name__}", rule)
     with pytest.raises(error, match=message):
         check(op, SAMPLE)
+
+
+# ---------------------------------------------------------------- second order and vmap
+# These bugs need a real aten kernel (forward_ad over autograd.grad refuses custom ops,
+# whose backward may save anything): each test swaps one installed rule for a broken one.
+
+from contextlib import contextmanager  # noqa: E402
+
+from torch_fwdad.engine import registry  # noqa: E402
+from torch_fwdad.testing.checks import (  # noqa: E402
+    check_fwd_over_rev_forward_ad, check_fwd_over_rev_func, check_output_tangents, check_vmap_jvp,
+)
+
+FLASH = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default
+CDIST = torch.ops.aten._cdist_forward.default
+
+
+@contextmanager
+def _broken(op, make_rule):
+    previous = registry._registrations[op]
+    torch_fwdad.register_jvp(op, make_rule(previous.rule), override=True, corrects_upstream=previous.corrects_upstream)
+    try:
+        yield
+    finally:
+        torch_fwdad.register_jvp(op, previous.rule, override=True, corrects_upstream=previous.corrects_upstream,
+                                 when=previous.when, _origin=previous.origin)
+
+
+def _drops_logsumexp(rule):
+    # the weight-norm `norms` bug class: an output PyTorch's backward reads gets no tangent
+    return lambda primals, tangents, output: (rule(primals, tangents, output)[0], None)
+
+
+def _branches_on_values(rule):
+    def branchy(primals, tangents, output):
+        if bool((primals[0] > 0).any()):  # Python control flow on tensor values: not vmap-able
+            return rule(primals, tangents, output)
+        return rule(primals, tangents, output)
+    return branchy
+
+
+def _qkv():
+    generator = torch.Generator().manual_seed(0)
+    return tuple(torch.randn(1, 2, 4, 3, dtype=torch.float64, generator=generator) for _ in range(3))
+
+
+FLASH_SAMPLE = Sample(_qkv(), dict(is_causal=True))
+CDIST_SAMPLE = Sample((torch.randn(3, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64), 2.0, None))
+
+
+def test_the_new_checks_pass_on_the_installed_rules():
+    for check in (check_fwd_over_rev_func, check_fwd_over_rev_forward_ad, check_output_tangents):
+        check(FLASH, FLASH_SAMPLE)
+    check_vmap_jvp(CDIST, CDIST_SAMPLE)
+
+
+@pytest.mark.parametrize("check, message", [
+    (check_output_tangents, r"floating outputs \[1\] .* get no tangent"),
+    (check_fwd_over_rev_func, r"forward-over-reverse \(torch.func.jvp of torch.func.vjp\)"),
+    (check_fwd_over_rev_forward_ad, r"forward-over-reverse \(forward_ad over autograd.grad\)"),
+], ids=lambda v: getattr(v, "__name__", None))
+def test_a_missing_output_tangent_is_caught(check, message):
+    with _broken(FLASH, _drops_logsumexp):
+        with pytest.raises(AssertionError, match=message):
+            check(FLASH, FLASH_SAMPLE)
+
+
+def test_control_flow_on_values_is_caught_by_vmap():
+    with _broken(CDIST, _branches_on_values):
+        with pytest.raises(RuntimeError, match="data-dependent control flow|item"):
+            check_vmap_jvp(CDIST, CDIST_SAMPLE)
