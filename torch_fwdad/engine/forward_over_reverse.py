@@ -193,7 +193,7 @@ class _Replay:
     def __init__(self, op, sig, bound, edges, outputs):
         self.op, self.sig, self.bound = op, sig, bound
         self.edges = edges  # (argument index, list index or None) per gradient the node returns
-        self.outputs = outputs  # (schema index, shape, dtype) per node output, by output_nr
+        self.outputs = outputs  # ((schema index, list index or None), shape, dtype) per node output, by output_nr
 
     def tangents_for(self, grad_inputs, grad_outputs, level):
         if len(grad_inputs) != len(self.edges) or len(grad_outputs) != len(self.outputs):
@@ -214,7 +214,7 @@ class _Replay:
             pos, kw = self.sig.split(args)
             out = self.op(*pos, **kw)
             out = out if isinstance(out, tuple) else (out,)
-            return tuple(out[k] for k, _, _ in self.outputs)
+            return tuple(out[k] if j is None else out[k][j] for (k, j), _, _ in self.outputs)
 
         _, pullback = torch.func.vjp(outputs_of, *xs)
         replayed = pullback(tuple(us))
@@ -247,11 +247,11 @@ def _replay_for(op, sig, bound, node, output) -> tuple[_Replay | None, str]:
             arg = bound[i]
             edges += [(i, j) for j in range(len(arg))] if isinstance(arg, (list, tuple)) else [(i, None)]
     outputs = []
-    for index, dual in _flat_outputs(output):
+    for position, dual in _flat_outputs(output, positions=True):
         base = dual._base if dual._base is not None else dual
         if base.grad_fn is node:
-            outputs.append((base.output_nr, index, base.shape, base.dtype))
-    return _Replay(op, sig, list(bound), edges, [(i, s, d) for _, i, s, d in sorted(outputs)]), ""
+            outputs.append((base.output_nr, position, base.shape, base.dtype))
+    return _Replay(op, sig, list(bound), edges, [(p, s, d) for _, p, s, d in sorted(outputs, key=lambda o: o[0])]), ""
 
 
 def remember_output_tangents(op, sig, output, level: int, bound) -> None:
@@ -384,12 +384,14 @@ def _saved_outputs(node, sig) -> frozenset[int]:
     return frozenset(i for i, name in enumerate(sig.output_names) if hasattr(node, f"_raw_saved_{name}"))
 
 
-def _flat_outputs(output) -> list[tuple[int, torch.Tensor]]:
-    """(schema output index, tensor) for every tensor output, Tensor[] outputs included."""
+def _flat_outputs(output, positions: bool = False) -> list[tuple[object, torch.Tensor]]:
+    """(schema output index, tensor) for every tensor output, Tensor[] outputs included;
+    with positions, ((schema index, list index or None), tensor)."""
     outputs = output if isinstance(output, tuple) else (output,)
     flat = []
     for index, o in enumerate(outputs):
-        for tensor in (o if isinstance(o, list) else [o]):
+        items = enumerate(o) if isinstance(o, list) else [(None, o)]
+        for j, tensor in items:
             if isinstance(tensor, torch.Tensor):
-                flat.append((index, tensor))
+                flat.append(((index, j) if positions else index, tensor))
     return flat

@@ -130,6 +130,94 @@ for _entry in ("aten::_sparse_addmm", "aten::_sparse_mm_reduce_impl"):
             "tests/test_sparse_ops.py checks these kernels by gradcheck and reverse-over-forward")
 # -- end samples --
 
+# -- second order (forward-over-reverse) and vmap over the JVP --
+_FWD_OVER_REV = ("fwd_over_rev_func", "fwd_over_rev_forward_ad")
+_THIRD_ORDER = (
+    "{op} is itself a backward op whose own backward is not_implemented in PyTorch: there is no "
+    "VJP of it to differentiate (that would be third order of the original op)")
+for _op in ("aten::_cdist_backward", "aten::_pdist_backward", "aten::_embedding_bag_backward",
+            "aten::_embedding_bag_dense_backward", "aten::_embedding_bag_per_sample_weights_backward",
+            "aten::_scaled_dot_product_flash_attention_for_cpu_backward"):
+    for _check in _FWD_OVER_REV:
+        KNOWN_FAILURES[(_op, _check)] = _THIRD_ORDER.format(op=_op)
+_NEEDS_BACKWARD_RULE = "needs the backward-op rule from the backops branch ({backward} has no forward formula)"
+for _op, _backward in (("aten::_ctc_loss", "_ctc_loss_backward"), ("aten::_ctc_loss.Tensor", "_ctc_loss_backward"),
+                       ("aten::multi_margin_loss", "multi_margin_loss_backward"),
+                       ("aten::multilabel_margin_loss_forward", "multilabel_margin_loss_backward"),
+                       ("aten::segment_reduce", "_segment_reduce_backward")):
+    for _check in _FWD_OVER_REV:
+        KNOWN_FAILURES[(_op, _check)] = _NEEDS_BACKWARD_RULE.format(backward=_backward)
+for _check in _FWD_OVER_REV:
+    KNOWN_FAILURES[("aten::_masked_softmax", _check)] = (
+        "PyTorch's _masked_softmax_backward has no forward formula and torch_fwdad no rule for it yet "
+        "(NotImplementedError from PyTorch, not a wrong value)")
+    KNOWN_FAILURES[("aten::_standard_gamma", _check)] = (
+        "PyTorch's backward is _standard_gamma_grad(self, result), which has no derivative in PyTorch "
+        "(not_implemented): its own NotImplementedError")
+    KNOWN_FAILURES[("aten::_embedding_bag_forward_only", _check)] = _FORWARD_ONLY
+    KNOWN_FAILURES[("aten::_weight_norm_interface", _check)] = (
+        "norms (result1) gets no tangent while PyTorch's backward reads it: the models branch gives it one")
+    KNOWN_FAILURES[("aten::_sparse_addmm", _check)] = (
+        "forward mode over the backward needs a zero tangent for the sparse operand, which PyTorch "
+        "cannot build ('_efficientzerotensor' has no sparse kernel; CSR: no strides for functorch)")
+KNOWN_FAILURES[("aten::_weight_norm_interface", "output_tangents")] = \
+    KNOWN_FAILURES[("aten::_weight_norm_interface", "fwd_over_rev_func")]
+KNOWN_FAILURES[("aten::_sparse_mm_reduce_impl", "fwd_over_rev_forward_ad")] = (
+    "PyTorch's _sparse_mm_reduce_impl_backward has no forward formula (its NotImplementedError)")
+KNOWN_FAILURES[("aten::_sparse_mm_reduce_impl", "fwd_over_rev_func")] = (
+    "torch.func cannot wrap the sparse CSR operand ('Sparse CSR tensors do not have strides'), in plain PyTorch too")
+KNOWN_FAILURES[("aten::_pack_padded_sequence", "fwd_over_rev_func")] = (
+    "under torch.func.jvp PyTorch's _pack_padded_sequence_backward reads a data pointer that "
+    "functorch's wrapped tensors lack ('Cannot access data pointer of Tensor that doesn't have "
+    "storage'); forward_ad over autograd.grad passes")
+_NOT_SMOOTH = ("the gradient is not differentiable at {what}: finite differences of the VJP straddle it "
+               "(forward-over-reverse follows PyTorch's backward formula there)")
+for _check in _FWD_OVER_REV:
+    for _entry in ("aten::_cdist_forward", "aten::_pdist_forward"):
+        SAMPLE_FAILURES[(_entry, "zero distance p=*", _check)] = _NOT_SMOOTH.format(what="a zero distance")
+    SAMPLE_FAILURES[("aten::_cdist_forward", "zero coordinate p=0.5", _check)] = \
+        _NOT_SMOOTH.format(what="a zero coordinate difference when p < 1")
+    SAMPLE_FAILURES[("aten::_cdist_forward", "tie p=inf", _check)] = _NOT_SMOOTH.format(what="a tie of the max")
+    SAMPLE_FAILURES[("aten::_embedding_bag", "max ties", _check)] = _NOT_SMOOTH.format(what="a tie of the max")
+    for _entry, _pattern in (("aten::index_reduce", "am?? tie*"), ("aten::scatter_reduce.two", "amax ties")):
+        SAMPLE_FAILURES[(_entry, _pattern, _check)] = _NOT_SMOOTH.format(what="a tie of the max/min")
+    for _entry in ("aten::index_reduce", "aten::scatter_reduce.two"):
+        SAMPLE_FAILURES[(_entry, "prod zeros*", _check)] = (
+            "PyTorch's backward of prod divides by the input where it is nonzero and switches to another "
+            "formula at zeros: the derivative of that switch is not the Hessian there, while finite "
+            "differences see the smooth polynomial (measured with torch.func as well as forward_ad)")
+    SAMPLE_FAILURES[("aten::scatter_reduce.two", "src larger than index", _check)] = (
+        "PyTorch's backward of scatter_reduce rejects a src larger than index (size mismatch), in "
+        "plain PyTorch too")
+_UPSTREAM_AMAX = (
+    "with `when: reduce == \"prod\"`, amax runs PyTorch's own forward formula, which rejects a src "
+    "larger than index (size mismatch) exactly as plain PyTorch does")
+for _check in ("gradcheck", "partial", "second_order", "output_tangents", "vmap_jvp", *_FWD_OVER_REV):
+    SAMPLE_FAILURES[("aten::scatter_reduce.two", "amax src larger than index", _check)] = _UPSTREAM_AMAX
+_PROD_CONTROL_FLOW = (
+    "the prod rule branches in Python on tensor values (bool(zero.any()) in formulas/indexing.py), "
+    "which vmap refuses: the backops branch makes it vmap-clean")
+KNOWN_FAILURES[("aten::index_reduce", "vmap_jvp")] = _PROD_CONTROL_FLOW
+for _pattern in ("prod*", "1-d", "empty index", "src larger than index"):
+    SAMPLE_FAILURES[("aten::scatter_reduce.two", _pattern, "vmap_jvp")] = _PROD_CONTROL_FLOW
+for _op in ("aten::_foreach_mm", "aten::_foreach_pow.ScalarAndTensor"):
+    KNOWN_FAILURES[(_op, "vmap_jvp")] = (
+        "PyTorch has no batching rule for _foreach_* ops: vmap of the primal alone fails the same way")
+KNOWN_FAILURES[("aten::_standard_gamma", "vmap_jvp")] = (
+    "a random op: vmap refuses it in its default randomness='error' mode, in plain PyTorch too")
+SAMPLE_FAILURES[("aten::rrelu_with_noise_functional", "training*", "vmap_jvp")] = (
+    "training draws random slopes: the vmapped call and the loop draw different ones")
+for _entry in ("aten::_sparse_addmm", "aten::_sparse_mm_reduce_impl"):
+    SAMPLE_FAILURES[(_entry, "* (csr)", "vmap_jvp")] = (
+        "vmap cannot batch a sparse CSR tensor ('Sparse CSR tensors do not have strides'), in plain PyTorch too")
+SAMPLE_FAILURES[("aten::huber_loss_backward", "empty mean*", "vmap_jvp")] = (
+    "PyTorch's own batching of huber_loss_backward divides by the element count in Python: vmap of "
+    "the primal alone raises ZeroDivisionError on an empty mean")
+SAMPLE_FAILURES[("aten::_cdist_backward", "inf norm p=inf", "vmap_jvp")] = (
+    "vmap of PyTorch's _cdist_backward primal with p=inf disagrees with a loop, measured with "
+    "torch_fwdad disabled (the check compares the primal output first, before any tangent)")
+# -- end second order and vmap --
+
 # -- report-only samples of gaps torch covers upstream --
 KNOWN_FAILURES[("aten::max_pool2d", "gradcheck")] = (
     "gradcheck's batched forward-grad check runs the legacy vmap, which has no batching rule "
