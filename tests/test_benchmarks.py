@@ -14,6 +14,7 @@ SMOKE_RUNS = {
     "bench_attention": (["--lengths", "32", "--min-run-time", "0.01"], ["fwdad/primal", "q only", "floor"]),
     "bench_engine": (["--points", "64", "--dim", "8", "--min-run-time", "0.01"], ["one-dual"]),
     "bench_grid_sample": (["--min-run-time", "0.01"], ["2-d bilinear", "3-d nearest"]),
+    "bench_hvp": (["--shape", "1", "2", "16", "8", "--min-run-time", "0.01"], ["ratio forward_ad / torch.func"]),
     "cuda_attention_check": ([], ["no CUDA device"]),  # on CPU: says so and exits 0
 }
 

@@ -1,6 +1,7 @@
 """In-place overloads whose tangent comes from their out-of-place entry (`in_place_of:`).
 
-`index_reduce_(self, ...)` with a tangent anywhere runs as `self.copy_(index_reduce(self, ...))`:
+`index_reduce_(self, ...)` with a tangent anywhere runs as
+`self.copy_(index_reduce(self.clone(), ...))`:
 the out-of-place overload carries torch_fwdad's rule, and `copy_` has PyTorch's own forward
 formula, so self's tangent is replaced by the result's in place, as for any in-place op.
 Reverse mode records CopyBackwards over the out-of-place node, which gives the same
@@ -29,8 +30,10 @@ def make_in_place_override(op, functional, captured, sig: OpSignature, when=None
             return call_upstream(keyset, *args, **kwargs)
         if not any(_has_tangent(bound[i], level) for i in tensor_args):
             return call_upstream(keyset, *args, **kwargs)
+        # the out-of-place node saves its self: give it a copy, not the tensor copy_ overwrites
         self = bound[0]
-        return self.copy_(functional(*args, **kwargs))
+        pos, kw = sig.split([self.clone(), *bound[1:]])
+        return self.copy_(functional(*pos, **kw))
 
     return override
 

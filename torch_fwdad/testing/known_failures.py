@@ -157,9 +157,10 @@ for _check in _FWD_OVER_REV:
     KNOWN_FAILURES[("aten::_embedding_bag_forward_only", _check)] = _FORWARD_ONLY
     KNOWN_FAILURES[("aten::_weight_norm_interface", _check)] = (
         "norms (result1) gets no tangent while PyTorch's backward reads it: the models branch gives it one")
-    KNOWN_FAILURES[("aten::_sparse_addmm", _check)] = (
-        "forward mode over the backward needs a zero tangent for the sparse operand, which PyTorch "
-        "cannot build ('_efficientzerotensor' has no sparse kernel; CSR: no strides for functorch)")
+    for _pattern in ("coo*", "coalesced*", "* (csr)"):
+        SAMPLE_FAILURES[("aten::_sparse_addmm", _pattern, _check)] = (
+            "forward mode over the backward needs a zero tangent for the sparse operand, which PyTorch "
+            "cannot build ('_efficientzerotensor' has no sparse kernel; CSR: no strides for functorch)")
 KNOWN_FAILURES[("aten::_weight_norm_interface", "output_tangents")] = \
     KNOWN_FAILURES[("aten::_weight_norm_interface", "fwd_over_rev_func")]
 KNOWN_FAILURES[("aten::_sparse_mm_reduce_impl", "fwd_over_rev_forward_ad")] = (
@@ -197,7 +198,8 @@ for _check in ("gradcheck", "partial", "second_order", "output_tangents", "vmap_
 _PROD_CONTROL_FLOW = (
     "the prod rule branches in Python on tensor values (bool(zero.any()) in formulas/indexing.py), "
     "which vmap refuses: the backops branch makes it vmap-clean")
-KNOWN_FAILURES[("aten::index_reduce", "vmap_jvp")] = _PROD_CONTROL_FLOW
+for _pattern in ("prod*", "empty index"):
+    SAMPLE_FAILURES[("aten::index_reduce", _pattern, "vmap_jvp")] = _PROD_CONTROL_FLOW
 for _pattern in ("prod*", "1-d", "empty index", "src larger than index"):
     SAMPLE_FAILURES[("aten::scatter_reduce.two", _pattern, "vmap_jvp")] = _PROD_CONTROL_FLOW
 for _op in ("aten::_foreach_mm", "aten::_foreach_pow.ScalarAndTensor"):
@@ -205,8 +207,8 @@ for _op in ("aten::_foreach_mm", "aten::_foreach_pow.ScalarAndTensor"):
         "PyTorch has no batching rule for _foreach_* ops: vmap of the primal alone fails the same way")
 KNOWN_FAILURES[("aten::_standard_gamma", "vmap_jvp")] = (
     "a random op: vmap refuses it in its default randomness='error' mode, in plain PyTorch too")
-SAMPLE_FAILURES[("aten::rrelu_with_noise_functional", "training*", "vmap_jvp")] = (
-    "training draws random slopes: the vmapped call and the loop draw different ones")
+SAMPLE_FAILURES[("aten::rrelu_with_noise_functional", "training, seeded", "vmap_jvp")] = (
+    "training draws random slopes (lower < upper): the vmapped call and the loop draw different ones")
 for _entry in ("aten::_sparse_addmm", "aten::_sparse_mm_reduce_impl"):
     SAMPLE_FAILURES[(_entry, "* (csr)", "vmap_jvp")] = (
         "vmap cannot batch a sparse CSR tensor ('Sparse CSR tensors do not have strides'), in plain PyTorch too")
@@ -216,6 +218,16 @@ SAMPLE_FAILURES[("aten::huber_loss_backward", "empty mean*", "vmap_jvp")] = (
 SAMPLE_FAILURES[("aten::_cdist_backward", "inf norm p=inf", "vmap_jvp")] = (
     "vmap of PyTorch's _cdist_backward primal with p=inf disagrees with a loop, measured with "
     "torch_fwdad disabled (the check compares the primal output first, before any tangent)")
+# The in-place overloads run their out-of-place rule on the same samples: same failures.
+_IN_PLACE_OF = {"aten::index_reduce_": "aten::index_reduce", "aten::scatter_reduce_.two": "aten::scatter_reduce.two"}
+for (_name, _pattern, _check), _reason in list(SAMPLE_FAILURES.items()):
+    for _in_place, _functional in _IN_PLACE_OF.items():
+        if _name == _functional:
+            SAMPLE_FAILURES[(_in_place, _pattern, _check)] = _reason
+for (_name, _check), _reason in list(KNOWN_FAILURES.items()):
+    for _in_place, _functional in _IN_PLACE_OF.items():
+        if _name == _functional:
+            KNOWN_FAILURES[(_in_place, _check)] = _reason
 # -- end second order and vmap --
 
 # -- report-only samples of gaps torch covers upstream --

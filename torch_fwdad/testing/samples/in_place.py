@@ -1,0 +1,29 @@
+"""Samples for the in-place overloads of derivatives.yaml (`in_place_of:` entries).
+
+The out-of-place samples, run in place on a copy of self (an input of the check matrix
+may be a leaf that requires grad, which cannot be written in place).
+"""
+
+from __future__ import annotations
+
+from . import Sample, samples_for
+from .indexing import index_reduce_samples, scatter_reduce_samples
+
+
+def _on_a_copy(op, self, *args, **kwargs):
+    return op(self.clone(), *args, **kwargs)
+
+
+def _in_place(samples):
+    for sample in samples:
+        yield Sample(sample.args, sample.kwargs, sample.desc, _on_a_copy, sample.diff)
+
+
+@samples_for("aten::index_reduce_")
+def index_reduce_in_place_samples(dtype, device):
+    yield from _in_place(index_reduce_samples(dtype, device))
+
+
+@samples_for("aten::scatter_reduce_.two")
+def scatter_reduce_in_place_samples(dtype, device):
+    yield from _in_place(scatter_reduce_samples(dtype, device))
