@@ -132,6 +132,39 @@ def when_scatter_reduce_two(arguments):
 """)
 
 
+class TestDeclarations(expecttest.TestCase):
+    def test_output_differentiability_of_the_wrong_length(self):
+        actual = _error("""
+            - name: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+              output: cholesky_jvp(self_t, is_target, reduction)
+              output_differentiability: [True]
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: output_differentiability must list True or False for each of the outputs output, is_target""")
+
+    def test_output_differentiability_against_a_formula(self):
+        actual = _error("""
+            - name: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+              output: cholesky_jvp(self_t, is_target, reduction)
+              output_differentiability: [False, False]
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: output_differentiability declares output not differentiable, but the entry gives a formula for it""")
+
+    def test_in_place_of_with_a_formula(self):
+        actual = _error("""
+            - name: index_reduce_(Tensor(a!) self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor(a!)
+              result: cholesky_jvp(self_t, result, dim)
+              in_place_of: index_reduce
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: an in_place_of entry takes its tangent from the out-of-place overload; remove its formulas""")
+
+    def test_in_place_of_an_overload_with_other_arguments(self):
+        actual = _error("""
+            - name: index_reduce_(Tensor(a!) self, int dim, Tensor index, Tensor source, str reduce, *, bool include_self=True) -> Tensor(a!)
+              in_place_of: scatter_reduce.two
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:3: aten::scatter_reduce.two does not take the arguments of aten::index_reduce_""")
+
+
 class TestEmit(expecttest.TestCase):
     def test_per_input_terms_skip_inputs_without_tangent(self):
         (entry,) = parse(textwrap.dedent("""
