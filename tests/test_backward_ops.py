@@ -119,6 +119,23 @@ def pdist_p(p):
     return f
 
 
+MARGIN_TARGET = torch.tensor([0, 2, 1])
+MARGIN_WEIGHT = torch.tensor([0.5, 2.0, 1.0, 1.5], dtype=DT)
+MULTILABEL_TARGET = torch.tensor([[0, 3, -1, 1], [2, 2, -1, -1], [-1, 1, 1, 1]])
+
+
+def multi_margin(p, weight=None):
+    def f(theta):
+        scores = 3 * torch.sin(theta.reshape(3, 4))  # curvature of its own under the hinges
+        return F.multi_margin_loss(scores, MARGIN_TARGET, p=p, margin=0.8, weight=weight)
+    f.__name__ = f"multi_margin_p{p}" + ("_weight" if weight is not None else "")
+    return f
+
+
+def multilabel_margin(theta):
+    return F.multilabel_margin_loss(3 * torch.sin(theta.reshape(3, 4)), MULTILABEL_TARGET, reduction="sum")
+
+
 def _needs(forward_op):
     """The Hessian also needs the forward op's own JVP, another entry of derivatives.yaml."""
     return pytest.mark.xfail(f"aten::{forward_op}" not in INSTALLED, strict=True,
@@ -130,6 +147,9 @@ OUR_CASES = [
     pytest.param("huber_loss_backward", huber, 6, "hessian", id="huber_loss"),
     pytest.param("native_dropout_backward", dropout_backward_called, 6, "hessian", id="dropout_backward"),
     *(pytest.param("_cdist_backward", cdist_p(p), 10, "hessian", id=f"cdist_p{p}", marks=_needs("_cdist_forward")) for p in (1.5, 2.0, 3.0)),
+    *(pytest.param("multi_margin_loss_backward", multi_margin(p, w), 12, via, id=f"multi_margin_p{p}{'_weight' if w is not None else ''}-{via}")
+      for p in (1, 2) for w in (None, MARGIN_WEIGHT) for via in ("hessian", "hvp")),
+    pytest.param("multilabel_margin_loss_backward", multilabel_margin, 12, "hessian", id="multilabel_margin"),
     *(pytest.param("_pdist_backward", pdist_p(p), 8, "hessian", id=f"pdist_p{p}", marks=_needs("_pdist_forward")) for p in (0.5, 2.0, 3.0)),
 ]
 
