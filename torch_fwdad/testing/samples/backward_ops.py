@@ -150,6 +150,9 @@ def cdist_backward_samples(dtype, device):
     yield _cdist_call(points(2, 2, 3), points(2, 3, 3), 2.0, "batched")
     yield _cdist_call(points(1, 2, 2), points(2, 3, 2), 3.0, "broadcast batch")
     yield _cdist_call(points(0, 2), points(3, 2), 2.0, "empty x1")
+    # empty broadcast batches: the kernel returns zeros of x1's shape, not the broadcast one
+    for shape1, shape2 in (((0, 4, 5), (3, 5)), ((1, 4, 5), (0, 3, 5)), ((0, 1, 4, 5), (2, 3, 5)), ((3, 5), (0, 4, 5))):
+        yield _cdist_call(points(*shape1), points(*shape2), 2.0, f"empty broadcast batch {shape1} {shape2}")
     yield _cdist_call(points(2, 0), points(3, 0), 2.0, "no coordinates")
     yield _cdist_call(points(2, 3), points(3, 3), 0.0, "p=0 counts coordinates")
     # For p=inf a coordinate contributes only where |diff| equals the distance exactly:
