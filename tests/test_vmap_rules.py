@@ -1,0 +1,110 @@
+"""vmap over forward rules with batched primals, against a Python loop over the batch.
+
+A rule that branches on tensor values (`bool(zero.any())`, `.item()`) raises vmap's
+data-dependent control-flow error, and one that writes in place into a tensor without a
+batching rule fails or falls back; both show here. Index tensors stay unbatched (they
+are not primals); the values they select are batched.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+DT = torch.float64
+BATCH = 3
+
+pytestmark = pytest.mark.filterwarnings("ignore:index_reduce\\(\\) is in beta:UserWarning")
+
+
+def _batched(*shape, seed):
+    return torch.randn(BATCH, *shape, dtype=DT, generator=torch.Generator().manual_seed(seed))
+
+
+def _with_zeros(x, *positions):
+    """Zeros in every batch member at `positions` (per member index), two in one group included."""
+    x = x.clone()
+    for position in positions:
+        x[(slice(None), *position)] = 0
+    return x
+
+
+def _assert_vmap_of_jacfwd_matches_loop(f, *primals):
+    argnums = tuple(range(len(primals)))
+    batched = torch.vmap(torch.func.jacfwd(f, argnums=argnums))(*primals)
+    for b in range(BATCH):
+        looped = torch.func.jacfwd(f, argnums=argnums)(*(p[b] for p in primals))
+        for k in argnums:
+            torch.testing.assert_close(batched[k][b], looped[k], rtol=0, atol=0)
+
+
+INDEX = torch.tensor([0, 2, 0, 4])  # row 0 twice
+SCATTER_INDEX = torch.tensor([[0, 1, 0], [0, 2, 2], [4, 1, 0], [0, 2, 4]])
+
+
+def _reduce_inputs():
+    self_ = _with_zeros(_batched(5, 3, seed=0), (0, 0))
+    # rows 0 and 2 of the source both go to row 0: two zeros in group (0, 1)
+    source = _with_zeros(_batched(4, 3, seed=1), (0, 1), (2, 1), (3, 0))
+    return self_, source
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("reduce", ["prod", "mean", "amax", "amin"])
+def test_index_reduce(reduce, include_self):
+    def f(self_, source):
+        return self_.index_reduce(0, INDEX, source, reduce, include_self=include_self)
+
+    _assert_vmap_of_jacfwd_matches_loop(f, *_reduce_inputs())
+
+
+@pytest.mark.parametrize("include_self", [True, False])
+@pytest.mark.parametrize("reduce", ["prod", "sum", "mean", "amax", "amin"])
+def test_scatter_reduce(reduce, include_self):
+    def f(self_, src):
+        return self_.scatter_reduce(0, SCATTER_INDEX, src, reduce, include_self=include_self)
+
+    _assert_vmap_of_jacfwd_matches_loop(f, *_reduce_inputs())
+
+
+def test_scatter_reduce_prod_second_order_under_vmap():
+    """Second order through the prod rule under vmap, two zeros in a group: jacfwd over jacfwd
+    (jacrev would run PyTorch's prod backward, which branches on values itself)."""
+    def f(src):
+        return torch.zeros(5, 3, dtype=DT).add(1.5).scatter_reduce(0, SCATTER_INDEX, src, "prod").sum()
+
+    src = _reduce_inputs()[1]
+    hessian = torch.func.jacfwd(torch.func.jacfwd(f))
+    batched = torch.vmap(hessian)(src)
+    for b in range(BATCH):
+        torch.testing.assert_close(batched[b], hessian(src[b]), rtol=0, atol=0)
+
+
+LENGTHS = torch.tensor([2, 0, 2, 4])
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "max", "min", "prod"])
+def test_segment_reduce_and_its_backward(reduce):
+    """jacfwd of the gradient: the forward rule and the _segment_reduce_backward rule under vmap."""
+    data = _with_zeros(_batched(8, seed=2), (3,), (5,), (6,))
+
+    def gradient(data):
+        return torch.func.grad(lambda d: torch.segment_reduce(d, reduce, lengths=LENGTHS, initial=2).pow(2).sum())(data)
+
+    _assert_vmap_of_jacfwd_matches_loop(gradient, data)
+
+
+MARGIN_TARGET = torch.tensor([0, 2, 1])
+
+
+@pytest.mark.parametrize("loss", ["multi_margin_p1", "multi_margin_p2", "multilabel_margin"])
+def test_margin_loss_gradients(loss):
+    def gradient(x):
+        def f(x):
+            if loss == "multilabel_margin":
+                return F.multilabel_margin_loss(x, torch.tensor([[0, 3, -1, 1], [2, -1, 0, 0], [1, 1, 1, 1]]))
+            return F.multi_margin_loss(x, MARGIN_TARGET, p=1 if loss.endswith("p1") else 2)
+        return torch.func.grad(f)(x)
+
+    _assert_vmap_of_jacfwd_matches_loop(gradient, 3 * _batched(3, 4, seed=3))
