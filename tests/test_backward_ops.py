@@ -18,6 +18,9 @@ import torch.nn.functional as F
 
 import torch_fwdad
 from torch_fwdad._generated.jvp_rules import ENTRIES
+from torch_fwdad.engine.upstream import resolve_overload
+from torch_fwdad.testing import sample_registry
+from torch_fwdad.testing.checks import as_function
 from torch_fwdad.testing.samples.backward_ops import (
     UPSTREAM_CASES,
     batch_norm_no_running_stats,
@@ -28,6 +31,7 @@ from torch_fwdad.testing.second_order import OpsSeen, fd_hessian, hvp_columns, s
 DT = torch.float64
 OURS = {entry.name for entry in ENTRIES}
 INSTALLED = {rule.name for rule in torch_fwdad.registered_ops()}
+SOURCES = sample_registry()
 
 
 def _fixed(*shape, seed):
@@ -136,6 +140,22 @@ def multilabel_margin(theta):
     return F.multilabel_margin_loss(3 * torch.sin(theta.reshape(3, 4)), MULTILABEL_TARGET, reduction="sum")
 
 
+def hardsigmoid_chain(theta):
+    # sin keeps the curvature nonzero inside the ramp; 3·theta reaches both flat sides
+    return torch.sin(F.hardsigmoid(3 * theta)).sum()
+
+
+SEGMENT_LENGTHS = torch.tensor([2, 0, 3, 3])
+
+
+def segment(reduce):
+    def f(theta):
+        data = torch.sin(theta) + 0.5 * theta
+        return torch.tanh(torch.segment_reduce(data, reduce, lengths=SEGMENT_LENGTHS, initial=1.5)).sum()
+    f.__name__ = f"segment_{reduce}"
+    return f
+
+
 def _needs(forward_op):
     """The Hessian also needs the forward op's own JVP, another entry of derivatives.yaml."""
     return pytest.mark.xfail(f"aten::{forward_op}" not in INSTALLED, strict=True,
@@ -150,6 +170,9 @@ OUR_CASES = [
     *(pytest.param("multi_margin_loss_backward", multi_margin(p, w), 12, via, id=f"multi_margin_p{p}{'_weight' if w is not None else ''}-{via}")
       for p in (1, 2) for w in (None, MARGIN_WEIGHT) for via in ("hessian", "hvp")),
     pytest.param("multilabel_margin_loss_backward", multilabel_margin, 12, "hessian", id="multilabel_margin"),
+    pytest.param("hardsigmoid_backward", hardsigmoid_chain, 6, "hessian", id="hardsigmoid"),
+    *(pytest.param("_segment_reduce_backward", segment(reduce), 8, "hessian", id=f"segment_{reduce}")
+      for reduce in ("sum", "mean", "max", "min", "prod")),
     *(pytest.param("_pdist_backward", pdist_p(p), 8, "hessian", id=f"pdist_p{p}", marks=_needs("_pdist_forward")) for p in (0.5, 2.0, 3.0)),
 ]
 
@@ -210,3 +233,42 @@ def test_distance_backward_primal_unchanged(p):
         primals = [fwAD.unpack_dual(out).primal for out in dual]
     for ours, theirs in zip(primals, plain):
         assert torch.equal(ours, theirs)
+
+
+# Backward ops without a reverse mode of their own: the matrix's `unchanged` check cannot
+# run (it differentiates in reverse), so the primal is compared here, sample by sample.
+NO_REVERSE_MODE = ["multi_margin_loss_backward", "multilabel_margin_loss_backward", "_segment_reduce_backward",
+                   "hardsigmoid_backward"]
+
+
+def _primal_with_tangents(op, sample):
+    fn, inputs = as_function(op, sample)
+    with fwAD.dual_level():
+        outputs = fn(*[fwAD.make_dual(x, torch.randn_like(x)) for x in inputs])
+        return [fwAD.unpack_dual(o).primal for o in outputs]
+
+
+@pytest.mark.parametrize("name", NO_REVERSE_MODE)
+def test_backward_op_primal_unchanged(name):
+    op = resolve_overload(f"aten::{name}")
+    for sample in SOURCES[f"aten::{name}"].generate(DT, "cpu"):
+        ours = _primal_with_tangents(op, sample)
+        torch_fwdad.disable()
+        try:
+            fn, inputs = as_function(op, sample)
+            plain = fn(*inputs)
+        finally:
+            torch_fwdad.enable()
+        for got, expected in zip(ours, plain):
+            assert torch.equal(got, expected), sample.desc
+
+
+@pytest.mark.parametrize("zeros", [1, 2, 3])
+def test_segment_prod_hessian_at_zeros(zeros):
+    """Hessians at a point with 1, 2 or 3 zeros in one segment: the products of the others
+    (and their tangents) are exact there; finite differences of the gradient judge them,
+    since the product is a polynomial."""
+    f = segment("prod")
+    theta = _fixed(8, seed=1)
+    theta[2:2 + zeros] = 0  # segment 2 holds entries 2..4
+    _check_hessian(f, theta, "_segment_reduce_backward")

@@ -454,8 +454,19 @@ def jvp_multilabel_margin_loss_backward(primals, tangents, outputs):
     return result_tangent
 
 
+def jvp_hardsigmoid_backward(primals, tangents, outputs):
+    # derivatives.yaml:273: hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor
+    grad_output_p, self_p = primals
+    grad_output_t, self_t = tangents
+    result = outputs
+    result_tangent = None
+    if grad_output_t is not None:
+        result_tangent = add_tangents(result_tangent, torch.ops.aten.hardsigmoid_backward(grad_output_t, self_p))
+    return result_tangent
+
+
 def jvp__segment_reduce_backward(primals, tangents, outputs):
-    # derivatives.yaml:273: _segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:279: _segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor
     grad_p, output_p, data_p, reduce, lengths_p, offsets_p, axis, initial = primals
     grad_t, output_t, data_t, _, lengths_t, offsets_t, _, _ = tangents
     result = outputs
@@ -464,7 +475,7 @@ def jvp__segment_reduce_backward(primals, tangents, outputs):
 
 
 def jvp_igamma(primals, tangents, outputs):
-    # derivatives.yaml:284: igamma(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:290: igamma(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -477,7 +488,7 @@ def jvp_igamma(primals, tangents, outputs):
 
 
 def jvp_igammac(primals, tangents, outputs):
-    # derivatives.yaml:289: igammac(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:295: igammac(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -490,7 +501,7 @@ def jvp_igammac(primals, tangents, outputs):
 
 
 def jvp_special_zeta(primals, tangents, outputs):
-    # derivatives.yaml:294: special_zeta(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:300: special_zeta(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -503,7 +514,7 @@ def jvp_special_zeta(primals, tangents, outputs):
 
 
 def jvp_special_zeta_self_scalar(primals, tangents, outputs):
-    # derivatives.yaml:299: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
+    # derivatives.yaml:305: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
     self, other_p = primals
     _, other_t = tangents
     result = outputs
@@ -514,7 +525,7 @@ def jvp_special_zeta_self_scalar(primals, tangents, outputs):
 
 
 def jvp__standard_gamma(primals, tangents, outputs):
-    # derivatives.yaml:304: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
+    # derivatives.yaml:310: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
     self_p, generator = primals
     self_t, _ = tangents
     result = outputs
@@ -525,7 +536,7 @@ def jvp__standard_gamma(primals, tangents, outputs):
 
 
 def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:313: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:319: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale, zero_point, quant_min, quant_max = primals
     self_t, _, _, _, _ = tangents
     output, mask = outputs
@@ -536,7 +547,7 @@ def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tangents, outputs):
-    # derivatives.yaml:317: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:323: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, fake_quant_enabled_p, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, fake_quant_enabled_t, _, _ = tangents
     output, mask = outputs
@@ -547,7 +558,7 @@ def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tange
 
 
 def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:321: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:327: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     output, mask = outputs
@@ -558,7 +569,7 @@ def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
-    # derivatives.yaml:328: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:334: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     result = outputs
@@ -567,7 +578,7 @@ def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
-    # derivatives.yaml:331: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:337: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _, _ = tangents
     result = outputs
@@ -576,7 +587,7 @@ def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose2d(primals, tangents, outputs):
-    # derivatives.yaml:336: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:342: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -591,7 +602,7 @@ def jvp_slow_conv_transpose2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose3d(primals, tangents, outputs):
-    # derivatives.yaml:342: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:348: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -606,7 +617,7 @@ def jvp_slow_conv_transpose3d(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_forward(primals, tangents, outputs):
-    # derivatives.yaml:348: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
+    # derivatives.yaml:354: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -621,7 +632,7 @@ def jvp__slow_conv2d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv3d_forward(primals, tangents, outputs):
-    # derivatives.yaml:354: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
+    # derivatives.yaml:360: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -636,7 +647,7 @@ def jvp_slow_conv3d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated2d(primals, tangents, outputs):
-    # derivatives.yaml:360: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:366: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -651,7 +662,7 @@ def jvp_slow_conv_dilated2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated3d(primals, tangents, outputs):
-    # derivatives.yaml:366: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:372: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -666,7 +677,7 @@ def jvp_slow_conv_dilated3d(primals, tangents, outputs):
 
 
 def jvp__conv_depthwise2d(primals, tangents, outputs):
-    # derivatives.yaml:375: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
+    # derivatives.yaml:381: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -681,7 +692,7 @@ def jvp__conv_depthwise2d(primals, tangents, outputs):
 
 
 def jvp_conv_depthwise3d(primals, tangents, outputs):
-    # derivatives.yaml:381: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
+    # derivatives.yaml:387: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -696,7 +707,7 @@ def jvp_conv_depthwise3d(primals, tangents, outputs):
 
 
 def jvp_conv_tbc(primals, tangents, outputs):
-    # derivatives.yaml:388: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
+    # derivatives.yaml:394: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
     self_p, weight_p, bias_p, pad = primals
     self_t, weight_t, bias_t, _ = tangents
     result = outputs
@@ -711,7 +722,7 @@ def jvp_conv_tbc(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
-    # derivatives.yaml:396: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
+    # derivatives.yaml:402: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
     grad_output_p, self_p, weight_p, kernel_size, stride, padding, output_mask = primals
     grad_output_t, self_t, weight_t, _, _, _, _ = tangents
     grad_input, grad_weight, grad_bias = outputs
@@ -720,7 +731,7 @@ def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
 
 
 def jvp__weight_norm_interface(primals, tangents, outputs):
-    # derivatives.yaml:400: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
+    # derivatives.yaml:406: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
     v_p, g_p, dim = primals
     v_t, g_t, _ = tangents
     result0, result1 = outputs
@@ -733,7 +744,7 @@ def jvp__weight_norm_interface(primals, tangents, outputs):
 
 
 def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
-    # derivatives.yaml:409: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
+    # derivatives.yaml:415: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
     self_p, noise_p, lower, upper, training, generator = primals
     self_t, noise_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -744,7 +755,7 @@ def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
 
 
 def jvp__foreach_mm(primals, tangents, outputs):
-    # derivatives.yaml:413: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
+    # derivatives.yaml:419: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
     self_p, mat2_p = primals
     self_t, mat2_t = tangents
     result = outputs
@@ -753,7 +764,7 @@ def jvp__foreach_mm(primals, tangents, outputs):
 
 
 def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
-    # derivatives.yaml:416: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
+    # derivatives.yaml:422: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
     self, exponent_p = primals
     _, exponent_t = tangents
     result = outputs
@@ -764,7 +775,7 @@ def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
 
 
 def jvp__grouped_mm(primals, tangents, outputs):
-    # derivatives.yaml:423: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
+    # derivatives.yaml:429: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
     self_p, mat2_p, offs_p, bias_p, out_dtype = primals
     self_t, mat2_t, offs_t, bias_t, _ = tangents
     result = outputs
@@ -779,7 +790,7 @@ def jvp__grouped_mm(primals, tangents, outputs):
 
 
 def jvp__pack_padded_sequence(primals, tangents, outputs):
-    # derivatives.yaml:433: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
+    # derivatives.yaml:439: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
     input_p, lengths_p, batch_first = primals
     input_t, lengths_t, _ = tangents
     result0, result1 = outputs
@@ -790,7 +801,7 @@ def jvp__pack_padded_sequence(primals, tangents, outputs):
 
 
 def jvp__fused_dropout(primals, tangents, outputs):
-    # derivatives.yaml:442: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
+    # derivatives.yaml:448: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
     self_p, p, generator = primals
     self_t, _, _ = tangents
     result0, result1 = outputs
@@ -801,7 +812,7 @@ def jvp__fused_dropout(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
-    # derivatives.yaml:447: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
+    # derivatives.yaml:453: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
     input_gates_p, hidden_gates_p, cx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, cx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1, result2 = outputs
@@ -810,7 +821,7 @@ def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
-    # derivatives.yaml:451: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
+    # derivatives.yaml:457: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
     input_gates_p, hidden_gates_p, hx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, hx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1 = outputs
@@ -819,7 +830,7 @@ def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
 
 
 def jvp__sparse_addmm(primals, tangents, outputs):
-    # derivatives.yaml:460: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
+    # derivatives.yaml:466: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
     self_p, mat1_p, mat2_p, beta, alpha = primals
     self_t, mat1_t, mat2_t, _, _ = tangents
     result = outputs
@@ -834,7 +845,7 @@ def jvp__sparse_addmm(primals, tangents, outputs):
 
 
 def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
-    # derivatives.yaml:468: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
+    # derivatives.yaml:474: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
     self_p, other_p, reduce = primals
     self_t, other_t, _ = tangents
     result0, result1 = outputs
@@ -845,7 +856,7 @@ def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
 
 
 def jvp__ctc_loss(primals, tangents, outputs):
-    # derivatives.yaml:474: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:480: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths, target_lengths, blank, zero_infinity = primals
     log_probs_t, targets_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -856,7 +867,7 @@ def jvp__ctc_loss(primals, tangents, outputs):
 
 
 def jvp__ctc_loss_Tensor(primals, tangents, outputs):
-    # derivatives.yaml:478: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:484: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity = primals
     log_probs_t, targets_t, input_lengths_t, target_lengths_t, _, _ = tangents
     result0, result1 = outputs
@@ -867,7 +878,7 @@ def jvp__ctc_loss_Tensor(primals, tangents, outputs):
 
 
 def jvp_segment_reduce(primals, tangents, outputs):
-    # derivatives.yaml:482: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:488: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
     data_p, reduce, lengths_p, indices_p, offsets_p, axis, unsafe, initial = primals
     data_t, _, lengths_t, indices_t, offsets_t, _, _, _ = tangents
     result = outputs
@@ -915,39 +926,40 @@ ENTRIES = (
     BuiltinEntry('aten::_embedding_bag_per_sample_weights_backward', '_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor', jvp__embedding_bag_per_sample_weights_backward, 'derivatives.yaml:250'),
     BuiltinEntry('aten::multi_margin_loss_backward', 'multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor', jvp_multi_margin_loss_backward, 'derivatives.yaml:259'),
     BuiltinEntry('aten::multilabel_margin_loss_backward', 'multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor', jvp_multilabel_margin_loss_backward, 'derivatives.yaml:267'),
-    BuiltinEntry('aten::_segment_reduce_backward', '_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor', jvp__segment_reduce_backward, 'derivatives.yaml:273'),
-    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:284'),
-    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:289'),
-    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:294'),
-    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:299'),
-    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:304'),
-    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:313'),
-    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:317'),
-    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:321'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:328'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:331'),
-    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:336'),
-    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:342'),
-    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:348'),
-    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:354'),
-    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:360'),
-    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:366'),
-    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:375'),
-    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:381'),
-    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:388'),
-    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:396'),
-    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:400'),
-    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:409'),
-    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:413'),
-    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:416'),
-    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:423'),
-    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:433'),
-    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:442'),
-    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:447'),
-    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:451'),
-    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:460'),
-    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:468'),
-    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:474'),
-    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:478'),
-    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:482'),
+    BuiltinEntry('aten::hardsigmoid_backward', 'hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor', jvp_hardsigmoid_backward, 'derivatives.yaml:273'),
+    BuiltinEntry('aten::_segment_reduce_backward', '_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor', jvp__segment_reduce_backward, 'derivatives.yaml:279'),
+    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:290'),
+    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:295'),
+    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:300'),
+    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:305'),
+    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:310'),
+    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:319'),
+    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:323'),
+    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:327'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:334'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:337'),
+    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:342'),
+    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:348'),
+    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:354'),
+    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:360'),
+    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:366'),
+    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:372'),
+    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:381'),
+    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:387'),
+    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:394'),
+    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:402'),
+    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:406'),
+    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:415'),
+    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:419'),
+    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:422'),
+    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:429'),
+    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:439'),
+    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:448'),
+    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:453'),
+    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:457'),
+    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:466'),
+    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:474'),
+    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:480'),
+    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:484'),
+    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:488'),
 )

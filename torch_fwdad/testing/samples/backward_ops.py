@@ -134,6 +134,16 @@ def multilabel_margin_loss_backward_samples(dtype, device):
     yield _multilabel_call(make(0, 3, dtype=dtype, device=device), torch.zeros(0, 3, dtype=torch.long, device=device), NONE, "empty batch")
 
 
+@samples_for("aten::hardsigmoid_backward")
+def hardsigmoid_backward_samples(dtype, device):
+    # kinks at ±3 kept out of finite-difference reach; both flat sides and the slope
+    x = torch.tensor([-5.0, -2.5, -1.0, 0.0, 0.5, 2.9, 3.5, 7.0], dtype=dtype, device=device)
+    yield Sample((make(8, dtype=dtype, device=device), x), desc="both sides of the ramp")
+    yield Sample((make(3, 2, dtype=dtype, device=device).mT, x[:6].reshape(3, 2).mT), desc="transposed")
+    yield Sample((make(dtype=dtype, device=device), x[2]), desc="0-d")
+    yield Sample((make(0, 2, dtype=dtype, device=device), make(0, 2, dtype=dtype, device=device)), desc="empty")
+
+
 def _cdist_call(x1, x2, p, desc, diff=None):
     dist = torch.cdist(x1, x2, p=p, compute_mode="donot_use_mm_for_euclid_dist")
     grad = torch.randn_like(dist)
