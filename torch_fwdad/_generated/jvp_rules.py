@@ -15,6 +15,7 @@ from torch_fwdad.formulas import (  # noqa: F401
     channel_bias_jvp,
     cholesky_jvp,
     conv_tbc_linear,
+    ctc_loss_backward_jvp,
     ctc_loss_jvp,
     depthwise_conv_linear,
     efficient_attention_forward_jvp,
@@ -465,8 +466,26 @@ def jvp_hardsigmoid_backward(primals, tangents, outputs):
     return result_tangent
 
 
+def jvp__ctc_loss_backward(primals, tangents, outputs):
+    # derivatives.yaml:280: _ctc_loss_backward(Tensor grad, Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor
+    grad_p, log_probs_p, targets_p, input_lengths, target_lengths, neg_log_likelihood_p, log_alpha_p, blank, zero_infinity = primals
+    grad_t, log_probs_t, targets_t, _, _, neg_log_likelihood_t, log_alpha_t, _, _ = tangents
+    result = outputs
+    result_tangent = ctc_loss_backward_jvp(grad_p, log_probs_p, neg_log_likelihood_p, log_alpha_p, grad_t, log_probs_t, neg_log_likelihood_t, log_alpha_t, targets_p, input_lengths, target_lengths, blank, zero_infinity, result)
+    return result_tangent
+
+
+def jvp__ctc_loss_backward_Tensor(primals, tangents, outputs):
+    # derivatives.yaml:283: _ctc_loss_backward.Tensor(Tensor grad, Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor
+    grad_p, log_probs_p, targets_p, input_lengths_p, target_lengths_p, neg_log_likelihood_p, log_alpha_p, blank, zero_infinity = primals
+    grad_t, log_probs_t, targets_t, input_lengths_t, target_lengths_t, neg_log_likelihood_t, log_alpha_t, _, _ = tangents
+    result = outputs
+    result_tangent = ctc_loss_backward_jvp(grad_p, log_probs_p, neg_log_likelihood_p, log_alpha_p, grad_t, log_probs_t, neg_log_likelihood_t, log_alpha_t, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity, result)
+    return result_tangent
+
+
 def jvp__segment_reduce_backward(primals, tangents, outputs):
-    # derivatives.yaml:279: _segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:288: _segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor
     grad_p, output_p, data_p, reduce, lengths_p, offsets_p, axis, initial = primals
     grad_t, output_t, data_t, _, lengths_t, offsets_t, _, _ = tangents
     result = outputs
@@ -475,7 +494,7 @@ def jvp__segment_reduce_backward(primals, tangents, outputs):
 
 
 def jvp_igamma(primals, tangents, outputs):
-    # derivatives.yaml:290: igamma(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:299: igamma(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -488,7 +507,7 @@ def jvp_igamma(primals, tangents, outputs):
 
 
 def jvp_igammac(primals, tangents, outputs):
-    # derivatives.yaml:295: igammac(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:304: igammac(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -501,7 +520,7 @@ def jvp_igammac(primals, tangents, outputs):
 
 
 def jvp_special_zeta(primals, tangents, outputs):
-    # derivatives.yaml:300: special_zeta(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:309: special_zeta(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -514,7 +533,7 @@ def jvp_special_zeta(primals, tangents, outputs):
 
 
 def jvp_special_zeta_self_scalar(primals, tangents, outputs):
-    # derivatives.yaml:305: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
+    # derivatives.yaml:314: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
     self, other_p = primals
     _, other_t = tangents
     result = outputs
@@ -525,7 +544,7 @@ def jvp_special_zeta_self_scalar(primals, tangents, outputs):
 
 
 def jvp__standard_gamma(primals, tangents, outputs):
-    # derivatives.yaml:310: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
+    # derivatives.yaml:319: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
     self_p, generator = primals
     self_t, _ = tangents
     result = outputs
@@ -536,7 +555,7 @@ def jvp__standard_gamma(primals, tangents, outputs):
 
 
 def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:319: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:328: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale, zero_point, quant_min, quant_max = primals
     self_t, _, _, _, _ = tangents
     output, mask = outputs
@@ -547,7 +566,7 @@ def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tangents, outputs):
-    # derivatives.yaml:323: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:332: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, fake_quant_enabled_p, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, fake_quant_enabled_t, _, _ = tangents
     output, mask = outputs
@@ -558,7 +577,7 @@ def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tange
 
 
 def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:327: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:336: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     output, mask = outputs
@@ -569,7 +588,7 @@ def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
-    # derivatives.yaml:334: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:343: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     result = outputs
@@ -578,7 +597,7 @@ def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
-    # derivatives.yaml:337: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:346: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _, _ = tangents
     result = outputs
@@ -587,7 +606,7 @@ def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose2d(primals, tangents, outputs):
-    # derivatives.yaml:342: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:351: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -602,7 +621,7 @@ def jvp_slow_conv_transpose2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose3d(primals, tangents, outputs):
-    # derivatives.yaml:348: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:357: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -617,7 +636,7 @@ def jvp_slow_conv_transpose3d(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_forward(primals, tangents, outputs):
-    # derivatives.yaml:354: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
+    # derivatives.yaml:363: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -632,7 +651,7 @@ def jvp__slow_conv2d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv3d_forward(primals, tangents, outputs):
-    # derivatives.yaml:360: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
+    # derivatives.yaml:369: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -647,7 +666,7 @@ def jvp_slow_conv3d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated2d(primals, tangents, outputs):
-    # derivatives.yaml:366: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:375: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -662,7 +681,7 @@ def jvp_slow_conv_dilated2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated3d(primals, tangents, outputs):
-    # derivatives.yaml:372: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:381: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -677,7 +696,7 @@ def jvp_slow_conv_dilated3d(primals, tangents, outputs):
 
 
 def jvp__conv_depthwise2d(primals, tangents, outputs):
-    # derivatives.yaml:381: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
+    # derivatives.yaml:390: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -692,7 +711,7 @@ def jvp__conv_depthwise2d(primals, tangents, outputs):
 
 
 def jvp_conv_depthwise3d(primals, tangents, outputs):
-    # derivatives.yaml:387: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
+    # derivatives.yaml:396: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -707,7 +726,7 @@ def jvp_conv_depthwise3d(primals, tangents, outputs):
 
 
 def jvp_conv_tbc(primals, tangents, outputs):
-    # derivatives.yaml:394: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
+    # derivatives.yaml:403: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
     self_p, weight_p, bias_p, pad = primals
     self_t, weight_t, bias_t, _ = tangents
     result = outputs
@@ -722,7 +741,7 @@ def jvp_conv_tbc(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
-    # derivatives.yaml:402: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
+    # derivatives.yaml:411: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
     grad_output_p, self_p, weight_p, kernel_size, stride, padding, output_mask = primals
     grad_output_t, self_t, weight_t, _, _, _, _ = tangents
     grad_input, grad_weight, grad_bias = outputs
@@ -731,7 +750,7 @@ def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
 
 
 def jvp__weight_norm_interface(primals, tangents, outputs):
-    # derivatives.yaml:406: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
+    # derivatives.yaml:415: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
     v_p, g_p, dim = primals
     v_t, g_t, _ = tangents
     result0, result1 = outputs
@@ -744,7 +763,7 @@ def jvp__weight_norm_interface(primals, tangents, outputs):
 
 
 def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
-    # derivatives.yaml:415: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
+    # derivatives.yaml:424: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
     self_p, noise_p, lower, upper, training, generator = primals
     self_t, noise_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -755,7 +774,7 @@ def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
 
 
 def jvp__foreach_mm(primals, tangents, outputs):
-    # derivatives.yaml:419: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
+    # derivatives.yaml:428: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
     self_p, mat2_p = primals
     self_t, mat2_t = tangents
     result = outputs
@@ -764,7 +783,7 @@ def jvp__foreach_mm(primals, tangents, outputs):
 
 
 def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
-    # derivatives.yaml:422: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
+    # derivatives.yaml:431: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
     self, exponent_p = primals
     _, exponent_t = tangents
     result = outputs
@@ -775,7 +794,7 @@ def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
 
 
 def jvp__grouped_mm(primals, tangents, outputs):
-    # derivatives.yaml:429: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
+    # derivatives.yaml:438: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
     self_p, mat2_p, offs_p, bias_p, out_dtype = primals
     self_t, mat2_t, offs_t, bias_t, _ = tangents
     result = outputs
@@ -790,7 +809,7 @@ def jvp__grouped_mm(primals, tangents, outputs):
 
 
 def jvp__pack_padded_sequence(primals, tangents, outputs):
-    # derivatives.yaml:439: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
+    # derivatives.yaml:448: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
     input_p, lengths_p, batch_first = primals
     input_t, lengths_t, _ = tangents
     result0, result1 = outputs
@@ -801,7 +820,7 @@ def jvp__pack_padded_sequence(primals, tangents, outputs):
 
 
 def jvp__fused_dropout(primals, tangents, outputs):
-    # derivatives.yaml:448: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
+    # derivatives.yaml:457: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
     self_p, p, generator = primals
     self_t, _, _ = tangents
     result0, result1 = outputs
@@ -812,7 +831,7 @@ def jvp__fused_dropout(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
-    # derivatives.yaml:453: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
+    # derivatives.yaml:462: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
     input_gates_p, hidden_gates_p, cx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, cx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1, result2 = outputs
@@ -821,7 +840,7 @@ def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
-    # derivatives.yaml:457: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
+    # derivatives.yaml:466: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
     input_gates_p, hidden_gates_p, hx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, hx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1 = outputs
@@ -830,7 +849,7 @@ def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
 
 
 def jvp__sparse_addmm(primals, tangents, outputs):
-    # derivatives.yaml:466: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
+    # derivatives.yaml:475: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
     self_p, mat1_p, mat2_p, beta, alpha = primals
     self_t, mat1_t, mat2_t, _, _ = tangents
     result = outputs
@@ -845,7 +864,7 @@ def jvp__sparse_addmm(primals, tangents, outputs):
 
 
 def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
-    # derivatives.yaml:474: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
+    # derivatives.yaml:483: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
     self_p, other_p, reduce = primals
     self_t, other_t, _ = tangents
     result0, result1 = outputs
@@ -856,29 +875,25 @@ def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
 
 
 def jvp__ctc_loss(primals, tangents, outputs):
-    # derivatives.yaml:480: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:491: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths, target_lengths, blank, zero_infinity = primals
     log_probs_t, targets_t, _, _, _, _ = tangents
     result0, result1 = outputs
-    result0_tangent = None
-    if log_probs_t is not None:
-        result0_tangent = add_tangents(result0_tangent, ctc_loss_jvp(log_probs_t, log_probs_p, targets_p, input_lengths, target_lengths, result0, result1, blank, zero_infinity))
-    return (result0_tangent, None)
+    result0_tangent, result1_tangent = ctc_loss_jvp(log_probs_t, log_probs_p, targets_p, input_lengths, target_lengths, result0, result1, blank, zero_infinity)
+    return (result0_tangent, result1_tangent)
 
 
 def jvp__ctc_loss_Tensor(primals, tangents, outputs):
-    # derivatives.yaml:484: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:494: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity = primals
     log_probs_t, targets_t, input_lengths_t, target_lengths_t, _, _ = tangents
     result0, result1 = outputs
-    result0_tangent = None
-    if log_probs_t is not None:
-        result0_tangent = add_tangents(result0_tangent, ctc_loss_jvp(log_probs_t, log_probs_p, targets_p, input_lengths_p, target_lengths_p, result0, result1, blank, zero_infinity))
-    return (result0_tangent, None)
+    result0_tangent, result1_tangent = ctc_loss_jvp(log_probs_t, log_probs_p, targets_p, input_lengths_p, target_lengths_p, result0, result1, blank, zero_infinity)
+    return (result0_tangent, result1_tangent)
 
 
 def jvp_segment_reduce(primals, tangents, outputs):
-    # derivatives.yaml:488: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:497: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
     data_p, reduce, lengths_p, indices_p, offsets_p, axis, unsafe, initial = primals
     data_t, _, lengths_t, indices_t, offsets_t, _, _, _ = tangents
     result = outputs
@@ -927,39 +942,41 @@ ENTRIES = (
     BuiltinEntry('aten::multi_margin_loss_backward', 'multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor', jvp_multi_margin_loss_backward, 'derivatives.yaml:259'),
     BuiltinEntry('aten::multilabel_margin_loss_backward', 'multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor', jvp_multilabel_margin_loss_backward, 'derivatives.yaml:267'),
     BuiltinEntry('aten::hardsigmoid_backward', 'hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor', jvp_hardsigmoid_backward, 'derivatives.yaml:273'),
-    BuiltinEntry('aten::_segment_reduce_backward', '_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor', jvp__segment_reduce_backward, 'derivatives.yaml:279'),
-    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:290'),
-    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:295'),
-    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:300'),
-    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:305'),
-    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:310'),
-    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:319'),
-    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:323'),
-    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:327'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:334'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:337'),
-    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:342'),
-    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:348'),
-    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:354'),
-    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:360'),
-    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:366'),
-    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:372'),
-    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:381'),
-    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:387'),
-    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:394'),
-    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:402'),
-    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:406'),
-    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:415'),
-    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:419'),
-    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:422'),
-    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:429'),
-    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:439'),
-    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:448'),
-    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:453'),
-    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:457'),
-    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:466'),
-    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:474'),
-    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:480'),
-    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:484'),
-    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:488'),
+    BuiltinEntry('aten::_ctc_loss_backward', '_ctc_loss_backward(Tensor grad, Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor', jvp__ctc_loss_backward, 'derivatives.yaml:280'),
+    BuiltinEntry('aten::_ctc_loss_backward.Tensor', '_ctc_loss_backward.Tensor(Tensor grad, Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor', jvp__ctc_loss_backward_Tensor, 'derivatives.yaml:283'),
+    BuiltinEntry('aten::_segment_reduce_backward', '_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor', jvp__segment_reduce_backward, 'derivatives.yaml:288'),
+    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:299'),
+    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:304'),
+    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:309'),
+    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:314'),
+    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:319'),
+    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:328'),
+    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:332'),
+    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:336'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:343'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:346'),
+    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:351'),
+    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:357'),
+    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:363'),
+    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:369'),
+    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:375'),
+    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:381'),
+    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:390'),
+    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:396'),
+    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:403'),
+    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:411'),
+    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:415'),
+    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:424'),
+    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:428'),
+    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:431'),
+    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:438'),
+    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:448'),
+    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:457'),
+    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:462'),
+    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:466'),
+    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:475'),
+    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:483'),
+    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:491'),
+    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:494'),
+    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:497'),
 )
