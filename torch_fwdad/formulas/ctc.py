@@ -134,68 +134,81 @@ def _shift(x, by, fill):
     """x moved `by` positions along the last dim (positive: towards higher s), filled."""
     if by == 0:
         return x
-    pad = torch.full_like(x[..., : abs(by)], fill)
-    return torch.cat([pad, x[..., :-by]], -1) if by > 0 else torch.cat([x[..., -by:], pad], -1)
+    if by > 0:
+        return torch.nn.functional.pad(x[..., :-by], (by, 0), value=fill)
+    return torch.nn.functional.pad(x[..., -by:], (0, -by), value=fill)
 
 
-def _log_sum_exp_step(terms, term_tangents):
-    """log Σ exp(terms) (-inf when every term is), and its tangent Σ softmax · tangents."""
-    stacked = torch.stack(terms)
-    reached = stacked > _NEG_INF
-    safe = torch.where(reached, stacked, 0.0)
-    peak = torch.where(reached, safe, _NEG_INF).amax(0)
-    peak = torch.where(peak > _NEG_INF, peak, 0.0)
-    weights = torch.where(reached, (safe - peak).exp(), 0.0)
-    total = weights.sum(0)
-    some = total > 0
-    safe_total = torch.where(some, total, 1.0)
-    value = torch.where(some, peak + safe_total.log(), _NEG_INF)
-    tangent = None
-    if term_tangents is not None:
-        tangent = (weights / safe_total * torch.stack(term_tangents)).sum(0)
-    return value, tangent
+def _step_weights(values, lp_at, skip, direction):
+    """Softmax weight of each predecessor (the same s, one and two positions back along the
+    path) in the log-sum-exp of every step, from the recursion's own values (N, T, S):
+    weights[k][:, i] belongs to the step into time i + 1 (alpha, direction 1) or i (beta, -1).
+    Zero where a term is -inf or not allowed (the two-position skip between equal labels).
+    """
+    if direction > 0:
+        before, into, lp_into = values[:, :-1], values[:, 1:], lp_at[:, 1:]
+    else:
+        before, into, lp_into = values[:, 1:], values[:, :-1], lp_at[:, :-1]
+    summed = into - lp_into  # the step's log-sum-exp
+    weights = []
+    for k in range(3):
+        term = _shift(before, direction * k, _NEG_INF)
+        usable = (term > _NEG_INF) & (into > _NEG_INF)
+        if k == 2:
+            usable = usable & skip.unsqueeze(1)
+        logit = torch.where(usable, term - torch.where(usable, summed, 0.0), 0.0)
+        weights.append(torch.where(usable, logit.exp(), 0.0))
+    return weights
+
+
+def _propagate(weights, source, direction):
+    """The linearised recursion: each step's tangent is its weighted predecessors' plus its source."""
+    steps = source.shape[1]
+    order = range(steps) if direction > 0 else reversed(range(steps))
+    sources = source.unbind(1)
+    per_step = [w.unbind(1) for w in weights]
+    out, previous = [None] * steps, None
+    for t in order:
+        current = sources[t]
+        if previous is not None:
+            i = t - 1 if direction > 0 else t
+            for k in range(3):
+                current = current + per_step[k][i] * _shift(previous, direction * k, 0.0)
+        out[t] = previous = current
+    return torch.stack(out, 1)
 
 
 def _beta_with_tangent(layout, log_probs, log_probs_t):
     """log beta (N, T, S) as the backward kernel computes it, and its tangent along log_probs_t."""
     lp_at = layout.at_labels(log_probs.transpose(0, 1))
-    lp_at_t = None if log_probs_t is None else layout.at_labels(log_probs_t.transpose(0, 1))
     batch, positions = layout.extended.shape
-    later = torch.full((batch, positions), _NEG_INF, dtype=log_probs.dtype, device=log_probs.device)
-    later_t = None if lp_at_t is None else torch.zeros_like(later)
     if layout.steps == 0:
         empty = torch.zeros(batch, 0, positions, dtype=log_probs.dtype, device=log_probs.device)
-        return empty, None if lp_at_t is None else empty
-    values, tangents = [None] * layout.steps, [None] * layout.steps
+        return empty, None if log_probs_t is None else empty
+    later = torch.full((batch, positions), _NEG_INF, dtype=log_probs.dtype, device=log_probs.device)
+    values = [None] * layout.steps
     for t in reversed(range(layout.steps)):
         skip = torch.where(layout.skip_ahead, _shift(later, -2, _NEG_INF), _NEG_INF)
-        skip_t = None if later_t is None else torch.where(layout.skip_ahead, _shift(later_t, -2, 0.0), 0.0)
-        terms_t = None if later_t is None else [later_t, _shift(later_t, -1, 0.0), skip_t]
-        summed, summed_t = _log_sum_exp_step([later, _shift(later, -1, _NEG_INF), skip], terms_t)
+        summed = torch.logsumexp(torch.stack([later, _shift(later, -1, _NEG_INF), skip]), 0)
         start = layout.last_step[:, t:t + 1] & layout.final
-        inside = layout.in_time[:, t:t + 1] & layout.on_path & ~layout.last_step[:, t:t + 1]
+        inside = layout.in_time[:, t:t + 1] & layout.on_path & ~layout.last_step[:, t:t + 1] & (summed > _NEG_INF)
+        # where, not arithmetic, decides -inf: its tangent stays 0 (logsumexp's would be NaN)
         later = torch.where(start, lp_at[:, t], torch.where(inside, summed + lp_at[:, t], _NEG_INF))
-        if lp_at_t is not None:
-            step_t = torch.where(start, lp_at_t[:, t], torch.where(inside, summed_t + lp_at_t[:, t], 0.0))
-            later_t = torch.where(later > _NEG_INF, step_t, 0.0)
-        values[t], tangents[t] = later, later_t
+        values[t] = later
     beta = torch.stack(values, 1)
-    return beta, None if lp_at_t is None else torch.stack(tangents, 1)
+    if log_probs_t is None:
+        return beta, None
+    lp_at_t = layout.at_labels(log_probs_t.transpose(0, 1))
+    source = torch.where(beta > _NEG_INF, lp_at_t, 0.0)
+    return beta, _propagate(_step_weights(beta, lp_at, layout.skip_ahead, -1), source, -1)
 
 
 def _alpha_tangent(layout, log_probs, log_probs_t, log_alpha):
-    """Tangent of the kernel's log_alpha (N, T, S), with the kernel's values as the step weights."""
+    """Tangent of the kernel's log_alpha (N, T, S), its step weights from the kernel's values."""
     if layout.steps == 0:
         return torch.zeros_like(log_alpha)
     alpha = torch.where(layout.valid, log_alpha, _NEG_INF)
+    lp_at = layout.at_labels(log_probs.transpose(0, 1))
     lp_at_t = layout.at_labels(log_probs_t.transpose(0, 1))
-    tangents = [torch.where(layout.first & layout.in_time[:, :1] & (alpha[:, 0] > _NEG_INF), lp_at_t[:, 0], 0.0)]
-    for t in range(1, layout.steps):
-        before = alpha[:, t - 1]
-        skip = torch.where(layout.skip_back, _shift(before, 2, _NEG_INF), _NEG_INF)
-        before_t = tangents[-1]
-        skip_t = torch.where(layout.skip_back, _shift(before_t, 2, 0.0), 0.0)
-        _, summed_t = _log_sum_exp_step([before, _shift(before, 1, _NEG_INF), skip], [before_t, _shift(before_t, 1, 0.0), skip_t])
-        reached = layout.valid[:, t] & (alpha[:, t] > _NEG_INF)
-        tangents.append(torch.where(reached, summed_t + lp_at_t[:, t], 0.0))
-    return torch.stack(tangents, 1)
+    source = torch.where(alpha > _NEG_INF, lp_at_t, 0.0)
+    return _propagate(_step_weights(alpha, lp_at, layout.skip_back, 1), source, 1)
