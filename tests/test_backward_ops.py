@@ -156,6 +156,18 @@ def segment(reduce):
     return f
 
 
+CTC_TARGETS = torch.tensor([[1, 2, 1], [3, 3, 0]])
+
+
+def ctc(reduction, lengths_type=list):
+    def f(theta):
+        log_probs = F.log_softmax(theta.reshape(5, 2, 4), -1)
+        loss = F.ctc_loss(log_probs, CTC_TARGETS, lengths_type([5, 4]), lengths_type([3, 2]), reduction=reduction)
+        return loss.pow(2).sum() if reduction == "none" else loss
+    f.__name__ = f"ctc_{reduction}_{lengths_type.__name__}"
+    return f
+
+
 def _needs(forward_op):
     """The Hessian also needs the forward op's own JVP, another entry of derivatives.yaml."""
     return pytest.mark.xfail(f"aten::{forward_op}" not in INSTALLED, strict=True,
@@ -171,6 +183,8 @@ OUR_CASES = [
       for p in (1, 2) for w in (None, MARGIN_WEIGHT) for via in ("hessian", "hvp")),
     pytest.param("multilabel_margin_loss_backward", multilabel_margin, 12, "hessian", id="multilabel_margin"),
     pytest.param("hardsigmoid_backward", hardsigmoid_chain, 6, "hessian", id="hardsigmoid"),
+    *(pytest.param("_ctc_loss_backward", ctc(reduction, kind), 40, via, id=f"ctc_{reduction}_{kind.__name__}-{via}")
+      for reduction, kind, via in (("sum", list, "hessian"), ("mean", torch.tensor, "hvp"), ("none", torch.tensor, "hessian"))),
     *(pytest.param("_segment_reduce_backward", segment(reduce), 8, "hessian", id=f"segment_{reduce}")
       for reduce in ("sum", "mean", "max", "min", "prod")),
     *(pytest.param("_pdist_backward", pdist_p(p), 8, "hessian", id=f"pdist_p{p}", marks=_needs("_pdist_forward")) for p in (0.5, 2.0, 3.0)),
