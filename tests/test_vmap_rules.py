@@ -108,3 +108,17 @@ def test_margin_loss_gradients(loss):
         return torch.func.grad(f)(x)
 
     _assert_vmap_of_jacfwd_matches_loop(gradient, 3 * _batched(3, 4, seed=3))
+
+
+def test_ctc_loss_gradient():
+    """jacfwd of the CTC gradient: the _ctc_loss rule (log_alpha tangent) and the
+    _ctc_loss_backward rule (beta recursion) under vmap, lengths unbatched."""
+    targets = torch.tensor([[1, 2, 1], [3, 3, 0]])
+
+    def gradient(logits):
+        def f(logits):
+            log_probs = F.log_softmax(logits, -1)
+            return F.ctc_loss(log_probs, targets, torch.tensor([5, 4]), torch.tensor([3, 2]), reduction="sum")
+        return torch.func.grad(f)(logits)
+
+    _assert_vmap_of_jacfwd_matches_loop(gradient, _batched(5, 2, 4, seed=4))
