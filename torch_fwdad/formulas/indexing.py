@@ -115,15 +115,16 @@ def _exclusive_group_prod(x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
     arithmetic only, written out here because torch's cumprod has no segmented form.
     """
     count = x.numel()
-    at = torch.arange(count, device=x.device)
-    ones = torch.ones_like(x[:1])
+    offset = torch.arange(count, device=x.device) - first  # position within the group
     inclusive, shift = x, 1
     while shift < count:
-        shifted = torch.cat([ones.expand(shift), inclusive[: count - shift]])
-        inclusive = inclusive * torch.where(at - shift >= first, shifted, torch.ones_like(shifted))
+        reach = torch.where(offset[shift:] >= shift, inclusive[: count - shift], torch.ones_like(inclusive[shift:]))
+        inclusive = torch.cat([inclusive[:shift], inclusive[shift:] * reach])
         shift *= 2
-    exclusive = torch.cat([ones, inclusive[: count - 1]]) if count else inclusive
-    return torch.where(at > first, exclusive, torch.ones_like(exclusive))
+    if count == 0:
+        return inclusive
+    exclusive = torch.cat([torch.ones_like(x[:1]), inclusive[: count - 1]])
+    return torch.where(offset > 0, exclusive, torch.ones_like(exclusive))
 
 
 def _mean_jvp(ops: _IndexOps, self_p, self_t, src_p, src_t, include_self, result):
