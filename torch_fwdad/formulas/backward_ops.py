@@ -110,7 +110,13 @@ def _sub_or_none(a, b):
 
 
 def cdist_backward_jvp(grad, x1, x2, dist, p, grad_t, x1_t, x2_t, dist_t, result):
-    """Tangent of _cdist_backward (the x1-gradient of cdist): sum over x2's rows of the pair terms."""
+    """Tangent of _cdist_backward (the x1-gradient of cdist): sum over x2's rows of the pair terms.
+
+    With no pairs (an empty broadcast batch, or no rows) the kernel returns zeros of x1's
+    own shape, which need not be the broadcast shape: the tangent is zero too.
+    """
+    if dist.numel() == 0:
+        return torch.zeros_like(result)
     pairs = dist.shape  # (..., r1, r2), batch dims broadcast as in the kernel
     diff = _pair_diff(x1, x2)
     diff_t = _sub_or_none(None if x1_t is None else x1_t.unsqueeze(-2), None if x2_t is None else x2_t.unsqueeze(-3))

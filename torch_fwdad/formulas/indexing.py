@@ -63,49 +63,68 @@ class _ScatterOps(_IndexOps):
         return x.scatter(self.dim, self.index, 0.0)
 
 
-def _zero_ranks(zero: torch.Tensor, group: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """For each zero, how many zeros of its group come before it (row-major); and the most per group."""
-    ranks = torch.zeros_like(group)
-    keys = group[zero]
-    if keys.numel() == 0:
-        return ranks, 0
-    sorted_keys, order = torch.sort(keys, stable=True)
-    within = torch.arange(keys.numel(), device=keys.device) - torch.searchsorted(sorted_keys, sorted_keys)
-    rank = torch.empty_like(within)
-    rank[order] = within
-    ranks[zero] = rank
-    return ranks, int(rank.max()) + 1
-
-
 def _prod_jvp(ops: _IndexOps, self_p, self_t, src_p, src_t, include_self, result):
     """Σ_members (product of the other members) · tangent, exact with zeros, at every order.
 
-    The product of the others is written without dividing by a zero: result / x for a
-    nonzero x (its derivatives flow through result's own tangent), and, for a zero x,
-    the reduction rerun with x alone replaced by 1. Zeros sharing a group are replaced
-    one rank at a time, so a group with two zeros still has the right second derivative
-    (PyTorch's backward refuses double backward there).
+    The product of the others is built from multiplications only (no division by a
+    member that may be zero, no branch on values), so its own derivatives are exact too:
+    a group with two zeros gets the right second derivative (PyTorch's backward refuses
+    double backward there), and vmap over batched primals sees no data-dependent control
+    flow (the group layout depends on the index alone).
     """
+    src = ops.region(src_p)
+    positions = torch.arange(self_p.numel(), device=self_p.device).reshape(self_p.shape)
+    keys = ops.take(positions).reshape(-1)
+    members = src.reshape(-1)
+    if include_self:
+        keys = torch.cat([positions.reshape(-1), keys])
+        members = torch.cat([self_p.reshape(-1), members])
+    others = _products_of_others(members, keys)
     tangent = None
     if self_t is not None:
         if include_self:
-            others = ops.reduce(torch.ones_like(self_p), ops.region(src_p), "prod", True)
-            tangent = self_t * others
+            tangent = self_t * others[: self_p.numel()].reshape(self_p.shape)
         else:
             tangent = ops.clear(self_t)
     if src_t is not None:
-        src = ops.region(src_p)
-        zero = src == 0
-        others = ops.take(result) / torch.where(zero, torch.ones_like(src), src)
-        if bool(zero.any()):
-            positions = torch.arange(self_p.numel(), device=self_p.device).reshape(self_p.shape)
-            ranks, most = _zero_ranks(zero, ops.take(positions))
-            for rank in range(most):
-                alone = zero & (ranks == rank)
-                rerun = ops.take(ops.reduce(self_p, src.masked_fill(alone, 1), "prod", include_self))
-                others = torch.where(alone, rerun, others)
-        tangent = add_tangents(tangent, ops.add(torch.zeros_like(result), ops.region(src_t) * others))
+        src_others = others[self_p.numel():] if include_self else others
+        tangent = add_tangents(tangent, ops.add(torch.zeros_like(result), ops.region(src_t) * src_others.reshape(src.shape)))
     return tangent
+
+
+def _products_of_others(members: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """For each member, the product of the other members with the same key (1 when alone).
+
+    Members are sorted by key so each group is contiguous; the exclusive prefix product
+    times the exclusive suffix product within the group is the product of the others.
+    """
+    keys, order = torch.sort(keys, stable=True)
+    sorted_members = members[order]
+    first = torch.searchsorted(keys, keys)  # start of each member's group
+    last = torch.searchsorted(keys, keys, right=True) - 1
+    count = keys.numel()
+    before = _exclusive_group_prod(sorted_members, first)
+    after = _exclusive_group_prod(sorted_members.flip(0), (count - 1 - last).flip(0)).flip(0)
+    return torch.empty_like(sorted_members).index_copy(0, order, before * after)
+
+
+def _exclusive_group_prod(x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+    """Product of the entries before each one within its group (groups contiguous, `first` their starts).
+
+    A doubling scan (Hillis-Steele): log2(n) steps of multiplications, masked by index
+    arithmetic only, written out here because torch's cumprod has no segmented form.
+    """
+    count = x.numel()
+    offset = torch.arange(count, device=x.device) - first  # position within the group
+    inclusive, shift = x, 1
+    while shift < count:
+        reach = torch.where(offset[shift:] >= shift, inclusive[: count - shift], torch.ones_like(inclusive[shift:]))
+        inclusive = torch.cat([inclusive[:shift], inclusive[shift:] * reach])
+        shift *= 2
+    if count == 0:
+        return inclusive
+    exclusive = torch.cat([torch.ones_like(x[:1]), inclusive[: count - 1]])
+    return torch.where(offset > 0, exclusive, torch.ones_like(exclusive))
 
 
 def _mean_jvp(ops: _IndexOps, self_p, self_t, src_p, src_t, include_self, result):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["multi_margin_loss_jvp", "multilabel_margin_loss_jvp"]
+__all__ = ["multi_margin_loss_jvp", "multilabel_margin_loss_jvp", "multi_margin_loss_second_derivative"]
 
 _NONE, _MEAN, _SUM = 0, 1, 2  # at::Reduction
 
@@ -61,3 +61,28 @@ def multilabel_margin_loss_jvp(self_t, self_p, target, reduction: int, is_target
     active = active.to(x.dtype)
     per_sample = ((active.sum(1) * t).sum(1) - (active.sum(2) * t.gather(1, labels)).sum(1)) / classes
     return _reduce(per_sample, reduction, output)
+
+
+def multi_margin_loss_second_derivative(self_t, grad_output, self_p, target, p, margin, weight, reduction: int):
+    """d/dself of multi_margin_loss_backward along self_t (forward-over-reverse).
+
+    The backward kernel's gradient is g·w[y]·slope_j at each active class j ≠ y (hinge
+    h_j = margin - x_y + x_j > 0) and minus their sum at y, with g = 1/C (1/(N·C) for a
+    mean) and slope 1 (p = 1) or 2·h_j (p = 2). For p = 1 it is piecewise constant in
+    self: no term. For p = 2 the tangent of 2·h_j is 2·(t_j - t_y).
+    """
+    if float(p) == 1:
+        return None
+    classes = self_p.shape[-1] if self_p.dim() > 0 else 1
+    x = self_p.reshape(-1, classes)
+    t = self_t.reshape(-1, classes)
+    y = target.reshape(-1, 1)
+    hinge = margin - x.gather(1, y) + x
+    others = torch.ones_like(hinge, dtype=torch.bool).scatter(1, y, False)
+    active = (hinge > 0) & others
+    scale = 2.0 / classes / (x.shape[0] if reduction == _MEAN and x.shape[0] > 0 else 1)
+    per_class = scale * active.to(x.dtype) * (t - t.gather(1, y))
+    if weight is not None:
+        per_class = per_class * weight[y]
+    per_class = per_class - (~others).to(x.dtype) * per_class.sum(1, keepdim=True)
+    return (per_class * grad_output.reshape(-1, 1)).reshape(self_p.shape)

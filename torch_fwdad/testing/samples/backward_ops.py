@@ -76,6 +76,74 @@ def native_dropout_backward_samples(dtype, device):
     yield Sample((make(3, 2, dtype=dtype, device=device).mT, mask, 1 / 0.7), desc="transposed grad")
 
 
+def _long(values, device):
+    return torch.tensor(values, dtype=torch.long, device=device)
+
+
+def _spread(*shape, dtype, device):
+    # |x| up to 9 with margins below 1: no hinge within finite-difference reach of its kink
+    return make(*shape, dtype=dtype, device=device, low=-9, high=9)
+
+
+def _multi_margin_backward_errors(device):
+    x = torch.ones(2, 3, dtype=torch.float64, device=device)
+    yield ErrorSample((torch.ones((), dtype=torch.float64, device=device), x, _long([0, 1], device), 3, 1.0, None, MEAN), desc="p=3")
+    yield ErrorSample((torch.ones((), dtype=torch.float64, device=device), x, _long([0, 5], device), 1, 1.0, None, MEAN),
+                      desc="target out of range")
+
+
+@samples_for("aten::multi_margin_loss_backward", errors=_multi_margin_backward_errors)
+def multi_margin_loss_backward_samples(dtype, device):
+    target = _long([0, 2, 4, 1], device)
+    weight = make(5, dtype=dtype, device=device, low=0.5, high=2.0)
+    for p in (1, 2):
+        for name, reduction in REDUCTIONS.items():
+            x = _spread(4, 5, dtype=dtype, device=device)
+            yield Sample((_grad_for(x[:, 0], reduction, dtype, device), x, target, p, 0.7, None, reduction), desc=f"p={p} {name}")
+        x = _spread(4, 5, dtype=dtype, device=device)
+        yield Sample((_grad_for(x[:, 0], NONE, dtype, device), x, target, p, 0.5, weight, NONE), desc=f"p={p} weight none")
+        yield Sample((make(dtype=dtype, device=device), x, target, p, 0.5, weight, MEAN), desc=f"p={p} weight mean")
+    x = _spread(5, 4, dtype=dtype, device=device).mT
+    yield Sample((make(dtype=dtype, device=device), x, target, 2, 0.5, None, SUM), desc="transposed")
+    yield Sample((make(dtype=dtype, device=device), _spread(5, dtype=dtype, device=device), _long(3, device), 2, 1.0, None, NONE), desc="1-d input")
+    yield Sample((make(dtype=dtype, device=device), _spread(dtype=dtype, device=device), _long(0, device), 2, 1.0, None, NONE), desc="0-d input")
+    yield Sample((make(0, dtype=dtype, device=device), make(0, 3, dtype=dtype, device=device), _long([], device), 2, 1.0, None, NONE),
+                 desc="empty batch")
+
+
+def _multilabel_call(x, target, reduction, desc):
+    _, is_target = torch.ops.aten.multilabel_margin_loss_forward(x, target, reduction)
+    grad = make(*(x.shape[:-1] if reduction == NONE and x.dim() > 1 else ()), dtype=x.dtype, device=x.device)
+    # is_target is a 0/1 mask read through `!= 0`: finite differences of it are meaningless
+    return Sample((grad, x, target, reduction, is_target), desc=desc, diff=(0, 1))
+
+
+def _multilabel_backward_errors(device):
+    x = torch.ones(2, 3, dtype=torch.float64, device=device)
+    yield ErrorSample((torch.ones((), dtype=torch.float64, device=device), x, _long([0, 1], device), MEAN, x), desc="target shape mismatch")
+
+
+@samples_for("aten::multilabel_margin_loss_backward", errors=_multilabel_backward_errors)
+def multilabel_margin_loss_backward_samples(dtype, device):
+    # labels end at the first -1; row 1 repeats a label; row 3 has none
+    target = _long([[0, 3, -1, 1, 2], [2, 2, -1, -1, 0], [4, 0, 1, 3, -1], [-1, 1, 1, 1, 1]], device)
+    for name, reduction in REDUCTIONS.items():
+        yield _multilabel_call(_spread(4, 5, dtype=dtype, device=device), target, reduction, name)
+    yield _multilabel_call(_spread(5, 4, dtype=dtype, device=device).mT, target, SUM, "transposed")
+    yield _multilabel_call(_spread(5, dtype=dtype, device=device), _long([1, 4, -1, 0, 0], device), NONE, "1-d input")
+    yield _multilabel_call(make(0, 3, dtype=dtype, device=device), torch.zeros(0, 3, dtype=torch.long, device=device), NONE, "empty batch")
+
+
+@samples_for("aten::hardsigmoid_backward")
+def hardsigmoid_backward_samples(dtype, device):
+    # kinks at ±3 kept out of finite-difference reach; both flat sides and the slope
+    x = torch.tensor([-5.0, -2.5, -1.0, 0.0, 0.5, 2.9, 3.5, 7.0], dtype=dtype, device=device)
+    yield Sample((make(8, dtype=dtype, device=device), x), desc="both sides of the ramp")
+    yield Sample((make(3, 2, dtype=dtype, device=device).mT, x[:6].reshape(3, 2).mT), desc="transposed")
+    yield Sample((make(dtype=dtype, device=device), x[2]), desc="0-d")
+    yield Sample((make(0, 2, dtype=dtype, device=device), make(0, 2, dtype=dtype, device=device)), desc="empty")
+
+
 def _cdist_call(x1, x2, p, desc, diff=None):
     dist = torch.cdist(x1, x2, p=p, compute_mode="donot_use_mm_for_euclid_dist")
     grad = torch.randn_like(dist)
@@ -92,6 +160,9 @@ def cdist_backward_samples(dtype, device):
     yield _cdist_call(points(2, 2, 3), points(2, 3, 3), 2.0, "batched")
     yield _cdist_call(points(1, 2, 2), points(2, 3, 2), 3.0, "broadcast batch")
     yield _cdist_call(points(0, 2), points(3, 2), 2.0, "empty x1")
+    # empty broadcast batches: the kernel returns zeros of x1's shape, not the broadcast one
+    for shape1, shape2 in (((0, 4, 5), (3, 5)), ((1, 4, 5), (0, 3, 5)), ((0, 1, 4, 5), (2, 3, 5)), ((3, 5), (0, 4, 5))):
+        yield _cdist_call(points(*shape1), points(*shape2), 2.0, f"empty broadcast batch {shape1} {shape2}")
     yield _cdist_call(points(2, 0), points(3, 0), 2.0, "no coordinates")
     yield _cdist_call(points(2, 3), points(3, 3), 0.0, "p=0 counts coordinates")
     # For p=inf a coordinate contributes only where |diff| equals the distance exactly:

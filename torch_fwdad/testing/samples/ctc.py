@@ -1,17 +1,33 @@
 """Samples for CTC loss (both overloads of aten::_ctc_loss)."""
 
+import math
+
 import torch
 
 from . import ErrorSample, Sample, make, samples_for
 
 
-def _normalised(op, log_probs, *args, **kwargs):
+def _normalised_loss(op, *args, **kwargs):
+    return _normalised(op, *args, **kwargs)[0]
+
+
+def _normalised(op, log_probs, targets, input_lengths, target_lengths, *args, **kwargs):
     # PyTorch's CTC gradient assumes log_probs are log_softmax output (pytorch issue
     # 52241; OpInfo's gradcheck_wrapper_ctc_loss does the same), so finite differences
-    # must see the function of the unnormalised scores. Only the loss is compared:
-    # log_alpha is a workspace whose entries past each input length are uninitialised.
-    neg_log_likelihood, _ = op(log_probs.log_softmax(-1), *args, **kwargs)
-    return neg_log_likelihood
+    # must see the function of the unnormalised scores. log_alpha is compared where the
+    # kernel writes it and a path reaches it (elsewhere: uninitialised memory, or -inf).
+    neg_log_likelihood, log_alpha = op(log_probs.log_softmax(-1), targets, input_lengths, target_lengths, *args, **kwargs)
+    written = _written(log_alpha, input_lengths, target_lengths) & (log_alpha > -math.inf)
+    return neg_log_likelihood, torch.where(written, log_alpha, 0.0)
+
+
+def _written(log_alpha, input_lengths, target_lengths):
+    """Entries of log_alpha (N, T, S) the kernel writes: t below the input length, s on the extended target."""
+    steps, positions = torch.arange(log_alpha.shape[1]), torch.arange(log_alpha.shape[2])
+    input_lengths, target_lengths = torch.as_tensor(input_lengths), torch.as_tensor(target_lengths)
+    in_time = steps < input_lengths.view(-1, 1)
+    on_path = positions < (2 * target_lengths + 1).view(-1, 1)
+    return (in_time.unsqueeze(-1) & on_path.unsqueeze(1)).to(log_alpha.device)
 
 
 def _ctc_cases(dtype, device):
@@ -31,7 +47,9 @@ def _ctc_samples(dtype, device, lengths_as_tensors):
         if lengths_as_tensors:
             input_lengths = torch.tensor(input_lengths, dtype=torch.long, device=device)
             target_lengths = torch.tensor(target_lengths, dtype=torch.long, device=device)
-        yield Sample((log_probs, targets, input_lengths, target_lengths, blank, zero_infinity), desc=desc, wrapper=_normalised)
+        args = (log_probs, targets, input_lengths, target_lengths, blank, zero_infinity)
+        yield Sample(args, desc=f"{desc} (loss)", wrapper=_normalised_loss)
+        yield Sample(args, desc=f"{desc} (loss and log_alpha)", wrapper=_normalised)
 
 
 def _ctc_errors(device):
@@ -50,3 +68,31 @@ def ctc_loss_samples(dtype, device):
 @samples_for("aten::_ctc_loss.Tensor")
 def ctc_loss_tensor_samples(dtype, device):
     yield from _ctc_samples(dtype, device, lengths_as_tensors=True)
+
+
+def _ctc_backward_samples(dtype, device, lengths_as_tensors):
+    cases = list(_ctc_cases(dtype, device))
+    # an infeasible sequence (two repeated labels need 3 frames, it has 2) under zero_infinity
+    long = dict(dtype=torch.long, device=device)
+    cases.append((make(3, 2, 3, dtype=dtype, device=device), torch.tensor([[1, 1], [2, 0]], **long),
+                  [2, 3], [2, 1], 0, True, "zero_infinity, infeasible sequence"))
+    for log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, desc in cases:
+        log_probs = log_probs.log_softmax(-1)
+        if lengths_as_tensors:
+            input_lengths = torch.tensor(input_lengths, dtype=torch.long, device=device)
+            target_lengths = torch.tensor(target_lengths, dtype=torch.long, device=device)
+        nll, log_alpha = torch.ops.aten._ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity)
+        # unwritten workspace entries are never read: a fixed value keeps samples deterministic
+        log_alpha = torch.where(_written(log_alpha, input_lengths, target_lengths), log_alpha, 0.0)
+        grad = make(nll.shape[0], dtype=dtype, device=device)
+        yield Sample((grad, log_probs, targets, input_lengths, target_lengths, nll, log_alpha, blank, zero_infinity), desc=desc)
+
+
+@samples_for("aten::_ctc_loss_backward")
+def ctc_loss_backward_samples(dtype, device):
+    yield from _ctc_backward_samples(dtype, device, lengths_as_tensors=False)
+
+
+@samples_for("aten::_ctc_loss_backward.Tensor")
+def ctc_loss_backward_tensor_samples(dtype, device):
+    yield from _ctc_backward_samples(dtype, device, lengths_as_tensors=True)

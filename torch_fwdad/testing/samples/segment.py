@@ -59,3 +59,34 @@ def _segment_errors(device):
     yield ErrorSample((data, "sum"), dict(lengths=torch.tensor([2, 2], device=device)), desc="lengths do not cover data")
     yield ErrorSample((data, "median"), dict(lengths=torch.tensor([5], device=device)), desc="unknown reduction")
     yield ErrorSample((data, "sum"), dict(lengths=torch.tensor([6, -1], device=device)), desc="negative length")
+
+
+def _with_output_of_data(op, grad, data, reduce, **kwargs):
+    # output recomputed from data, as in forward-over-reverse: at a zero of a prod segment
+    # (or a max/min hit) the kernel is continuous only when output moves with data
+    forward = {k: v for k, v in kwargs.items() if k != "unsafe_forward"}
+    output = torch.segment_reduce(data, reduce, unsafe=kwargs.get("unsafe_forward", False), **forward)
+    return op(grad, output, data, reduce, **forward)
+
+
+def _backward_kwargs(kwargs, offsets):
+    lengths = kwargs["lengths"]
+    bounds = dict(offsets=_as_offsets(lengths)) if offsets else dict(lengths=lengths)
+    return dict(bounds, axis=kwargs["axis"], initial=kwargs["initial"])
+
+
+@samples_for("aten::_segment_reduce_backward")
+def segment_reduce_backward_samples(dtype, device):
+    for data, lengths, axis, unsafe, initial, desc in _segment_cases(dtype, device):
+        kwargs = dict(lengths=lengths, axis=axis, initial=initial)
+        for reduce in REDUCTIONS:
+            output = torch.segment_reduce(data, reduce, unsafe=unsafe, **kwargs)
+            grad = make(*output.shape, dtype=dtype, device=device)
+            offsets = reduce in ("max", "prod")  # both bounds once each: max and prod take offsets
+            bounds = _backward_kwargs(kwargs, offsets)
+            if not (reduce == "prod" and desc.startswith("zeros")):
+                # independent inputs; max/min hits are a step in output and data: grad only
+                diff = (0,) if reduce in ("max", "min") else None
+                yield Sample((grad, output, data, reduce), bounds, desc=f"{reduce} {desc}", diff=diff)
+            yield Sample((grad, data, reduce), dict(bounds, unsafe_forward=unsafe), desc=f"{reduce} {desc} output of data",
+                         wrapper=_with_output_of_data)
