@@ -101,7 +101,7 @@ MODULES: tuple[ModuleCase, ...] = (
     ModuleCase("Bilinear", "linear", lambda: nn.Bilinear(3, 4, 2), ((2, 3), (2, 4))),
     ModuleCase("LazyLinear", "linear", lambda: _lazy(nn.LazyLinear(3), 2, 4), ((2, 4),)),
     ModuleCase("LinearCrossEntropyLoss", "linear", lambda: nn.LinearCrossEntropyLoss(8, 5), ((6, 8), _indices(5, 6))),
-    ModuleCase("AdaptiveLogSoftmaxWithLoss", "linear", lambda: nn.AdaptiveLogSoftmaxWithLoss(8, 10, cutoffs=[4, 8]),
+    ModuleCase("AdaptiveLogSoftmaxWithLoss", "linear", lambda: nn.AdaptiveLogSoftmaxWithLoss(8, 10, cutoffs=[4], div_value=2.0),
                ((6, 8), _indices(10, 6))),
     ModuleCase("PReLU", "activation", lambda: nn.PReLU(3), ((2, 3, 4),)),
     # convolution
