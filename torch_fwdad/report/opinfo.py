@@ -195,6 +195,10 @@ class Unjudgeable(Exception):
     """Finite differences cannot judge this entry; the message says why."""
 
 
+class SkipSample(Exception):
+    """Finite differences cannot judge this sample (a check found it); the message says why."""
+
+
 def judgeable_calls(op, dtype, n_samples: int, notes: list, nan_samples: list, test_name: str | None = FORWARD_TEST):
     """(sample index, fn, differentiable inputs) of the first samples finite differences can judge.
 
@@ -239,12 +243,17 @@ def check_samples(key: str, n_samples: int, check_call, test_name: str | None = 
     dtype, why_not = check_dtype(op)
     if dtype is None:
         return EXCLUDED, why_not
-    checked, notes, nan_samples = 0, [], []
+    checked, notes, nan_samples, skipped = 0, [], [], []
     calls = judgeable_calls(op, dtype, n_samples, notes, nan_samples, test_name)
     index = None
     try:
         for index, fn, inputs in calls:
-            check_call(op, fn, inputs)
+            try:
+                check_call(op, fn, inputs)
+            except SkipSample as why:
+                notes.append(f"sample {index} not checked: {why}")
+                skipped.append(index)
+                continue
             checked += 1
     except Unjudgeable as reason:
         return EXCLUDED, str(reason)
@@ -260,6 +269,8 @@ def check_samples(key: str, n_samples: int, check_call, test_name: str | None = 
                 "e.g. a negative base to a fractional power): finite differences and tangent are both NaN, "
                 "nothing to compare, not measured", test_name)
     note = "; " + "; ".join(notes) if notes else ""
+    if not checked and skipped:
+        return EXCLUDED, _with_upstream_verdict(op, "no sample finite differences can judge" + note, test_name)
     if not checked:
         return EXCLUDED, f"none of the first {n_samples} {dtype} samples has an input requiring grad"
     return PASS, f"{checked} {str(dtype).removeprefix('torch.')} samples{note}"
