@@ -124,11 +124,11 @@ def _problem(fn, inputs):
     return outputs_of, inputs, cotangents, _randn_like(inputs, generator), _randn_like(cotangents, generator)
 
 
-def _compare(what: str, actual, expected, **tolerances) -> None:
+def _compare(what: str, actual, expected, per: str = "input", **tolerances) -> None:
     for position, (a, e) in enumerate(zip(actual, expected)):
         if not torch.allclose(a, e, equal_nan=True, **tolerances):
             error = (a - e).abs().nan_to_num(nan=float("inf")).max().item()
-            raise GradcheckError(f"{what} mismatch for input {position}: max abs difference {error:.3g} "
+            raise GradcheckError(f"{what} mismatch for {per} {position}: max abs difference {error:.3g} "
                                  f"(atol {tolerances.get('atol', 1e-8):g}, rtol {tolerances.get('rtol', 1e-5):g})")
 
 
@@ -182,8 +182,8 @@ def check_vmap_of_jvp(op, fn, inputs) -> None:
     expected_out = [torch.stack([out[i] for out, _ in looped]) for i in range(len(batched_out))]
     expected_tangent = [torch.stack([tan[i] for _, tan in looped]) for i in range(len(batched_tangent))]
     # the same kernels in both; batching may change the order of reductions: float64 defaults
-    _compare("vmap(jvp) primal output vs a loop", batched_out, expected_out, rtol=1e-7, atol=1e-7)
-    _compare("vmap(jvp) tangent vs a loop", batched_tangent, expected_tangent, rtol=1e-7, atol=1e-7)
+    _compare("vmap(jvp) primal output vs a loop", batched_out, expected_out, "output", rtol=1e-7, atol=1e-7)
+    _compare("vmap(jvp) tangent vs a loop", batched_tangent, expected_tangent, "output", rtol=1e-7, atol=1e-7)
 
 
 CHECKS = {"jvp_of_vjp": check_jvp_of_vjp, "forward_ad_of_vjp": check_forward_ad_of_vjp,
