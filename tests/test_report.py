@@ -365,3 +365,26 @@ def test_module_columns_catch_a_wrong_tangent(monkeypatch):
     monkeypatch.setattr(torch.func, "jvp", lambda *a, **k: (lambda o, t: (o, tuple(2 * x for x in t)))(*real_jvp(*a, **k)))
     with pytest.raises(GradcheckError, match="finite differences"):
         modules.check("Linear", "jvp_input")
+
+
+def test_quick_subset_keeps_every_entry_not_passing_without_and_the_fast_path_modules():
+    def item(status):
+        cell = {"without": {"status": status}, "with": {"status": PASS}}
+        return {"columns": {column: cell for column in second_order.COLUMNS}}
+
+    names = [f"op{i:03d}" for i in range(100)]
+    baseline = {"results": {"second_order": {n: item(PASS) for n in names}}}
+    baseline["results"]["second_order"]["op007"]["columns"] = {
+        **item(PASS)["columns"], "vmap_of_jvp": {"without": {"status": ERROR}, "with": {"status": PASS}}}
+    quick = report.quick_subset("second_order", names, baseline)
+    assert "op007" in quick and "op000" in quick and len(quick) == 1 + 100 // report.QUICK_STRIDE_SECOND_ORDER
+    assert "op999" not in report.quick_subset("second_order", names, baseline)
+    # an entry the baseline has not seen is checked
+    assert "new_op" in report.quick_subset("second_order", names + ["new_op"], baseline)
+    quick_modules = report.quick_subset("modules", modules.entries(), baseline)
+    assert set(report.QUICK_MODULES) == set(quick_modules)  # every quick module exists
+    families = {modules.family_of(n) for n in modules.entries()}
+    assert {modules.family_of(n) for n in quick_modules} == families
+    for fast_path_module in ("TransformerEncoderLayer", "MultiheadAttention", "TransformerEncoder.padding_mask",
+                             "LSTM.float32"):
+        assert fast_path_module in quick_modules

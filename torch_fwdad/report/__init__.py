@@ -36,7 +36,7 @@ QUICK_STRIDE = 10  # --quick checks every 10th OpInfo entry that passes without 
 # --quick's second order: every 20th entry that passes in every column without torch_fwdad
 # (plus every entry that does not); modules: one per family, and every fast path
 QUICK_STRIDE_SECOND_ORDER = 20
-QUICK_MODULES = ("Linear", "Conv2d", "BatchNorm2d", "LayerNorm", "utils.weight_norm(Conv1d)", "EmbeddingBag",
+QUICK_MODULES = ("Linear", "PReLU", "Conv2d", "BatchNorm2d", "LayerNorm", "utils.weight_norm(Conv1d)", "EmbeddingBag",
                  "LSTM", "LSTM.float32", "GRUCell", "MultiheadAttention", "TransformerEncoderLayer",
                  "TransformerEncoder.padding_mask", "Transformer")
 
