@@ -98,22 +98,30 @@ def test_small_run_writes_markdown_and_svg(small_run):
     assert {"jvp(vjp) torch.func", "forward_ad over reverse", "vmap(jvp)", "eval + no_grad"} <= texts
 
 
-@pytest.mark.parametrize("part, name, column", [
-    ("opinfo", "float", "forward"),
-    ("second_order", "float", "forward_ad_of_vjp"),
-    ("modules", "Embedding", "jvp_input"),  # indices only: excluded now
-])
-def test_baseline_drop_in_any_column_exits_nonzero(tmp_path, part, name, column):
-    # a baseline in which torch_fwdad made a cell pass that this run finds excluded
-    out = tmp_path / "out"
-    args = ["--ops", name, "--part", part, "--jobs", "1", "--output", str(out)]
-    assert report.main(args) == 0
-    data = json.loads((out / "coverage.json").read_text())
-    assert data["results"][part][name]["columns"][column]["with"]["status"] == EXCLUDED
-    data["results"][part][name]["columns"][column]["with"] = {"status": PASS, "detail": "", "seconds": 0}
+def test_baseline_drop_in_any_column_exits_nonzero(tmp_path, capsys):
+    # a baseline in which torch_fwdad made cells pass that this run finds excluded, one per table
+    dropped = [("opinfo", "float", "forward"), ("second_order", "float", "forward_ad_of_vjp"),
+               ("modules", "Embedding", "jvp_input")]  # Embedding: indices only, excluded now
+    results = {}
+    for part, name, column in dropped:
+        results.setdefault(part, {})[name] = {"columns": {column: {"with": {"status": PASS}}}}
     baseline = tmp_path / "baseline.json"
-    baseline.write_text(json.dumps(data))
-    assert report.main(args + ["--baseline", str(baseline)]) == 1
+    baseline.write_text(json.dumps({"format": report.FORMAT, "results": results}))
+    args = ["--ops", "float,Embedding", "--part", "opinfo", "--part", "second_order", "--part", "modules",
+            "--jobs", "2", "--output", str(tmp_path / "out"), "--baseline", str(baseline)]
+    assert report.main(args) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("REGRESSION")]
+    assert len(lines) == 3
+    assert any("OpInfo float: pass → excluded" in x for x in lines)
+    assert any("float [forward_ad over reverse]: pass → excluded" in x for x in lines)
+    assert any("Embedding [jvp wrt input]: pass → excluded" in x for x in lines)
+
+
+def test_a_baseline_of_another_format_is_refused(tmp_path):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"format": 1, "results": {}}))
+    with pytest.raises(SystemExit, match="format 1"):
+        report.main(["--ops", "float", "--baseline", str(baseline), "--output", str(tmp_path / "out")])
 
 
 def _report(part, column, without, with_, was=None):
