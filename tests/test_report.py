@@ -375,7 +375,7 @@ def test_module_columns_catch_a_wrong_tangent(monkeypatch):
         modules.check("Linear", "jvp_input")
 
 
-def test_quick_subset_keeps_every_entry_not_passing_without_and_the_fast_path_modules():
+def test_quick_subset_keeps_every_entry_not_passing_everywhere_and_the_fast_path_modules():
     def item(status):
         cell = {"without": {"status": status}, "with": {"status": PASS}}
         return {"columns": {column: cell for column in second_order.COLUMNS}}
@@ -384,8 +384,10 @@ def test_quick_subset_keeps_every_entry_not_passing_without_and_the_fast_path_mo
     baseline = {"results": {"second_order": {n: item(PASS) for n in names}}}
     baseline["results"]["second_order"]["op007"]["columns"] = {
         **item(PASS)["columns"], "vmap_of_jvp": {"without": {"status": ERROR}, "with": {"status": PASS}}}
+    baseline["results"]["second_order"]["op008"]["columns"]["jvp_of_vjp"] = {  # a regression in the baseline
+        "without": {"status": PASS}, "with": {"status": ERROR}}
     quick = report.quick_subset("second_order", names, baseline)
-    assert "op007" in quick and "op000" in quick and len(quick) == 1 + 100 // report.QUICK_STRIDE_SECOND_ORDER
+    assert "op007" in quick and "op008" in quick and "op000" in quick and len(quick) == 2 + 100 // report.QUICK_STRIDE_SECOND_ORDER
     assert "op999" not in report.quick_subset("second_order", names, baseline)
     # an entry the baseline has not seen is checked
     assert "new_op" in report.quick_subset("second_order", names + ["new_op"], baseline)

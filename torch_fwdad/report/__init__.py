@@ -33,8 +33,8 @@ from .status import PASS
 REPO_ROOT = table.REPO_ROOT
 COMMITTED_REPORT = os.path.join(REPO_ROOT, "docs", "coverage", "coverage.json")
 QUICK_STRIDE = 10  # --quick checks every 10th OpInfo entry that passes without torch_fwdad
-# --quick's second order: every 20th entry that passes in every column without torch_fwdad
-# (plus every entry that does not); modules: one per family, and every fast path
+# --quick's second order: every 20th entry that passes in every column with and without
+# torch_fwdad (plus every entry that does not); modules: one per family, and every fast path
 QUICK_STRIDE_SECOND_ORDER = 20
 QUICK_MODULES = ("Linear", "PReLU", "Conv2d", "BatchNorm2d", "LayerNorm", "utils.weight_norm(Conv1d)", "EmbeddingBag",
                  "LSTM", "LSTM.float32", "GRUCell", "MultiheadAttention", "TransformerEncoderLayer",
@@ -77,18 +77,19 @@ def select(args, baseline: dict | None) -> dict[str, list[str]]:
 
 
 def quick_subset(part: str, names: list[str], baseline: dict) -> list[str]:
-    """Entries torch_fwdad fixes (per the baseline), plus a fixed sample of the rest."""
+    """Entries that do not pass with and without torch_fwdad in every column of the baseline
+    (what torch_fwdad fixes, what still fails, regressions), plus a fixed sample of the rest."""
     if part == "table":
         return [n for n in names if not table.derivatives_table()[n].out_of_reach]
     if part == "modules":
         return [n for n in names if n in QUICK_MODULES]
     before = baseline["results"].get(part, {})
 
-    def passes_without(name):
+    def passes_everywhere(name):
         columns = before.get(name, {}).get("columns", {})
-        return bool(columns) and all(c["without"]["status"] == PASS for c in columns.values())
+        return bool(columns) and all(c[mode]["status"] == PASS for c in columns.values() for mode in MODES)
 
-    fixed = [n for n in names if not passes_without(n)]
+    fixed = [n for n in names if not passes_everywhere(n)]  # fixed by torch_fwdad, failing, or regressed
     others = [n for n in names if n not in fixed]
     return sorted(fixed + others[::QUICK_STRIDE if part == "opinfo" else QUICK_STRIDE_SECOND_ORDER])
 
