@@ -208,9 +208,10 @@ def test_a_not_closed_row_counts_with_its_documented_reason():
     entry = table.gap_entries()["aten::geqrf"]
     assert entry.out_of_reach is None and entry.family == "linear algebra"
     assert table.documented_reason("geqrf") == dict(table.documented_gaps())["geqrf"]
-    items = {"aten::geqrf": {"with": {"status": NOT_IMPLEMENTED, "detail": "measured"}}}
+    items = {"aten::geqrf": {"columns": {"forward": {"with": {"status": NOT_IMPLEMENTED, "detail": "measured"}}}}}
     annotate_documented_gaps(items)
-    assert items["aten::geqrf"]["with"]["detail"].startswith("measured; docs/out_of_reach.md: PyTorch's backward is")
+    detail = items["aten::geqrf"]["columns"]["forward"]["with"]["detail"]
+    assert detail.startswith("measured; docs/out_of_reach.md: PyTorch's backward is")
 
 
 def test_no_counted_row_of_the_doc_names_a_backend_only_overload():
