@@ -16,6 +16,7 @@ from torch_fwdad.report.progress import Progress
 from torch_fwdad.report.results import annotate_documented_gaps, regressions
 from torch_fwdad.report.runner import Task, run_tasks
 from torch_fwdad.report.status import ERROR, EXCLUDED, NOT_IMPLEMENTED, PASS, WRONG
+from torch_fwdad.testing.modules import MODULE_CASES, NOT_LAYERS, torch_nn_classes_with_parameters
 
 
 def test_a_crashing_hanging_or_greedy_op_does_not_stop_the_others():
@@ -332,8 +333,6 @@ def test_second_order_covers_every_opinfo_entry_with_supports_gradgrad():
 
 
 def test_module_table_covers_every_torch_nn_class_that_creates_parameters():
-    from torch_fwdad.testing.modules import MODULE_CASES, NOT_LAYERS, torch_nn_classes_with_parameters
-
     classes = torch_nn_classes_with_parameters()
     assert {"Linear", "LSTM", "MultiheadAttention", "LazyConv2d", "RMSNorm"} <= set(classes)  # the finder finds
     covered = {name.split(".")[0] for name in MODULE_CASES}
@@ -342,10 +341,8 @@ def test_module_table_covers_every_torch_nn_class_that_creates_parameters():
     assert {"Transformer", "TransformerEncoderLayer", "AdaptiveLogSoftmaxWithLoss"} <= covered
 
 
-@pytest.mark.parametrize("name", sorted(__import__("torch_fwdad.testing.modules", fromlist=["x"]).MODULE_CASES))
+@pytest.mark.parametrize("name", sorted(MODULE_CASES))
 def test_every_module_case_builds_with_parameters_and_runs(name):
-    from torch_fwdad.testing.modules import MODULE_CASES
-
     case = MODULE_CASES[name]
     module = case.module(case.dtype)
     assert list(module.parameters()) and all(p.dtype == case.dtype for p in module.parameters())
