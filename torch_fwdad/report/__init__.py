@@ -2,8 +2,15 @@
 
 (a) every OpInfo entry with supports_autograd, forward mode against finite differences;
 (b) every overload of torch's derivatives table with a backward and no forward formula,
-against our sample generators. Each task runs in a worker process with a timeout and a
-memory limit (see runner.py). Writes coverage.json, coverage.md and coverage.svg.
+against our sample generators;
+(c) every OpInfo entry with supports_gradgrad, second order: forward-over-reverse under
+torch.func and under torch.autograd.forward_ad, and vmap over the JVP (second_order.py);
+(d) every torch.nn module with parameters: JVPs w.r.t. input and parameters, in eval +
+no_grad, and under forward_ad (modules.py).
+Each entry and column runs in a worker process with a timeout and a memory limit (see
+runner.py). Writes coverage.json, coverage.md and coverage.svg. A regression (a column that
+works without torch_fwdad and fails with it, or that passed in --baseline and fails now)
+makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -16,16 +23,22 @@ import shlex
 import sys
 import time
 
-from . import opinfo, table
+from . import modules, opinfo, second_order, table
 from .progress import Progress
 from .render import excluded_table, write_all
-from .results import MODES, assemble, regressions, summary_line
+from .results import FORMAT, MODES, PARTS, assemble, columns_of, regressions, summary_line
 from .runner import Task, default_memory_mb, run_tasks
 from .status import PASS
 
 REPO_ROOT = table.REPO_ROOT
 COMMITTED_REPORT = os.path.join(REPO_ROOT, "docs", "coverage", "coverage.json")
 QUICK_STRIDE = 10  # --quick checks every 10th OpInfo entry that passes without torch_fwdad
+# --quick's second order: every 20th entry that passes in every column with and without
+# torch_fwdad (plus every entry that does not); modules: one per family, and every fast path
+QUICK_STRIDE_SECOND_ORDER = 20
+QUICK_MODULES = ("Linear", "PReLU", "Conv2d", "BatchNorm2d", "LayerNorm", "utils.weight_norm(Conv1d)", "EmbeddingBag",
+                 "LSTM", "LSTM.float32", "GRUCell", "MultiheadAttention", "TransformerEncoderLayer",
+                 "TransformerEncoder.padding_mask", "Transformer")
 
 
 def parse_args(argv):
@@ -41,7 +54,7 @@ def parse_args(argv):
     parser.add_argument("--samples", type=int, default=3, help="samples per entry (default 3)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds per entry and mode (default 120)")
     parser.add_argument("--memory-mb", type=int, default=default_memory_mb(), help="address-space limit per worker")
-    parser.add_argument("--part", choices=("opinfo", "table"), action="append", help="only this part (repeatable)")
+    parser.add_argument("--part", choices=tuple(PARTS), action="append", help="only this part (repeatable)")
     return parser.parse_args(argv)
 
 
@@ -52,7 +65,8 @@ def _matches(name: str, patterns: list[str]) -> bool:
 
 def select(args, baseline: dict | None) -> dict[str, list[str]]:
     """part -> the entry names this run checks."""
-    everything = {"opinfo": sorted(opinfo.opinfos()), "table": sorted(table.gap_entries())}
+    everything = {"opinfo": sorted(opinfo.opinfos()), "table": sorted(table.gap_entries()),
+                  "second_order": second_order.entries(), "modules": modules.entries()}
     parts = args.part or list(everything)
     if args.ops:
         patterns = [p.strip() for p in args.ops.split(",") if p.strip()]
@@ -63,13 +77,21 @@ def select(args, baseline: dict | None) -> dict[str, list[str]]:
 
 
 def quick_subset(part: str, names: list[str], baseline: dict) -> list[str]:
-    """Entries torch_fwdad fixes (per the baseline), plus a fixed sample of the rest."""
+    """Entries that do not pass with and without torch_fwdad in every column of the baseline
+    (what torch_fwdad fixes, what still fails, regressions), plus a fixed sample of the rest."""
     if part == "table":
         return [n for n in names if not table.derivatives_table()[n].out_of_reach]
+    if part == "modules":
+        return [n for n in names if n in QUICK_MODULES]
     before = baseline["results"].get(part, {})
-    fixed = [n for n in names if before.get(n, {}).get("without", {}).get("status") != PASS]
+
+    def passes_everywhere(name):
+        columns = before.get(name, {}).get("columns", {})
+        return bool(columns) and all(c[mode]["status"] == PASS for c in columns.values() for mode in MODES)
+
+    fixed = [n for n in names if not passes_everywhere(n)]  # fixed by torch_fwdad, failing, or regressed
     others = [n for n in names if n not in fixed]
-    return sorted(fixed + others[::QUICK_STRIDE])
+    return sorted(fixed + others[::QUICK_STRIDE if part == "opinfo" else QUICK_STRIDE_SECOND_ORDER])
 
 
 def load_baseline(args) -> dict | None:
@@ -79,14 +101,19 @@ def load_baseline(args) -> dict | None:
     if not os.path.exists(path):
         raise SystemExit(f"error: no baseline report at {path}; run the full report first")
     with open(path, encoding="utf-8") as file:
-        return json.load(file)
+        baseline = json.load(file)
+    if baseline.get("format") != FORMAT:
+        raise SystemExit(f"error: {path} has report format {baseline.get('format')}, this report writes {FORMAT}: "
+                         "regenerate the baseline with the full report")
+    return baseline
 
 
 def main(argv=None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     baseline = load_baseline(args)
     selected = {part: names for part, names in select(args, baseline).items() if names}
-    tasks = [Task(part, name, mode, args.samples) for part, names in selected.items() for name in names for mode in MODES]
+    tasks = [Task(part, name, mode, args.samples, column) for part, names in selected.items() for name in names
+             for column in columns_of(part) for mode in MODES]
     if not tasks:
         print("error: --ops matches no OpInfo entry and no derivatives-table gap", file=sys.stderr)
         return 2
@@ -103,11 +130,11 @@ def main(argv=None) -> int:
     for part, name, reason in excluded_table(report):
         print(f"  excluded: {part} {name}: {reason}")
     print(f"wrote {', '.join(paths.values())} in {settings['seconds']:.0f} s")
-    if baseline is not None:
-        dropped = regressions(report, baseline)
-        for line in dropped:
-            print(f"REGRESSION: {line}", file=sys.stderr)
-        if dropped:
-            return 1
-        print("no regression against the baseline")
+    dropped = regressions(report, baseline)
+    for line in dropped:
+        print(f"REGRESSION: {line}", file=sys.stderr)
+    if dropped:
+        return 1
+    print("no regression" + (" against the baseline" if baseline is not None else "") +
+          ": nothing that works without torch_fwdad fails with it")
     return 0

@@ -59,10 +59,15 @@ def check_dtype(op) -> tuple[torch.dtype | None, str]:
     return dtype, "no float64 or complex128 autograd on CPU: finite differences need double precision"
 
 
-def upstream_expectation(op) -> str | None:
-    """PyTorch's own verdict on its forward-AD test of this entry on CPU, when it skips or xfails it."""
+FORWARD_TEST = "test_forward_mode_AD"
+# PyTorch's tests of TestFwdGradients (test/test_ops_fwd_gradients.py) -> what they check
+UPSTREAM_TESTS = {FORWARD_TEST: "forward-AD", "test_fn_fwgrad_bwgrad": "forward-over-reverse"}
+
+
+def upstream_expectation(op, test_name: str = FORWARD_TEST) -> str | None:
+    """PyTorch's own verdict on its test `test_name` of this entry on CPU, when it skips or xfails it."""
     for info in op.skips + op.decorators:
-        if getattr(info, "cls_name", None) != "TestFwdGradients" or info.test_name not in (None, "test_forward_mode_AD"):
+        if getattr(info, "cls_name", None) != "TestFwdGradients" or info.test_name not in (None, test_name):
             continue
         if info.device_type not in (None, "cpu") or (info.dtypes and torch.float64 not in info.dtypes):
             continue
@@ -180,21 +185,28 @@ def non_finite_output(fn, inputs) -> bool:
                    if o.layout == torch.strided and (o.is_floating_point() or o.is_complex()))
 
 
-def _with_upstream_verdict(op, detail: str) -> str:
-    verdict = upstream_expectation(op)
-    return f"{detail} (PyTorch's OpInfo marks its forward-AD test: {verdict})" if verdict else detail
+def _with_upstream_verdict(op, detail: str, test_name: str | None = FORWARD_TEST) -> str:
+    verdict = upstream_expectation(op, test_name) if test_name else None
+    label = UPSTREAM_TESTS.get(test_name, "")
+    return f"{detail} (PyTorch's OpInfo marks its {label} test: {verdict})" if verdict else detail
 
 
-def check(key: str, n_samples: int) -> tuple[str, str]:
-    """(status, detail) of forward mode through one OpInfo entry."""
-    if key in EXCLUDED_BY_NAME:
-        return EXCLUDED, EXCLUDED_BY_NAME[key]
-    op = opinfos()[key]
-    dtype, why_not = check_dtype(op)
-    if dtype is None:
-        return EXCLUDED, why_not
+class Unjudgeable(Exception):
+    """Finite differences cannot judge this entry; the message says why."""
+
+
+class SkipSample(Exception):
+    """Finite differences cannot judge this sample (a check found it); the message says why."""
+
+
+def judgeable_calls(op, dtype, n_samples: int, notes: list, nan_samples: list, test_name: str | None = FORWARD_TEST):
+    """(sample index, fn, differentiable inputs) of the first samples finite differences can judge.
+
+    Raises Unjudgeable when a sample shows the entry cannot be judged (sparse tangents,
+    random, lower-precision casts), at the sample where that is found: earlier samples
+    have been checked by then. Samples with a NaN output are skipped into nan_samples.
+    """
     samples = op.sample_inputs("cpu", dtype, requires_grad=True)
-    checked, notes, nan_samples = 0, [], []
     for index, sample in enumerate(itertools.islice(samples, n_samples)):
         fn, inputs = as_gradcheck_function(op, sample)
         if not inputs:
@@ -203,9 +215,9 @@ def check(key: str, n_samples: int) -> tuple[str, str]:
         if sparse:
             from . import table  # noqa: PLC0415 - table reads torch's derivatives.yaml
 
-            documented = table.documented_reason(key)
+            documented = table.documented_reason(key_of(op))
             detail = f"sample {index} {sparse}" + (f"; docs/out_of_reach.md: {documented}" if documented else "")
-            return EXCLUDED, _with_upstream_verdict(op, detail)
+            raise Unjudgeable(_with_upstream_verdict(op, detail, test_name))
         inputs, upcast = upcast_inputs(inputs, dtype)
         if upcast:
             notes.append(f"sample {index}: input {', '.join(map(str, upcast))} upcast to double "
@@ -215,20 +227,39 @@ def check(key: str, n_samples: int) -> tuple[str, str]:
             continue
         reason = nature_of(fn, inputs)
         if reason:
-            return EXCLUDED, reason
-        fn = differentiable_outputs_only(fn, inputs)
-        try:
-            torch.autograd.gradcheck(
-                fn, inputs, check_forward_ad=True, check_backward_ad=False, check_undefined_grad=False,
-                check_batched_grad=False, check_batched_forward_grad=False,  # vmap is not forward AD
-                nondet_tol=op.gradcheck_nondet_tol, fast_mode=True,  # slow mode took minutes on ctc_loss
-            )
-        except Exception as error:  # noqa: BLE001 - every failure is a finding of the report
-            status, detail = classify(error)
-            verdict = upstream_expectation(op)
-            note = f" (PyTorch's OpInfo marks its forward-AD test: {verdict})" if verdict else ""
-            return status, f"sample {index}: {detail}{note}" + "".join(f"; {n}" for n in notes)
-        checked += 1
+            raise Unjudgeable(reason)
+        yield index, differentiable_outputs_only(fn, inputs), inputs
+
+
+def check_samples(key: str, n_samples: int, check_call, test_name: str | None = FORWARD_TEST) -> tuple[str, str]:
+    """(status, detail) of check_call(op, fn, inputs) over the first judgeable samples of one entry.
+
+    check_call raises on failure; test_name is PyTorch's own test of the same property,
+    whose skip or xfail on this entry the detail quotes.
+    """
+    if key in EXCLUDED_BY_NAME:
+        return EXCLUDED, EXCLUDED_BY_NAME[key]
+    op = opinfos()[key]
+    dtype, why_not = check_dtype(op)
+    if dtype is None:
+        return EXCLUDED, why_not
+    checked, notes, nan_samples, skipped = 0, [], [], []
+    calls = judgeable_calls(op, dtype, n_samples, notes, nan_samples, test_name)
+    index = None
+    try:
+        for index, fn, inputs in calls:
+            try:
+                check_call(op, fn, inputs)
+            except SkipSample as why:
+                notes.append(f"sample {index} not checked: {why}")
+                skipped.append(index)
+                continue
+            checked += 1
+    except Unjudgeable as reason:
+        return EXCLUDED, str(reason)
+    except Exception as error:  # noqa: BLE001 - every failure is a finding of the report
+        status, detail = classify(error)
+        return status, _with_upstream_verdict(op, f"sample {index}: {detail}", test_name) + "".join(f"; {n}" for n in notes)
     if nan_samples:
         notes.append(f"sample{'s' * (len(nan_samples) > 1)} {', '.join(map(str, nan_samples))} not checked: "
                      "NaN in the output (finite differences and tangent both NaN)")
@@ -236,8 +267,24 @@ def check(key: str, n_samples: int) -> tuple[str, str]:
         return EXCLUDED, _with_upstream_verdict(
             op, f"NaN in the output of every sample with an input requiring grad ({', '.join(map(str, nan_samples))}; "
                 "e.g. a negative base to a fractional power): finite differences and tangent are both NaN, "
-                "nothing to compare, not measured")
+                "nothing to compare, not measured", test_name)
     note = "; " + "; ".join(notes) if notes else ""
+    if not checked and skipped:
+        return EXCLUDED, _with_upstream_verdict(op, "no sample finite differences can judge" + note, test_name)
     if not checked:
         return EXCLUDED, f"none of the first {n_samples} {dtype} samples has an input requiring grad"
     return PASS, f"{checked} {str(dtype).removeprefix('torch.')} samples{note}"
+
+
+def forward_gradcheck(op, fn, inputs) -> None:
+    """PyTorch's fast-mode gradcheck with forward AD only."""
+    torch.autograd.gradcheck(
+        fn, inputs, check_forward_ad=True, check_backward_ad=False, check_undefined_grad=False,
+        check_batched_grad=False, check_batched_forward_grad=False,  # vmap is not forward AD
+        nondet_tol=op.gradcheck_nondet_tol, fast_mode=True,  # slow mode took minutes on ctc_loss
+    )
+
+
+def check(key: str, n_samples: int) -> tuple[str, str]:
+    """(status, detail) of forward mode through one OpInfo entry."""
+    return check_samples(key, n_samples, forward_gradcheck)

@@ -17,7 +17,8 @@ class Progress:
 
     def update(self, task, result) -> None:
         self.done += 1
-        what = f"{task.part} {task.name} ({task.mode})"
+        column = "" if task.column == "forward" else f" {task.column}"
+        what = f"{task.part} {task.name}{column} ({task.mode})"
         if self.tty:
             filled = BAR_WIDTH * self.done // max(1, self.total)
             bar = "#" * filled + "." * (BAR_WIDTH - filled)

@@ -1,4 +1,4 @@
-"""The report as JSON (machines), Markdown (CI job summaries, PRs) and an SVG chart by family."""
+"""The report as JSON (machines), Markdown (CI job summaries, PRs) and an SVG chart."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import json
 import os
 from html import escape
 
-from .results import MODES, PART_TITLES, by_family, item_status, summary_line
+from .results import (COLUMN_TITLES, FORWARD, MODES, PART_TITLES, by_family, cell_status, columns_of, regressions,
+                      summary_line)
 from .status import EXCLUDED, PASS
 
 FILES = {"json": "coverage.json", "markdown": "coverage.md", "svg": "coverage.svg"}
@@ -26,38 +27,96 @@ def to_json(report: dict) -> str:
     return json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def _cell(result: dict) -> str:
-    return result["status"]
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def _detail(item: dict) -> str:
-    result = item["with"] if item["with"]["status"] != PASS else item["without"]
-    return result["detail"].replace("|", "\\|")
+    """The detail of the first column that does not pass with torch_fwdad, else of the first without."""
+    columns = item["columns"]
+    for wanted in ("with", "without"):
+        for column, cell in columns.items():
+            if cell[wanted]["status"] != PASS:
+                label = "" if column == FORWARD else f"{COLUMN_TITLES[column]}{'' if wanted == 'with' else ' (without)'}: "
+                return _escape(label + cell[wanted]["detail"])
+    return ""
+
+
+def _pair(cell: dict) -> str:
+    without, with_ = cell["without"]["status"], cell["with"]["status"]
+    return without if without == with_ else f"{without} → {with_}"
+
+
+HOW = {
+    "opinfo": "First {samples} samples per entry in double precision, gradcheck with forward AD only",
+    "second_order": "Forward-over-reverse (torch.func.jvp of torch.func.vjp; forward_ad make_dual + "
+                    "autograd.grad(create_graph=True) + unpack_dual) against central differences of the VJP in "
+                    "float64, along random directions of inputs and cotangents; vmap over torch.func.jvp with "
+                    "batched primals and tangents against a Python loop. Same samples, wrappers and exclusions as "
+                    "the OpInfo table",
+    "modules": "Small modules (torch_fwdad/testing/modules.py): jvp w.r.t. the input and w.r.t. the parameters "
+               "(train mode), eval + no_grad with parameters not requiring grad (tangents on input and parameters: "
+               "the inference fast paths), and forward_ad make_dual on input and parameters; tangents against "
+               "central differences of the module in float64 (the float32 LSTM against its float64 copy)",
+}
+
+
+def _part_markdown(part: str, items: dict, settings: dict) -> list[str]:
+    columns = columns_of(part)
+    lines = [f"## {PART_TITLES[part]}", ""]
+    if part in HOW:
+        lines += [HOW[part].format(**settings) + ".", ""]
+    if columns == (FORWARD,):
+        lines += ["| family | checked | without torch_fwdad | with torch_fwdad |", "|---|---:|---:|---:|"]
+        for family, counts in by_family(items).items():
+            lines.append(f"| {family} | {counts['checked']} | {counts['without']} | {counts['with']} |")
+    else:
+        lines += ["| family | " + " | ".join(f"{COLUMN_TITLES[c]} (without → with)" for c in columns) + " |",
+                  "|---|" + "---:|" * len(columns)]
+        per_column = {column: by_family(items, column) for column in columns}
+        for family in sorted({f for counts in per_column.values() for f in counts}):
+            cells = []
+            for column in columns:
+                counts = per_column[column].get(family, {"checked": 0, "without": 0, "with": 0})
+                cells.append(f"{counts['without']}/{counts['checked']} → {counts['with']}/{counts['checked']}")
+            lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    titles = ["without", "with"] if columns == (FORWARD,) else [COLUMN_TITLES[c] for c in columns]
+    lines += ["", "| entry | " + " | ".join(titles) + " | detail |", "|---|" + "---|" * (len(titles) + 1)]
+    all_pass = lambda item: all(c[m]["status"] == PASS for c in item["columns"].values() for m in MODES)  # noqa: E731
+    for name, item in items.items():
+        if all_pass(item):
+            continue
+        if columns == (FORWARD,):
+            cell = item["columns"][FORWARD]
+            statuses = [cell["without"]["status"], cell["with"]["status"]]
+        else:
+            statuses = [_pair(item["columns"][c]) for c in columns]
+        lines.append(f"| `{name}` | " + " | ".join(statuses) + f" | {_detail(item)} |")
+    passing = sorted(n for n, item in items.items() if all_pass(item))
+    if passing:
+        what = "" if columns == (FORWARD,) else " in every column"
+        lines += ["", f"<details><summary>{len(passing)} entries pass with and without torch_fwdad{what}</summary>", "",
+                  ", ".join(f"`{n}`" for n in passing), "", "</details>"]
+    lines.append("")
+    return lines
 
 
 def to_markdown(report: dict) -> str:
     lines = ["# Forward-mode AD coverage", "", f"**{summary_line(report)}**", ""]
     settings = report["settings"]
-    lines += [f"First {settings['samples']} samples per entry in double precision, gradcheck with forward AD "
-              f"only; each op in a worker process (timeout {settings['timeout_s']:g} s, "
-              f"memory {settings['memory_mb']} MiB). Regenerate: `{settings['command']}`.", ""]
+    lines += [f"Each entry and column in a worker process (timeout {settings['timeout_s']:g} s, "
+              f"memory {settings['memory_mb']} MiB). Cells read `without → with` torch_fwdad where they differ. "
+              f"Regenerate: `{settings['command']}`.", ""]
+    found = regressions(report)
+    lines += ["## Regressions: works without torch_fwdad, fails with it", ""]
+    lines += [f"- {_escape(line)}" for line in found] or ["None."]
+    lines.append("")
     if report["complete"] and "table" in report["summary"]:
-        upstream = report["summary"]["table"].get("upstream_formulas", 0)
+        upstream = report["summary"]["table"][FORWARD].get("upstream_formulas", 0)
         lines += [f"Derivatives table: {upstream} entries have torch's own forward formula and are counted "
                   f"as covered (OpInfo exercises them); the gaps below are checked with our sample generators.", ""]
     for part, items in report["results"].items():
-        lines += [f"## {PART_TITLES[part]}", "", "| family | checked | without torch_fwdad | with torch_fwdad |", "|---|---:|---:|---:|"]
-        for family, counts in by_family(items).items():
-            lines.append(f"| {family} | {counts['checked']} | {counts['without']} | {counts['with']} |")
-        lines += ["", "| entry | without | with | detail |", "|---|---|---|---|"]
-        interesting = {n: i for n, i in items.items() if not (i["without"]["status"] == PASS and i["with"]["status"] == PASS)}
-        for name, item in interesting.items():
-            lines.append(f"| `{name}` | {_cell(item['without'])} | {_cell(item['with'])} | {_detail(item)} |")
-        passing = sorted(n for n in items if n not in interesting)
-        if passing:
-            lines += ["", f"<details><summary>{len(passing)} entries pass with and without torch_fwdad</summary>", "",
-                      ", ".join(f"`{n}`" for n in passing), "", "</details>"]
-        lines.append("")
+        lines += _part_markdown(part, items, settings)
     return "\n".join(lines)
 
 
@@ -65,12 +124,23 @@ ROW_H, LABEL_W, BAR_W, PAD = 22, 190, 360, 10
 COLORS = {"without": "#b0b0b0", "with": "#2e8b57"}
 
 
-def to_svg(report: dict) -> str:
-    """Horizontal bars per family: share passing without (grey) and with torch_fwdad (green)."""
+def _rows(report: dict) -> list[tuple[str, str, dict | None]]:
+    """Per family for one-column parts; per column, all families together, for the others."""
     rows = []
     for part, items in report["results"].items():
         rows.append(("title", PART_TITLES[part], None))
-        rows += [("family", family, counts) for family, counts in by_family(items).items()]
+        if columns_of(part) == (FORWARD,):
+            rows += [("bar", family, counts) for family, counts in by_family(items).items()]
+        else:
+            for column in columns_of(part):
+                counts = report["summary"][part][column]
+                rows.append(("bar", COLUMN_TITLES[column], counts))
+    return rows
+
+
+def to_svg(report: dict) -> str:
+    """Horizontal bars: share passing without (grey) and with torch_fwdad (green)."""
+    rows = _rows(report)
     title, _, pieces = summary_line(report).partition(": ")
     header = [title + ":"] + pieces.split("; ")
     height = PAD * 2 + ROW_H * (len(header) + len(rows) + 2)
@@ -102,6 +172,12 @@ def to_svg(report: dict) -> str:
 
 
 def excluded_table(report: dict) -> list[tuple[str, str, str]]:
-    """(part, entry, reason) of every exclusion, for the summary printed at the end."""
-    return [(part, name, item["with"]["detail"] if item["with"]["status"] == EXCLUDED else item["without"]["detail"])
-            for part, items in report["results"].items() for name, item in items.items() if item_status(item) == EXCLUDED]
+    """(part, entry, reason) of every exclusion, for the summary printed at the end (one per entry)."""
+    found = []
+    for part, items in report["results"].items():
+        for name, item in items.items():
+            cell = next((c for c in item["columns"].values() if cell_status(c) == EXCLUDED), None)
+            if cell:
+                reason = cell["with"]["detail"] if cell["with"]["status"] == EXCLUDED else cell["without"]["detail"]
+                found.append((part, name, reason))
+    return found

@@ -29,13 +29,15 @@ STARTUP_TIMEOUT_S = 300  # importing torch and op_db on a loaded machine
 
 @dataclass(frozen=True)
 class Task:
-    part: str  # "opinfo", "table" or "probe"
+    part: str  # "opinfo", "table", "second_order", "modules" or "probe"
     name: str
     mode: str  # "with" or "without"
     samples: int = 3
+    column: str = "forward"  # what is checked of the entry: a column of its part's table
 
     def as_json(self) -> str:
-        return json.dumps({"part": self.part, "name": self.name, "mode": self.mode, "samples": self.samples})
+        return json.dumps({"part": self.part, "name": self.name, "mode": self.mode, "samples": self.samples,
+                           "column": self.column})
 
 
 class WorkerLost(Exception):
@@ -63,7 +65,7 @@ class Worker:
             self.process.stdin.flush()
         except BrokenPipeError:
             raise WorkerLost(self._death("before the task")) from None
-        return self._read_line(timeout_s, f"{task.part} {task.name}")
+        return self._read_line(timeout_s, f"{task.part} {task.name} {task.column}")
 
     def _read_line(self, timeout_s: float, doing: str) -> dict:
         readable, _, _ = select.select([self.process.stdout], [], [], timeout_s)
@@ -102,7 +104,7 @@ def run_tasks(tasks, *, jobs: int, timeout_s: float, memory_mb: int, on_result=N
     pending: queue.Queue = queue.Queue()
     for task in sorted(tasks, key=lambda t: t.mode != "without"):  # stable: order kept within a mode
         pending.put(task)
-    preload_opinfo = any(task.part == "opinfo" for task in tasks)
+    preload_opinfo = any(task.part in ("opinfo", "second_order") for task in tasks)
     results: dict[Task, dict] = {}
     cannot_start: dict[str, str] = {}  # mode -> why its worker died while starting
     lock = threading.Lock()

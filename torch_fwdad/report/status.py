@@ -24,7 +24,8 @@ def classify(error: BaseException) -> tuple[str, str]:
     from torch.autograd.gradcheck import GradcheckError
 
     message = f"{type(error).__name__}: {first_line(error)}"
-    if isinstance(error, NotImplementedError) and any(m in str(error) for m in ("forward AD", "forward mode AD")):
+    if isinstance(error, NotImplementedError) and any(m in str(error) for m in ("forward AD", "forward mode AD",
+                                                                                  "forward-mode AD")):
         return NOT_IMPLEMENTED, message
     if isinstance(error, GradcheckError):
         return WRONG, message

@@ -128,6 +128,14 @@ def run_task(task: dict) -> tuple[str, str]:
         from .opinfo import check
 
         return check(name, task["samples"])
+    if part == "second_order":
+        from . import second_order
+
+        return second_order.check(name, task["column"], task["samples"])
+    if part == "modules":
+        from . import modules
+
+        return modules.check(name, task["column"])
     return check_table_entry(name, task["samples"])
 
 
