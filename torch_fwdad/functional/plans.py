@@ -95,9 +95,16 @@ def vjp_products(flat_func, x_flat, seeds_of_out_shape, chunk_size=None):
     return torch.func.vmap(lambda u: pullback(u.reshape(out.shape))[0], chunk_size=chunk_size)(seeds), out.shape
 
 
+def gradient_of(flat_func):
+    """The gradient as jacrev of the scalar function. Not torch.func.grad: a JVP through grad's
+    unbatched pullback fails in PyTorch on ops such as mse_loss ("ZeroTensors are immutable"),
+    while jacrev's vmapped pullback, the one torch.func.hessian uses, works."""
+    return torch.func.jacrev(_scalar(flat_func))
+
+
 def hvp_products(flat_func, x_flat, seeds, chunk_size=None):
     """Forward-over-reverse: JVPs of the gradient."""
-    grad = torch.func.grad(_scalar(flat_func))
+    grad = gradient_of(flat_func)
 
     def one(tangent):
         return torch.func.jvp(grad, (x_flat,), (tangent,))[1]
@@ -361,7 +368,7 @@ class HessianPlan(_Plan):
         seeds = _seeds(colors.colors, colors.num_colors, x_flat)
         compressed = hvp_products(flat_func, x_flat, seeds, chunk_size) if len(seeds) else x_flat.new_zeros(0, len(x_flat))
         values = prepared.decompression.values(compressed)
-        grad = torch.func.grad(_scalar(flat_func))
+        grad = gradient_of(flat_func)
         check_against_probe(values, pattern, lambda v: torch.func.jvp(grad, (x_flat,), (v,))[1], check, "Hessian")
         return assemble(values, pattern, inputs.shapes, inputs.shapes, output, inputs.is_tuple, inputs.is_tuple)
 
