@@ -7,7 +7,7 @@ pattern's CSR order, with gathers and one cumulative sum: no Python loop over no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +16,13 @@ from scipy.sparse.csgraph import depth_first_order
 
 from torch_fwdad.functional.coloring import Coloring, two_colored_components
 from torch_fwdad.functional.patterns import adjacency
+
+
+def _on(cache: dict, device, arrays: dict) -> dict:
+    """The index arrays as tensors on `device`, converted on first use and kept."""
+    if device not in cache:
+        cache[device] = {name: torch.from_numpy(array).to(device) for name, array in arrays.items()}
+    return cache[device]
 
 
 def _rows_cols(pattern: sp.csr_array):
@@ -28,9 +35,10 @@ class DirectDecompression:
     """values[e] = compressed.flatten()[source[e]]: column and row colourings, star colourings."""
 
     source: np.ndarray
+    _tensors: dict = field(default_factory=dict, repr=False)
 
     def values(self, compressed: torch.Tensor) -> torch.Tensor:
-        index = torch.from_numpy(self.source).to(compressed.device)
+        index = _on(self._tensors, compressed.device, {"source": self.source})["source"]
         return compressed.reshape(-1)[index]
 
 
@@ -75,16 +83,17 @@ class SubstitutionDecompression:
     entry_sign: np.ndarray
     diagonal: np.ndarray  # pattern entries on the diagonal
     diagonal_source: np.ndarray
+    _tensors: dict = field(default_factory=dict, repr=False)
 
     def values(self, compressed: torch.Tensor) -> torch.Tensor:
-        def t(array):
-            return torch.from_numpy(array).to(compressed.device)
-
+        t = _on(self._tensors, compressed.device, {
+            name: getattr(self, name) for name in ("node_source", "node_sign", "subtree_start", "subtree_stop",
+                                                   "entry_sign", "diagonal", "diagonal_source")})
         flat = compressed.reshape(-1)
-        signed = flat[t(self.node_source)] * t(self.node_sign).to(flat.dtype)
+        signed = flat[t["node_source"]] * t["node_sign"].to(flat.dtype)
         prefix = torch.cat([signed.new_zeros(1), torch.cumsum(signed, 0)])
-        values = (prefix[t(self.subtree_stop)] - prefix[t(self.subtree_start)]) * t(self.entry_sign).to(flat.dtype)
-        return values.index_put((t(self.diagonal),), flat[t(self.diagonal_source)])
+        values = (prefix[t["subtree_stop"]] - prefix[t["subtree_start"]]) * t["entry_sign"].to(flat.dtype)
+        return values.index_put((t["diagonal"],), flat[t["diagonal_source"]])
 
 
 def substitution_decompression(pattern: sp.csr_array, coloring: Coloring) -> SubstitutionDecompression:
