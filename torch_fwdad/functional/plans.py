@@ -198,7 +198,7 @@ class Prepared:
             return "raise"
         return None
 
-    def compiled(self, func, build):
+    def compiled(self, func, build, backend):
         """torch.compile of `build()` for this function, made at its first use."""
         try:
             cache = self._compiled
@@ -206,15 +206,16 @@ class Prepared:
         except TypeError:
             cache, found = self._compiled_strong, self._compiled_strong.get(func)
         if found is None:
-            found = cache[func] = _CompiledOrEager(build())
+            found = cache[func] = _CompiledOrEager(build(), backend)
         return found
 
 
 class _CompiledOrEager:
     """A torch.compile'd evaluation that falls back to eager, with a warning, if compiling fails."""
 
-    def __init__(self, run):
-        self.run, self.compiled = run, torch.compile(run, dynamic=False)
+    def __init__(self, run, backend):
+        backend = "inductor" if backend is True else backend
+        self.run, self.compiled = run, torch.compile(run, dynamic=False, backend=backend)
 
     def __call__(self, *args):
         if self.compiled is not None:
@@ -239,9 +240,10 @@ class _Plan:
     #: refinement passes after greedy colouring (None: DEFAULT_REFINE per kind); the passes
     #: used and the count before them are on `plan.coloring.refine` / `.greedy_num_colors`
     refine: int | None = None
-    #: evaluate through torch.compile (compiled on the second call for each function; the
-    #: first runs eagerly and checks); falls back to eager with a warning if compiling fails
-    compile: bool = False
+    #: evaluate through torch.compile (True: inductor, or a backend name), compiled at the second
+    #: call for each function (the first runs eagerly and checks); eager again, with a warning,
+    #: if compiling fails
+    compile: bool | str = False
     _cache: dict = field(default_factory=dict, repr=False)
 
     def _static_shape(self):
@@ -326,7 +328,8 @@ class JacobianPlan(_Plan):
         _check_columns(prepared.pattern, inputs.numel)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
         if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
-            evaluate = prepared.compiled(func, lambda: self._evaluation(prepared, flat_func, chunk_size, "sparse"))
+            evaluate = prepared.compiled(func, lambda: self._evaluation(prepared, flat_func, chunk_size, "sparse"),
+                                         self.compile)
             compressed, values = evaluate(x_flat)
         else:
             compressed, values = self._evaluation(prepared, flat_func, chunk_size, output)(x_flat)
@@ -399,7 +402,8 @@ class HessianPlan(_Plan):
         _check_columns(prepared.pattern, inputs.numel)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
         if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
-            evaluate = prepared.compiled(func, lambda: self._evaluation(prepared, flat_func, chunk_size, "sparse"))
+            evaluate = prepared.compiled(func, lambda: self._evaluation(prepared, flat_func, chunk_size, "sparse"),
+                                         self.compile)
             compressed, values = evaluate(x_flat)
         else:
             compressed, values = self._evaluation(prepared, flat_func, chunk_size, output)(x_flat)
