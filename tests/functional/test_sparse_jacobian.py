@@ -273,3 +273,30 @@ def test_inductor_compiled_plan_matches_eager():
     eager, compiled = jacobian_plan("detect"), jacobian_plan("detect", compile=True)
     for point in (x, x + 1):
         torch.testing.assert_close(dense(compiled(func, point)), dense(eager(func, point)))
+
+
+@pytest.mark.parametrize("sparsity", ["diagonal", Banded(1, 1), BlockDiagonal(3), "explicit", "detect"])
+def test_prepared_plans_do_no_pattern_work_per_call(sparsity, monkeypatch):
+    """After the first call a plan only runs the products: no pattern, colouring, decompression or
+    index-buffer building, whatever the sparsity form (Banded used to rebuild its pattern)."""
+    import torch_fwdad.functional.assembly as assembly
+    import torch_fwdad.functional.plans as plans
+    func, x = (lambda x: torch.sin(x) * x), torch.linspace(0, 1, 24)  # diagonal: fits every form below
+    if sparsity == "explicit":
+        sparsity = Banded(1, 1).build(24, 24)
+    plan = jacobian_plan(sparsity)
+    plan(func, x)
+    counts = {"pattern": 0, "coloring": 0, "assembly": 0}
+
+    def counting(name, original):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return original(*args, **kwargs)
+        return wrapper
+    monkeypatch.setattr(plans, "resolve_pattern", counting("pattern", plans.resolve_pattern))
+    monkeypatch.setattr(plans, "coloring", counting("coloring", plans.coloring))
+    monkeypatch.setattr(assembly.Assembly, "__init__", counting("assembly", assembly.Assembly.__init__))
+    for point in (x, x + 1, x * 3):
+        result = plan(func, point)
+    torch.testing.assert_close(dense(result), torch.func.jacfwd(func)(x * 3))
+    assert counts == {"pattern": 0, "coloring": 0, "assembly": 0}
