@@ -38,8 +38,12 @@ class DirectDecompression:
     _tensors: dict = field(default_factory=dict, repr=False)
 
     def values(self, compressed: torch.Tensor) -> torch.Tensor:
-        index = _on(self._tensors, compressed.device, {"source": self.source})["source"]
-        return compressed.reshape(-1)[index]
+        return self.function(compressed.device)(compressed)
+
+    def function(self, device):
+        """compressed -> values, closing over index tensors only (what torch.compile guards on)."""
+        index = _on(self._tensors, device, {"source": self.source})["source"]
+        return lambda compressed: compressed.reshape(-1)[index]
 
 
 def column_decompression(pattern: sp.csr_array, coloring: Coloring) -> DirectDecompression:
@@ -86,14 +90,23 @@ class SubstitutionDecompression:
     _tensors: dict = field(default_factory=dict, repr=False)
 
     def values(self, compressed: torch.Tensor) -> torch.Tensor:
-        t = _on(self._tensors, compressed.device, {
+        return self.function(compressed.device)(compressed)
+
+    def function(self, device):
+        """compressed -> values, closing over index tensors only (what torch.compile guards on)."""
+        t = _on(self._tensors, device, {
             name: getattr(self, name) for name in ("node_source", "node_sign", "subtree_start", "subtree_stop",
                                                    "entry_sign", "diagonal", "diagonal_source")})
-        flat = compressed.reshape(-1)
-        signed = flat[t["node_source"]] * t["node_sign"].to(flat.dtype)
-        prefix = torch.cat([signed.new_zeros(1), torch.cumsum(signed, 0)])
-        values = (prefix[t["subtree_stop"]] - prefix[t["subtree_start"]]) * t["entry_sign"].to(flat.dtype)
-        return values.index_put((t["diagonal"],), flat[t["diagonal_source"]])
+        node_source, node_sign, start, stop = t["node_source"], t["node_sign"], t["subtree_start"], t["subtree_stop"]
+        entry_sign, diagonal, diagonal_source = t["entry_sign"], t["diagonal"], t["diagonal_source"]
+
+        def values(compressed):
+            flat = compressed.reshape(-1)
+            signed = flat[node_source] * node_sign.to(flat.dtype)
+            prefix = torch.cat([signed.new_zeros(1), torch.cumsum(signed, 0)])
+            found = (prefix[stop] - prefix[start]) * entry_sign.to(flat.dtype)
+            return found.index_put((diagonal,), flat[diagonal_source])
+        return values
 
 
 def substitution_decompression(pattern: sp.csr_array, coloring: Coloring) -> SubstitutionDecompression:

@@ -328,7 +328,7 @@ class JacobianPlan(_Plan):
         _check_columns(prepared.pattern, inputs.numel)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
         if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
-            evaluate = prepared.compiled(func, lambda: self._evaluation(prepared, flat_func, chunk_size, "sparse"),
+            evaluate = prepared.compiled(func, lambda: self._compilable(prepared, flat_func, chunk_size, x_flat),
                                          self.compile)
             compressed, values = evaluate(x_flat)
         else:
@@ -359,6 +359,26 @@ class JacobianPlan(_Plan):
             if output == "compressed":
                 return compressed, None
             return compressed, prepared.decompression.values(compressed.reshape(len(compressed), -1))
+        return evaluate
+
+    def _compilable(self, prepared, flat_func, chunk_size, like):
+        """The evaluation for torch.compile, closing over tensors and functions only (few guards);
+        made after a first eager call, so the output shape is known."""
+        colors, decompress = prepared.coloring, prepared.decompression.function(like.device)
+        if colors.kind == "column":
+            seeds = prepared.seeds(like)
+
+            def products(x_flat):
+                return jvp_products(flat_func, x_flat, seeds, chunk_size)
+        else:
+            out_seeds = _seeds(colors.colors, colors.num_colors, like.new_empty(prepared.pattern.shape[0]))
+
+            def products(x_flat):
+                return vjp_products(flat_func, x_flat, lambda out: out_seeds.to(out.dtype), chunk_size)[0]
+
+        def evaluate(x_flat):
+            compressed = products(x_flat)
+            return compressed, decompress(compressed.reshape(len(compressed), -1))
         return evaluate
 
 
@@ -402,7 +422,7 @@ class HessianPlan(_Plan):
         _check_columns(prepared.pattern, inputs.numel)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
         if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
-            evaluate = prepared.compiled(func, lambda: self._evaluation(prepared, flat_func, chunk_size, "sparse"),
+            evaluate = prepared.compiled(func, lambda: self._compilable(prepared, flat_func, chunk_size, x_flat),
                                          self.compile)
             compressed, values = evaluate(x_flat)
         else:
@@ -410,8 +430,8 @@ class HessianPlan(_Plan):
         if output == "compressed":
             return Compressed(compressed, prepared.coloring, prepared.pattern)
         how = prepared.check_mode(check)
-        grad = gradient_of(flat_func)
-        check_against_probe(values, prepared.pattern, lambda v: torch.func.jvp(grad, (x_flat,), (v,))[1], how, "Hessian")
+        check_against_probe(values, prepared.pattern,
+                            lambda v: torch.func.jvp(gradient_of(flat_func), (x_flat,), (v,))[1], how, "Hessian")
         prepared.checked = prepared.checked or how == "raise"
         assembly = prepared.assembly(output, inputs.shapes, inputs.shapes, inputs.is_tuple, inputs.is_tuple, x_flat.device)
         return assembly(values)
@@ -428,6 +448,15 @@ class HessianPlan(_Plan):
             if output == "compressed":
                 return compressed, None
             return compressed, prepared.decompression.values(compressed)
+        return evaluate
+
+    def _compilable(self, prepared, flat_func, chunk_size, like):
+        """As JacobianPlan._compilable: tensors and functions only in the closure."""
+        seeds, decompress = prepared.seeds(like), prepared.decompression.function(like.device)
+
+        def evaluate(x_flat):
+            compressed = hvp_products(flat_func, x_flat, seeds, chunk_size)
+            return compressed, decompress(compressed)
         return evaluate
 
 
