@@ -61,6 +61,7 @@ def run_problem(name, size, args, peers):
     row["prep_s"] = time.perf_counter() - start
     eager(func, x)  # first call: the default check of the detected pattern
     row["colors"], row["kind"], row["nnz"] = eager.num_colors, eager.coloring.kind, eager.pattern.nnz
+    row["lower_bound"] = eager.coloring.lower_bound
     calls = {"primal": lambda: func(x), "eager": lambda: eager(func, x)}
     if args.compile:
         compiled = plan_for(kind, True)
@@ -90,7 +91,8 @@ def run_problem(name, size, args, peers):
 
 def print_row(row):
     primal = row["primal"]
-    parts = [f"\n== {row['problem']}: n={row['n']:,} nnz={row['nnz']:,}, {row['colors']} colours ({row['kind']}), "
+    parts = [f"\n== {row['problem']}: n={row['n']:,} nnz={row['nnz']:,}, {row['colors']} colours ({row['kind']}, "
+             f"lower bound {row['lower_bound']}), "
              f"prep {row['prep_s'] * 1e3:.0f} ms",
              f"   primal {primal * 1e3:9.3f} ms",
              f"   eager plan    {row['eager'] * 1e3:9.3f} ms  = {row['eager'] / primal:7.1f}x primal"]
