@@ -256,23 +256,22 @@ def test_default_check_catches_a_detected_pattern_wrong_elsewhere():
 def test_compiled_plan_matches_eager():
     func, x, _ = PROBLEMS["tridiagonal"](n=30)
     eager, compiled = jacobian_plan("detect"), jacobian_plan("detect", compile="aot_eager")
-    expected = dense(eager(func, x))
     for point in (x, x + 1, x * 2):  # the first call is eager, then compiled
         torch.testing.assert_close(dense(compiled(func, point)), dense(eager(func, point)))
-    energy, y, _ = PROBLEMS["arrowhead_hessian"](n=10)
-    compiled_h = hessian_plan("detect", compile="aot_eager")
-    for point in (y, y + 0.5):
-        torch.testing.assert_close(dense(compiled_h(energy, point)), torch.func.hessian(energy)(point))
-    assert expected.shape == (30, 30)
+    assert len(compiled._only_prepared()._compiled) == 1
 
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("error:compile=True:RuntimeWarning")
-def test_inductor_compiled_plan_matches_eager():
+def test_inductor_compiled_plans_match_dense():
     func, x, _ = PROBLEMS["burgers_flux"](n=60)
-    eager, compiled = jacobian_plan("detect"), jacobian_plan("detect", compile=True)
+    compiled = jacobian_plan("detect", compile=True)
     for point in (x, x + 1):
-        torch.testing.assert_close(dense(compiled(func, point)), dense(eager(func, point)))
+        torch.testing.assert_close(dense(compiled(func, point)), torch.func.jacfwd(func)(point))
+    energy, y, _ = PROBLEMS["arrowhead_hessian"](n=10)
+    compiled_h = hessian_plan("detect", compile=True)
+    for point in (y, y + 0.5):
+        torch.testing.assert_close(dense(compiled_h(energy, point)), torch.func.hessian(energy)(point))
 
 
 @pytest.mark.parametrize("sparsity", ["diagonal", Banded(1, 1), BlockDiagonal(3), "explicit", "detect"])
