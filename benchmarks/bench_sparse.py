@@ -154,6 +154,10 @@ def main():
         except ImportError as error:
             print(f"--peers: {error}; running without peers")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), float64, compile={args.compile}")
+    start = time.perf_counter()
+    tiny, point, _ = PROBLEMS["tridiagonal"](n=10)
+    jacobian_plan("detect")(tiny, point)  # first use of functionalize and the tracer: seconds, once per process
+    print(f"warm-up (first detection in this process) {time.perf_counter() - start:.1f} s; prep below is warm")
     rows = []
     for name, size in (QUICK_SIZES if args.quick else SIZES):
         if args.only and args.only not in name:
