@@ -274,7 +274,8 @@ def _movement_rule(tracer, func, args, kwargs, outs):
     """
     leaves, spec = tree_flatten((args, kwargs))
     floating = [i for i, t in enumerate(leaves) if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())]
-    locations = [_memory_locations(leaves[i]) for i in floating]
+    # absolute locations, storage offset included: as_strided(..., storage_offset) counts from there
+    locations = [_memory_locations(leaves[i]) + leaves[i].storage_offset() for i in floating]
     sizes = [int(where.max()) + 1 if where.size else 0 for where in locations]
     offsets = np.cumsum([0] + sizes)
     shift = float(offsets[-1] + 1)
@@ -283,24 +284,28 @@ def _movement_rule(tracer, func, args, kwargs, outs):
         replaced = list(leaves)
         for i, offset, size in zip(floating, offsets, sizes):
             storage = torch.arange(size, dtype=torch.float64) + float(offset) + base
-            replaced[i] = storage.as_strided(leaves[i].shape, leaves[i].stride())
+            replaced[i] = storage.as_strided(leaves[i].shape, leaves[i].stride(), leaves[i].storage_offset())
         new_args, new_kwargs = tree_unflatten(replaced, spec)
         return [t for t in tree_flatten(func(*new_args, **new_kwargs))[0] if isinstance(t, torch.Tensor)]
 
     first, second = run(1.0), run(1.0 + shift)
-    for a, b in zip(first, second):
-        moved = (b - a).reshape(-1)
-        if not bool(((moved == 0) | (moved == shift)).all()):
-            raise ValueError("an output mixes several entries: not a movement")
     location_deps = sp.vstack([_select(where, np.arange(len(where)), size, len(where)).tocsr()
                                @ tracer.deps_of(leaves[i]).astype(np.int32)
                                for i, where, size in zip(floating, locations, sizes)]).tocsr()
+    covered = np.zeros(location_deps.shape[0], dtype=bool)
+    for where, offset in zip(locations, offsets):
+        covered[where + offset] = True
     results = []
     for a, b in zip(first, second):
         a, b = a.reshape(-1).numpy(), b.reshape(-1).numpy()
-        copied = np.flatnonzero(b - a == shift)
-        select = _select(copied, (a[copied] - 1).astype(np.int64), len(a), location_deps.shape[0])
-        results.append(select @ location_deps)
+        moved = b - a
+        if not np.all((moved == 0) | (moved == shift)):
+            raise ValueError("an output mixes several entries: not a movement")
+        copied = np.flatnonzero(moved == shift)
+        source = (a[copied] - 1).astype(np.int64)
+        if not covered[source].all():
+            raise ValueError("an output reads memory outside its inputs' elements")
+        results.append(_select(copied, source, len(a), location_deps.shape[0]) @ location_deps)
     return results
 
 
