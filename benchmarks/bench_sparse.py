@@ -23,6 +23,7 @@ from torch.utils.benchmark import Timer
 
 from torch_fwdad.functional import Banded, hessian_plan, jacobian_plan
 from torch_fwdad.functional.examples import PROBLEMS
+from torch_fwdad.functional.plans import FlatInputs, hvp_products, jvp_products
 
 SIZES = [
     ("tridiagonal", {"n": 10_000}),
@@ -52,6 +53,16 @@ def dense_call(func, x, kind):
     return (lambda: torch.func.hessian(func)(x)) if kind == "hessian" else (lambda: torch.func.jacfwd(func)(x))
 
 
+def bare_products(plan, func, x, kind):
+    """The floor of an eager plan: PyTorch's vmap over jvp (jvp of the gradient) with the plan's
+    seeds, nothing of ours around it (no decompression, no output)."""
+    inputs = FlatInputs.of(x)
+    flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x)
+    seeds = plan._only_prepared().seeds(x_flat)
+    products = hvp_products if kind == "hessian" else jvp_products
+    return lambda: products(flat_func, x_flat, seeds)
+
+
 def run_problem(name, size, args, peers):
     func, x, kind = PROBLEMS[name](**size)
     row = {"problem": f"{name} {size}", "n": x.numel()}
@@ -62,7 +73,8 @@ def run_problem(name, size, args, peers):
     eager(func, x)  # first call: the default check of the detected pattern
     row["colors"], row["kind"], row["nnz"] = eager.num_colors, eager.coloring.kind, eager.pattern.nnz
     row["lower_bound"] = eager.coloring.lower_bound
-    calls = {"primal": lambda: func(x), "eager": lambda: eager(func, x)}
+    calls = {"primal": lambda: func(x), "eager": lambda: eager(func, x),
+             "products alone": bare_products(eager, func, x, kind)}
     if name == "tridiagonal":  # the structured form prepares like the detected one (issue 15: it did not)
         banded = jacobian_plan(Banded(1, 1))
         banded(func, x)
@@ -100,6 +112,8 @@ def print_row(row):
              f"prep {row['prep_s'] * 1e3:.0f} ms",
              f"   primal {primal * 1e3:9.3f} ms",
              f"   eager plan    {row['eager'] * 1e3:9.3f} ms  = {row['eager'] / primal:7.1f}x primal"]
+    parts.append(f"   floor: PyTorch's vmap(jvp) products alone {row['products alone'] * 1e3:9.3f} ms  = "
+                 f"{row['products alone'] / primal:7.1f}x primal")
     if "eager Banded(1, 1)" in row:
         parts.append(f"   eager Banded(1, 1) plan {row['eager Banded(1, 1)'] * 1e3:9.3f} ms  = "
                      f"{row['eager Banded(1, 1)'] / primal:7.1f}x primal")
@@ -119,11 +133,12 @@ def print_row(row):
 
 
 def summary(rows):
-    print("\n| problem | colours | primal ms | eager plan | compiled plan | asdex | sparsejac |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| problem | colours | primal ms | eager plan | vmap(jvp) alone | compiled plan | asdex | sparsejac |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         p = row["primal"]
         cells = [row["problem"], str(row["colors"]), f"{p * 1e3:.3f}", f"{row['eager'] / p:.1f}x",
+                 f"{row['products alone'] / p:.1f}x",
                  f"{row['compiled'] / p:.1f}x" if "compiled" in row else "-"]
         cells += [f"{row[k] / row[k + '_primal']:.1f}x" if k in row else "-" for k in ("asdex", "sparsejac")]
         print("| " + " | ".join(cells) + " |")
