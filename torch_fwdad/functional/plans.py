@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import warnings
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,8 +167,7 @@ class Prepared:
         self.checked = False
         self.out_shape = None  # known after the first evaluation
         self._seeds, self._assemblies = {}, {}
-        self._compiled = weakref.WeakKeyDictionary()
-        self._compiled_strong = {}  # functions that take no weak reference (builtins)
+        self._compiled = {}  # func -> its compiled evaluation (which holds func anyway)
 
     @classmethod
     def build(cls, pattern, kinds, ordering, refine=None, detected=False):
@@ -199,15 +197,10 @@ class Prepared:
         return None
 
     def compiled(self, func, build, backend):
-        """torch.compile of `build()` for this function, made at its first use."""
-        try:
-            cache = self._compiled
-            found = cache.get(func)
-        except TypeError:
-            cache, found = self._compiled_strong, self._compiled_strong.get(func)
-        if found is None:
-            found = cache[func] = _CompiledOrEager(build(), backend)
-        return found
+        """torch.compile of `build()` for this function, made at its first use (chunk_size included)."""
+        if func not in self._compiled:
+            self._compiled[func] = _CompiledOrEager(build(), backend)
+        return self._compiled[func]
 
 
 class _CompiledOrEager:
