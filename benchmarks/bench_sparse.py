@@ -92,6 +92,10 @@ def run_problem(name, size, args, peers):
         torch.testing.assert_close(torch.from_numpy(compiled(func, x, output="scipy").data),
                                    torch.from_numpy(eager(func, x, output="scipy").data))
         calls["compiled"] = lambda: compiled(func, x)
+        # the floor of any compiled call: guards + runtime wrappers around a one-op program
+        trivial = torch.compile(lambda v: v * 2, dynamic=False)
+        trivial(x)
+        calls["compiled v * 2"] = lambda: trivial(x)
     # interleaved rounds: each contender is measured several times in turn; best block, and median
     times = {label: [] for label in calls}
     for _ in range(args.rounds):
@@ -126,6 +130,9 @@ def print_row(row):
         parts.append(f"   compiled plan {row['compiled'] * 1e3:9.3f} ms  = {row['compiled'] / primal:7.1f}x primal "
                      f"(median {row['compiled median'] * 1e3:.3f} ms = {row['compiled median'] / row['primal median']:.1f}x "
                      f"the primal's median; compiling took {row['compile_s']:.1f} s)")
+    if "compiled v * 2" in row:
+        parts.append(f"   floor: torch.compile'd `v * 2` {row['compiled v * 2'] * 1e3:9.3f} ms  = "
+                     f"{row['compiled v * 2'] / primal:7.1f}x primal (a compiled call's fixed cost)")
     if "dense" in row:
         parts.append(f"   dense jacfwd/hessian {row['dense'] * 1e3:9.1f} ms  = {row['dense'] / primal:9.1f}x primal "
                      f"(max |sparse - dense| {row['max_error']:.1e})")
@@ -139,13 +146,14 @@ def print_row(row):
 
 
 def summary(rows):
-    print("\n| problem | colours | primal ms | eager plan | vmap(jvp) alone | compiled plan | asdex | sparsejac |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| problem | colours | primal ms | eager plan | vmap(jvp) alone | compiled plan | compiled v*2 | asdex | sparsejac |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         p = row["primal"]
         cells = [row["problem"], str(row["colors"]), f"{p * 1e3:.3f}", f"{row['eager'] / p:.1f}x",
                  f"{row['products alone'] / p:.1f}x",
-                 f"{row['compiled'] / p:.1f}x" if "compiled" in row else "-"]
+                 f"{row['compiled'] / p:.1f}x" if "compiled" in row else "-",
+                 f"{row['compiled v * 2'] / p:.1f}x" if "compiled v * 2" in row else "-"]
         cells += [f"{row[k] / row[k + '_primal']:.1f}x" if k in row else "-" for k in ("asdex", "sparsejac")]
         print("| " + " | ".join(cells) + " |")
 
