@@ -55,13 +55,11 @@ class _Block:
             self.col = torch.from_numpy(cols).to(device)
         elif output in ("sparse", "coo"):
             self.indices = torch.from_numpy(np.concatenate([_unravel(rows, row_shape), _unravel(cols, col_shape)])).to(device)
-        else:  # scipy: CSR arrays of the block, copied into every result (scipy arrays are mutable)
-            csr = sp.csr_array((np.arange(len(rows)), (rows, cols)), shape=(m, n))
-            self.order = csr.data  # CSR order is row-major: identity, kept for clarity with CSC
-            self.indices_np, self.indptr_np = csr.indices.astype(np.int64), csr.indptr.astype(np.int64)
-            if output == "scipy-csc":
-                csc = sp.csc_array((np.arange(len(rows)), (rows, cols)), shape=(m, n))
-                self.order, self.indices_np, self.indptr_np = csc.data, csc.indices.astype(np.int64), csc.indptr.astype(np.int64)
+        else:  # scipy: the block's index arrays, copied into every result (scipy arrays are mutable)
+            kind = sp.csc_array if output == "scipy-csc" else sp.csr_array
+            positions = kind((np.arange(len(rows)) + 1, (rows, cols)), shape=(m, n))
+            self.order = positions.data - 1  # values are in CSR order; CSC reorders them
+            self.indices_np, self.indptr_np = positions.indices.astype(np.int64), positions.indptr.astype(np.int64)
 
     def __call__(self, values: torch.Tensor):
         if self.picked is not None:
