@@ -1,134 +1,199 @@
-"""Sparse Jacobians/Hessians (torch_fwdad.functional) side by side with PyTorch's dense ones.
+"""Sparse Jacobians/Hessians (torch_fwdad.functional): prepared evaluation against the primal.
 
-For the six problems of issue 6 this prints colour counts (chosen colouring, the alternatives,
-the lower bound), preparation time (structural detection + colouring), evaluation time, peak
-memory, and ratios against torch.func.jacfwd / torch.autograd.functional.jacobian (Hessians:
-torch.func.hessian / torch.autograd.functional.hessian). Dense baselines at n >= 10^4 take
-seconds each and run once; everything else reports the median of several runs.
+For the problems of issue 15 this prints, measured side by side in interleaved
+rounds with torch.utils.benchmark (fastest block per call, medians beside; float64, one intra-op
+thread by default): the primal, a
+prepared plan's evaluation eagerly and with compile=True (ratios to the primal), preparation
+(detection + colouring), colour counts, and the dense torch.func.jacfwd / hessian where it
+fits in memory (n <= --dense-max). With --peers, and if jax and asdex import, the same
+problems through asdex (and sparsejac for Jacobians), jit-compiled, with their ratios.
 
-    python benchmarks/bench_sparse.py            # all problems, a few minutes on 2 cores
-    python benchmarks/bench_sparse.py --quick    # skip dense baselines above 5,000 unknowns
+    python benchmarks/bench_sparse.py                 # every problem (compiling takes a while)
+    python benchmarks/bench_sparse.py --quick         # smaller problems, no compile
+    python benchmarks/bench_sparse.py --peers         # add asdex / sparsejac if installed
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import threading
 import time
+import warnings
 
 import torch
+from torch.utils.benchmark import Timer
 
-from torch_fwdad.functional import hessian_plan, jacobian_plan
-from torch_fwdad.functional.coloring import coloring
+from torch_fwdad.functional import Banded, hessian_plan, jacobian_plan
 from torch_fwdad.functional.examples import PROBLEMS
+from torch_fwdad.functional.plans import FlatInputs, hvp_products, jvp_products
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def resident_bytes():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * PAGE
-
-
-def measure(call, repeats):
-    """(median seconds, peak resident growth in bytes over the first run, sampled every ms)."""
-    baseline, peak, running = resident_bytes(), [0], [True]
-
-    def sample():
-        while running[0]:
-            peak[0] = max(peak[0], resident_bytes() - baseline)
-            time.sleep(0.001)
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    times = []
-    try:
-        for _ in range(repeats):
-            start = time.perf_counter()
-            result = call()
-            times.append(time.perf_counter() - start)
-            del result
-    finally:
-        running[0] = False
-        sampler.join()
-    return statistics.median(times), peak[0]
+SIZES = [
+    ("tridiagonal", {"n": 10_000}),
+    ("tridiagonal", {"n": 100_000}),
+    ("brusselator", {"N": 32}),
+    ("laplacian_hessian", {"side": 64}),
+    ("arrowhead_hessian", {"n": 3_200}),
+    ("burgers_flux", {"n": 100_000}),
+]
+QUICK_SIZES = [
+    ("tridiagonal", {"n": 10_000}),
+    ("brusselator", {"N": 16}),
+    ("laplacian_hessian", {"side": 32}),
+    ("arrowhead_hessian", {"n": 800}),
+]
 
 
-def dense_baselines(func, x, kind):
-    if kind == "hessian":
-        return {"torch.func.hessian": lambda: torch.func.hessian(func)(x),
-                "autograd.functional.hessian": lambda: torch.autograd.functional.hessian(
-                    func, x, vectorize=True, outer_jacobian_strategy="forward-mode")}
-    return {"torch.func.jacfwd": lambda: torch.func.jacfwd(func)(x),
-            "autograd.functional.jacobian": lambda: torch.autograd.functional.jacobian(
-                func, x, strategy="forward-mode", vectorize=True)}
+def best_seconds(call, min_run_time):
+    """Fastest block's time per call: on a shared machine, the figure least inflated by other
+    processes taking the core (medians are printed too, for the spread)."""
+    measurement = Timer("call()", globals={"call": call}).blocked_autorange(min_run_time=min_run_time)
+    return min(measurement.times), measurement.median
 
 
-def color_counts(plan, kind):
-    kinds = ("star", "acyclic", "column") if kind == "hessian" else ("column", "row")
-    counts = {}
-    for other in kinds:
-        if other == "column" and kind == "hessian" and plan.pattern.nnz > 5_000_000:
-            counts[other] = "skipped"
-            continue
-        counts[other] = coloring(plan.pattern, other, plan.ordering, plan.refine).num_colors
-    return counts
+def plan_for(kind, compile):
+    return (hessian_plan if kind == "hessian" else jacobian_plan)("detect", compile=compile)
 
 
-def run_problem(name, size, args, sparse_only=False):
+def dense_call(func, x, kind):
+    return (lambda: torch.func.hessian(func)(x)) if kind == "hessian" else (lambda: torch.func.jacfwd(func)(x))
+
+
+def bare_products(plan, func, x, kind):
+    """The floor of an eager plan: PyTorch's vmap over jvp (jvp of the gradient) with the plan's
+    seeds, nothing of ours around it (no decompression, no output)."""
+    inputs = FlatInputs.of(x)
+    flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x)
+    seeds = plan._only_prepared().seeds(x_flat)
+    products = hvp_products if kind == "hessian" else jvp_products
+    return lambda: products(flat_func, x_flat, seeds)
+
+
+def run_problem(name, size, args, peers):
     func, x, kind = PROBLEMS[name](**size)
-    plan = (hessian_plan if kind == "hessian" else jacobian_plan)("detect")
+    row = {"problem": f"{name} {size}", "n": x.numel()}
     start = time.perf_counter()
-    plan.prepare(func, x)
-    prep = time.perf_counter() - start
-    evaluate = lambda: plan(func, x)  # noqa: E731
-    evaluate()  # warm-up
-    seconds, memory = measure(evaluate, args.repeats)
-    counts = color_counts(plan, kind)
-    print(f"\n== {name} {size}: n={x.numel():,} nnz={plan.pattern.nnz:,} ({kind})")
-    print(f"   colours: {plan.num_colors} ({plan.coloring.kind}, {plan.ordering}, refine "
-          f"{plan.coloring.refine}: greedy gave {plan.coloring.greedy_num_colors}); lower bound "
-          f"{plan.coloring.lower_bound}; alternatives {counts}")
-    m, n = plan.pattern.shape
-    by_count = (plan.pattern.nnz + plan.num_colors * (m + n)) * x.element_size()
-    memory = max(memory, by_count)  # below the sampler's resolution, count the tensors instead
-    print(f"   sparse: prep {prep * 1e3:9.1f} ms   eval {seconds * 1e3:9.2f} ms   peak +{memory / 2**20:8.1f} MiB "
-          f"(nnz + colours*(m+n) values: {by_count / 2**20:.2f} MiB)")
-    if sparse_only or (args.quick and x.numel() > 5_000):
-        print("   dense baselines skipped")
-        return
-    expected = None
-    for label, call in dense_baselines(func, x, kind).items():
-        repeats = 1 if x.numel() >= 10_000 else args.repeats
-        dense_seconds, dense_memory = measure(call, repeats)
-        print(f"   {label:28s} {dense_seconds * 1e3:10.1f} ms  peak +{dense_memory / 2**20:8.1f} MiB   "
-              f"sparse is {dense_seconds / seconds:8.1f}x faster, {dense_memory / max(memory, 1):7.1f}x less memory")
-        if expected is None:
-            expected = call().reshape(plan.pattern.shape)
-            error = (plan(func, x, output="dense").reshape(expected.shape) - expected).abs().max().item()
-            print(f"   max |sparse - dense| = {error:.2e}")
-            del expected
-            expected = True
+    eager = plan_for(kind, False)
+    eager.prepare(func, x)
+    row["prep_s"] = time.perf_counter() - start
+    eager(func, x)  # first call: the default check of the detected pattern
+    row["colors"], row["kind"], row["nnz"] = eager.num_colors, eager.coloring.kind, eager.pattern.nnz
+    row["lower_bound"] = eager.coloring.lower_bound
+    calls = {"primal": lambda: func(x), "eager": lambda: eager(func, x),
+             "products alone": bare_products(eager, func, x, kind)}
+    if name == "tridiagonal":  # the structured form prepares like the detected one (issue 15: it did not)
+        banded = jacobian_plan(Banded(1, 1))
+        banded(func, x)
+        calls["eager Banded(1, 1)"] = lambda: banded(func, x)
+    if args.compile:
+        compiled = plan_for(kind, True)
+        compiled(func, x)
+        start = time.perf_counter()
+        compiled(func, x)  # compiles
+        row["compile_s"] = time.perf_counter() - start
+        torch.testing.assert_close(torch.from_numpy(compiled(func, x, output="scipy").data),
+                                   torch.from_numpy(eager(func, x, output="scipy").data))
+        calls["compiled"] = lambda: compiled(func, x)
+        # the floor of any compiled call: guards + runtime wrappers around a one-op program
+        trivial = torch.compile(lambda v: v * 2, dynamic=False)
+        trivial(x)
+        calls["compiled v * 2"] = lambda: trivial(x)
+    # interleaved rounds: each contender is measured several times in turn; best block, and median
+    times = {label: [] for label in calls}
+    for _ in range(args.rounds):
+        for label, call in calls.items():
+            times[label].append(best_seconds(call, args.min_run_time))
+    for label in calls:
+        row[label] = min(best for best, _ in times[label])
+        row[label + " median"] = sorted(median for _, median in times[label])[len(times[label]) // 2]
+    if x.numel() <= args.dense_max:
+        dense = dense_call(func, x, kind)
+        row["dense"] = best_seconds(dense, args.min_run_time)[0]
+        sparse = eager(func, x, output="dense").reshape(-1)
+        row["max_error"] = (sparse - dense().reshape(-1)).abs().max().item()
+    if peers is not None:
+        row.update(peers(name, size, kind))
+    return row
+
+
+def print_row(row):
+    primal = row["primal"]
+    parts = [f"\n== {row['problem']}: n={row['n']:,} nnz={row['nnz']:,}, {row['colors']} colours ({row['kind']}, "
+             f"lower bound {row['lower_bound']}), "
+             f"prep {row['prep_s'] * 1e3:.0f} ms",
+             f"   primal {primal * 1e3:9.3f} ms (median {row['primal median'] * 1e3:.3f})",
+             f"   eager plan    {row['eager'] * 1e3:9.3f} ms  = {row['eager'] / primal:7.1f}x primal"]
+    parts.append(f"   floor: PyTorch's vmap(jvp) products alone {row['products alone'] * 1e3:9.3f} ms  = "
+                 f"{row['products alone'] / primal:7.1f}x primal")
+    if "eager Banded(1, 1)" in row:
+        parts.append(f"   eager Banded(1, 1) plan {row['eager Banded(1, 1)'] * 1e3:9.3f} ms  = "
+                     f"{row['eager Banded(1, 1)'] / primal:7.1f}x primal")
+    if "compiled" in row:
+        parts.append(f"   compiled plan {row['compiled'] * 1e3:9.3f} ms  = {row['compiled'] / primal:7.1f}x primal "
+                     f"(median {row['compiled median'] * 1e3:.3f} ms = {row['compiled median'] / row['primal median']:.1f}x "
+                     f"the primal's median; compiling took {row['compile_s']:.1f} s)")
+    if "compiled v * 2" in row:
+        parts.append(f"   floor: torch.compile'd `v * 2` {row['compiled v * 2'] * 1e3:9.3f} ms  = "
+                     f"{row['compiled v * 2'] / primal:7.1f}x primal (a compiled call's fixed cost)")
+    if "dense" in row:
+        parts.append(f"   dense jacfwd/hessian {row['dense'] * 1e3:9.1f} ms  = {row['dense'] / primal:9.1f}x primal "
+                     f"(max |sparse - dense| {row['max_error']:.1e})")
+    else:
+        parts.append("   dense jacfwd/hessian skipped (n above --dense-max: n x n values)")
+    for peer in ("asdex", "sparsejac"):
+        if peer in row:
+            parts.append(f"   {peer:9s} eval {row[peer] * 1e3:9.3f} ms  = {row[peer] / row[peer + '_primal']:7.1f}x "
+                         f"its jit primal ({row[peer + '_primal'] * 1e3:.3f} ms), {row[peer + '_colors']} colours")
+    print("\n".join(parts), flush=True)
+
+
+def summary(rows):
+    print("\n| problem | colours | primal ms | eager plan | vmap(jvp) alone | compiled plan | compiled v*2 | asdex | sparsejac |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        p = row["primal"]
+        cells = [row["problem"], str(row["colors"]), f"{p * 1e3:.3f}", f"{row['eager'] / p:.1f}x",
+                 f"{row['products alone'] / p:.1f}x",
+                 f"{row['compiled'] / p:.1f}x" if "compiled" in row else "-",
+                 f"{row['compiled v * 2'] / p:.1f}x" if "compiled v * 2" in row else "-"]
+        cells += [f"{row[k] / row[k + '_primal']:.1f}x" if k in row else "-" for k in ("asdex", "sparsejac")]
+        print("| " + " | ".join(cells) + " |")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="skip dense baselines above 5,000 unknowns")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="smaller problems, no compile")
+    parser.add_argument("--no-compile", dest="compile", action="store_false")
+    parser.add_argument("--peers", action="store_true", help="also run asdex / sparsejac (jax) if they import")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--min-run-time", type=float, default=0.2)
+    parser.add_argument("--dense-max", type=int, default=5_000)
+    parser.add_argument("--only", default=None, help="run problems whose name contains this")
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op threads for every contender (default 1: fair and stable on a shared machine)")
     args = parser.parse_args()
+    if args.quick:
+        args.compile = False
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float64")
-    run_problem("tridiagonal", {"n": 10_000}, args)
-    run_problem("tridiagonal", {"n": 100_000}, args, sparse_only=True)
-    run_problem("diagonal_square", {"n": 10_000}, args)
-    run_problem("brusselator", {"N": 32}, args)
-    run_problem("laplacian_hessian", {"side": 64}, args)
-    run_problem("arrowhead_hessian", {"n": 3_200}, args)
-    run_problem("banded_dense_row_hessian", {"n": 10_000}, args)
+    torch.set_default_dtype(torch.float64)
+    warnings.filterwarnings("ignore", message=".*batching rule.*")
+    peers = None
+    if args.peers:
+        try:
+            from bench_sparse_peers import peer_timings  # noqa: PLC0415 - optional: jax, asdex
+            peers = peer_timings
+        except ImportError as error:
+            print(f"--peers: {error}; running without peers")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), float64, compile={args.compile}")
+    start = time.perf_counter()
+    tiny, point, _ = PROBLEMS["tridiagonal"](n=10)
+    jacobian_plan("detect")(tiny, point)  # first use of functionalize and the tracer: seconds, once per process
+    print(f"warm-up (first detection in this process) {time.perf_counter() - start:.1f} s; prep below is warm")
+    rows = []
+    for name, size in (QUICK_SIZES if args.quick else SIZES):
+        if args.only and args.only not in name:
+            continue
+        rows.append(run_problem(name, size, args, peers))
+        print_row(rows[-1])
+    summary(rows)
 
 
 if __name__ == "__main__":

@@ -474,8 +474,7 @@ for step in range(20):
     print(f"step {step}: |residual| = {residual.norm():.2e}")
     if residual.norm() < 1e-8:
         break
-    J = newton_plan(equations, u).coalesce()  # torch sparse COO
-    J_scipy = scipy.sparse.coo_array((J.values().numpy(), J.indices().numpy()), shape=J.shape).tocsc()
+    J_scipy = newton_plan(equations, u, output="scipy-csc")  # what scipy's sparse solvers take
     u = u - torch.from_numpy(scipy.sparse.linalg.spsolve(J_scipy, residual.numpy()))
 assert residual.norm() < 1e-8
 print(f"{newton_plan.num_colors} JVPs per Jacobian, pattern detected once")
@@ -585,8 +584,8 @@ print(f"  primal (flash) {primal_ms:.2f} ms | torch_fwdad jvp {fwdad_ms:.2f} ms 
 #   the primal, the torch_fwdad JVP and the MATH-backend JVP; memory is measured in a
 #   fresh process per row.
 # - `python benchmarks/bench_sparse.py --quick`: for each sparse problem, the colours
-#   against their lower bound, preparation time (paid once per plan) apart from
-#   evaluation time, peak memory, and the dense `jacfwd` / `hessian` baselines.
+#   against their lower bound, preparation time (paid once per plan) apart from a
+#   prepared plan's evaluation ÷ primal, and the dense `jacfwd` / `hessian` baselines.
 #
 # The engine benchmark's functions can be called at small sizes too:
 

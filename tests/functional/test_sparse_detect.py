@@ -72,7 +72,8 @@ def test_detection_runs_once_per_shape_and_is_cached():
     plan(func, torch.rand(8))
     first = len(calls)
     plan(func, torch.rand(8))
-    assert first == 2 and len(calls) == 3  # trace + evaluation, then evaluation only
+    # trace + evaluation + the default check of a detected pattern, then evaluation only
+    assert first == 3 and len(calls) == 4
     assert plan.num_colors == 2
     plan(func, torch.rand(9))
     with pytest.raises(RuntimeError, match="call the plan once first|prepared for 2 input shapes"):

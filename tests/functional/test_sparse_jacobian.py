@@ -182,3 +182,120 @@ def test_bad_input_gets_clear_errors():
         BlockDiagonal(0)
     with pytest.raises(ValueError, match="rows but func returns"):
         jacobian(lambda x: x[:2], x, sparsity=sp.csr_array(np.ones((4, 4), dtype=bool)))
+
+
+@pytest.mark.parametrize("output, layout", [("scipy", sp.csr_array), ("scipy-csc", sp.csc_array)])
+def test_scipy_outputs_are_the_flattened_jacobian(output, layout):
+    func, x = masked_map(random_bool(9, 7, 0.3, 4), 4), torch.randn(7)
+    result = jacobian(func, x, sparsity="detect", output=output)
+    assert isinstance(result, layout) and result.shape == (9, 7)
+    np.testing.assert_allclose(result.toarray(), torch.func.jacfwd(func)(x).numpy())
+    result.data[:] = 0  # the result owns its arrays: the plan's buffers are untouched
+    np.testing.assert_allclose(jacobian(func, x, sparsity="detect", output=output).toarray(),
+                               torch.func.jacfwd(func)(x).numpy())
+
+
+def test_scipy_output_per_input_block_and_for_hessians():
+    def func(a, b):
+        return torch.cat([a * b[:3], torch.tanh(b[3:])])
+    x = (torch.randn(3), torch.randn(5))
+    blocks = jacobian(func, x, sparsity="detect", output="scipy")
+    for got, expected in zip(blocks, torch.func.jacfwd(func, argnums=(0, 1))(*x)):
+        np.testing.assert_allclose(got.toarray(), expected.numpy())
+    energy, y, _ = PROBLEMS["laplacian_hessian"](side=5)
+    H = hessian(energy, y, sparsity="detect", output="scipy")
+    np.testing.assert_allclose(H.toarray(), torch.func.hessian(energy)(y).reshape(25, 25).numpy())
+
+
+@pytest.mark.parametrize("name, size", [("tridiagonal", {"n": 30}), ("arrowhead_hessian", {"n": 12})])
+def test_compressed_output_decompresses_by_hand(name, size):
+    """The compressed products and the colouring are enough to rebuild every entry."""
+    func, x, kind = PROBLEMS[name](**size)
+    plan = hessian_plan("detect", method="star") if kind == "hessian" else jacobian_plan("detect", mode="column")
+    result = plan(func, x, output="compressed")
+    colors, pattern = result.coloring.colors, result.pattern
+    assert result.matrix.shape[0] == plan.num_colors == result.coloring.num_colors
+    expected = (torch.func.hessian if kind == "hessian" else torch.func.jacfwd)(func)(x).reshape(pattern.shape)
+    rows, cols = pattern.nonzero()
+    if kind == "jacobian":  # column colouring: J[i, j] = matrix[color[j], i]
+        torch.testing.assert_close(result.matrix[colors[cols], rows], expected[rows, cols])
+    else:  # star colouring, symmetric: each entry is read from one side
+        both = torch.stack([result.matrix[colors[cols], rows], result.matrix[colors[rows], cols]])
+        assert ((both - expected[rows, cols]).abs().min(0).values < 1e-10).all()
+
+
+def test_detected_patterns_are_checked_by_default_once():
+    calls = []
+
+    def func(x):
+        calls.append(1)
+        return torch.sin(x) * x.roll(1)
+    plan = jacobian_plan("detect")
+    x = torch.rand(8)
+    plan(func, x)
+    assert len(calls) == 3  # trace, products, the check's exact JVP
+    plan(func, x)
+    assert len(calls) == 4  # products only
+    explicit = jacobian_plan(plan.pattern)
+    explicit(func, x)
+    assert len(calls) == 5  # a given pattern is not checked unless asked
+
+
+def test_default_check_catches_a_detected_pattern_wrong_elsewhere():
+    """Value-dependent control flow: the trace follows one branch; the check at the first evaluation
+    sees the other branch's nonzeros when the plan is first evaluated where it is taken."""
+    def func(x):
+        return x * 2 if x.sum() > 0 else x * x.roll(1)
+    plan = jacobian_plan("detect")
+    plan.prepare(func, torch.ones(6))  # traced where the pattern is diagonal
+    with pytest.raises(SparsityPatternError):
+        plan(func, -torch.ones(6))
+
+
+@pytest.mark.filterwarnings("error:compile=True:RuntimeWarning")  # a fallback to eager fails the test
+def test_compiled_plan_matches_eager():
+    func, x, _ = PROBLEMS["tridiagonal"](n=30)
+    eager, compiled = jacobian_plan("detect"), jacobian_plan("detect", compile="aot_eager")
+    for point in (x, x + 1, x * 2):  # the first call is eager, then compiled
+        torch.testing.assert_close(dense(compiled(func, point)), dense(eager(func, point)))
+    assert len(compiled._only_prepared()._compiled) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("error:compile=True:RuntimeWarning")
+def test_inductor_compiled_plans_match_dense():
+    func, x, _ = PROBLEMS["burgers_flux"](n=60)
+    compiled = jacobian_plan("detect", compile=True)
+    for point in (x, x + 1):
+        torch.testing.assert_close(dense(compiled(func, point)), torch.func.jacfwd(func)(point))
+    energy, y, _ = PROBLEMS["arrowhead_hessian"](n=10)
+    compiled_h = hessian_plan("detect", compile=True)
+    for point in (y, y + 0.5):
+        torch.testing.assert_close(dense(compiled_h(energy, point)), torch.func.hessian(energy)(point))
+
+
+@pytest.mark.parametrize("sparsity", ["diagonal", Banded(1, 1), BlockDiagonal(3), "explicit", "detect"])
+def test_prepared_plans_do_no_pattern_work_per_call(sparsity, monkeypatch):
+    """After the first call a plan only runs the products: no pattern, colouring, decompression or
+    index-buffer building, whatever the sparsity form (Banded used to rebuild its pattern)."""
+    import torch_fwdad.functional.assembly as assembly
+    import torch_fwdad.functional.plans as plans
+    func, x = (lambda x: torch.sin(x) * x), torch.linspace(0, 1, 24)  # diagonal: fits every form below
+    if sparsity == "explicit":
+        sparsity = Banded(1, 1).build(24, 24)
+    plan = jacobian_plan(sparsity)
+    plan(func, x)
+    counts = {"pattern": 0, "coloring": 0, "assembly": 0}
+
+    def counting(name, original):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return original(*args, **kwargs)
+        return wrapper
+    monkeypatch.setattr(plans, "resolve_pattern", counting("pattern", plans.resolve_pattern))
+    monkeypatch.setattr(plans, "coloring", counting("coloring", plans.coloring))
+    monkeypatch.setattr(assembly.Assembly, "__init__", counting("assembly", assembly.Assembly.__init__))
+    for point in (x, x + 1, x * 3):
+        result = plan(func, point)
+    torch.testing.assert_close(dense(result), torch.func.jacfwd(func)(x * 3))
+    assert counts == {"pattern": 0, "coloring": 0, "assembly": 0}

@@ -4,6 +4,7 @@
 preparation (pattern, colouring) from repeated evaluation. See docs/sparse.md.
 """
 
+from torch_fwdad.functional.assembly import OUTPUTS, Compressed
 from torch_fwdad.functional.coloring import (
     DEFAULT_ORDERING,
     DEFAULT_REFINE,
@@ -28,7 +29,7 @@ from torch_fwdad.functional.plans import (
 )
 
 __all__ = [
-    "Banded", "BlockDiagonal", "Coloring", "DEFAULT_ORDERING", "DEFAULT_REFINE", "HessianPlan", "JacobianPlan", "ORDERINGS",
+    "Banded", "BlockDiagonal", "Coloring", "Compressed", "OUTPUTS", "DEFAULT_ORDERING", "DEFAULT_REFINE", "HessianPlan", "JacobianPlan", "ORDERINGS",
     "SparsityPatternError", "acyclic_coloring", "column_coloring", "hessian", "hessian_plan",
     "is_valid_coloring", "jacobian", "jacobian_plan", "numeric_pattern", "row_coloring", "star_coloring",
     "structural_pattern",

@@ -7,7 +7,7 @@ pattern's CSR order, with gathers and one cumulative sum: no Python loop over no
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -16,6 +16,13 @@ from scipy.sparse.csgraph import depth_first_order
 
 from torch_fwdad.functional.coloring import Coloring, two_colored_components
 from torch_fwdad.functional.patterns import adjacency
+
+
+def _on(cache: dict, device, arrays: dict) -> dict:
+    """The index arrays as tensors on `device`, converted on first use and kept."""
+    if device not in cache:
+        cache[device] = {name: torch.from_numpy(array).to(device) for name, array in arrays.items()}
+    return cache[device]
 
 
 def _rows_cols(pattern: sp.csr_array):
@@ -28,10 +35,15 @@ class DirectDecompression:
     """values[e] = compressed.flatten()[source[e]]: column and row colourings, star colourings."""
 
     source: np.ndarray
+    _tensors: dict = field(default_factory=dict, repr=False)
 
     def values(self, compressed: torch.Tensor) -> torch.Tensor:
-        index = torch.from_numpy(self.source).to(compressed.device)
-        return compressed.reshape(-1)[index]
+        return self.function(compressed.device)(compressed)
+
+    def function(self, device):
+        """compressed -> values, closing over index tensors only (what torch.compile guards on)."""
+        index = _on(self._tensors, device, {"source": self.source})["source"]
+        return lambda compressed: compressed.reshape(-1)[index]
 
 
 def column_decompression(pattern: sp.csr_array, coloring: Coloring) -> DirectDecompression:
@@ -75,16 +87,26 @@ class SubstitutionDecompression:
     entry_sign: np.ndarray
     diagonal: np.ndarray  # pattern entries on the diagonal
     diagonal_source: np.ndarray
+    _tensors: dict = field(default_factory=dict, repr=False)
 
     def values(self, compressed: torch.Tensor) -> torch.Tensor:
-        def t(array):
-            return torch.from_numpy(array).to(compressed.device)
+        return self.function(compressed.device)(compressed)
 
-        flat = compressed.reshape(-1)
-        signed = flat[t(self.node_source)] * t(self.node_sign).to(flat.dtype)
-        prefix = torch.cat([signed.new_zeros(1), torch.cumsum(signed, 0)])
-        values = (prefix[t(self.subtree_stop)] - prefix[t(self.subtree_start)]) * t(self.entry_sign).to(flat.dtype)
-        return values.index_put((t(self.diagonal),), flat[t(self.diagonal_source)])
+    def function(self, device):
+        """compressed -> values, closing over index tensors only (what torch.compile guards on)."""
+        t = _on(self._tensors, device, {
+            name: getattr(self, name) for name in ("node_source", "node_sign", "subtree_start", "subtree_stop",
+                                                   "entry_sign", "diagonal", "diagonal_source")})
+        node_source, node_sign, start, stop = t["node_source"], t["node_sign"], t["subtree_start"], t["subtree_stop"]
+        entry_sign, diagonal, diagonal_source = t["entry_sign"], t["diagonal"], t["diagonal_source"]
+
+        def values(compressed):
+            flat = compressed.reshape(-1)
+            signed = flat[node_source] * node_sign.to(flat.dtype)
+            prefix = torch.cat([signed.new_zeros(1), torch.cumsum(signed, 0)])
+            found = (prefix[stop] - prefix[start]) * entry_sign.to(flat.dtype)
+            return found.index_put((diagonal,), flat[diagonal_source])
+        return values
 
 
 def substitution_decompression(pattern: sp.csr_array, coloring: Coloring) -> SubstitutionDecompression:

@@ -123,20 +123,43 @@ class _DependencyTracer(TorchDispatchMode):
         leaves, _ = tree_flatten((args, kwargs))
         if not any(self.tracked(t) for t in leaves):
             return out
+        name = str(func.overloadpacket.__name__)
+        if any(t._base is not None and self.tracked(t._base) for t in _written_arguments(func, args, kwargs)):
+            # the write reaches the view's base, whose dependencies this tracer cannot update
+            raise NotImplementedError(
+                f"sparsity detection cannot follow the in-place {name} on a view that survived "
+                "functionalization; pass an explicit pattern or use sparsity='detect-numeric'")
         outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        rule = _rule_for(func, args, kwargs)
-        if rule is None:
-            self.unknown.add(str(func.overloadpacket.__name__))
-            rule = _dense_rule
-        for tensor, deps in zip(outs, rule(self, func, args, kwargs, outs)):
+        for tensor, deps in zip(outs, self._dependencies(func, name, args, kwargs, outs)):
             if tensor.is_floating_point() or tensor.is_complex():
                 self.deps[tensor] = as_bool_csr(deps)
-        if func._schema.is_mutable and isinstance(args[0], torch.Tensor) and args[0]._base is not None:
-            self.unknown.add(f"{func.overloadpacket.__name__} (in place on a view)")
         return out
+
+    def _dependencies(self, func, name, args, kwargs, outs):
+        """The op's rule, or dense dependence on everything it reads (named in the warning)."""
+        rule = _rule_for(func, args, kwargs)
+        if rule is not None:
+            try:
+                results = rule(self, func, args, kwargs, outs)
+                if all(deps.shape == (t.numel(), self.num_inputs) for t, deps in zip(outs, results)):
+                    return results
+                self.unknown.add(f"{name} (its rule gave the wrong number of rows)")
+            except Exception as error:  # a rule outside its domain: stay correct, go dense
+                self.unknown.add(f"{name} ({type(error).__name__} in its rule)")
+        else:
+            self.unknown.add(name)
+        return _dense_rule(self, func, args, kwargs, outs)
 
 
 # ----------------------------------------------------------------------------- rules
+
+def _written_arguments(func, args, kwargs):
+    if not func._schema.is_mutable:
+        return []
+    bound = _bind(func, args, kwargs)
+    return [bound[a.name] for a in func._schema.arguments
+            if a.alias_info is not None and a.alias_info.is_write and isinstance(bound.get(a.name), torch.Tensor)]
+
 
 def _bind(func, args, kwargs) -> dict:
     bound = {}
@@ -212,6 +235,19 @@ def _reduction_rule(tracer, func, args, kwargs, outs):
     return [reduced] * len(outs)
 
 
+def _elementwise_loss_rule(tracer, func, args, kwargs, outs):
+    """mse_loss, l1_loss, huber_loss...: elementwise, then reduced unless reduction is 'none' (0)."""
+    elementwise = _pointwise_rule(tracer, func, args, kwargs, [torch.broadcast_tensors(args[0], args[1])[0]])[0]
+    if _bind(func, args, kwargs).get("reduction", 1) == 0:
+        return [elementwise]
+    return [_all_rows(elementwise, outs[0].numel())]
+
+
+def _all_rows(deps, rows):
+    union = sp.csr_array(np.asarray(deps.sum(axis=0)).reshape(1, -1) > 0)
+    return sp.csr_array(np.ones((rows, 1), dtype=bool)) @ union
+
+
 def _mix_along_dim_rule(tracer, func, args, kwargs, outs):
     """softmax, cumsum, sort...: every output along `dim` may depend on the whole slice (conservative)."""
     source = args[0]
@@ -230,61 +266,99 @@ def _mix_along_dim_rule(tracer, func, args, kwargs, outs):
 def _movement_rule(tracer, func, args, kwargs, outs):
     """Ops whose outputs copy input entries or constants: run them on entry ids to see which.
 
-    Floating inputs are replaced by their ids (float64, exact) twice, the second time shifted:
-    an output that moves by the shift is a copied entry, one that stays is a constant (padding).
+    Every floating input is replaced by a float64 tensor with its shape, strides and storage
+    offset whose *memory locations* hold ids (so expanded, overlapping and strided inputs
+    behave exactly as they do, as_strided included), twice, the second time shifted: an output
+    that moves by the shift copies a location, one that stays is a constant (padding). A
+    location's dependencies are the union over the elements that share it.
     """
     leaves, spec = tree_flatten((args, kwargs))
-    floating = [i for i, t in enumerate(leaves) if isinstance(t, torch.Tensor) and t.is_floating_point()]
-    sizes = [leaves[i].numel() for i in floating]
+    floating = [i for i, t in enumerate(leaves) if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex())]
+    # absolute locations, storage offset included: as_strided(..., storage_offset) counts from there
+    locations = [_memory_locations(leaves[i]) + leaves[i].storage_offset() for i in floating]
+    sizes = [int(where.max()) + 1 if where.size else 0 for where in locations]
     offsets = np.cumsum([0] + sizes)
     shift = float(offsets[-1] + 1)
 
     def run(base):
         replaced = list(leaves)
-        for i, offset in zip(floating, offsets):
-            ids = torch.arange(leaves[i].numel(), dtype=torch.float64) + float(offset) + base
-            replaced[i] = torch.empty_strided(leaves[i].shape, leaves[i].stride(), dtype=torch.float64).copy_(
-                ids.reshape(leaves[i].shape))
+        for i, offset, size in zip(floating, offsets, sizes):
+            storage = torch.arange(size, dtype=torch.float64) + float(offset) + base
+            replaced[i] = storage.as_strided(leaves[i].shape, leaves[i].stride(), leaves[i].storage_offset())
         new_args, new_kwargs = tree_unflatten(replaced, spec)
         return [t for t in tree_flatten(func(*new_args, **new_kwargs))[0] if isinstance(t, torch.Tensor)]
 
     first, second = run(1.0), run(1.0 + shift)
-    stacked = sp.vstack([tracer.deps_of(leaves[i]) for i in floating]).tocsr()
+    location_deps = sp.vstack([_select(where, np.arange(len(where)), size, len(where)).tocsr()
+                               @ tracer.deps_of(leaves[i]).astype(np.int32)
+                               for i, where, size in zip(floating, locations, sizes)]).tocsr()
+    covered = np.zeros(location_deps.shape[0], dtype=bool)
+    for where, offset in zip(locations, offsets):
+        covered[where + offset] = True
     results = []
     for a, b in zip(first, second):
         a, b = a.reshape(-1).numpy(), b.reshape(-1).numpy()
-        copied = np.flatnonzero(b - a == shift)
-        select = sp.csr_array((np.ones(len(copied), dtype=np.int32), (copied, (a[copied] - 1).astype(np.int64))),
-                              shape=(len(a), stacked.shape[0]))
-        results.append(select @ stacked.astype(np.int32))
+        moved = b - a
+        if not np.all((moved == 0) | (moved == shift)):
+            raise ValueError("an output mixes several entries: not a movement")
+        copied = np.flatnonzero(moved == shift)
+        source = (a[copied] - 1).astype(np.int64)
+        if not covered[source].all():
+            raise ValueError("an output reads memory outside its inputs' elements")
+        results.append(_select(copied, source, len(a), location_deps.shape[0]) @ location_deps)
     return results
+
+
+def _memory_locations(tensor) -> np.ndarray:
+    """For each element in row-major order, its memory location relative to the tensor's first."""
+    if tensor.numel() == 0:
+        return np.zeros(0, dtype=np.int64)
+    where = np.zeros((), dtype=np.int64)
+    for size, stride in zip(tensor.shape, tensor.stride()):
+        where = where[..., None] + np.arange(size, dtype=np.int64) * stride
+    return where.reshape(-1)
 
 
 def _mask(tracer, tensor) -> np.ndarray:
     """Entries that may be nonzero: nonzero here, or depending on the input."""
-    mask = (tensor != 0).reshape(-1).numpy().copy()
+    if torch._is_zerotensor(tensor):
+        mask = np.zeros(tensor.numel(), dtype=bool)
+    else:
+        mask = (tensor != 0).reshape(-1).numpy().copy()
     if tracer.tracked(tensor):
         mask |= np.diff(tracer.deps_of(tensor).indptr) > 0
     return mask.reshape(tensor.shape)
 
 
-def _batched_matmul_deps(tracer, a, b):
+def _matmul_operand(tracer, tensor, as_left):
+    """(deps, mask of shape (batch, rows, cols)) of a matmul operand; a 1-D operand is a row
+    (left) or a column (right). Reshaping keeps the row-major order, so the deps rows stay."""
+    mask = _mask(tracer, tensor)
+    if tensor.dim() == 1:
+        mask = mask.reshape(1, 1, -1) if as_left else mask.reshape(1, -1, 1)
+    elif tensor.dim() == 2:
+        mask = mask[None]
+    return tracer.deps_of(tensor).astype(np.int32), mask
+
+
+def _batched_matmul_deps(tracer, left, right):
     """(batch, m, k) @ (batch, k, p): out[z, i, j] gets A[z, i, q] if B[z, q, j] may be nonzero, and vice versa."""
-    batch, m, k = a.shape
-    p = b.shape[2]
+    (a_deps, a_mask), (b_deps, b_mask) = left, right
+    batch, m, k = a_mask.shape
+    p = b_mask.shape[2]
     terms = sp.csr_array((batch * m * p, tracer.num_inputs), dtype=np.int32)
-    if tracer.tracked(a):
-        z, q, j = np.nonzero(_mask(tracer, b))
+    if a_deps.nnz:
+        z, q, j = np.nonzero(b_mask)
         i = np.arange(m)
         out = ((z[:, None] * m + i) * p + j[:, None]).reshape(-1)
         src = ((z[:, None] * m + i) * k + q[:, None]).reshape(-1)
-        terms = terms + _select(out, src, batch * m * p, a.numel()) @ tracer.deps_of(a).astype(np.int32)
-    if tracer.tracked(b):
-        z, i, q = np.nonzero(_mask(tracer, a))
+        terms = terms + _select(out, src, batch * m * p, a_deps.shape[0]) @ a_deps
+    if b_deps.nnz:
+        z, i, q = np.nonzero(a_mask)
         j = np.arange(p)
         out = ((z[:, None] * m + i[:, None]) * p + j).reshape(-1)
         src = ((z[:, None] * k + q[:, None]) * p + j).reshape(-1)
-        terms = terms + _select(out, src, batch * m * p, b.numel()) @ tracer.deps_of(b).astype(np.int32)
+        terms = terms + _select(out, src, batch * m * p, b_deps.shape[0]) @ b_deps
     return terms
 
 
@@ -292,26 +366,19 @@ def _select(rows, cols, m, n):
     return sp.csr_array((np.ones(len(rows), dtype=np.int32), (rows, cols)), shape=(m, n))
 
 
-def _as_3d(tracer, tensor, shape):
-    """A view of `tensor` with its deps, for the matmul rules (the deps follow the flat order)."""
-    view = tensor.reshape(shape)
-    tracer.deps[view] = tracer.deps_of(tensor) if tracer.tracked(tensor) else sp.csr_array(
-        (tensor.numel(), tracer.num_inputs), dtype=bool)
-    return view
-
-
 def _matmul_rule(tracer, func, args, kwargs, outs):
+    """mm, bmm, mv, dot, vdot and their add* forms; addbmm also sums over the batch."""
     name = func.overloadpacket.__name__
-    bias, (a, b) = (args[0], args[1:3]) if name in ("addmm", "addmv", "baddbmm") else (None, args[:2])
-    if a.dim() == 1:
-        a = a.reshape(1, -1)
-    if b.dim() == 1:
-        b = b.reshape(-1, 1)
-    a3 = _as_3d(tracer, a, (-1, *a.shape[-2:]) if a.dim() == 3 else (1, *a.shape))
-    b3 = _as_3d(tracer, b, (-1, *b.shape[-2:]) if b.dim() == 3 else (1, *b.shape))
-    deps = _batched_matmul_deps(tracer, a3, b3)
+    with_bias = name in ("addmm", "addmv", "baddbmm", "addbmm")
+    bias, a, b = (args[0], args[1], args[2]) if with_bias else (None, args[0], args[1])
+    deps = _batched_matmul_deps(tracer, _matmul_operand(tracer, a, True), _matmul_operand(tracer, b, False))
+    if name == "addbmm":
+        batch = a.shape[0]
+        deps = _group_matrix(_groups((batch, outs[0].numel()), [0]), deps.shape[0]) @ deps
     if bias is not None and tracer.tracked(bias):
         deps = deps + _broadcast(tracer, bias, outs[0].shape).astype(np.int32)
+    if deps.shape[0] != outs[0].numel():
+        raise ValueError(f"{name}: {deps.shape[0]} dependency rows for {outs[0].numel()} outputs")
     return [deps]
 
 
@@ -369,7 +436,9 @@ _MIX_ALONG_DIM = {
     "_softmax", "_log_softmax", "softmax", "log_softmax", "cumsum", "cumprod", "logcumsumexp", "cummax",
     "cummin", "sort", "topk",
 }
-_MATMUL = {"mm", "bmm", "addmm", "mv", "addmv", "dot", "baddbmm"}
+_MATMUL = {"mm", "bmm", "addmm", "mv", "addmv", "dot", "vdot", "baddbmm", "addbmm"}
+_ELEMENTWISE_LOSSES = {"mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "soft_margin_loss"}
+_LOSS_BACKWARDS = {f"{name}_backward" for name in _ELEMENTWISE_LOSSES}  # out[i]: grad_output, self[i], target[i]
 _SPECIAL = {
     "_to_copy": _pointwise_rule, "to": _pointwise_rule, "copy": _pointwise_rule, "copy_": _copy_rule,
     "fill": _constant_rule, "fill_": _constant_rule, "zero": _constant_rule, "zero_": _constant_rule,
@@ -381,8 +450,11 @@ def _rule_for(func, args, kwargs):
     name = func.overloadpacket.__name__
     if name in _SPECIAL:
         return _SPECIAL[name]
-    if name in ("index_put", "index_put_") and _bind(func, args, kwargs).get("accumulate", False):
+    bound = _bind(func, args, kwargs)
+    if name in ("index_put", "index_put_") and bound.get("accumulate", False):
         return None  # sums several values into one entry: not a movement
+    if name in ("scatter", "scatter_") and bound.get("reduce") is not None:
+        return None
     if name.rstrip("_") in _MOVEMENT or name in _MOVEMENT:
         return _movement_rule
     if name in _REDUCTIONS:
@@ -391,6 +463,10 @@ def _rule_for(func, args, kwargs):
         return _mix_along_dim_rule
     if name in _MATMUL:
         return _matmul_rule
+    if name in _ELEMENTWISE_LOSSES:
+        return _elementwise_loss_rule
+    if name in _LOSS_BACKWARDS:
+        return _pointwise_rule
     if torch.Tag.pointwise in func.tags:
         return _pointwise_rule
     return None

@@ -1,4 +1,4 @@
-"""The benchmark problems of issue 6, shared by benchmarks/bench_sparse.py and the tests.
+"""The benchmark problems of issues 6 and 15, shared by benchmarks/bench_sparse.py and the tests.
 
 Each maker returns (func, x, kind) with kind "jacobian" or "hessian"; sizes are parameters so
 the tests can run them small.
@@ -58,6 +58,18 @@ def banded_dense_row(n=10_000, dtype=torch.float64):
     return func, torch.linspace(0, 1, n, dtype=dtype), "hessian"
 
 
+def burgers_flux(n=100_000, dtype=torch.float64, nu=0.01):
+    """Right-hand side of viscous Burgers on a periodic grid: central flux difference plus diffusion."""
+    dx = 1.0 / n
+
+    def func(u):
+        flux = 0.5 * u * u
+        right, left = torch.roll(u, -1), torch.roll(u, 1)
+        return -(torch.roll(flux, -1) - torch.roll(flux, 1)) / (2 * dx) + nu * (right - 2 * u + left) / dx ** 2
+    grid = torch.linspace(0, 1, n + 1, dtype=dtype)[:-1]
+    return func, torch.sin(2 * torch.pi * grid) + 0.5, "jacobian"
+
+
 PROBLEMS = {
     "tridiagonal": tridiagonal,
     "diagonal_square": diagonal_square,
@@ -65,4 +77,5 @@ PROBLEMS = {
     "laplacian_hessian": laplacian_energy,
     "arrowhead_hessian": arrowhead,
     "banded_dense_row_hessian": banded_dense_row,
+    "burgers_flux": burgers_flux,
 }

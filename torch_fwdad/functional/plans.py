@@ -15,14 +15,15 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from torch_fwdad.functional.assembly import OUTPUTS, Assembly, Compressed
 from torch_fwdad.functional.coloring import DEFAULT_ORDERING, Coloring, coloring
 from torch_fwdad.functional.decompress import DECOMPRESSIONS
 from torch_fwdad.functional.patterns import DETECT_SPECS, Banded, BlockDiagonal, explicit_pattern, resolve_pattern, symmetrized
 
-OUTPUTS = ("sparse", "coo", "csr", "dense")
 JACOBIAN_MODES = ("auto", "column", "row")
 HESSIAN_METHODS = ("auto", "star", "acyclic")
-CHECKS = (None, "raise", "warn")
+#: "auto": "raise" on the first evaluation of a detected pattern, no check for a given one
+CHECKS = ("auto", None, "raise", "warn")
 
 
 class SparsityPatternError(ValueError):
@@ -95,9 +96,16 @@ def vjp_products(flat_func, x_flat, seeds_of_out_shape, chunk_size=None):
     return torch.func.vmap(lambda u: pullback(u.reshape(out.shape))[0], chunk_size=chunk_size)(seeds), out.shape
 
 
+def gradient_of(flat_func):
+    """The gradient as jacrev of the scalar function. Not torch.func.grad: a JVP through grad's
+    unbatched pullback fails in PyTorch on ops such as mse_loss ("ZeroTensors are immutable"),
+    while jacrev's vmapped pullback, the one torch.func.hessian uses, works."""
+    return torch.func.jacrev(_scalar(flat_func))
+
+
 def hvp_products(flat_func, x_flat, seeds, chunk_size=None):
     """Forward-over-reverse: JVPs of the gradient."""
-    grad = torch.func.grad(_scalar(flat_func))
+    grad = gradient_of(flat_func)
 
     def one(tangent):
         return torch.func.jvp(grad, (x_flat,), (tangent,))[1]
@@ -113,50 +121,6 @@ def _scalar(flat_func):
     return scalar_func
 
 
-# ----------------------------------------------------------------------------- output assembly
-
-def _unravel(flat_index: np.ndarray, shape) -> torch.Tensor:
-    if not shape:
-        return torch.empty(0, len(flat_index), dtype=torch.int64)
-    return torch.from_numpy(np.stack(np.unravel_index(flat_index, shape)).astype(np.int64))
-
-
-def _block(values, rows, cols, row_shape, col_shape, output):
-    m, n = math.prod(row_shape), math.prod(col_shape)
-    index = lambda a: torch.from_numpy(a).to(values.device)  # noqa: E731
-    if output == "dense":
-        dense = values.new_zeros(m, n).index_put_((index(rows), index(cols)), values)
-        return dense.reshape(*row_shape, *col_shape)
-    if output == "csr":
-        crow = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=m))])
-        return torch.sparse_csr_tensor(index(crow), index(cols), values, size=(m, n), check_invariants=False)
-    indices = torch.cat([_unravel(rows, row_shape), _unravel(cols, col_shape)]).to(values.device)
-    # CSR order is row-major order, so the COO tensor is already coalesced.
-    return torch.sparse_coo_tensor(indices, values, (*row_shape, *col_shape), is_coalesced=True,
-                                   check_invariants=False)
-
-
-def assemble(values, pattern, row_shapes, col_shapes, output, row_tuple, col_tuple):
-    """Split the (m, n) matrix into blocks by input (and output) tensor, each like jacfwd's."""
-    rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
-    cols = pattern.indices.astype(np.int64)
-    row_edges = np.cumsum([0] + [math.prod(s) for s in row_shapes])
-    col_edges = np.cumsum([0] + [math.prod(s) for s in col_shapes])
-
-    def block(r, c):
-        keep = (rows >= row_edges[r]) & (rows < row_edges[r + 1]) & (cols >= col_edges[c]) & (cols < col_edges[c + 1])
-        picked = torch.from_numpy(np.flatnonzero(keep)).to(values.device)
-        return _block(values[picked], rows[keep] - row_edges[r], cols[keep] - col_edges[c],
-                      row_shapes[r], col_shapes[c], output)
-
-    def row_of_blocks(r):
-        blocks = tuple(block(r, c) for c in range(len(col_shapes)))
-        return blocks if col_tuple else blocks[0]
-
-    rows_of_blocks = tuple(row_of_blocks(r) for r in range(len(row_shapes)))
-    return rows_of_blocks if row_tuple else rows_of_blocks[0]
-
-
 # ----------------------------------------------------------------------------- debug check
 
 def check_against_probe(values, pattern, exact_times, how, what="Jacobian"):
@@ -167,8 +131,8 @@ def check_against_probe(values, pattern, exact_times, how, what="Jacobian"):
     """
     if how is None:
         return
-    if how not in CHECKS[1:]:
-        raise ValueError(f"check must be None, 'raise' or 'warn', got {how!r}")
+    if how not in CHECKS[2:]:
+        raise ValueError(f"check must be 'auto', None, 'raise' or 'warn', got {how!r}")
     m, n = pattern.shape
     generator = torch.Generator().manual_seed(0)
     probe = torch.randn(n, generator=generator, dtype=values.real.dtype).to(values)
@@ -192,20 +156,69 @@ def check_against_probe(values, pattern, exact_times, how, what="Jacobian"):
 
 # ----------------------------------------------------------------------------- plans
 
-@dataclass(frozen=True, eq=False)
 class Prepared:
-    """Everything evaluation needs for one input shape: done once, reused every call."""
+    """Everything evaluation needs for one input shape, built once: pattern, colouring, the
+    decompression's index tensors, the seeds and the output's index buffers (per dtype, device
+    and format), and compiled evaluations (per function). A call does products + gathers only."""
 
-    pattern: sp.csr_array
-    coloring: Coloring
-    decompression: object
+    def __init__(self, pattern, coloring, decompression, detected=False):
+        self.pattern, self.coloring, self.decompression = pattern, coloring, decompression
+        self.detected = detected
+        self.checked = False
+        self.out_shape = None  # known after the first evaluation
+        self._seeds, self._assemblies = {}, {}
+        self._compiled = {}  # func -> its compiled evaluation (which holds func anyway)
 
     @classmethod
-    def build(cls, pattern, kinds, ordering, refine=None):
+    def build(cls, pattern, kinds, ordering, refine=None, detected=False):
         """Colour for every kind in `kinds` and keep the one needing the fewest products (ties: first)."""
         colorings = [coloring(pattern, kind, ordering, refine) for kind in kinds]
         best = min(colorings, key=lambda c: c.num_colors)
-        return cls(pattern, best, DECOMPRESSIONS[best.kind](pattern, best))
+        return cls(pattern, best, DECOMPRESSIONS[best.kind](pattern, best), detected)
+
+    def seeds(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.dtype, like.device)
+        if key not in self._seeds:
+            self._seeds[key] = _seeds(self.coloring.colors, self.coloring.num_colors, like)
+        return self._seeds[key]
+
+    def assembly(self, output, row_shapes, col_shapes, row_tuple, col_tuple, device) -> Assembly:
+        key = (output, tuple(row_shapes), tuple(col_shapes), row_tuple, col_tuple, device)
+        if key not in self._assemblies:
+            self._assemblies[key] = Assembly(self.pattern, row_shapes, col_shapes, output, row_tuple, col_tuple, device)
+        return self._assemblies[key]
+
+    def check_mode(self, check):
+        """The default probes a detected pattern once (at its first evaluation)."""
+        if check != "auto":
+            return check
+        if self.detected and not self.checked:
+            return "raise"
+        return None
+
+    def compiled(self, func, build, backend):
+        """torch.compile of `build()` for this function, made at its first use (chunk_size included)."""
+        if func not in self._compiled:
+            self._compiled[func] = _CompiledOrEager(build(), backend)
+        return self._compiled[func]
+
+
+class _CompiledOrEager:
+    """A torch.compile'd evaluation that falls back to eager, with a warning, if compiling fails."""
+
+    def __init__(self, run, backend):
+        backend = "inductor" if backend is True else backend
+        self.run, self.compiled = run, torch.compile(run, dynamic=False, backend=backend)
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except Exception as error:  # noqa: BLE001 - any compiler failure: eager is still exact
+                warnings.warn(f"compile=True: torch.compile failed ({type(error).__name__}: {str(error)[:200]}); "
+                              "evaluating eagerly", RuntimeWarning, stacklevel=3)
+                self.compiled = None
+        return self.run(*args)
 
 
 def _validate_choice(name, value, allowed):
@@ -220,6 +233,10 @@ class _Plan:
     #: refinement passes after greedy colouring (None: DEFAULT_REFINE per kind); the passes
     #: used and the count before them are on `plan.coloring.refine` / `.greedy_num_colors`
     refine: int | None = None
+    #: evaluate through torch.compile (True: inductor, or a backend name), compiled at the second
+    #: call for each function (the first runs eagerly and checks); eager again, with a warning,
+    #: if compiling fails
+    compile: bool | str = False
     _cache: dict = field(default_factory=dict, repr=False)
 
     def _static_shape(self):
@@ -248,7 +265,9 @@ class _Plan:
         if "static" in self._cache:
             return self._cache["static"]
         if key not in self._cache:
-            self._cache[key] = self._prepare(self._pattern_for(resolve()))
+            prepared = self._prepare(self._pattern_for(resolve()))
+            prepared.detected = self.sparsity in DETECT_SPECS
+            self._cache[key] = prepared
         return self._cache[key]
 
     def _only_prepared(self) -> Prepared:
@@ -295,27 +314,65 @@ class JacobianPlan(_Plan):
     def _rows(self, func, x, inputs) -> int:
         return _evaluate_once(func, x).numel()
 
-    def __call__(self, func, x, *, chunk_size=None, output="sparse", check=None):
+    def __call__(self, func, x, *, chunk_size=None, output="sparse", check="auto"):
         _validate_choice("output", output, OUTPUTS)
         inputs = FlatInputs.of(x)
         prepared = self.prepare(func, x)
-        pattern, colors = prepared.pattern, prepared.coloring
-        _check_columns(pattern, inputs.numel)
+        _check_columns(prepared.pattern, inputs.numel)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
-        if colors.kind == "column":
-            compressed = _jvps_or_shape(flat_func, x_flat, _seeds(colors.colors, colors.num_colors, x_flat),
-                                        chunk_size)
-            out_shape = compressed.shape[1:]
+        if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
+            evaluate = prepared.compiled(func, lambda: self._compilable(prepared, flat_func, chunk_size, x_flat),
+                                         self.compile)
+            compressed, values = evaluate(x_flat)
         else:
-            compressed, out_shape = vjp_products(
-                flat_func, x_flat,
-                lambda out: _seeds(colors.colors, colors.num_colors, out.reshape(-1)), chunk_size)
-        if math.prod(out_shape) != pattern.shape[0]:
-            raise ValueError(f"sparsity pattern has {pattern.shape[0]} rows but func returns "
-                             f"{math.prod(out_shape)} values (shape {tuple(out_shape)})")
-        values = prepared.decompression.values(compressed.reshape(len(compressed), -1))
-        check_against_probe(values, pattern, lambda v: torch.func.jvp(flat_func, (x_flat,), (v,))[1], check)
-        return assemble(values, pattern, [tuple(out_shape)], inputs.shapes, output, False, inputs.is_tuple)
+            compressed, values = self._evaluation(prepared, flat_func, chunk_size, output)(x_flat)
+        if output == "compressed":
+            return Compressed(compressed, prepared.coloring, prepared.pattern)
+        how = prepared.check_mode(check)
+        check_against_probe(values, prepared.pattern, lambda v: torch.func.jvp(flat_func, (x_flat,), (v,))[1], how)
+        prepared.checked = prepared.checked or how == "raise"
+        assembly = prepared.assembly(output, [prepared.out_shape], inputs.shapes, False, inputs.is_tuple, x_flat.device)
+        return assembly(values)
+
+    def _evaluation(self, prepared, flat_func, chunk_size, output):
+        """x_flat -> (compressed products, values in the pattern's CSR order): all of a call's arithmetic."""
+        colors, rows = prepared.coloring, prepared.pattern.shape[0]
+
+        def evaluate(x_flat):
+            if colors.kind == "column":
+                compressed = _jvps_or_shape(flat_func, x_flat, prepared.seeds(x_flat), chunk_size)
+                out_shape = tuple(compressed.shape[1:])
+            else:
+                compressed, out_shape = vjp_products(flat_func, x_flat, lambda out: prepared.seeds(out.reshape(-1)),
+                                                     chunk_size)
+            if math.prod(out_shape) != rows:
+                raise ValueError(f"sparsity pattern has {rows} rows but func returns "
+                                 f"{math.prod(out_shape)} values (shape {tuple(out_shape)})")
+            prepared.out_shape = tuple(out_shape)
+            if output == "compressed":
+                return compressed, None
+            return compressed, prepared.decompression.values(compressed.reshape(len(compressed), -1))
+        return evaluate
+
+    def _compilable(self, prepared, flat_func, chunk_size, like):
+        """The evaluation for torch.compile, closing over tensors and functions only (few guards);
+        made after a first eager call, so the output shape is known."""
+        colors, decompress = prepared.coloring, prepared.decompression.function(like.device)
+        if colors.kind == "column":
+            seeds = prepared.seeds(like)
+
+            def products(x_flat):
+                return jvp_products(flat_func, x_flat, seeds, chunk_size)
+        else:
+            out_seeds = _seeds(colors.colors, colors.num_colors, like.new_empty(prepared.pattern.shape[0]))
+
+            def products(x_flat):
+                return vjp_products(flat_func, x_flat, lambda out: out_seeds.to(out.dtype), chunk_size)[0]
+
+        def evaluate(x_flat):
+            compressed = products(x_flat)
+            return compressed, decompress(compressed.reshape(len(compressed), -1))
+        return evaluate
 
 
 def _jvps_or_shape(flat_func, x_flat, seeds, chunk_size):
@@ -351,19 +408,49 @@ class HessianPlan(_Plan):
     def _rows(self, func, x, inputs) -> int:
         return inputs.numel
 
-    def __call__(self, func, x, *, chunk_size=None, output="sparse", check=None):
+    def __call__(self, func, x, *, chunk_size=None, output="sparse", check="auto"):
         _validate_choice("output", output, OUTPUTS)
         inputs = FlatInputs.of(x)
         prepared = self.prepare(func, x)
-        pattern, colors = prepared.pattern, prepared.coloring
-        _check_columns(pattern, inputs.numel)
+        _check_columns(prepared.pattern, inputs.numel)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
-        seeds = _seeds(colors.colors, colors.num_colors, x_flat)
-        compressed = hvp_products(flat_func, x_flat, seeds, chunk_size) if len(seeds) else x_flat.new_zeros(0, len(x_flat))
-        values = prepared.decompression.values(compressed)
-        grad = torch.func.grad(_scalar(flat_func))
-        check_against_probe(values, pattern, lambda v: torch.func.jvp(grad, (x_flat,), (v,))[1], check, "Hessian")
-        return assemble(values, pattern, inputs.shapes, inputs.shapes, output, inputs.is_tuple, inputs.is_tuple)
+        if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
+            evaluate = prepared.compiled(func, lambda: self._compilable(prepared, flat_func, chunk_size, x_flat),
+                                         self.compile)
+            compressed, values = evaluate(x_flat)
+        else:
+            compressed, values = self._evaluation(prepared, flat_func, chunk_size, output)(x_flat)
+        if output == "compressed":
+            return Compressed(compressed, prepared.coloring, prepared.pattern)
+        how = prepared.check_mode(check)
+        check_against_probe(values, prepared.pattern,
+                            lambda v: torch.func.jvp(gradient_of(flat_func), (x_flat,), (v,))[1], how, "Hessian")
+        prepared.checked = prepared.checked or how == "raise"
+        assembly = prepared.assembly(output, inputs.shapes, inputs.shapes, inputs.is_tuple, inputs.is_tuple, x_flat.device)
+        return assembly(values)
+
+    def _evaluation(self, prepared, flat_func, chunk_size, output):
+        """x_flat -> (compressed HVPs, values in the pattern's CSR order)."""
+        def evaluate(x_flat):
+            seeds = prepared.seeds(x_flat)
+            if len(seeds):
+                compressed = hvp_products(flat_func, x_flat, seeds, chunk_size)
+            else:
+                compressed = x_flat.new_zeros(0, len(x_flat))
+            prepared.out_shape = ()
+            if output == "compressed":
+                return compressed, None
+            return compressed, prepared.decompression.values(compressed)
+        return evaluate
+
+    def _compilable(self, prepared, flat_func, chunk_size, like):
+        """As JacobianPlan._compilable: tensors and functions only in the closure."""
+        seeds, decompress = prepared.seeds(like), prepared.decompression.function(like.device)
+
+        def evaluate(x_flat):
+            compressed = hvp_products(flat_func, x_flat, seeds, chunk_size)
+            return compressed, decompress(compressed)
+        return evaluate
 
 
 def _check_columns(pattern, numel):
@@ -385,17 +472,21 @@ def _evaluate_once(func, x):
 
 # ----------------------------------------------------------------------------- public entry points
 
-def jacobian_plan(sparsity, *, mode="auto", ordering=DEFAULT_ORDERING, refine=None) -> JacobianPlan:
-    """A reusable sparse-Jacobian plan. See `jacobian` for `sparsity`, `mode` and `refine`."""
-    return JacobianPlan(sparsity, ordering, refine, mode=mode)
+def jacobian_plan(sparsity, *, mode="auto", ordering=DEFAULT_ORDERING, refine=None, compile=False) -> JacobianPlan:
+    """A reusable sparse-Jacobian plan. See `jacobian` for `sparsity`, `mode` and `refine`.
+
+    compile=True evaluates the products and the decompression through torch.compile (from the
+    second call on, per function); worth it when the plan is evaluated many times.
+    """
+    return JacobianPlan(sparsity, ordering, refine, compile, mode=mode)
 
 
-def hessian_plan(sparsity, *, method="auto", ordering=DEFAULT_ORDERING, refine=None) -> HessianPlan:
-    """A reusable sparse-Hessian plan. See `hessian` for `sparsity` and `method`."""
-    return HessianPlan(sparsity, ordering, refine, method=method)
+def hessian_plan(sparsity, *, method="auto", ordering=DEFAULT_ORDERING, refine=None, compile=False) -> HessianPlan:
+    """A reusable sparse-Hessian plan. See `hessian` for `sparsity` and `method`; `jacobian_plan` for compile."""
+    return HessianPlan(sparsity, ordering, refine, compile, method=method)
 
 
-def jacobian(func, x, *, sparsity=None, mode="auto", chunk_size=None, output="sparse", check=None,
+def jacobian(func, x, *, sparsity=None, mode="auto", chunk_size=None, output="sparse", check="auto",
              ordering=DEFAULT_ORDERING, refine=None):
     """Jacobian of `func` at `x`, shaped (*out_shape, *in_shape) like `torch.func.jacfwd`.
 
@@ -403,8 +494,10 @@ def jacobian(func, x, *, sparsity=None, mode="auto", chunk_size=None, output="sp
     "diagonal", BlockDiagonal(b), Banded(lower, upper), an explicit (outputs x inputs) pattern
     (bool tensor, torch sparse COO/CSR, scipy.sparse), or "detect" / "detect-numeric".
     mode: "column" (one JVP per colour), "row" (one VJP per colour), "auto" (fewer products).
-    output: "sparse"/"coo" (torch sparse COO), "csr" (2-D flattened), "dense".
-    check: None, "raise" or "warn" when the pattern misses true nonzeros (one extra JVP).
+    output: "sparse"/"coo" (torch sparse COO), "csr" (2-D flattened), "dense", "scipy" / "scipy-csc"
+    (2-D scipy.sparse CSR / CSC arrays), "compressed" (a `Compressed`: the products and the colouring).
+    check: "raise" or "warn" when the pattern misses true nonzeros (one extra JVP), None: no check;
+    "auto" (default): "raise" at the first evaluation of a detected pattern, no check otherwise.
     refine: colouring refinement passes (DSatur + iterated greedy; never more colours),
     None for the per-kind default DEFAULT_REFINE, 0 for plain greedy.
     """
@@ -414,7 +507,7 @@ def jacobian(func, x, *, sparsity=None, mode="auto", chunk_size=None, output="sp
         func, x, chunk_size=chunk_size, output=output, check=check)
 
 
-def hessian(func, x, *, sparsity=None, method="auto", chunk_size=None, output="sparse", check=None,
+def hessian(func, x, *, sparsity=None, method="auto", chunk_size=None, output="sparse", check="auto",
             ordering=DEFAULT_ORDERING, refine=None):
     """Hessian of the scalar `func` at `x` from Hessian-vector products (forward-over-reverse).
 
