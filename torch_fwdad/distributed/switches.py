@@ -1,0 +1,49 @@
+"""Overrides that register_jvp cannot express, toggled by torch_fwdad.enable()/disable().
+
+`KernelSwitch` owns one Autograd kernel in its own torch.library fragment (destroying it
+restores the kernel underneath); `AttributeSwitch` sets one attribute of a PyTorch class
+and restores the original. Both are added with `engine.registry.add_switch`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..engine.registry import _quiet_override_warning, add_switch
+
+
+class KernelSwitch:
+    def __init__(self, op: torch._ops.OpOverload, make_kernel: Callable):
+        self.op, self.make_kernel, self.library = op, make_kernel, None
+
+    def install(self) -> None:
+        if self.library is not None:
+            return
+        captured = torch.library.get_kernel(self.op, "AutogradCPU")
+        library = torch.library.Library(self.op.namespace, "IMPL")
+        with _quiet_override_warning():
+            library.impl(self.op, self.make_kernel(captured), "Autograd", with_keyset=True)
+        self.library = library
+
+    def uninstall(self) -> None:
+        if self.library is not None:
+            self.library._destroy()
+            self.library = None
+
+
+class AttributeSwitch:
+    def __init__(self, owner, name: str, replacement):
+        self.owner, self.name, self.replacement = owner, name, replacement
+        self.original = owner.__dict__[name]
+
+    def install(self) -> None:
+        setattr(self.owner, self.name, self.replacement)
+
+    def uninstall(self) -> None:
+        setattr(self.owner, self.name, self.original)
+
+
+def switch(override) -> None:
+    add_switch(override.install, override.uninstall)
