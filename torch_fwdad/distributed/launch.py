@@ -61,7 +61,10 @@ def run_cases(module: str, cases: list[str], world_size: int, *, timeout: float 
         while len(reports) < world_size:
             remaining = deadline - _now()
             if remaining <= 0:
-                raise RuntimeError(f"distributed cases {cases} of {module} did not finish within {timeout:.0f} s on {world_size} ranks (finished: ranks {sorted(reports)})")
+                raise RuntimeError(
+                    f"distributed cases {cases} of {module} did not finish within {timeout:.0f} s on "
+                    f"{world_size} ranks; reports of the ranks that finished: {reports}"
+                )
             try:
                 rank, report = results.get(timeout=min(remaining, 1.0))
                 reports[rank] = report

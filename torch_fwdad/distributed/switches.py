@@ -34,15 +34,24 @@ class KernelSwitch:
 
 
 class AttributeSwitch:
+    """Sets `owner.name`; uninstall restores the class's own attribute, or removes ours
+    where the class only inherited one (so lookups fall through to the base again)."""
+
+    _INHERITED = object()
+
     def __init__(self, owner, name: str, replacement):
         self.owner, self.name, self.replacement = owner, name, replacement
-        self.original = owner.__dict__[name]
+        self.original = owner.__dict__.get(name, self._INHERITED)
 
     def install(self) -> None:
         setattr(self.owner, self.name, self.replacement)
 
     def uninstall(self) -> None:
-        setattr(self.owner, self.name, self.original)
+        if self.original is self._INHERITED:
+            if self.name in self.owner.__dict__:
+                delattr(self.owner, self.name)
+        else:
+            setattr(self.owner, self.name, self.original)
 
 
 def switch(override) -> None:
