@@ -1,6 +1,7 @@
 """Forward mode through torch.distributed: functional collectives, in-place c10d, DTensor.
 
-`install()` (run by `import torch_fwdad`) registers the collective rules when
+`install()` (opt-in: call it after `import torch_fwdad`; see docs/distributed.md for the
+known reverse-mode breakage that keeps it off by default) registers the collective rules when
 torch.distributed is available; they need `torch.distributed._functional_collectives`
 loaded first (its reverse-mode kernels are what the rules sit on, and loading it later
 would replace them). DTensor's rules wait until `torch.distributed.tensor` is imported
@@ -18,9 +19,14 @@ import torch
 DTENSOR_MODULE = "torch.distributed.tensor"
 
 
+_installed = False
+
+
 def install() -> None:
-    if not torch.distributed.is_available():
+    global _installed
+    if _installed or not torch.distributed.is_available():
         return
+    _installed = True
     from .c10d import register_c10d_rules
     from .collectives import register_functional_rules
 

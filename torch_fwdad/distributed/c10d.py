@@ -69,9 +69,20 @@ def _broadcast_jvp(primals, tangents, output):
     return None, None
 
 
+def _require_input_tangent(op, tangents) -> None:
+    # The rule runs because some argument is dual; if the input is not (gloo's
+    # reduce_scatter_tensor reaches this op with an input that lost it), a zero would be silent.
+    if tangents[1] is None:
+        raise NotImplementedError(
+            f"torch_fwdad: forward-mode AD through {op}: the input reached the collective without "
+            f"its tangent, so the output's tangent is unknown; {FUNCTIONAL_INSTEAD}"
+        )
+
+
 def _allgather_base_jvp(primals, tangents, output):
     out, x, group, _, timeout = primals
-    x_tangent = torch.zeros_like(x) if tangents[1] is None else tangents[1]
+    _require_input_tangent(c10d._allgather_base_.default, tangents)
+    x_tangent = tangents[1]
     gathered = torch.empty_like(out)
     c10d._allgather_base_.default(gathered, x_tangent.contiguous(), group, False, timeout)[1].wait()
     output[1].wait()
@@ -82,7 +93,8 @@ def _allgather_base_jvp(primals, tangents, output):
 def _reduce_scatter_base_jvp(primals, tangents, output):
     out, x, group, reduce_op, _, timeout = primals
     _linear_reduce_op(c10d._reduce_scatter_base_.default, reduce_op)
-    x_tangent = torch.zeros_like(x) if tangents[1] is None else tangents[1]
+    _require_input_tangent(c10d._reduce_scatter_base_.default, tangents)
+    x_tangent = tangents[1]
     scattered = torch.empty_like(out)
     c10d._reduce_scatter_base_.default(scattered, x_tangent.contiguous(), group, reduce_op, False, timeout)[1].wait()
     output[1].wait()
