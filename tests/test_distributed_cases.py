@@ -156,9 +156,7 @@ def case_reverse_mode_and_primal_bitwise_unchanged(rank, world):
 
     def run():
         v = x.clone().requires_grad_()
-        # `* 1`: an AsyncCollectiveTensor fed straight into all_gather recurses with the
-        # rules installed (known broken, docs/distributed.md), so it is read first here.
-        y = fc.all_reduce(v.sin(), "sum", group()) * 1
+        y = fc.all_reduce(v.sin(), "sum", group())  # an AsyncCollectiveTensor into all_gather
         y = fc.all_gather_tensor(y, 1, group()) * 2
         y = fc.reduce_scatter_tensor(y.exp(), "sum", 0, group())
         y.sum().backward()

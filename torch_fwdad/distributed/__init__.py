@@ -1,11 +1,11 @@
 """Forward mode through torch.distributed: functional collectives, in-place c10d, DTensor.
 
-`install()` (opt-in: call it after `import torch_fwdad`; see docs/distributed.md for the
-known reverse-mode breakage that keeps it off by default) registers the collective rules when
-torch.distributed is available; they need `torch.distributed._functional_collectives`
-loaded first (its reverse-mode kernels are what the rules sit on, and loading it later
-would replace them). DTensor's rules wait until `torch.distributed.tensor` is imported
-(about 1 s, not worth paying on `import torch_fwdad`): a post-import hook registers them.
+`install()` (run by `import torch_fwdad`) registers the in-place c10d rules at once (cheap:
+those ops exist as soon as torch is imported) and defers the rest until the module they
+sit on is first imported, so `import torch_fwdad` pays for neither:
+- the functional collectives' rules wait for `torch.distributed._functional_collectives`,
+  whose reverse-mode kernels they sit on (installed earlier, that import would replace them);
+- DTensor's wait for `torch.distributed.tensor` (about 1 s to import).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 DTENSOR_MODULE = "torch.distributed.tensor"
 
 
+FUNCTIONAL_MODULE = "torch.distributed._functional_collectives"
 _installed = False
 
 
@@ -28,14 +29,23 @@ def install() -> None:
         return
     _installed = True
     from .c10d import register_c10d_rules
+
+    register_c10d_rules()
+    when_imported(FUNCTIONAL_MODULE, _register_functional)
+    when_imported(DTENSOR_MODULE, _register_dtensor)
+
+
+def when_imported(name: str, callback) -> None:
+    if name in sys.modules:
+        callback()
+    else:
+        sys.meta_path.insert(0, _AfterImport(name, callback))
+
+
+def _register_functional() -> None:
     from .collectives import register_functional_rules
 
     register_functional_rules()
-    register_c10d_rules()
-    if DTENSOR_MODULE in sys.modules:
-        _register_dtensor()
-    else:
-        sys.meta_path.insert(0, _AfterImport(DTENSOR_MODULE, _register_dtensor))
 
 
 def _register_dtensor() -> None:

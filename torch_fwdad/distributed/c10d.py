@@ -17,9 +17,9 @@ import torch.autograd.forward_ad as _fwad
 import torch.distributed as dist
 
 from ..engine import register_jvp
-from .collectives import functional, wait
 
 c10d = torch.ops.c10d
+functional = torch.ops._c10d_functional  # the in-place ones; loaded with torch, not _functional_collectives
 
 LINEAR_OPS = {int(dist.ReduceOp.SUM): "sum", int(dist.ReduceOp.AVG): "avg"}
 FUNCTIONAL_INSTEAD = (
@@ -109,13 +109,13 @@ def _functional_all_reduce_jvp(primals, tangents, output):
             f"torch_fwdad: forward-mode AD through _c10d_functional::all_reduce_ (in place) with "
             f"reduce_op={reduce_op!r} is not supported; use the out-of-place all_reduce"
         )
-    wait(functional.all_reduce_(tangents[0], reduce_op, group_name))
+    functional.wait_tensor(functional.all_reduce_(tangents[0], reduce_op, group_name))
     return None
 
 
 def _functional_broadcast_jvp(primals, tangents, output):
     _, src, group_name = primals
-    wait(functional.broadcast_(tangents[0], src, group_name))
+    functional.wait_tensor(functional.broadcast_(tangents[0], src, group_name))
     return None
 
 

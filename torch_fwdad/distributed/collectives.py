@@ -12,15 +12,18 @@ from __future__ import annotations
 import torch
 import torch.autograd.forward_ad as _fwad
 import torch.distributed as dist
-import torch.distributed._functional_collectives  # noqa: F401 - registers the reverse-mode kernels our rules sit on
+import torch.distributed._functional_collectives as fc  # registers the reverse-mode kernels our rules sit on
 from torch.distributed.distributed_c10d import _resolve_process_group
 
 from ..engine import register_jvp
+from ..engine.kernel import make_override
+from ..engine.schema import OpSignature
 from .switches import KernelSwitch, switch
 
 functional = torch.ops._c10d_functional
 functional_autograd = torch.ops._c10d_functional_autograd
 
+ORIGIN = "torch_fwdad.distributed"
 LINEAR_REDUCTIONS = frozenset({"sum", "avg"})
 SELECTING_REDUCTIONS = frozenset({"max", "min"})
 
@@ -168,21 +171,53 @@ def wrap_tensor_kernel(captured):
     return kernel
 
 
+class _Boxed:
+    """A Python kernel in the shape engine.kernel.make_override calls (`call_boxed`)."""
+
+    def __init__(self, fn):
+        self.call_boxed = fn
+
+
+def upstream_autograd_kernel(op, name: str):
+    """The Autograd kernel _functional_collectives registered for `op`, built the same way.
+
+    Not captured from the dispatcher: a Python kernel registered with torch.library is
+    called through a per-(operator, key) table whenever an argument is a tensor subclass
+    (an AsyncCollectiveTensor) or a dispatch mode is active, and our registration replaces
+    that table entry, so the captured kernel would call our override again (recursion).
+    """
+    info = torch._library.autograd.Info(getattr(fc, f"{name}_backward"), getattr(fc, f"{name}_setup_context"))
+    return torch._library.autograd.make_autograd_impl(op, info)
+
+
+def rule_switch(op, rule, upstream):
+    """`rule` installed over the Python kernel `upstream` (see upstream_autograd_kernel)."""
+    signature = OpSignature.from_schema(op._schema)
+
+    def make_kernel(_captured):
+        return make_override(op, rule, _Boxed(upstream), signature, ORIGIN)
+
+    return KernelSwitch(op, make_kernel, restore=upstream)
+
+
 def register_functional_rules() -> None:
-    rules = {
-        functional.all_reduce.default: _all_reduce_jvp,
-        functional.all_reduce_coalesced.default: _all_reduce_coalesced_jvp,
-        functional.all_gather_into_tensor.default: _all_gather_jvp,
-        functional.all_gather_into_tensor_coalesced.default: _all_gather_coalesced_jvp,
-        functional.reduce_scatter_tensor.default: _reduce_scatter_jvp,
-        functional.reduce_scatter_tensor_coalesced.default: _reduce_scatter_coalesced_jvp,
-        functional.all_to_all_single.default: _all_to_all_jvp,
-        functional.broadcast.default: _broadcast_jvp,
-        functional.wait_tensor.default: _identity_jvp,
-        functional_autograd.all_gather_into_tensor.default: _all_gather_jvp,
-        functional_autograd.reduce_scatter_tensor.default: _reduce_scatter_jvp,
-        functional_autograd.all_to_all_single.default: _all_to_all_jvp,
+    rules = {  # op: (rule, name of its backward in _functional_collectives)
+        functional.all_reduce.default: (_all_reduce_jvp, "all_reduce"),
+        functional.all_reduce_coalesced.default: (_all_reduce_coalesced_jvp, "all_reduce_coalesced"),
+        functional.all_gather_into_tensor.default: (_all_gather_jvp, "all_gather_into_tensor"),
+        functional.all_gather_into_tensor_coalesced.default: (_all_gather_coalesced_jvp, "all_gather_into_tensor_coalesced"),
+        functional.reduce_scatter_tensor.default: (_reduce_scatter_jvp, "reduce_scatter_tensor"),
+        functional.reduce_scatter_tensor_coalesced.default: (_reduce_scatter_coalesced_jvp, "reduce_scatter_tensor_coalesced"),
+        functional.all_to_all_single.default: (_all_to_all_jvp, "all_to_all_single"),
+        functional.wait_tensor.default: (_identity_jvp, "wait_tensor"),
+        functional_autograd.all_gather_into_tensor.default: (_all_gather_jvp, "all_gather_into_tensor"),
+        functional_autograd.reduce_scatter_tensor.default: (_reduce_scatter_jvp, "reduce_scatter_tensor"),
+        functional_autograd.all_to_all_single.default: (_all_to_all_jvp, "all_to_all_single"),
     }
-    for op, rule in rules.items():
-        register_jvp(op, rule, _origin="torch_fwdad.distributed")
-    switch(KernelSwitch(functional._wrap_tensor_autograd.default, wrap_tensor_kernel))
+    for op, (rule, name) in rules.items():
+        switch(rule_switch(op, rule, upstream_autograd_kernel(op, name)))
+    # broadcast has no reverse mode upstream (its Autograd kernel is PyTorch's C++ fallback).
+    register_jvp(functional.broadcast.default, _broadcast_jvp, _origin=ORIGIN)
+    wrap = functional._wrap_tensor_autograd.default
+    wrap_upstream = torch._library.autograd.make_autograd_impl(wrap, fc._wrap_tensor_autograd)
+    switch(KernelSwitch(wrap, lambda _captured: wrap_tensor_kernel(_Boxed(wrap_upstream)), restore=wrap_upstream))

@@ -15,12 +15,20 @@ from ..engine.registry import _quiet_override_warning, add_switch
 
 
 class KernelSwitch:
-    def __init__(self, op: torch._ops.OpOverload, make_kernel: Callable):
-        self.op, self.make_kernel, self.library = op, make_kernel, None
+    """`make_kernel(captured)` on `op`'s Autograd key; `restore`: the upstream Python kernel to
+    register again on uninstall (torch.library keeps one Python kernel per operator and key,
+    which ours replaced; destroying ours leaves the upstream C++ entry without it)."""
+
+    def __init__(self, op: torch._ops.OpOverload, make_kernel: Callable, restore: Callable | None = None):
+        self.op, self.make_kernel, self.restore, self.library = op, make_kernel, restore, None
+        self.restored = None  # the fragment holding `restore` after an uninstall
 
     def install(self) -> None:
         if self.library is not None:
             return
+        if self.restored is not None:
+            self.restored._destroy()
+            self.restored = None
         captured = torch.library.get_kernel(self.op, "AutogradCPU")
         library = torch.library.Library(self.op.namespace, "IMPL")
         with _quiet_override_warning():
@@ -31,6 +39,10 @@ class KernelSwitch:
         if self.library is not None:
             self.library._destroy()
             self.library = None
+            if self.restore is not None:
+                self.restored = torch.library.Library(self.op.namespace, "IMPL")
+                with _quiet_override_warning():
+                    self.restored.impl(self.op, self.restore, "Autograd", with_keyset=True)
 
 
 class AttributeSwitch:
