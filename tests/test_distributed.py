@@ -23,7 +23,7 @@ C10D_AND_DTENSOR = [
 
 
 def assert_all_pass(cases, world_size):
-    results = run_cases("test_distributed_cases", cases, world_size, timeout=150)
+    results = run_cases("test_distributed_cases", cases, world_size, timeout=300, collective_timeout=60)
     failures = {name: result.errors for name, result in results.items() if not result.ok}
     assert not failures, "\n\n".join(f"{name} (rank {rank}):\n{error}" for name, errors in failures.items() for rank, error in errors.items())
 
@@ -51,3 +51,70 @@ def test_a_failing_rank_does_not_hang_its_peers():
     assert set(results["case_fails_on_rank_0_only"].errors) == {0, 1}
     assert "deliberate" in results["case_fails_on_rank_0_only"].errors[0]
     assert results["case_all_to_all_and_broadcast"].ok
+
+
+# --- in one process: a one-rank gloo group is enough for what does not need peers ---------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import torch  # noqa: E402
+import torch.distributed._functional_collectives as fc  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+import torch_fwdad  # noqa: E402
+
+
+@pytest.fixture
+def one_rank_group():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield dist.group.WORLD
+    dist.destroy_process_group()
+
+
+class _PassThrough(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _reverse_through_async_tensors(group):
+    v = torch.arange(12, dtype=torch.float64).reshape(4, 3).requires_grad_()
+    y = fc.all_gather_tensor(fc.all_reduce(v.sin(), "sum", group), 1, group)  # AsyncCollectiveTensor in
+    y.exp().sum().backward()
+    with _PassThrough():  # a dispatch mode routes Python kernels through torch.library's table too
+        fc.all_reduce(v.cos(), "sum", group).sum().backward()
+    return y.detach(), v.grad
+
+
+def test_reverse_mode_through_async_tensors_and_modes_is_bitwise_upstream(one_rank_group):
+    with_rules = _reverse_through_async_tensors(one_rank_group)
+    torch_fwdad.disable()
+    try:
+        upstream = _reverse_through_async_tensors(one_rank_group)
+    finally:
+        torch_fwdad.enable()
+    again = _reverse_through_async_tensors(one_rank_group)
+    for ours, theirs, re_enabled in zip(with_rules, upstream, again):
+        assert torch.equal(ours, theirs) and torch.equal(re_enabled, theirs)
+
+
+def test_disable_and_enable_switch_the_collective_rules(one_rank_group):
+    x, t = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+
+    def tangent():
+        return torch.func.jvp(lambda v: fc.all_reduce(v, "sum", one_rank_group) * 1, (x,), (t,))[1]
+
+    torch.testing.assert_close(tangent(), t)
+    torch_fwdad.disable()
+    try:
+        assert torch.equal(tangent(), torch.zeros_like(t))  # upstream's silent zero: the rule is off
+    finally:
+        torch_fwdad.enable()
+    torch.testing.assert_close(tangent(), t)
+
+
+def test_import_loads_neither_functional_collectives_nor_dtensor():
+    code = ("import sys, torch_fwdad; "
+            "print(any(m in sys.modules for m in ('torch.distributed._functional_collectives', 'torch.distributed.tensor')))")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -11,6 +11,7 @@ torch.multiprocessing's own spawn has no overall deadline, hence this small laun
 from __future__ import annotations
 
 import datetime
+import faulthandler
 import importlib
 import os
 import queue as queue_module
@@ -100,7 +101,7 @@ def _rank_main(rank, world_size, port, module, cases, collective_timeout, result
                                 timeout=datetime.timedelta(seconds=collective_timeout))
         functions = importlib.import_module(module)
         for i, case in enumerate(cases):
-            report[i] = _run_one(getattr(functions, case), rank, world_size)
+            report[i] = _run_one(getattr(functions, case), rank, world_size, 2 * collective_timeout)
             if _any_rank_failed(report[i] is not None):
                 report[i] = report[i] or "failed on another rank"
     except BaseException:  # noqa: BLE001 - reported to the parent, which fails the test
@@ -112,12 +113,16 @@ def _rank_main(rank, world_size, port, module, cases, collective_timeout, result
             dist.destroy_process_group()
 
 
-def _run_one(function, rank, world_size) -> str | None:
+def _run_one(function, rank, world_size, stall_after: float) -> str | None:
+    # A rank stuck outside gloo (no collective timeout applies) dumps its stacks to stderr.
+    faulthandler.dump_traceback_later(stall_after, exit=False)
     try:
         function(rank, world_size)
         return None
     except BaseException:  # noqa: BLE001 - every rank reports its own error
         return traceback.format_exc()
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _any_rank_failed(failed: bool) -> bool:
