@@ -18,7 +18,8 @@ COLLECTIVES = [
 ]
 C10D_AND_DTENSOR = [
     "case_c10d_in_place", "case_refusals_name_the_op", "case_reverse_mode_and_primal_bitwise_unchanged",
-    "case_disable_restores_upstream", "case_dtensor_forward_ad",
+    "case_disable_restores_upstream", "case_dtensor_forward_ad", "case_docs_tensor_parallel_example",
+    "case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero",
 ]
 
 

@@ -211,3 +211,28 @@ def case_dtensor_forward_ad(rank, world):
 def case_fails_on_rank_0_only(rank, world):
     if rank == 0:
         raise RuntimeError("deliberate failure on rank 0")
+
+
+def case_docs_tensor_parallel_example(rank, world):
+    """The worked example of docs/distributed.md, as written there (it asserts itself)."""
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "distributed.md").read_text()
+    code = re.search(r"<!-- tp-example -->\n```python\n(.*?)```", doc, re.S).group(1)
+    exec(compile(code, "docs/distributed.md", "exec"), {"rank": rank, "world": world})
+
+
+def case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero(rank, world):
+    """A DTensor weight without tangent makes forward AD materialise a plain zero tensor,
+    which DTensor refuses to mix (measured; the reason the example gives every weight one)."""
+    import torch.nn as nn
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    torch.manual_seed(0)
+    block = parallelize_module(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 4)).double(),
+                               init_device_mesh("cpu", (world,)), {"0": ColwiseParallel(), "2": RowwiseParallel()})
+    x = torch.randn(2, 4, dtype=DTYPE)
+    with fwAD.dual_level(), pytest.raises(RuntimeError, match="got mixed torch.Tensor and DTensor"):
+        block(fwAD.make_dual(x, torch.ones_like(x)))
