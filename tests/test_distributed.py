@@ -119,3 +119,14 @@ def test_import_loads_neither_functional_collectives_nor_dtensor():
             "print(any(m in sys.modules for m in ('torch.distributed._functional_collectives', 'torch.distributed.tensor')))")
     out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.slow
+def test_benchmark_runs():
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join("benchmarks", "bench_distributed.py"), "--batch", "8", "--width", "16", "--runs", "3"],
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "jvp/primal" in done.stdout and "tangent's share" in done.stdout, done.stdout
