@@ -26,6 +26,9 @@ __version__ = "0.1.0"
 #: derivatives.yaml entry name -> "installed" or why it was skipped for this torch.
 builtin_status = _install_builtin(_ENTRIES)
 
+# In-place c10d rules now; the functional collectives' and DTensor's when their modules load.
+_importlib.import_module("torch_fwdad.distributed").install()
+
 # Sparse Jacobians pull in scipy: loaded on first use, not at import.
 _FUNCTIONAL = (
     "jacobian", "hessian", "jacobian_plan", "hessian_plan", "BlockDiagonal", "Banded",

@@ -47,6 +47,15 @@ class RegisteredRule:
 
 _registrations: dict[torch._ops.OpOverload, Registration] = {}
 _enabled = True
+# Overrides outside register_jvp (torch_fwdad.distributed's kernels and patches): (install, uninstall).
+_switches: list[tuple[Callable[[], None], Callable[[], None]]] = []
+
+
+def add_switch(install: Callable[[], None], uninstall: Callable[[], None]) -> None:
+    """Have enable()/disable() also run `install`/`uninstall`; installs now if enabled."""
+    _switches.append((install, uninstall))
+    if _enabled:
+        install()
 
 
 def as_overload(op) -> torch._ops.OpOverload:
@@ -151,6 +160,8 @@ def enable() -> None:
     _enabled = True
     for registration in _registrations.values():
         _install(registration)
+    for install, _ in _switches:
+        install()
 
 
 def disable() -> None:
@@ -159,6 +170,8 @@ def disable() -> None:
     _enabled = False
     for registration in _registrations.values():
         _uninstall(registration)
+    for _, uninstall in reversed(_switches):
+        uninstall()
 
 
 def is_enabled() -> bool:

@@ -1,0 +1,132 @@
+"""Forward mode through torch.distributed on real gloo groups (127.0.0.1), world sizes 2 and 4.
+
+Each test launches one group that runs a list of cases from test_distributed_cases.py on
+every rank; ranks agree on failures after each case, and the launch is bounded in time,
+so a failing rank never hangs the suite.
+"""
+
+import pytest
+import torch.distributed as dist
+
+from torch_fwdad.distributed.launch import run_cases
+
+pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed with gloo")
+
+COLLECTIVES = [
+    "case_all_reduce", "case_all_reduce_ties_and_zeros", "case_all_gather_every_dim", "case_reduce_scatter",
+    "case_all_to_all_and_broadcast", "case_autograd_namespace_and_coalesced",
+]
+C10D_AND_DTENSOR = [
+    "case_c10d_in_place", "case_refusals_name_the_op", "case_reverse_mode_and_primal_bitwise_unchanged",
+    "case_disable_restores_upstream", "case_dtensor_forward_ad", "case_docs_tensor_parallel_example",
+    "case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero",
+]
+
+
+def assert_all_pass(cases, world_size):
+    results = run_cases("test_distributed_cases", cases, world_size, timeout=300, collective_timeout=60)
+    failures = {name: result.errors for name, result in results.items() if not result.ok}
+    assert not failures, "\n\n".join(f"{name} (rank {rank}):\n{error}" for name, errors in failures.items() for rank, error in errors.items())
+
+
+def test_collectives_world_size_2():
+    assert_all_pass(COLLECTIVES, 2)
+
+
+def test_c10d_and_dtensor_world_size_2():
+    assert_all_pass(C10D_AND_DTENSOR, 2)
+
+
+@pytest.mark.slow
+def test_collectives_world_size_4():
+    assert_all_pass(COLLECTIVES, 4)
+
+
+@pytest.mark.slow
+def test_c10d_and_dtensor_world_size_4():
+    assert_all_pass(C10D_AND_DTENSOR, 4)
+
+
+def test_a_failing_rank_does_not_hang_its_peers():
+    results = run_cases("test_distributed_cases", ["case_fails_on_rank_0_only", "case_all_to_all_and_broadcast"], 2, timeout=120)
+    assert set(results["case_fails_on_rank_0_only"].errors) == {0, 1}
+    assert "deliberate" in results["case_fails_on_rank_0_only"].errors[0]
+    assert results["case_all_to_all_and_broadcast"].ok
+
+
+# --- in one process: a one-rank gloo group is enough for what does not need peers ---------
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import torch  # noqa: E402
+import torch.distributed._functional_collectives as fc  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+import torch_fwdad  # noqa: E402
+
+
+@pytest.fixture
+def one_rank_group():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield dist.group.WORLD
+    dist.destroy_process_group()
+
+
+class _PassThrough(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        return func(*args, **(kwargs or {}))
+
+
+def _reverse_through_async_tensors(group):
+    v = torch.arange(12, dtype=torch.float64).reshape(4, 3).requires_grad_()
+    y = fc.all_gather_tensor(fc.all_reduce(v.sin(), "sum", group), 1, group)  # AsyncCollectiveTensor in
+    y.exp().sum().backward()
+    with _PassThrough():  # a dispatch mode routes Python kernels through torch.library's table too
+        fc.all_reduce(v.cos(), "sum", group).sum().backward()
+    return y.detach(), v.grad
+
+
+def test_reverse_mode_through_async_tensors_and_modes_is_bitwise_upstream(one_rank_group):
+    with_rules = _reverse_through_async_tensors(one_rank_group)
+    torch_fwdad.disable()
+    try:
+        upstream = _reverse_through_async_tensors(one_rank_group)
+    finally:
+        torch_fwdad.enable()
+    again = _reverse_through_async_tensors(one_rank_group)
+    for ours, theirs, re_enabled in zip(with_rules, upstream, again):
+        assert torch.equal(ours, theirs) and torch.equal(re_enabled, theirs)
+
+
+def test_disable_and_enable_switch_the_collective_rules(one_rank_group):
+    x, t = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+
+    def tangent():
+        return torch.func.jvp(lambda v: fc.all_reduce(v, "sum", one_rank_group) * 1, (x,), (t,))[1]
+
+    torch.testing.assert_close(tangent(), t)
+    torch_fwdad.disable()
+    try:
+        assert torch.equal(tangent(), torch.zeros_like(t))  # upstream's silent zero: the rule is off
+    finally:
+        torch_fwdad.enable()
+    torch.testing.assert_close(tangent(), t)
+
+
+def test_import_loads_neither_functional_collectives_nor_dtensor():
+    code = ("import sys, torch_fwdad; "
+            "print(any(m in sys.modules for m in ('torch.distributed._functional_collectives', 'torch.distributed.tensor')))")
+    out = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.slow
+def test_benchmark_runs():
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join("benchmarks", "bench_distributed.py"), "--batch", "8", "--width", "16", "--runs", "3"],
+                          capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "jvp/primal" in done.stdout and "tangent's share" in done.stdout, done.stdout

@@ -1,0 +1,238 @@
+"""Cases run on every rank of a real gloo group by tests/test_distributed.py (not collected:
+no test_ functions). Each compares against the same math in one process: the ranks' inputs
+and tangents are gathered, stacked, and differentiated with torch.func.jvp locally."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+import torch.distributed as dist
+import torch.distributed._functional_collectives as fc
+
+import torch_fwdad
+import torch_fwdad.distributed
+
+torch_fwdad.distributed.install()
+
+DTYPE = torch.float64
+
+
+def inputs(rank, shape, seed=0):
+    """This rank's (x, t) and every rank's, stacked: what the one-process reference sees."""
+    generator = torch.Generator().manual_seed(1000 * seed + rank)
+    x, t = torch.randn(shape, dtype=DTYPE, generator=generator), torch.randn(shape, dtype=DTYPE, generator=generator)
+    everyone = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, (x, t))
+    return x, t, torch.stack([a for a, _ in everyone]), torch.stack([b for _, b in everyone])
+
+
+def jvp_by(api, f, x, t):
+    """(primal, tangent) of f at x along t; `* 1` reads any in-flight output through dispatch."""
+    if api == "torch.func.jvp":
+        return torch.func.jvp(lambda v: f(v) * 1, (x,), (t,))
+    with fwAD.dual_level():
+        return tuple(fwAD.unpack_dual(f(fwAD.make_dual(x, t)) * 1))
+
+
+def check(name, f, reference, x, t, xs, ts, apis=("torch.func.jvp", "forward_ad")):
+    expected_y, expected_t = torch.func.jvp(reference, (xs,), (ts,))
+    for api in apis:
+        y, tangent = jvp_by(api, f, x, t)
+        assert tangent is not None, f"{name} under {api}: no tangent"
+        torch.testing.assert_close(y, expected_y, msg=f"{name} under {api}: primal")
+        torch.testing.assert_close(tangent, expected_t, msg=f"{name} under {api}: tangent")
+
+
+def group():
+    return dist.group.WORLD
+
+
+def case_all_reduce(rank, world):
+    x, t, xs, ts = inputs(rank, (4, 6))
+    check("sum", lambda v: fc.all_reduce(v, "sum", group()), lambda v: v.sum(0), x, t, xs, ts)
+    check("avg", lambda v: fc.all_reduce(v, "avg", group()), lambda v: v.mean(0), x, t, xs, ts)
+    check("max", lambda v: fc.all_reduce(v, "max", group()), lambda v: v.amax(0), x, t, xs, ts)
+    check("min", lambda v: fc.all_reduce(v, "min", group()), lambda v: v.amin(0), x, t, xs, ts)
+    check("product", lambda v: fc.all_reduce(v, "product", group()), lambda v: v.prod(0), x, t, xs, ts)
+
+
+def case_all_reduce_ties_and_zeros(rank, world):
+    # max ties: every rank holds the same values (amax shares the tangent evenly); product: zeros.
+    _, t, _, ts = inputs(rank, (5,))
+    x = torch.tensor([1.0, -2.0, 0.0, 3.0, 0.5], dtype=DTYPE)
+    if rank == 0:
+        x[3] = 0.0  # a zero on one rank only; index 2 is zero everywhere
+    everyone = [None] * world
+    dist.all_gather_object(everyone, x)
+    xs = torch.stack(everyone)
+    check("max with ties", lambda v: fc.all_reduce(v, "max", group()), lambda v: v.amax(0), x, t, xs, ts)
+    check("product with zeros", lambda v: fc.all_reduce(v, "product", group()), lambda v: v.prod(0), x, t, xs, ts)
+
+
+def case_all_gather_every_dim(rank, world):
+    x, t, xs, ts = inputs(rank, (2, 3, 4))
+    for dim in range(3):
+        check(f"all_gather_tensor gather_dim={dim}", lambda v: fc.all_gather_tensor(v, dim, group()),
+              lambda v: torch.cat(list(v), dim), x, t, xs, ts)
+
+
+def case_reduce_scatter(rank, world):
+    x, t, xs, ts = inputs(rank, (2 * world, 3))
+    for op, reduce in (("sum", lambda v: v.sum(0)), ("avg", lambda v: v.mean(0)), ("max", lambda v: v.amax(0)),
+                       ("product", lambda v: v.prod(0))):
+        check(f"reduce_scatter_tensor {op}", lambda v: fc.reduce_scatter_tensor(v, op, 0, group()),
+              lambda v: reduce(v).chunk(world)[rank], x, t, xs, ts)
+    check("reduce_scatter_tensor scatter_dim=1", lambda v: fc.reduce_scatter_tensor(v.T.contiguous(), "sum", 1, group()),
+          lambda v: v.sum(0).T.chunk(world, 1)[rank], x, t, xs, ts)
+
+
+def case_all_to_all_and_broadcast(rank, world):
+    x, t, xs, ts = inputs(rank, (world, 3))
+    check("all_to_all_single", lambda v: fc.all_to_all_single(v, None, None, group()),
+          lambda v: v[:, rank], x, t, xs, ts)
+    src = world - 1
+    check("broadcast", lambda v: fc.broadcast(v, src, group()), lambda v: v[src], x, t, xs, ts)
+
+
+def case_autograd_namespace_and_coalesced(rank, world):
+    x, t, xs, ts = inputs(rank, (world, 3))
+    name = group().group_name
+    ops = torch.ops._c10d_functional_autograd
+    wait = torch.ops._c10d_functional.wait_tensor
+    check("_c10d_functional_autograd::all_gather_into_tensor", lambda v: wait(ops.all_gather_into_tensor(v, world, name)),
+          lambda v: v.reshape(world * world, 3), x, t, xs, ts)
+    check("_c10d_functional_autograd::reduce_scatter_tensor", lambda v: wait(ops.reduce_scatter_tensor(v, "sum", world, name)),
+          lambda v: v.sum(0)[rank:rank + 1], x, t, xs, ts)
+    check("_c10d_functional_autograd::all_to_all_single", lambda v: wait(ops.all_to_all_single(v, [1] * world, [1] * world, name)),
+          lambda v: v[:, rank], x, t, xs, ts)
+    check("all_reduce_coalesced", lambda v: fc.all_reduce_coalesced([v, 2 * v], "sum", group())[1],
+          lambda v: 2 * v.sum(0), x, t, xs, ts)
+    check("all_gather_into_tensor_coalesced", lambda v: fc.all_gather_into_tensor_coalesced([v, v.sin()], group())[1],
+          lambda v: v.sin().reshape(world * world, 3), x, t, xs, ts)
+    check("reduce_scatter_tensor_coalesced", lambda v: fc.reduce_scatter_tensor_coalesced([v, v.exp()], "sum", [0, 0], group())[1],
+          lambda v: v.exp().sum(0)[rank:rank + 1], x, t, xs, ts)
+
+
+def case_c10d_in_place(rank, world):
+    x, t, xs, ts = inputs(rank, (world, 3))
+
+    def in_place(op):
+        def f(v):
+            v = v.clone()
+            op(v)
+            return v
+        return f
+
+    def gathered(v):
+        out = torch.empty(world * v.shape[0], *v.shape[1:], dtype=v.dtype)
+        dist.all_gather_into_tensor(out, v)
+        return out
+
+    # forward_ad only for the ops that write into a fresh output: torch.func.jvp would have
+    # to capture the output buffer (see docs/distributed.md).
+    for name, f, reference, apis in (
+        ("dist.all_reduce", in_place(dist.all_reduce), lambda v: v.sum(0), ("torch.func.jvp", "forward_ad")),
+        ("dist.broadcast", in_place(lambda v: dist.broadcast(v, 0)), lambda v: v[0], ("torch.func.jvp", "forward_ad")),
+        ("dist.all_gather_into_tensor", gathered, lambda v: v.reshape(-1, 3), ("forward_ad",)),
+    ):
+        check(name, f, reference, x, t, xs, ts, apis)
+
+
+def case_refusals_name_the_op(rank, world):
+    x, t, _, _ = inputs(rank, (3,))
+    with fwAD.dual_level():
+        with pytest.raises(NotImplementedError, match=r"allreduce_.*ReduceOp.MAX.*functional collectives"):
+            dist.all_reduce(fwAD.make_dual(x.clone(), t), op=dist.ReduceOp.MAX)
+        with pytest.raises(NotImplementedError, match=r"c10d.reduce_.*functional collectives"):
+            dist.reduce(fwAD.make_dual(x.clone(), t), dst=0)
+        with pytest.raises(NotImplementedError, match=r"all_reduce with reduce_op='bxor'"):
+            torch.ops._c10d_functional.all_reduce(fwAD.make_dual(x, t), "bxor", group().group_name)
+    dist.barrier()
+
+
+def case_reverse_mode_and_primal_bitwise_unchanged(rank, world):
+    x, _, _, _ = inputs(rank, (2 * world, 3))
+
+    def run():
+        v = x.clone().requires_grad_()
+        y = fc.all_reduce(v.sin(), "sum", group())  # an AsyncCollectiveTensor into all_gather
+        y = fc.all_gather_tensor(y, 1, group()) * 2
+        y = fc.reduce_scatter_tensor(y.exp(), "sum", 0, group())
+        y.sum().backward()
+        return y.detach(), v.grad
+
+    with_rules = run()
+    torch_fwdad.disable()
+    try:
+        without = run()
+    finally:
+        torch_fwdad.enable()
+    assert torch.equal(with_rules[0], without[0]) and torch.equal(with_rules[1], without[1])
+
+
+def case_disable_restores_upstream(rank, world):
+    # Upstream (torch_fwdad disabled): torch.func.jvp through all_reduce returns a zero tangent.
+    x, t, _, ts = inputs(rank, (3,))
+    torch_fwdad.disable()
+    try:
+        _, upstream = torch.func.jvp(lambda v: fc.all_reduce(v, "sum", group()) * 1, (x,), (t,))
+        from torch.distributed.tensor import _api
+        assert "jvp" not in _api._FromTorchTensor.__dict__
+    finally:
+        torch_fwdad.enable()
+    _, ours = torch.func.jvp(lambda v: fc.all_reduce(v, "sum", group()) * 1, (x,), (t,))
+    assert torch.equal(upstream, torch.zeros_like(t)), "upstream behaviour changed: the test's premise is stale"
+    torch.testing.assert_close(ours, ts.sum(0))
+
+
+def case_dtensor_forward_ad(rank, world):
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import DTensor, Replicate, Shard, distribute_tensor
+
+    mesh = init_device_mesh("cpu", (world,))
+    x, t, xs, ts = inputs(rank, (2, 3))
+    with fwAD.dual_level():
+        local = fwAD.make_dual(x, t)
+        sharded = DTensor.from_local(local, mesh, [Shard(0)])
+        replicated = sharded.redistribute(mesh, [Replicate()])
+        y, tangent = fwAD.unpack_dual(replicated.to_local())
+    torch.testing.assert_close(y, xs.reshape(-1, 3))
+    torch.testing.assert_close(tangent, ts.reshape(-1, 3))
+    full_x, full_t = xs.reshape(-1, 3), ts.reshape(-1, 3)
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(distribute_tensor(full_x, mesh, [Shard(0)]), distribute_tensor(full_t, mesh, [Shard(0)]))
+        y, tangent = fwAD.unpack_dual(dual.sin().exp())
+    expected_y, expected_t = torch.func.jvp(lambda v: v.sin().exp(), (full_x,), (full_t,))
+    torch.testing.assert_close(y.full_tensor(), expected_y)
+    torch.testing.assert_close(tangent.full_tensor(), expected_t)
+
+
+def case_fails_on_rank_0_only(rank, world):
+    if rank == 0:
+        raise RuntimeError("deliberate failure on rank 0")
+
+
+def case_docs_tensor_parallel_example(rank, world):
+    """The worked example of docs/distributed.md, as written there (it asserts itself)."""
+    import pathlib
+    import re
+
+    doc = (pathlib.Path(__file__).parents[1] / "docs" / "distributed.md").read_text()
+    code = re.search(r"<!-- tp-example -->\n```python\n(.*?)```", doc, re.S).group(1)
+    exec(compile(code, "docs/distributed.md", "exec"), {"rank": rank, "world": world})
+
+
+def case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero(rank, world):
+    """A DTensor weight without tangent makes forward AD materialise a plain zero tensor,
+    which DTensor refuses to mix (measured; the reason the example gives every weight one)."""
+    import torch.nn as nn
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    torch.manual_seed(0)
+    block = parallelize_module(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 4)).double(),
+                               init_device_mesh("cpu", (world,)), {"0": ColwiseParallel(), "2": RowwiseParallel()})
+    x = torch.randn(2, 4, dtype=DTYPE)
+    with fwAD.dual_level(), pytest.raises(RuntimeError, match="got mixed torch.Tensor and DTensor"):
+        block(fwAD.make_dual(x, torch.ones_like(x)))
