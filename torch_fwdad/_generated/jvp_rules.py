@@ -32,6 +32,7 @@ from torch_fwdad.formulas import (  # noqa: F401
     gamma_density,
     grid_sampler_backward_jvp,
     grid_sampler_grid_jvp,
+    grid_sampler_input_jvp,
     huber_loss_second_derivative,
     index_reduce_jvp,
     learnable_fake_quantize_jvp,
@@ -243,7 +244,7 @@ def jvp_grid_sampler_2d(primals, tangents, outputs):
     result = outputs
     result_tangent = None
     if input_t is not None:
-        result_tangent = add_tangents(result_tangent, torch.grid_sampler_2d(input_t, grid_p, interpolation_mode, padding_mode, align_corners))
+        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp("grid_sampler_2d", input_t, grid_p, interpolation_mode, padding_mode, align_corners))
     if grid_t is not None:
         result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
     return result_tangent
@@ -256,7 +257,7 @@ def jvp__grid_sampler_2d_cpu_fallback(primals, tangents, outputs):
     result = outputs
     result_tangent = None
     if input_t is not None:
-        result_tangent = add_tangents(result_tangent, torch._grid_sampler_2d_cpu_fallback(input_t, grid_p, interpolation_mode, padding_mode, align_corners))
+        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp("_grid_sampler_2d_cpu_fallback", input_t, grid_p, interpolation_mode, padding_mode, align_corners))
     if grid_t is not None:
         result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
     return result_tangent
@@ -269,7 +270,7 @@ def jvp_grid_sampler_3d(primals, tangents, outputs):
     result = outputs
     result_tangent = None
     if input_t is not None:
-        result_tangent = add_tangents(result_tangent, torch.grid_sampler_3d(input_t, grid_p, interpolation_mode, padding_mode, align_corners))
+        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp("grid_sampler_3d", input_t, grid_p, interpolation_mode, padding_mode, align_corners))
     if grid_t is not None:
         result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
     return result_tangent
