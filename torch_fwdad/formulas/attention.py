@@ -9,7 +9,13 @@ O = P v. With ṡ = scale·(q̇ kᵀ + q k̇ᵀ) + ṁask the tangents are
 The fused kernels never materialise P for the whole sequence, and neither do these
 formulas: they walk over tiles of (batch entries, heads, query rows), rebuilding P for
 one tile from the logsumexp the kernel returned (no softmax statistics are recomputed),
-so the extra memory is one tile of about BLOCK_ELEMENTS scores (`tile_sizes`).
+so the extra memory is one tile of about BLOCK_ELEMENTS scores (`tile_sizes`) per thread.
+
+Each tile costs few ops (every op is a parallel region that waits for its slowest
+thread: on a busy machine, regions cost more than their work): P from one matmul and
+one exp, ṡ from one matmul, P ⊙ ṡ, and two matmuls with [v, 1] and [v̇, 0] whose last
+column is l̇se. When nothing outside can differentiate the rule, worker threads with one
+intra-op thread each take the tiles (`_run_on_workers`), with no barrier between ops.
 
 Layout: tensors are (B, H, L, E). Grouped-query attention (key/value with Hk heads, query
 with H = G·Hk heads, as the CPU kernel receives them under enable_gqa) repeats key/value
