@@ -130,6 +130,17 @@ def _workers_can_run(*tensors) -> bool:
                for t in map(_unwrapped, tensors))
 
 
+def _enough_tiles_for_workers(query, key) -> bool:
+    """At least two tiles a thread: fewer would leave a worker idle (one thread doing the
+    work of all), and intra-op parallelism splits each op instead."""
+    B, H, L, S = query.size(0), query.size(1), query.size(-2), key.size(-2)
+    if B * H * L * S == 0:
+        return False
+    threads = torch.get_num_threads()
+    batch, heads, rows = tile_sizes(B, H, L, S, _matmul_threads())
+    return math.ceil(B / batch) * math.ceil(H / heads) * math.ceil(L / rows) >= 2 * threads
+
+
 def _run_on_workers(compute, tiles):
     """compute over tiles on worker threads: results in order.
 
@@ -380,8 +391,8 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     # each tile's P and ṡ are written over the previous tile's, unless an outer
     # derivative may have saved them
     reuse = not outer_derivative_possible(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t)
-    on_workers = reuse and _workers_can_run(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t,
-                                            out, lse)
+    on_workers = reuse and _enough_tiles_for_workers(query, key) and _workers_can_run(
+        query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t, out, lse)
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
     plain = _unwrapped if on_workers else (lambda t: t)  # worker threads see no torch.func levels
     cast = (lambda t: None if t is None else plain(t).to(compute).contiguous())
@@ -435,7 +446,8 @@ def _stitch(compute, batches, heads, rows, over_rows=("cat", "cat"), run_tiles=N
     order (default: one after another in this thread).
     """
     tiles = [Tile(b, h, r) for b in batches for h in heads for r in rows]
-    results = iter(run_tiles(compute, tiles) if run_tiles is not None else [compute(tile) for tile in tiles])
+    # in this thread, lazily: per-key outputs are summed as they come, not all held at once
+    results = iter(run_tiles(compute, tiles)) if run_tiles is not None else (compute(tile) for tile in tiles)
 
     def join(parts, dim, how="cat"):
         if parts[0] is None or len(parts) == 1:
