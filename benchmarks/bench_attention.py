@@ -12,12 +12,19 @@ preallocated blocks with nothing else (no exp, no elementwise passes, no allocat
 
 Peak memory is measured in a fresh subprocess per (method, L) as the rise of the
 process's peak RSS (ru_maxrss) over its value after the inputs are built, so the figures
-do not depend on what ran before. Usage: python benchmarks/bench_attention.py [--lengths 1024 4096]
+do not depend on what ran before.
+
+--contention: the time table at the first length twice, quiet and then with one busy
+process started by this script (a Python loop on one core, stopped when the table is
+done), ratios side by side; torch_fwdad also with its tiles computed in this thread
+(intra-op parallelism in every op) instead of on worker threads, for comparison.
+Usage: python benchmarks/bench_attention.py [--lengths 1024 4096] [--threads 2] [--contention]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -39,11 +46,18 @@ def run(method, primals, tangents):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     import torch_fwdad  # noqa: F401  (installs the rules)
+    from torch_fwdad.formulas import attention
 
     if method == "primal":
         return F.scaled_dot_product_attention(*primals)
     if method == "torch_fwdad":
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
+    if method == "tiles in this thread":
+        workers, attention.USE_TILE_WORKERS = attention.USE_TILE_WORKERS, False
+        try:
+            return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
+        finally:
+            attention.USE_TILE_WORKERS = workers
     with sdpa_kernel(SDPBackend.MATH):
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
 
@@ -141,14 +155,60 @@ def peak_rss_rise(method, L, B=2, H=8, E=64, threads=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@contextlib.contextmanager
+def one_busy_process(limit_s=600):
+    """A Python loop spinning on one core while the block runs; it ends itself after limit_s."""
+    loop = f"import time\nend = time.monotonic() + {limit_s}\nwhile time.monotonic() < end: pass"
+    busy = subprocess.Popen([sys.executable, "-c", loop])
+    try:
+        yield
+    finally:
+        busy.terminate()
+        busy.wait(timeout=30)
+
+
+CONTENTION_METHODS = ("primal", "torch_fwdad", "tiles in this thread", "MATH")
+
+
+def contention_table(L, min_run_time, rounds=3):
+    """Medians over `rounds` interleaved passes of each method, quiet then loaded."""
+    primals, tangents = make_inputs(L)
+
+    def medians():
+        times = {m: [] for m in CONTENTION_METHODS}
+        for _ in range(rounds):
+            for method in CONTENTION_METHODS:
+                times[method].append(method_time(method, primals, tangents, min_run_time))
+        return {m: sorted(t)[len(t) // 2] for m, t in times.items()}
+
+    quiet = medians()
+    with one_busy_process():
+        loaded = medians()
+    print(f"L={L}, {torch.get_num_threads()} threads; quiet, then with one busy process (medians of {rounds} passes)")
+    print(f"{'method':>22} {'quiet ms':>9} {'÷primal':>8} {'loaded ms':>10} {'÷primal':>8} {'loaded÷quiet ratio':>19}")
+    for method in CONTENTION_METHODS:
+        q, lo = quiet[method] / quiet["primal"], loaded[method] / loaded["primal"]
+        print(f"{method:>22} {quiet[method] * 1e3:>9.1f} {q:>7.2f}x {loaded[method] * 1e3:>10.1f} {lo:>7.2f}x"
+              f" {lo / q:>18.2f}x")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
     parser.add_argument("--min-run-time", type=float, default=1.0, help="seconds per timing (torch.utils.benchmark)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--contention", action="store_true", help="quiet and loaded ratios side by side")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved passes per method with --contention")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.contention:
+        contention_table(args.lengths[0], args.min_run_time, args.rounds)
+        primals, _ = make_inputs(args.lengths[0])
+        primal = method_time("primal", primals, None, args.min_run_time)
+        floor = primal + matmul_floor(primals, args.min_run_time)
+        print(f"floor (quiet): primal + 5 bare matmul units = {floor / primal:.2f}x the primal")
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B=2 H=8 E=64 float32, L=S")
     print(f"{'L':>6} {'primal ms':>10} {'fwdad ms':>9} {'MATH ms':>9} {'fwdad/primal':>13} {'MATH/fwdad':>11}"
           f" {'fwdad MB':>9} {'MATH MB':>9}")

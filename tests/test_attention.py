@@ -200,6 +200,43 @@ def test_backward_tiles_agree_with_one_tile(monkeypatch, tiling, mask):
         torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("mask", ["none", "causal"])
+def test_tiles_on_worker_threads_agree_with_this_thread(monkeypatch, mask):
+    # values only, several tiles: worker threads (one intra-op thread each) take the
+    # tiles; the same problem computed tile after tile in this thread must agree, and the
+    # thread count of this thread and of threads started later must be left as they were
+    import threading
+
+    import torch_fwdad.formulas.attention as attention
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        p = gqa_problem(mask)
+        monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 7 * 2)  # (1, 1, 2) tiles: 40 of them
+
+        def tangents(workers):
+            monkeypatch.setattr(attention, "USE_TILE_WORKERS", workers)
+            ran_on = set()
+            original = attention._run_on_workers
+            monkeypatch.setattr(attention, "_run_on_workers", lambda c, t: ran_on.add(1) or original(c, t))
+            result = attention.attention_jvp(p["q"], p["k"], p["v"], p["q_t"], p["k_t"], p["v_t"], None, None,
+                                             p["out"], p["lse"], None, p["causal"])
+            assert bool(ran_on) == workers
+            return result
+
+        for got, expected in zip(tangents(True), tangents(False)):
+            torch.testing.assert_close(got, expected)
+        assert torch.get_num_threads() == 2
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        thread.start()
+        thread.join(timeout=60)
+        assert seen == [2], "a thread started after the workers should get the process default"
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_vmap_over_tangents_and_jacfwd():
     q, k, v = randn(1, 1, 3, 2, seed=1), randn(1, 1, 4, 2, seed=2), randn(1, 1, 4, 2, seed=3)
     fn = (lambda q: F.scaled_dot_product_attention(q, k, v))

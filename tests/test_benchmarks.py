@@ -12,8 +12,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SMOKE_RUNS = {
     "bench_attention": (["--lengths", "32", "--min-run-time", "0.01"], ["fwdad/primal", "q only", "floor"]),
+    "bench_cdist": (["--points", "64", "--dim", "8", "--min-run-time", "0.01"], ["floor"]),
     "bench_engine": (["--points", "64", "--dim", "8", "--min-run-time", "0.01"], ["one-dual"]),
-    "bench_grid_sample": (["--min-run-time", "0.01"], ["2-d bilinear", "3-d nearest"]),
+    "bench_grid_sample": (["--min-run-time", "0.01"], ["2-d bilinear", "3-d nearest", "floor"]),
     "bench_hvp": (["--shape", "1", "2", "16", "8", "--min-run-time", "0.01"], ["ratio forward_ad / torch.func"]),
     "cuda_attention_check": ([], ["no CUDA device"]),  # on CPU: says so and exits 0
 }
@@ -29,3 +30,14 @@ def test_benchmark_runs(script):
     assert done.returncode == 0, done.stderr[-2000:]
     for text in expected:
         assert text in done.stdout, f"{text!r} missing from:\n{done.stdout}"
+
+
+def test_attention_contention_table_runs_and_stops_its_busy_process():
+    arguments = ["--lengths", "32", "--min-run-time", "0.01", "--rounds", "1", "--contention"]
+    done = subprocess.run([sys.executable, os.path.join("benchmarks", "bench_attention.py"), *arguments],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for text in ("quiet ms", "loaded ms", "tiles in this thread", "floor"):
+        assert text in done.stdout, f"{text!r} missing from:\n{done.stdout}"
+    spinning = subprocess.run(["pgrep", "-f", "while time.monotonic"], capture_output=True, text=True, timeout=30)
+    assert spinning.stdout == "", "the busy process outlived the benchmark"

@@ -9,7 +9,13 @@ O = P v. With ṡ = scale·(q̇ kᵀ + q k̇ᵀ) + ṁask the tangents are
 The fused kernels never materialise P for the whole sequence, and neither do these
 formulas: they walk over tiles of (batch entries, heads, query rows), rebuilding P for
 one tile from the logsumexp the kernel returned (no softmax statistics are recomputed),
-so the extra memory is one tile of about BLOCK_ELEMENTS scores (`tile_sizes`).
+so the extra memory is one tile of about BLOCK_ELEMENTS scores (`tile_sizes`) per thread.
+
+Each tile costs few ops (every op is a parallel region that waits for its slowest
+thread: on a busy machine, regions cost more than their work): P from one matmul and
+one exp, ṡ from one matmul, P ⊙ ṡ, and two matmuls with [v, 1] and [v̇, 0] whose last
+column is l̇se. When nothing outside can differentiate the rule, worker threads with one
+intra-op thread each take the tiles (`_run_on_workers`), with no barrier between ops.
 
 Layout: tensors are (B, H, L, E). Grouped-query attention (key/value with Hk heads, query
 with H = G·Hk heads, as the CPU kernel receives them under enable_gqa) repeats key/value
@@ -19,6 +25,9 @@ heads once per call (repeat_kv_heads), so that every product is a plain batched 
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +77,87 @@ def tile_sizes(batch: int, heads: int, queries: int, keys: int, threads: int = 1
 
 def _matmul_threads() -> int:
     return torch.get_num_threads()
+
+
+# ------------------------------------------------------------------ tiles on worker threads
+
+USE_TILE_WORKERS = True
+_tile_workers: tuple[int, ThreadPoolExecutor] | None = None
+_tile_workers_lock = threading.Lock()
+
+
+def _tile_pool(count: int) -> ThreadPoolExecutor:
+    """`count` worker threads, each running torch ops on one intra-op thread.
+
+    torch.set_num_threads(1) in a worker sets that thread's OpenMP and MKL counts, and
+    also the process-wide default that threads started later inherit: every worker is
+    started at once (a barrier), then the caller's count is set back as the default.
+    """
+    global _tile_workers
+    with _tile_workers_lock:
+        if _tile_workers is None or _tile_workers[0] != count:
+            if _tile_workers is not None:
+                _tile_workers[1].shutdown(wait=False)
+            threads = torch.get_num_threads()
+            pool = ThreadPoolExecutor(count, thread_name_prefix="torch_fwdad_tiles",
+                                      initializer=torch.set_num_threads, initargs=(1,))
+            started = threading.Barrier(count)
+            list(pool.map(lambda _: started.wait(), range(count)))
+            torch.set_num_threads(threads)
+            _tile_workers = (count, pool)
+        return _tile_workers[1]
+
+
+def _forget_tile_workers():
+    global _tile_workers, _tile_workers_lock
+    _tile_workers, _tile_workers_lock = None, threading.Lock()  # a forked child has no worker threads
+
+
+os.register_at_fork(after_in_child=_forget_tile_workers)
+
+
+def _workers_can_run(*tensors) -> bool:
+    """True when worker threads would compute what this thread computes: plain CPU tensors
+    (after unwrapping torch.func's), no dispatch mode or compiler tracing, several threads.
+
+    Modes, tracing and transforms live in this thread's state, which workers do not share.
+    """
+    if not USE_TILE_WORKERS or torch.get_num_threads() < 2 or torch.compiler.is_compiling():
+        return False
+    if torch._C._dispatch_tls_is_dispatch_key_included(torch._C.DispatchKey.Python):  # a dispatch mode is on
+        return False
+    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu" and t.layout == torch.strided)
+               for t in map(_unwrapped, tensors))
+
+
+def _enough_tiles_for_workers(query, key) -> bool:
+    """At least two tiles a thread: fewer would leave a worker idle (one thread doing the
+    work of all), and intra-op parallelism splits each op instead."""
+    B, H, L, S = query.size(0), query.size(1), query.size(-2), key.size(-2)
+    if B * H * L * S == 0:
+        return False
+    threads = torch.get_num_threads()
+    batch, heads, rows = tile_sizes(B, H, L, S, _matmul_threads())
+    return math.ceil(B / batch) * math.ceil(H / heads) * math.ceil(L / rows) >= 2 * threads
+
+
+def _run_on_workers(compute, tiles):
+    """compute over tiles on worker threads: results in order.
+
+    Each tile runs its ops on one thread, and a worker takes the next tile when it is
+    done: on a busy machine, a worker that the system deschedules delays its own tile
+    only. Intra-op parallelism instead splits every op over all threads and waits at
+    the end of each for the slowest; with many ops a tile, those waits dominated (a JVP
+    3.3x slower at 2 threads than at 1 with one other process busy).
+    """
+    return list(_tile_pool(torch.get_num_threads()).map(compute, tiles))
+
+
+def _unwrapped(t):
+    """The plain tensor under a torch.func wrapper (values only: no outer transform)."""
+    while t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t):
+        t = torch._C._functorch.get_unwrapped(t)
+    return t
 
 
 @dataclass(frozen=True)
@@ -147,7 +237,7 @@ def _as_4d(mask):
 class _Attention:
     """Query, key, value (key/value heads repeated) and optional additive mask, by tile."""
 
-    def __init__(self, query, key, value, mask, scale, is_causal, alignment=TOP_LEFT):
+    def __init__(self, query, key, value, mask, scale, is_causal, alignment=TOP_LEFT, lse=None):
         heads = query.size(1)
         # contiguous once: every tile then flattens them to (batch·heads, rows, E) as views
         self.q = query.contiguous()
@@ -158,6 +248,9 @@ class _Attention:
         self.causal_offset = None if not is_causal else (self.S - self.L if alignment == BOTTOM_RIGHT else 0)
         self.empty = self.B * self.H * self.L * self.S == 0  # no scores: every tangent is zero
         self._k_ones = None
+        # [q, −lse] for every query row at once (no mask: −lse rides in the logits' matmul)
+        self._q_shifted = None if lse is None or self.mask is not None or self.empty else torch.cat(
+            [self.q, -lse.narrow(-1, 0, self.L).unsqueeze(-1)], -1)
 
     def scaled_k_and_ones(self, tile: Tile):
         """The tile's [k·scale, 1] along features (built once for every tile)."""
@@ -193,15 +286,19 @@ class _Attention:
     def logits(self, tile: Tile, shift=None, into=None):
         """s = scale·q kᵀ + mask (−inf where causally hidden) + shift, for one tile.
 
+        shift: the tile's −lse rows (R, 1), or "lse" for the lse given to the constructor.
         into: a tile from an earlier call to write over (see attention_jvp).
         """
+        if isinstance(shift, str):
+            # −lse rides in the matmul as one more feature, [q, −lse]·[k·scale, 1]ᵀ: no pass
+            # over the tile to add it (baddbmm would first copy it into every column)
+            s = _matmul(self.part(self._q_shifted, tile), self.scaled_k_and_ones(tile).mT, into=into)
+            return self._hide_causal(s, tile)
         q, k = self.part(self.q, tile), self.part(self.k, tile, None)
         offset = sum_tangents(self.part(self.mask, tile), shift)
         if offset is None:
             s = _matmul(q, self.scaled_k(tile).mT, into=into)
         elif offset is shift and shift.size(-1) == 1:
-            # a per-row shift (−lse) rides in the matmul as one more feature, [q, shift]·[k·scale, 1]ᵀ:
-            # no pass over the tile to add it (baddbmm would first copy it into every column)
             q_shift = torch.cat([q, shift.expand(*q.shape[:-1], 1)], -1)
             s = _matmul(q_shift, self.scaled_k_and_ones(tile).mT, into=into)
         else:  # the offset added by the matmul itself: no separate pass over the tile
@@ -209,12 +306,16 @@ class _Attention:
             offset = offset.expand(B, H, R, offset.size(-1)).reshape(B * H, R, offset.size(-1))
             s = torch.baddbmm(offset, q.reshape(B * H, R, E), k.reshape(B * H, self.S, E).mT, alpha=self.scale)
             s = s.view(B, H, R, self.S)
+        return self._hide_causal(s, tile)
+
+    def _hide_causal(self, s, tile: Tile):
         if self.causal_offset is not None:
             s = s.masked_fill_(self._hidden_by_causal(tile.rows, s.device), -math.inf)
         return s
 
     def scores(self, tile: Tile, lse, lse_is_constant=False, into=None):
-        """P = exp(s − lse) for one tile (lse: the tile's rows of it).
+        """P = exp(s − lse) for one tile (lse: the tile's rows of it; the whole lse given
+        to the constructor, when there was one, is used instead unless lse_is_constant).
 
         lse_is_constant: the lse given is cut from the inputs for an outer derivative
         (see _lse_cut_from_inputs). P is then built as P₀ − P₀·δ with P₀ = exp(s − lse)
@@ -229,21 +330,29 @@ class _Attention:
             return p - p * delta
         # in place on the fresh logits (exp_ saves its result, nothing is overwritten that
         # a derivative needs), −lse added by the matmul: one pass over the tile
-        return self.logits(tile, shift=-lse.unsqueeze(-1), into=into).exp_()
+        shift = "lse" if self._q_shifted is not None else -lse.unsqueeze(-1)
+        return self.logits(tile, shift=shift, into=into).exp_()
 
-    def score_tangent(self, tile: Tile, q_t, k_t, mask_t, into=None):
-        """ṡ for one tile (None when q, k and mask carry no tangent); k_t repeated.
+    def score_factors(self, q_t, k_t):
+        """(a, b) with scale·(q̇ kᵀ + q k̇ᵀ) = a bᵀ for the whole problem (None: no tangent); k_t repeated.
 
-        scale·(q̇ kᵀ + q k̇ᵀ) as two products accumulated in one tile: no [q̇, q] or
-        [k, k̇] copies of the inputs.
+        [q̇, q]·[k·scale, k̇·scale]ᵀ when both carry tangents: one matmul a tile instead of
+        two (each matmul is a parallel region, and every region waits for its slowest thread:
+        on a busy machine, regions cost more than their work). The copies are O(L·E).
         """
-        products = [(self.part(q_t, tile), self.scaled_k(tile), 1.0),
-                    (self.part(self.q, tile), self.part(k_t, tile, None), self.scale)]
-        ds = None
-        for a, b, alpha in products:
-            if a is not None and b is not None:
-                ds = _matmul(a, b.mT, into=into, accumulate=ds is not None, alpha=alpha)
-                into = ds
+        if q_t is None and k_t is None:
+            return None
+        scaled_k = self.scaled_k_and_ones(Tile(slice(None), slice(None), slice(None)))[..., :-1]
+        if k_t is None:
+            return q_t, scaled_k
+        if q_t is None:
+            return self.q, k_t * self.scale
+        return torch.cat([q_t, self.q], -1), torch.cat([scaled_k, k_t * self.scale], -1)
+
+    def score_tangent(self, tile: Tile, factors, mask_t, into=None):
+        """ṡ for one tile from score_factors (None when q, k and mask carry no tangent)."""
+        ds = None if factors is None else _matmul(self.part(factors[0], tile), self.part(factors[1], tile, None).mT,
+                                                  into=into)
         if mask_t is not None:
             ds = sum_tangents(ds, self.part(mask_t, tile))
         return ds
@@ -279,14 +388,21 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     a kernel's own logsumexp layout.
     """
     _refuse_dropout(dropout_p)
+    # each tile's P and ṡ are written over the previous tile's, unless an outer
+    # derivative may have saved them
+    reuse = not outer_derivative_possible(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t)
+    on_workers = reuse and _enough_tiles_for_workers(query, key) and _workers_can_run(
+        query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t, out, lse)
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
-    cast = (lambda t: None if t is None else t.to(compute).contiguous())
-    problem = _Attention(cast(query), cast(key), cast(value), cast(attn_mask), scale, is_causal, alignment)
+    plain = _unwrapped if on_workers else (lambda t: t)  # worker threads see no torch.func levels
+    cast = (lambda t: None if t is None else plain(t).to(compute).contiguous())
     heads = query.size(1)
     q_t, k_t, v_t = cast(query_t), repeat_kv_heads(cast(key_t), heads), repeat_kv_heads(cast(value_t), heads)
     mask_t, out_c = _as_4d(cast(attn_mask_t)), cast(out)
     lse_c = cast(lse) if _lse_usable(lse, query) else None
     lse_is_constant = lse_c is not None and _lse_cut_from_inputs(lse, query, key, attn_mask)
+    problem = _Attention(cast(query), cast(key), cast(value), cast(attn_mask), scale, is_causal, alignment,
+                         lse=None if lse_is_constant else lse_c)
     if problem.empty:
         return torch.zeros_like(out), out_c.new_zeros(out_c.shape[:-1])
     if _linear_in_value_only(problem, q_t, k_t, mask_t, v_t):
@@ -294,46 +410,57 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
         value_term = F.scaled_dot_product_attention(problem.q, problem.k, v_t, attn_mask=problem.mask,
                                                     is_causal=problem.causal_offset == 0, scale=problem.scale)
         return value_term.to(out.dtype), None
-    # each tile's P and ṡ are written over the previous tile's, unless an outer
-    # derivative may have saved them
-    reuse = not outer_derivative_possible(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t)
-    p = ds = None
+    factors = problem.score_factors(q_t, k_t)
+    has_score_tangent = factors is not None or mask_t is not None
+    # [v, 1]: the product with P ⊙ ṡ gives its row sums c as one more column; [v̇, 0] keeps it
+    values = _with_column(problem.v, 1.0) if has_score_tangent else None
+    values_t = _with_column(v_t, 0.0) if has_score_tangent else v_t
+    buffers = threading.local()  # one P and one ṡ tile per thread, written over tile after tile
 
     def tile_tangents(tile):
-        nonlocal p, ds
         lse_rows = problem.part(lse_c, tile, -1) if lse_c is not None else _logsumexp_rows(problem, tile)
-        p = problem.scores(tile, lse_rows, lse_is_constant, into=p if reuse else None)
-        ds = problem.score_tangent(tile, q_t, k_t, mask_t, into=ds if reuse else None)
+        p = problem.scores(tile, lse_rows, lse_is_constant, into=getattr(buffers, "p", None))
+        ds = problem.score_tangent(tile, factors, mask_t, into=getattr(buffers, "ds", None))
+        if reuse:
+            buffers.p, buffers.ds = p, ds
         # ds from the matmul is fresh: multiply in place (no new tile); a mask tangent
         # alone is the caller's tensor, maybe broadcast
-        p_ds = ds.mul_(p) if q_t is not None or k_t is not None else _mul(p, ds)
-        c = _rowsum(p_ds)
-        return _output_tangent(p, p_ds, c, problem.part(out_c, tile), problem.part(problem.v, tile, None),
-                                    problem.part(v_t, tile, None)), c
+        p_ds = ds.mul_(p) if factors is not None else _mul(p, ds)
+        return (_tile_output_terms(p, p_ds, problem.part(values, tile, None), problem.part(values_t, tile, None)),)
 
-    out_tangent, lse_tangent = _stitch(tile_tangents, *problem.tiles())
-    return out_tangent.to(out.dtype), None if lse_tangent is None else lse_tangent.squeeze(-1)
+    (terms,) = _stitch(tile_tangents, *problem.tiles(), over_rows=("cat",),
+                       run_tiles=_run_on_workers if on_workers else None)
+    if not has_score_tangent:
+        return terms.to(out.dtype), None
+    # Ȯ = (P ⊙ ṡ) v + P v̇ − c·O, once for the whole output rather than per tile
+    c = terms[..., -1:]
+    return torch.addcmul(terms[..., :-1], c, out_c, value=-1).to(out.dtype), c.squeeze(-1)
 
 
-def _stitch(compute, batches, heads, rows, over_rows=("cat", "cat")):
+def _stitch(compute, batches, heads, rows, over_rows=("cat", "cat"), run_tiles=None):
     """compute(tile) -> one tensor (or None) per output, joined back to (B, H, ·, ·).
 
     Tiles join along batch entries and heads by concatenation; along query rows by
     concatenation ("cat", per-query outputs) or by summation ("sum", per-key outputs such
-    as the tangents of key and value gradients).
+    as the tangents of key and value gradients). run_tiles(compute, tiles) -> results in
+    order (default: one after another in this thread).
     """
+    tiles = [Tile(b, h, r) for b in batches for h in heads for r in rows]
+    # in this thread, lazily: per-key outputs are summed as they come, not all held at once
+    results = iter(run_tiles(compute, tiles)) if run_tiles is not None else (compute(tile) for tile in tiles)
+
     def join(parts, dim, how="cat"):
         if parts[0] is None or len(parts) == 1:
             return parts[0]
         return torch.cat(parts, dim) if how == "cat" else sum_tangents(*parts)
 
     def over_rows_of(b, h):
-        results = [compute(Tile(b, h, r)) for r in rows]
-        return tuple(join([result[i] for result in results], 2, how) for i, how in enumerate(over_rows))
+        parts = [next(results) for _ in rows]
+        return tuple(join([part[i] for part in parts], 2, how) for i, how in enumerate(over_rows))
 
     def over(spans, dim, inner):
-        results = [inner(span) for span in spans]
-        return tuple(join([result[i] for result in results], dim) for i in range(len(over_rows)))
+        parts = [inner(span) for span in spans]
+        return tuple(join([part[i] for part in parts], dim) for i in range(len(over_rows)))
 
     return over(batches, 0, lambda b: over(heads, 1, lambda h: over_rows_of(b, h)))
 
@@ -348,13 +475,19 @@ def _linear_in_value_only(problem: _Attention, q_t, k_t, mask_t, v_t):
     return only_value and (not causal or (problem.causal_offset == 0 and problem.mask is None))
 
 
-def _output_tangent(p, p_ds, c, out_rows, value, value_t):
-    """Ȯ = (P ⊙ ṡ) v − c·O + P v̇ for one tile, accumulated in the first product's result."""
-    o = None if p_ds is None else p_ds @ value
-    if value_t is not None:
-        o = p @ value_t if o is None else _matmul(p, value_t, into=o, accumulate=True)
-    if c is not None:
-        o = o.sub_(c * out_rows)  # (addcmul_ has no vmap batching rule)
+def _with_column(t, fill):
+    """t (..., S, E) with one more feature column of `fill` (None stays None)."""
+    return None if t is None else torch.cat([t, t.new_full((*t.shape[:-1], 1), fill)], -1)
+
+
+def _tile_output_terms(p, p_ds, values, values_t):
+    """(P ⊙ ṡ)[v, 1] + P[v̇, 0] for one tile (P v̇ alone without ṡ), accumulated in one result.
+
+    The last column holds c = rowsum(P ⊙ ṡ) when there is ṡ: no pass over the tile for it.
+    """
+    o = None if p_ds is None else p_ds @ values
+    if values_t is not None:
+        o = p @ values_t if o is None else _matmul(p, values_t, into=o, accumulate=True)
     return o
 
 
@@ -432,12 +565,13 @@ def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
     the tangents below; this is what forward-over-reverse (Hessian-vector products) uses.
     """
     _refuse_dropout(dropout_p)
-    problem = _Attention(query, key, value, attn_mask, scale, is_causal)
+    problem = _Attention(query, key, value, attn_mask, scale, is_causal, lse=lse if _lse_usable(lse, query) else None)
     heads, kv_heads = query.size(1), key.size(1)
     k_t, v_t = repeat_kv_heads(key_t, heads), repeat_kv_heads(value_t, heads)
     mask_t, scale = _as_4d(attn_mask_t), problem.scale
     if problem.empty:
         return torch.zeros_like(query), torch.zeros_like(key), torch.zeros_like(value)
+    factors = problem.score_factors(query_t, k_t)
 
     def tile_tangents(tile):
         rows_of = (lambda t: problem.part(t, tile))
@@ -446,7 +580,7 @@ def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
         p = problem.scores(tile, problem.part(lse, tile, -1))
         g_r, g_t_r, o_r, o_t_r, q_r, q_t_r = map(rows_of, (grad_out, grad_out_t, out, out_t, query, query_t))
         lse_t_r = None if lse_t is None else -problem.part(lse_t, tile, -1).unsqueeze(-1)
-        p_dot = _mul(p, sum_tangents(problem.score_tangent(tile, query_t, k_t, mask_t), lse_t_r))
+        p_dot = _mul(p, sum_tangents(problem.score_tangent(tile, factors, mask_t), lse_t_r))
         dp_minus_d = g_r @ v.mT - (g_r * o_r).sum(-1, keepdim=True)
         dp_minus_d_dot = sum_tangents(_mm(g_t_r, v.mT), _mm(g_r, _t(v_t_tile)),
                                       _mul(-1, _rowsum(sum_tangents(_mul(g_t_r, o_r), _mul(g_r, o_t_r)))))

@@ -16,9 +16,9 @@ import math
 
 import torch
 
-from ._common import outer_derivative_possible, sum_tangents
+from ._common import outer_derivative_possible, outer_transforms_around, sum_tangents
 
-__all__ = ["grid_sampler_backward_jvp", "grid_sampler_grid_jvp"]
+__all__ = ["grid_sampler_backward_jvp", "grid_sampler_grid_jvp", "grid_sampler_input_jvp"]
 
 BILINEAR, NEAREST, BICUBIC = 0, 1, 2
 ZEROS, BORDER, REFLECTION = 0, 1, 2
@@ -27,6 +27,30 @@ CUBIC_A = -0.75  # PyTorch's cubic convolution coefficient
 # Elements of the per-channel copy of the grid the backward kernel reads at once (16 MB in
 # float32); channels are taken in chunks below it.
 GRID_COPY_ELEMENTS = 1 << 22
+
+
+def grid_sampler_input_jvp(op, input_t, grid, interpolation_mode, padding_mode, align_corners):
+    """Tangent of grid_sampler_{2,3}d with respect to the input: the sampler applied to input_t.
+
+    op: "grid_sampler_2d", "grid_sampler_3d" or "_grid_sampler_2d_cpu_fallback".
+    """
+    input_t, grid = batch_dims_in_front(input_t, grid)
+    return getattr(torch.ops.aten, op)(input_t, grid, interpolation_mode, padding_mode, align_corners)
+
+
+def batch_dims_in_front(*tensors):
+    """The tensors, copied with every vmap batch dimension in front when a transform is outside.
+
+    torch 2.13's batching rule for the grid samplers (and their backward kernels) splits
+    the output by the wrong size when input and grid are batched at different dimensions
+    (`input.sizes()[grid_bdim]`): a wrong result or an internal assert. Inside a rule that
+    happens whenever tangents and primals come batched differently, e.g. vmap over jvp.
+    clone in contiguous format is the one op whose batching rule moves the batch dimension
+    to the front, so every argument ends up batched at dimension 0. Plain jvp: no copies.
+    """
+    if not outer_transforms_around():
+        return tensors
+    return tuple(t if t is None else t.clone(memory_format=torch.contiguous_format) for t in tensors)
 
 
 def grid_sampler_grid_jvp(input, grid, grid_t, interpolation_mode, padding_mode, align_corners):
