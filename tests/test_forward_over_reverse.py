@@ -19,7 +19,6 @@ from torch_fwdad.testing.second_order import OpsSeen, fd_hessian, split
 
 DT = torch.float64
 TOL = dict(atol=1e-5, rtol=1e-4)
-NEEDS_BACKOPS = "needs the backward-op rule from the backops branch"
 
 
 def _fixed(*shape, seed, low=-1.0, high=1.0, dtype=DT):
@@ -91,7 +90,6 @@ def test_embedding_bag(mode):
     _check(f, _fixed(15 + (6 if psw else 0), seed=5), "_embedding_bag")
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_BACKOPS)
 def test_ctc_loss():
     targets = torch.tensor([[1, 2], [2, 2]])
 
@@ -102,7 +100,6 @@ def test_ctc_loss():
     _check(f, _fixed(24, seed=6), "_ctc_loss_backward")
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_BACKOPS)
 def test_multi_margin_loss():
     target = torch.tensor([0, 2, 1])
 

@@ -153,13 +153,6 @@ for _op in ("aten::_cdist_backward", "aten::_pdist_backward", "aten::_embedding_
             "aten::_scaled_dot_product_flash_attention_for_cpu_backward"):
     for _check in _FWD_OVER_REV:
         KNOWN_FAILURES[(_op, _check)] = _THIRD_ORDER.format(op=_op)
-_NEEDS_BACKWARD_RULE = "needs the backward-op rule from the backops branch ({backward} has no forward formula)"
-for _op, _backward in (("aten::_ctc_loss", "_ctc_loss_backward"), ("aten::_ctc_loss.Tensor", "_ctc_loss_backward"),
-                       ("aten::multi_margin_loss", "multi_margin_loss_backward"),
-                       ("aten::multilabel_margin_loss_forward", "multilabel_margin_loss_backward"),
-                       ("aten::segment_reduce", "_segment_reduce_backward")):
-    for _check in _FWD_OVER_REV:
-        KNOWN_FAILURES[(_op, _check)] = _NEEDS_BACKWARD_RULE.format(backward=_backward)
 for _check in _FWD_OVER_REV:
     KNOWN_FAILURES[("aten::_masked_softmax", _check)] = (
         "PyTorch's _masked_softmax_backward has no forward formula and torch_fwdad no rule for it yet "
@@ -208,13 +201,6 @@ _UPSTREAM_AMAX = (
     "larger than index (size mismatch) exactly as plain PyTorch does")
 for _check in ("gradcheck", "partial", "second_order", "output_tangents", "vmap_jvp", *_FWD_OVER_REV):
     SAMPLE_FAILURES[("aten::scatter_reduce.two", "amax src larger than index", _check)] = _UPSTREAM_AMAX
-_PROD_CONTROL_FLOW = (
-    "the prod rule branches in Python on tensor values (bool(zero.any()) in formulas/indexing.py), "
-    "which vmap refuses: the backops branch makes it vmap-clean")
-for _pattern in ("prod*", "empty index"):
-    SAMPLE_FAILURES[("aten::index_reduce", _pattern, "vmap_jvp")] = _PROD_CONTROL_FLOW
-for _pattern in ("prod*", "1-d", "empty index", "src larger than index"):
-    SAMPLE_FAILURES[("aten::scatter_reduce.two", _pattern, "vmap_jvp")] = _PROD_CONTROL_FLOW
 for _op in ("aten::_foreach_mm", "aten::_foreach_pow.ScalarAndTensor"):
     KNOWN_FAILURES[(_op, "vmap_jvp")] = (
         "PyTorch has no batching rule for _foreach_* ops: vmap of the primal alone fails the same way")
