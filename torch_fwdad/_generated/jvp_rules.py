@@ -53,8 +53,7 @@ from torch_fwdad.formulas import (  # noqa: F401
     sparse_addmm_self_jvp,
     sparse_mm_reduce_jvp,
     straight_through_jvp,
-    weight_norm_jvp_g,
-    weight_norm_jvp_v,
+    weight_norm_jvp,
     zeta_q_derivative,
 )
 
@@ -683,16 +682,12 @@ def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
 
 
 def jvp__weight_norm_interface(primals, tangents, outputs):
-    # derivatives.yaml:379: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
+    # derivatives.yaml:381: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
     v_p, g_p, dim = primals
     v_t, g_t, _ = tangents
     result0, result1 = outputs
-    result0_tangent = None
-    if v_t is not None:
-        result0_tangent = add_tangents(result0_tangent, weight_norm_jvp_v(v_t, v_p, g_p, result1))
-    if g_t is not None:
-        result0_tangent = add_tangents(result0_tangent, weight_norm_jvp_g(g_t, v_p, result1))
-    return (result0_tangent, None)
+    result0_tangent, result1_tangent = weight_norm_jvp(v_p, v_t, g_p, g_t, result1)
+    return (result0_tangent, result1_tangent)
 
 
 def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
@@ -896,7 +891,7 @@ ENTRIES = (
     BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:360'),
     BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:367'),
     BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:375'),
-    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:379'),
+    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:381'),
     BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:388'),
     BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:392'),
     BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:395'),
