@@ -36,8 +36,10 @@ from torch_fwdad.formulas import (  # noqa: F401
     index_reduce_jvp,
     learnable_fake_quantize_jvp,
     masked_softmax_jvp,
+    mkldnn_lstm_layer_jvp,
     multi_margin_loss_jvp,
     multilabel_margin_loss_jvp,
+    native_multi_head_attention_jvp,
     no_derivative,
     ormqr_jvp,
     pack_padded_sequence_jvp,
@@ -53,6 +55,7 @@ from torch_fwdad.formulas import (  # noqa: F401
     sparse_addmm_self_jvp,
     sparse_mm_reduce_jvp,
     straight_through_jvp,
+    transformer_encoder_layer_jvp,
     weight_norm_jvp,
     zeta_q_derivative,
 )
@@ -235,8 +238,26 @@ def jvp__masked_softmax(primals, tangents, outputs):
     return result_tangent
 
 
+def jvp__native_multi_head_attention(primals, tangents, outputs):
+    # derivatives.yaml:171: _native_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None) -> (Tensor, Tensor)
+    query_p, key_p, value_p, embed_dim, num_head, qkv_weight_p, qkv_bias_p, proj_weight_p, proj_bias_p, mask_p, need_weights, average_attn_weights, mask_type = primals
+    query_t, key_t, value_t, _, _, qkv_weight_t, qkv_bias_t, proj_weight_t, proj_bias_t, mask_t, _, _, _ = tangents
+    result0, result1 = outputs
+    result0_tangent, result1_tangent = native_multi_head_attention_jvp(query_p, key_p, value_p, embed_dim, num_head, qkv_weight_p, qkv_bias_p, proj_weight_p, proj_bias_p, mask_p, need_weights, average_attn_weights, mask_type, query_t, key_t, value_t, qkv_weight_t, qkv_bias_t, proj_weight_t, proj_bias_t, result0, result1)
+    return (result0_tangent, result1_tangent)
+
+
+def jvp__transformer_encoder_layer_fwd(primals, tangents, outputs):
+    # derivatives.yaml:174: _transformer_encoder_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None) -> Tensor
+    src_p, embed_dim, num_heads, qkv_weight_p, qkv_bias_p, proj_weight_p, proj_bias_p, use_gelu, norm_first, eps, norm_weight_1_p, norm_bias_1_p, norm_weight_2_p, norm_bias_2_p, ffn_weight_1_p, ffn_bias_1_p, ffn_weight_2_p, ffn_bias_2_p, mask_p, mask_type = primals
+    src_t, _, _, qkv_weight_t, qkv_bias_t, proj_weight_t, proj_bias_t, _, _, _, norm_weight_1_t, norm_bias_1_t, norm_weight_2_t, norm_bias_2_t, ffn_weight_1_t, ffn_bias_1_t, ffn_weight_2_t, ffn_bias_2_t, mask_t, _ = tangents
+    result = outputs
+    result_tangent = transformer_encoder_layer_jvp(src_p, num_heads, qkv_weight_p, qkv_bias_p, proj_weight_p, proj_bias_p, use_gelu, norm_first, eps, norm_weight_1_p, norm_bias_1_p, norm_weight_2_p, norm_bias_2_p, ffn_weight_1_p, ffn_bias_1_p, ffn_weight_2_p, ffn_bias_2_p, mask_p, mask_type, src_t, qkv_weight_t, qkv_bias_t, proj_weight_t, proj_bias_t, norm_weight_1_t, norm_bias_1_t, norm_weight_2_t, norm_bias_2_t, ffn_weight_1_t, ffn_bias_1_t, ffn_weight_2_t, ffn_bias_2_t, result)
+    return result_tangent
+
+
 def jvp_grid_sampler_2d(primals, tangents, outputs):
-    # derivatives.yaml:168: grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
+    # derivatives.yaml:179: grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
     input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     input_t, grid_t, _, _, _ = tangents
     result = outputs
@@ -249,7 +270,7 @@ def jvp_grid_sampler_2d(primals, tangents, outputs):
 
 
 def jvp__grid_sampler_2d_cpu_fallback(primals, tangents, outputs):
-    # derivatives.yaml:173: _grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
+    # derivatives.yaml:184: _grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
     input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     input_t, grid_t, _, _, _ = tangents
     result = outputs
@@ -262,7 +283,7 @@ def jvp__grid_sampler_2d_cpu_fallback(primals, tangents, outputs):
 
 
 def jvp_grid_sampler_3d(primals, tangents, outputs):
-    # derivatives.yaml:178: grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
+    # derivatives.yaml:189: grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
     input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     input_t, grid_t, _, _, _ = tangents
     result = outputs
@@ -275,7 +296,7 @@ def jvp_grid_sampler_3d(primals, tangents, outputs):
 
 
 def jvp__embedding_bag(primals, tangents, outputs):
-    # derivatives.yaml:183: _embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
+    # derivatives.yaml:194: _embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
     weight_p, indices_p, offsets_p, scale_grad_by_freq, mode, sparse, per_sample_weights_p, include_last_offset, padding_idx = primals
     weight_t, indices_t, offsets_t, _, _, _, per_sample_weights_t, _, _ = tangents
     result0, result1, result2, result3 = outputs
@@ -288,7 +309,7 @@ def jvp__embedding_bag(primals, tangents, outputs):
 
 
 def jvp__embedding_bag_forward_only(primals, tangents, outputs):
-    # derivatives.yaml:189: _embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
+    # derivatives.yaml:200: _embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
     weight_p, indices_p, offsets_p, scale_grad_by_freq, mode, sparse, per_sample_weights_p, include_last_offset, padding_idx = primals
     weight_t, indices_t, offsets_t, _, _, _, per_sample_weights_t, _, _ = tangents
     result0, result1, result2, result3 = outputs
@@ -301,7 +322,7 @@ def jvp__embedding_bag_forward_only(primals, tangents, outputs):
 
 
 def jvp_soft_margin_loss_backward(primals, tangents, outputs):
-    # derivatives.yaml:203: soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor
+    # derivatives.yaml:214: soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor
     grad_output_p, self_p, target_p, reduction = primals
     grad_output_t, self_t, target_t, _ = tangents
     result = outputs
@@ -316,7 +337,7 @@ def jvp_soft_margin_loss_backward(primals, tangents, outputs):
 
 
 def jvp_huber_loss_backward(primals, tangents, outputs):
-    # derivatives.yaml:209: huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor
+    # derivatives.yaml:220: huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor
     grad_output_p, self_p, target_p, reduction, delta = primals
     grad_output_t, self_t, target_t, _, _ = tangents
     result = outputs
@@ -331,7 +352,7 @@ def jvp_huber_loss_backward(primals, tangents, outputs):
 
 
 def jvp_native_dropout_backward(primals, tangents, outputs):
-    # derivatives.yaml:215: native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor
+    # derivatives.yaml:226: native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor
     grad_output_p, mask_p, scale = primals
     grad_output_t, mask_t, _ = tangents
     result = outputs
@@ -342,7 +363,7 @@ def jvp_native_dropout_backward(primals, tangents, outputs):
 
 
 def jvp__cdist_backward(primals, tangents, outputs):
-    # derivatives.yaml:219: _cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor
+    # derivatives.yaml:230: _cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor
     grad_p, x1_p, x2_p, p, cdist_p = primals
     grad_t, x1_t, x2_t, _, cdist_t = tangents
     result = outputs
@@ -351,7 +372,7 @@ def jvp__cdist_backward(primals, tangents, outputs):
 
 
 def jvp__pdist_backward(primals, tangents, outputs):
-    # derivatives.yaml:222: _pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor
+    # derivatives.yaml:233: _pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor
     grad_p, self_p, p, pdist_p = primals
     grad_t, self_t, _, pdist_t = tangents
     result = outputs
@@ -360,7 +381,7 @@ def jvp__pdist_backward(primals, tangents, outputs):
 
 
 def jvp_grid_sampler_2d_backward(primals, tangents, outputs):
-    # derivatives.yaml:227: grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
+    # derivatives.yaml:238: grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
     grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners, output_mask = primals
     grad_output_t, input_t, grid_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -369,7 +390,7 @@ def jvp_grid_sampler_2d_backward(primals, tangents, outputs):
 
 
 def jvp_grid_sampler_3d_backward(primals, tangents, outputs):
-    # derivatives.yaml:230: grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
+    # derivatives.yaml:241: grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
     grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners, output_mask = primals
     grad_output_t, input_t, grid_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -378,7 +399,7 @@ def jvp_grid_sampler_3d_backward(primals, tangents, outputs):
 
 
 def jvp__grid_sampler_2d_cpu_fallback_backward(primals, tangents, outputs):
-    # derivatives.yaml:233: _grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)
+    # derivatives.yaml:244: _grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)
     grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     grad_output_t, input_t, grid_t, _, _, _ = tangents
     result0, result1 = outputs
@@ -387,7 +408,7 @@ def jvp__grid_sampler_2d_cpu_fallback_backward(primals, tangents, outputs):
 
 
 def jvp__embedding_bag_dense_backward(primals, tangents, outputs):
-    # derivatives.yaml:238: _embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
+    # derivatives.yaml:249: _embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
     grad_p, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_p, padding_idx = primals
     grad_t, indices_t, offset2bag_t, bag_size_t, maximum_indices_t, _, _, _, per_sample_weights_t, _ = tangents
     result = outputs
@@ -400,20 +421,20 @@ def jvp__embedding_bag_dense_backward(primals, tangents, outputs):
 
 
 def jvp__embedding_bag_backward(primals, tangents, outputs):
-    # derivatives.yaml:243: _embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
+    # derivatives.yaml:255: _embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
     grad_p, indices_p, offsets_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, sparse, per_sample_weights_p, padding_idx = primals
     grad_t, indices_t, offsets_t, offset2bag_t, bag_size_t, maximum_indices_t, _, _, _, _, per_sample_weights_t, _ = tangents
     result = outputs
     result_tangent = None
     if grad_t is not None:
-        result_tangent = add_tangents(result_tangent, embedding_bag_dense_backward_reference(grad_t, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_p, padding_idx))
+        result_tangent = add_tangents(result_tangent, embedding_bag_dense_backward_reference(grad_t, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_p, padding_idx, offsets_p))
     if per_sample_weights_t is not None:
-        result_tangent = add_tangents(result_tangent, embedding_bag_dense_backward_reference(grad_p, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_t, padding_idx))
+        result_tangent = add_tangents(result_tangent, embedding_bag_dense_backward_reference(grad_p, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_t, padding_idx, offsets_p))
     return result_tangent
 
 
 def jvp__embedding_bag_per_sample_weights_backward(primals, tangents, outputs):
-    # derivatives.yaml:250: _embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor
+    # derivatives.yaml:262: _embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor
     grad_p, weight_p, indices_p, offsets_p, offset2bag_p, mode, padding_idx = primals
     grad_t, weight_t, indices_t, offsets_t, offset2bag_t, _, _ = tangents
     result = outputs
@@ -426,7 +447,7 @@ def jvp__embedding_bag_per_sample_weights_backward(primals, tangents, outputs):
 
 
 def jvp_igamma(primals, tangents, outputs):
-    # derivatives.yaml:263: igamma(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:275: igamma(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -439,7 +460,7 @@ def jvp_igamma(primals, tangents, outputs):
 
 
 def jvp_igammac(primals, tangents, outputs):
-    # derivatives.yaml:268: igammac(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:280: igammac(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -452,7 +473,7 @@ def jvp_igammac(primals, tangents, outputs):
 
 
 def jvp_special_zeta(primals, tangents, outputs):
-    # derivatives.yaml:273: special_zeta(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:285: special_zeta(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -465,7 +486,7 @@ def jvp_special_zeta(primals, tangents, outputs):
 
 
 def jvp_special_zeta_self_scalar(primals, tangents, outputs):
-    # derivatives.yaml:278: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
+    # derivatives.yaml:290: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
     self, other_p = primals
     _, other_t = tangents
     result = outputs
@@ -476,7 +497,7 @@ def jvp_special_zeta_self_scalar(primals, tangents, outputs):
 
 
 def jvp__standard_gamma(primals, tangents, outputs):
-    # derivatives.yaml:283: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
+    # derivatives.yaml:295: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
     self_p, generator = primals
     self_t, _ = tangents
     result = outputs
@@ -487,7 +508,7 @@ def jvp__standard_gamma(primals, tangents, outputs):
 
 
 def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:292: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:304: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale, zero_point, quant_min, quant_max = primals
     self_t, _, _, _, _ = tangents
     output, mask = outputs
@@ -498,7 +519,7 @@ def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tangents, outputs):
-    # derivatives.yaml:296: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:308: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, fake_quant_enabled_p, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, fake_quant_enabled_t, _, _ = tangents
     output, mask = outputs
@@ -509,7 +530,7 @@ def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tange
 
 
 def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:300: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:312: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     output, mask = outputs
@@ -520,7 +541,7 @@ def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
-    # derivatives.yaml:307: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:319: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     result = outputs
@@ -529,7 +550,7 @@ def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
-    # derivatives.yaml:310: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:322: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _, _ = tangents
     result = outputs
@@ -538,7 +559,7 @@ def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose2d(primals, tangents, outputs):
-    # derivatives.yaml:315: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:327: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -553,7 +574,7 @@ def jvp_slow_conv_transpose2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose3d(primals, tangents, outputs):
-    # derivatives.yaml:321: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:333: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -568,7 +589,7 @@ def jvp_slow_conv_transpose3d(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_forward(primals, tangents, outputs):
-    # derivatives.yaml:327: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
+    # derivatives.yaml:339: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -583,7 +604,7 @@ def jvp__slow_conv2d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv3d_forward(primals, tangents, outputs):
-    # derivatives.yaml:333: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
+    # derivatives.yaml:345: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -598,7 +619,7 @@ def jvp_slow_conv3d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated2d(primals, tangents, outputs):
-    # derivatives.yaml:339: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:351: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -613,7 +634,7 @@ def jvp_slow_conv_dilated2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated3d(primals, tangents, outputs):
-    # derivatives.yaml:345: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:357: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -628,7 +649,7 @@ def jvp_slow_conv_dilated3d(primals, tangents, outputs):
 
 
 def jvp__conv_depthwise2d(primals, tangents, outputs):
-    # derivatives.yaml:354: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
+    # derivatives.yaml:366: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -643,7 +664,7 @@ def jvp__conv_depthwise2d(primals, tangents, outputs):
 
 
 def jvp_conv_depthwise3d(primals, tangents, outputs):
-    # derivatives.yaml:360: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
+    # derivatives.yaml:372: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -658,7 +679,7 @@ def jvp_conv_depthwise3d(primals, tangents, outputs):
 
 
 def jvp_conv_tbc(primals, tangents, outputs):
-    # derivatives.yaml:367: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
+    # derivatives.yaml:379: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
     self_p, weight_p, bias_p, pad = primals
     self_t, weight_t, bias_t, _ = tangents
     result = outputs
@@ -673,7 +694,7 @@ def jvp_conv_tbc(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
-    # derivatives.yaml:375: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
+    # derivatives.yaml:387: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
     grad_output_p, self_p, weight_p, kernel_size, stride, padding, output_mask = primals
     grad_output_t, self_t, weight_t, _, _, _, _ = tangents
     grad_input, grad_weight, grad_bias = outputs
@@ -682,7 +703,7 @@ def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
 
 
 def jvp__weight_norm_interface(primals, tangents, outputs):
-    # derivatives.yaml:381: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
+    # derivatives.yaml:393: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
     v_p, g_p, dim = primals
     v_t, g_t, _ = tangents
     result0, result1 = outputs
@@ -691,7 +712,7 @@ def jvp__weight_norm_interface(primals, tangents, outputs):
 
 
 def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
-    # derivatives.yaml:388: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
+    # derivatives.yaml:400: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
     self_p, noise_p, lower, upper, training, generator = primals
     self_t, noise_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -702,7 +723,7 @@ def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
 
 
 def jvp__foreach_mm(primals, tangents, outputs):
-    # derivatives.yaml:392: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
+    # derivatives.yaml:404: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
     self_p, mat2_p = primals
     self_t, mat2_t = tangents
     result = outputs
@@ -711,7 +732,7 @@ def jvp__foreach_mm(primals, tangents, outputs):
 
 
 def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
-    # derivatives.yaml:395: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
+    # derivatives.yaml:407: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
     self, exponent_p = primals
     _, exponent_t = tangents
     result = outputs
@@ -722,7 +743,7 @@ def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
 
 
 def jvp__grouped_mm(primals, tangents, outputs):
-    # derivatives.yaml:402: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
+    # derivatives.yaml:414: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
     self_p, mat2_p, offs_p, bias_p, out_dtype = primals
     self_t, mat2_t, offs_t, bias_t, _ = tangents
     result = outputs
@@ -737,7 +758,7 @@ def jvp__grouped_mm(primals, tangents, outputs):
 
 
 def jvp__pack_padded_sequence(primals, tangents, outputs):
-    # derivatives.yaml:412: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
+    # derivatives.yaml:424: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
     input_p, lengths_p, batch_first = primals
     input_t, lengths_t, _ = tangents
     result0, result1 = outputs
@@ -748,7 +769,7 @@ def jvp__pack_padded_sequence(primals, tangents, outputs):
 
 
 def jvp__fused_dropout(primals, tangents, outputs):
-    # derivatives.yaml:421: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
+    # derivatives.yaml:433: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
     self_p, p, generator = primals
     self_t, _, _ = tangents
     result0, result1 = outputs
@@ -759,7 +780,7 @@ def jvp__fused_dropout(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
-    # derivatives.yaml:426: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
+    # derivatives.yaml:438: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
     input_gates_p, hidden_gates_p, cx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, cx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1, result2 = outputs
@@ -767,8 +788,17 @@ def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
     return (result0_tangent, result1_tangent, None)
 
 
+def jvp_mkldnn_rnn_layer(primals, tangents, outputs):
+    # derivatives.yaml:445: mkldnn_rnn_layer(Tensor input, Tensor weight0, Tensor weight1, Tensor weight2, Tensor weight3, Tensor hx_, Tensor cx_, bool reverse, int[] batch_sizes, int mode, int hidden_size, int num_layers, bool has_biases, bool bidirectional, bool batch_first, bool train) -> (Tensor, Tensor, Tensor, Tensor)
+    input_p, weight0_p, weight1_p, weight2_p, weight3_p, hx__p, cx__p, reverse, batch_sizes, mode, hidden_size, num_layers, has_biases, bidirectional, batch_first, train = primals
+    input_t, weight0_t, weight1_t, weight2_t, weight3_t, hx__t, cx__t, _, _, _, _, _, _, _, _, _ = tangents
+    result0, result1, result2, result3 = outputs
+    result0_tangent, result1_tangent, result2_tangent = mkldnn_lstm_layer_jvp(input_p, weight0_p, weight1_p, weight2_p, weight3_p, hx__p, cx__p, input_t, weight0_t, weight1_t, weight2_t, weight3_t, hx__t, cx__t, reverse, batch_sizes, mode, has_biases, result0)
+    return (result0_tangent, result1_tangent, result2_tangent, None)
+
+
 def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
-    # derivatives.yaml:430: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
+    # derivatives.yaml:449: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
     input_gates_p, hidden_gates_p, hx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, hx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1 = outputs
@@ -777,7 +807,7 @@ def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
 
 
 def jvp__sparse_addmm(primals, tangents, outputs):
-    # derivatives.yaml:439: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
+    # derivatives.yaml:458: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
     self_p, mat1_p, mat2_p, beta, alpha = primals
     self_t, mat1_t, mat2_t, _, _ = tangents
     result = outputs
@@ -792,7 +822,7 @@ def jvp__sparse_addmm(primals, tangents, outputs):
 
 
 def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
-    # derivatives.yaml:447: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
+    # derivatives.yaml:466: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
     self_p, other_p, reduce = primals
     self_t, other_t, _ = tangents
     result0, result1 = outputs
@@ -803,7 +833,7 @@ def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
 
 
 def jvp__ctc_loss(primals, tangents, outputs):
-    # derivatives.yaml:453: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:472: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths, target_lengths, blank, zero_infinity = primals
     log_probs_t, targets_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -814,7 +844,7 @@ def jvp__ctc_loss(primals, tangents, outputs):
 
 
 def jvp__ctc_loss_Tensor(primals, tangents, outputs):
-    # derivatives.yaml:457: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:476: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity = primals
     log_probs_t, targets_t, input_lengths_t, target_lengths_t, _, _ = tangents
     result0, result1 = outputs
@@ -825,7 +855,7 @@ def jvp__ctc_loss_Tensor(primals, tangents, outputs):
 
 
 def jvp_segment_reduce(primals, tangents, outputs):
-    # derivatives.yaml:461: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:480: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
     data_p, reduce, lengths_p, indices_p, offsets_p, axis, unsafe, initial = primals
     data_t, _, lengths_t, indices_t, offsets_t, _, _, _ = tangents
     result = outputs
@@ -855,54 +885,57 @@ ENTRIES = (
     BuiltinEntry('aten::_efficient_attention_forward', '_efficient_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? bias, Tensor? cu_seqlens_q, Tensor? cu_seqlens_k, SymInt? max_seqlen_q, SymInt? max_seqlen_k, float dropout_p, int custom_mask_type, bool compute_log_sumexp=False, *, float? scale=None, Tensor? seqlen_k=None, int? window_size=None) -> (Tensor output, Tensor logsumexp, Tensor philox_seed, Tensor philox_offset, SymInt max_seqlen_batch_q, SymInt max_seqlen_batch_k)', jvp__efficient_attention_forward, 'derivatives.yaml:157'),
     BuiltinEntry('aten::_cudnn_attention_forward', '_cudnn_attention_forward(Tensor query, Tensor key, Tensor value, Tensor? attn_bias, Tensor? cum_seq_q, Tensor? cum_seq_k, SymInt max_q, SymInt max_k, bool compute_log_sumexp, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor philox_seed, Tensor philox_offset, Tensor debug_attn_mask)', jvp__cudnn_attention_forward, 'derivatives.yaml:160'),
     BuiltinEntry('aten::_masked_softmax', '_masked_softmax(Tensor self, Tensor mask, int? dim=None, int? mask_type=None) -> Tensor', jvp__masked_softmax, 'derivatives.yaml:163'),
-    BuiltinEntry('aten::grid_sampler_2d', 'grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_2d, 'derivatives.yaml:168'),
-    BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback', '_grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp__grid_sampler_2d_cpu_fallback, 'derivatives.yaml:173'),
-    BuiltinEntry('aten::grid_sampler_3d', 'grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_3d, 'derivatives.yaml:178'),
-    BuiltinEntry('aten::_embedding_bag', '_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag, 'derivatives.yaml:183'),
-    BuiltinEntry('aten::_embedding_bag_forward_only', '_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag_forward_only, 'derivatives.yaml:189'),
-    BuiltinEntry('aten::soft_margin_loss_backward', 'soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor', jvp_soft_margin_loss_backward, 'derivatives.yaml:203'),
-    BuiltinEntry('aten::huber_loss_backward', 'huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor', jvp_huber_loss_backward, 'derivatives.yaml:209'),
-    BuiltinEntry('aten::native_dropout_backward', 'native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor', jvp_native_dropout_backward, 'derivatives.yaml:215'),
-    BuiltinEntry('aten::_cdist_backward', '_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor', jvp__cdist_backward, 'derivatives.yaml:219'),
-    BuiltinEntry('aten::_pdist_backward', '_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor', jvp__pdist_backward, 'derivatives.yaml:222'),
-    BuiltinEntry('aten::grid_sampler_2d_backward', 'grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_2d_backward, 'derivatives.yaml:227'),
-    BuiltinEntry('aten::grid_sampler_3d_backward', 'grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_3d_backward, 'derivatives.yaml:230'),
-    BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback_backward', '_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)', jvp__grid_sampler_2d_cpu_fallback_backward, 'derivatives.yaml:233'),
-    BuiltinEntry('aten::_embedding_bag_dense_backward', '_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_dense_backward, 'derivatives.yaml:238'),
-    BuiltinEntry('aten::_embedding_bag_backward', '_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_backward, 'derivatives.yaml:243'),
-    BuiltinEntry('aten::_embedding_bag_per_sample_weights_backward', '_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor', jvp__embedding_bag_per_sample_weights_backward, 'derivatives.yaml:250'),
-    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:263'),
-    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:268'),
-    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:273'),
-    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:278'),
-    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:283'),
-    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:292'),
-    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:296'),
-    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:300'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:307'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:310'),
-    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:315'),
-    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:321'),
-    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:327'),
-    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:333'),
-    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:339'),
-    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:345'),
-    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:354'),
-    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:360'),
-    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:367'),
-    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:375'),
-    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:381'),
-    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:388'),
-    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:392'),
-    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:395'),
-    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:402'),
-    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:412'),
-    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:421'),
-    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:426'),
-    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:430'),
-    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:439'),
-    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:447'),
-    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:453'),
-    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:457'),
-    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:461'),
+    BuiltinEntry('aten::_native_multi_head_attention', '_native_multi_head_attention(Tensor query, Tensor key, Tensor value, int embed_dim, int num_head, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, bool need_weights=True, bool average_attn_weights=True, int? mask_type=None) -> (Tensor, Tensor)', jvp__native_multi_head_attention, 'derivatives.yaml:171'),
+    BuiltinEntry('aten::_transformer_encoder_layer_fwd', '_transformer_encoder_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None) -> Tensor', jvp__transformer_encoder_layer_fwd, 'derivatives.yaml:174'),
+    BuiltinEntry('aten::grid_sampler_2d', 'grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_2d, 'derivatives.yaml:179'),
+    BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback', '_grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp__grid_sampler_2d_cpu_fallback, 'derivatives.yaml:184'),
+    BuiltinEntry('aten::grid_sampler_3d', 'grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_3d, 'derivatives.yaml:189'),
+    BuiltinEntry('aten::_embedding_bag', '_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag, 'derivatives.yaml:194'),
+    BuiltinEntry('aten::_embedding_bag_forward_only', '_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag_forward_only, 'derivatives.yaml:200'),
+    BuiltinEntry('aten::soft_margin_loss_backward', 'soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor', jvp_soft_margin_loss_backward, 'derivatives.yaml:214'),
+    BuiltinEntry('aten::huber_loss_backward', 'huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor', jvp_huber_loss_backward, 'derivatives.yaml:220'),
+    BuiltinEntry('aten::native_dropout_backward', 'native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor', jvp_native_dropout_backward, 'derivatives.yaml:226'),
+    BuiltinEntry('aten::_cdist_backward', '_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor', jvp__cdist_backward, 'derivatives.yaml:230'),
+    BuiltinEntry('aten::_pdist_backward', '_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor', jvp__pdist_backward, 'derivatives.yaml:233'),
+    BuiltinEntry('aten::grid_sampler_2d_backward', 'grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_2d_backward, 'derivatives.yaml:238'),
+    BuiltinEntry('aten::grid_sampler_3d_backward', 'grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_3d_backward, 'derivatives.yaml:241'),
+    BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback_backward', '_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)', jvp__grid_sampler_2d_cpu_fallback_backward, 'derivatives.yaml:244'),
+    BuiltinEntry('aten::_embedding_bag_dense_backward', '_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_dense_backward, 'derivatives.yaml:249'),
+    BuiltinEntry('aten::_embedding_bag_backward', '_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_backward, 'derivatives.yaml:255'),
+    BuiltinEntry('aten::_embedding_bag_per_sample_weights_backward', '_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor', jvp__embedding_bag_per_sample_weights_backward, 'derivatives.yaml:262'),
+    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:275'),
+    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:280'),
+    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:285'),
+    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:290'),
+    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:295'),
+    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:304'),
+    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:308'),
+    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:312'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:319'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:322'),
+    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:327'),
+    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:333'),
+    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:339'),
+    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:345'),
+    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:351'),
+    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:357'),
+    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:366'),
+    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:372'),
+    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:379'),
+    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:387'),
+    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:393'),
+    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:400'),
+    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:404'),
+    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:407'),
+    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:414'),
+    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:424'),
+    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:433'),
+    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:438'),
+    BuiltinEntry('aten::mkldnn_rnn_layer', 'mkldnn_rnn_layer(Tensor input, Tensor weight0, Tensor weight1, Tensor weight2, Tensor weight3, Tensor hx_, Tensor cx_, bool reverse, int[] batch_sizes, int mode, int hidden_size, int num_layers, bool has_biases, bool bidirectional, bool batch_first, bool train) -> (Tensor, Tensor, Tensor, Tensor)', jvp_mkldnn_rnn_layer, 'derivatives.yaml:445'),
+    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:449'),
+    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:458'),
+    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:466'),
+    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:472'),
+    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:476'),
+    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:480'),
 )

@@ -8,6 +8,7 @@ the rule computes the output tangents, and they are attached with `_make_dual`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -25,9 +26,18 @@ JvpRule = Callable[[tuple, tuple, object], object]
 SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc})
 
 
+# Kernels PyTorch calls only when no input requires grad: their upstream Autograd kernel
+# refuses inputs that do ("Autograd not support dtype: Long", from attaching history to
+# integer outputs). torch.func lifts a parameter into a wrapper that does not require grad,
+# so F.embedding_bag picks the forward-only kernel although the unwrapped parameter does;
+# its primal then runs without recording (it has no reverse mode upstream either).
+_FORWARD_ONLY = frozenset({"aten::_embedding_bag_forward_only"})
+
+
 def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
     """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel."""
     call_upstream = captured.call_boxed
+    record = contextlib.nullcontext if op._schema.name not in _FORWARD_ONLY else torch.no_grad
     tensor_args = sig.tensor_args
     tensor_list_args = sig.tensor_list_args
 
@@ -38,10 +48,11 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
         bound = sig.bind(args, kwargs)
         tangents = [None] * len(bound)
         has_tangent = False
+        unpacked = {}  # one primal per tensor passed twice: kernels test arguments for identity
         for i in tensor_args:
             arg = bound[i]
             if arg is not None and arg.layout not in SPARSE_LAYOUTS:
-                primal, tangent = _VF._unpack_dual(arg, level)
+                primal, tangent = unpacked.get(id(arg)) or unpacked.setdefault(id(arg), _VF._unpack_dual(arg, level))
                 if tangent is not None:
                     bound[i], tangents[i], has_tangent = primal, tangent, True
         for i in tensor_list_args:
@@ -53,7 +64,8 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
         if not has_tangent:
             return call_upstream(keyset, *args, **kwargs)
         pos, kw = sig.split(bound)
-        output = call_upstream(keyset, *pos, **kw)
+        with record():
+            output = call_upstream(keyset, *pos, **kw)
         _guard_plain_forward_over_reverse(op, output)
         try:
             out_tangents = rule(tuple(bound), tuple(tangents), output)
