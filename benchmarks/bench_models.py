@@ -23,6 +23,7 @@ import argparse
 import contextlib
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch import nn
 from torch.utils.benchmark import Timer
 
@@ -72,7 +73,9 @@ def seconds(fn, min_run_time):
 
 
 def describe_failure(error: Exception) -> str:
-    return f"fails: {type(error).__name__}: {str(error).splitlines()[0][:90]}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    detail = lines[0][:90] + (f" ... {lines[-1][:120]}" if len(lines) > 1 else "")
+    return f"fails: {type(error).__name__}: {detail}"
 
 
 def measure(name, module, x, inference, args):
@@ -91,21 +94,27 @@ def measure(name, module, x, inference, args):
             plain = describe_failure(error)
         finally:
             torch_fwdad.enable()
-        compiled = compiled_ratio(primal, jvp, args) if args.compile != "none" else "not measured (--compile none)"
     print(f"{name}\n  primal {primal_s * 1e3:9.2f} ms | fwdad jvp {fwdad_s * 1e3:9.2f} ms = {fwdad_s / primal_s:6.2f}x"
-          f" | plain PyTorch: {plain} | compiled ({args.compile}): {compiled}")
+          f" | plain PyTorch: {plain}")
     return fwdad_s / primal_s
 
 
-def compiled_ratio(primal, jvp, args):
+def compiled_ratio(name, module, x, inference, args):
+    """torch.compile'd JVP ÷ torch.compile'd primal, torch_fwdad installed."""
+    fn, tangent = first_output(module), torch.randn_like(x)
     torch._dynamo.reset()
-    try:
-        compiled_primal = torch.compile(primal, backend=args.compile)
-        compiled_jvp = torch.compile(jvp, backend=args.compile)
-        compiled_primal(), compiled_jvp()  # compile outside the timing
-        return f"{seconds(compiled_jvp, args.min_run_time) / seconds(compiled_primal, args.min_run_time):6.2f}x"
-    except Exception as error:  # noqa: BLE001 - reporting whatever torch.compile raises
-        return describe_failure(error)
+    with torch.no_grad() if inference else contextlib.nullcontext():
+        try:
+            compiled_primal = torch.compile(lambda: fn(x), backend=args.compile)
+            compiled_jvp = torch.compile(lambda: torch.func.jvp(fn, (x,), (tangent,)), backend=args.compile)
+            compiled_primal(), compiled_jvp()  # compile outside the timing
+            ratio = f"{seconds(compiled_jvp, args.min_run_time) / seconds(compiled_primal, args.min_run_time):6.2f}x"
+        except Exception as error:  # noqa: BLE001 - reporting whatever torch.compile raises
+            ratio = describe_failure(error)
+        finally:
+            while fwAD._current_level >= 0:  # a failed trace can leave its dual level open
+                fwAD.exit_dual_level()
+    print(f"{name}\n  compiled ({args.compile}) jvp / primal: {ratio}")
 
 
 def top_ops(name, module, x, inference, count=5):
@@ -140,6 +149,9 @@ def main():
     verdict = "holds" if ratios[eval_name] <= ratios[train_name] else "does NOT hold"
     print(f"target 'encoder layer JVP/primal in eval+no_grad <= in train': {ratios[eval_name]:.2f}x vs "
           f"{ratios[train_name]:.2f}x, {verdict}")
+    if args.compile != "none":
+        for name, spec in models.items():
+            compiled_ratio(name, *spec, args)
     if not args.no_profile:
         for name, spec in models.items():
             top_ops(name, *spec)
