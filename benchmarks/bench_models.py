@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import subprocess
+import sys
 
 import torch
-import torch.autograd.forward_ad as fwAD
 from torch import nn
 from torch.utils.benchmark import Timer
 
@@ -99,6 +100,19 @@ def measure(name, module, x, inference, args):
     return fwdad_s / primal_s
 
 
+def compiled_in_subprocess(index, name, args):
+    """One process per model: a failed trace can leave forward AD's level entered for good."""
+    command = [sys.executable, __file__, "--compiled-only", str(index), "--compile", args.compile,
+               "--d-model", str(args.d_model), "--length", str(args.length), "--batch", str(args.batch),
+               "--min-run-time", str(args.min_run_time)] + (["--small"] if args.small else [])
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=args.compile_timeout)
+        lines = [line for line in done.stdout.splitlines() if "compiled (" in line]
+        print(f"{name}\n{lines[-1] if lines else '  compiled: process failed: ' + done.stderr.strip()[-200:]}")
+    except subprocess.TimeoutExpired:
+        print(f"{name}\n  compiled ({args.compile}): not finished within {args.compile_timeout} s")
+
+
 def compiled_ratio(name, module, x, inference, args):
     """torch.compile'd JVP ÷ torch.compile'd primal, torch_fwdad installed."""
     fn, tangent = first_output(module), torch.randn_like(x)
@@ -111,9 +125,6 @@ def compiled_ratio(name, module, x, inference, args):
             ratio = f"{seconds(compiled_jvp, args.min_run_time) / seconds(compiled_primal, args.min_run_time):6.2f}x"
         except Exception as error:  # noqa: BLE001 - reporting whatever torch.compile raises
             ratio = describe_failure(error)
-        finally:
-            while fwAD._current_level >= 0:  # a failed trace can leave its dual level open
-                fwAD.exit_dual_level()
     print(f"{name}\n  compiled ({args.compile}) jvp / primal: {ratio}")
 
 
@@ -140,7 +151,13 @@ def main():
     parser.add_argument("--min-run-time", type=float, default=1.0)
     parser.add_argument("--compile", default="inductor", help="torch.compile backend, or 'none'")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--compile-timeout", type=float, default=900, help="seconds per model's compiled run")
+    parser.add_argument("--compiled-only", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compiled_only is not None:
+        name, spec = list(build_models(args.d_model, args.length, args.batch, args.small).items())[args.compiled_only]
+        compiled_ratio(name, *spec, args)
+        return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, CPU; "
           f"ratios are JVP time / primal time of the same model, measured side by side")
     models = build_models(args.d_model, args.length, args.batch, args.small)
@@ -150,8 +167,8 @@ def main():
     print(f"target 'encoder layer JVP/primal in eval+no_grad <= in train': {ratios[eval_name]:.2f}x vs "
           f"{ratios[train_name]:.2f}x, {verdict}")
     if args.compile != "none":
-        for name, spec in models.items():
-            compiled_ratio(name, *spec, args)
+        for index, name in enumerate(models):
+            compiled_in_subprocess(index, name, args)
     if not args.no_profile:
         for name, spec in models.items():
             top_ops(name, *spec)
