@@ -51,7 +51,7 @@ def emit_reference(entries: tuple[Entry, ...], yaml_text: str, torch_version: st
     for title, members in sections:
         parts.append(f"\n## {title[:1].upper() + title[1:]}\n")
         for entry in members:
-            parts.append("\n" + _entry(entry, upstream_status.get(entry.name, "")))
+            parts.append("\n" + _entry(entry, upstream_status.get(entry.name, ""), _comment_above(yaml_text, entry)))
     if python_rules:
         parts.append(
             "\n## Registered from Python\n\n"
@@ -65,13 +65,15 @@ def emit_reference(entries: tuple[Entry, ...], yaml_text: str, torch_version: st
     return "".join(parts)
 
 
-def _entry(entry: Entry, status: str) -> str:
+def _entry(entry: Entry, status: str, comment: str = "") -> str:
     line = entry.location.line
     lines = [
         f'<a id="{_anchor(entry)}"></a>\n### `{entry.name}`\n',
         f"```\n{entry.schema}\n```\n",
         f"[`derivatives.yaml:{line}`](../derivatives.yaml#L{line})" + (f" · {status}" if status else "") + "\n",
     ]
+    if comment:
+        lines.append(comment + "\n")
     if entry.corrects_upstream:
         lines.append(f"Corrects upstream: {entry.corrects_upstream}\n")
     if entry.when:
@@ -87,6 +89,15 @@ def _entry(entry: Entry, status: str) -> str:
         declared = [o for o, d in zip(entry.outputs, entry.output_differentiability) if not d]
         lines.append(f"- declared not differentiable: {', '.join(f'`{o}`' for o in declared)}")
     return "\n".join(lines) + "\n"
+
+
+def _comment_above(yaml_text: str, entry: Entry) -> str:
+    """The '#' comment lines directly above an entry (its conventions), as one paragraph."""
+    lines = yaml_text.splitlines()[:entry.location.line - 1]
+    comment: list[str] = []
+    while lines and lines[-1].startswith("#") and not SECTION.match(lines[-1]):
+        comment.insert(0, lines.pop()[1:].strip())
+    return " ".join(line for line in comment if line)
 
 
 def _formula(formula: Formula) -> list[str]:

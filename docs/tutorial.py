@@ -226,6 +226,50 @@ torch.testing.assert_close(H, H.mT)
 print("Hessian", tuple(H.shape), "matches the MATH backend")
 
 # %% [markdown]
+# ### Models as they run in inference, and what is covered
+#
+# `nn.TransformerEncoderLayer`, `nn.MultiheadAttention` and the float32 `nn.LSTM` take
+# fused CPU kernels when nothing requires grad (eval mode under `no_grad`, or detached
+# parameters through `functional_call`): `_transformer_encoder_layer_fwd`,
+# `_native_multi_head_attention`, `mkldnn_rnn_layer`. torch_fwdad has rules for them, so
+# the usual inference-time uses of forward mode (sensitivities, linearised models) work
+# without leaving the fast path. (`nn.TransformerEncoder` with a `src_key_padding_mask`
+# builds a nested tensor in eval mode, which PyTorch cannot give a tangent: construct it
+# with `enable_nested_tensor=False` for forward mode.)
+
+# %%
+layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True).double().eval()
+sequence = torch.randn(2, 5, 16, dtype=torch.float64)
+seq_direction = torch.randn_like(sequence)
+with torch.no_grad():
+    _, layer_tangent = torch.func.jvp(layer, (sequence,), (seq_direction,))
+    expected = finite_difference(layer, sequence, seq_direction)
+torch.testing.assert_close(layer_tangent, expected)
+
+# %% [markdown]
+# Every rule and its conventions are listed in `docs/reference.md`, generated from
+# `derivatives.yaml`. One convention matters in practice: **`ctc_loss`'s JVP follows
+# PyTorch's backward**, which assumes `log_probs` are normalised (a `log_softmax` output).
+# It is the exact derivative for tangents that come through `log_softmax`, as in every
+# CTC model; on raw, unnormalised log-probabilities it differs from finite differences,
+# as PyTorch's gradient does.
+
+# %%
+frames, batch, classes = 6, 2, 4
+logits = torch.randn(frames, batch, classes, dtype=torch.float64)
+targets, input_lengths, target_lengths = torch.tensor([[1, 2], [3, 3]]), [6, 5], [2, 2]
+
+
+def ctc_of_logits(logits):
+    return F.ctc_loss(F.log_softmax(logits, -1), targets, input_lengths, target_lengths, reduction="sum")
+
+
+logit_direction = torch.randn_like(logits)
+_, ctc_tangent = torch.func.jvp(ctc_of_logits, (logits,), (logit_direction,))
+torch.testing.assert_close(ctc_tangent, finite_difference(ctc_of_logits, logits, logit_direction))
+print("CTC through log_softmax: JVP matches finite differences")
+
+# %% [markdown]
 # ## 3. Forward rules of your own
 #
 # Three tools, by what you have (docs/custom_rules.md has the details):

@@ -185,3 +185,67 @@ def test_embedding_bag_model_jacfwd_matches_jacrev(dtype):
     tol = dict(atol=1e-5, rtol=1e-4) if dtype == torch.float32 else {}
     for name in params:
         torch.testing.assert_close(forward[name], reverse[name], **tol)
+
+
+def test_per_sample_weights_jvp_with_a_weight_that_requires_grad():
+    """nn.EmbeddingBag's weight requires grad; torch.func lifts it into a wrapper that does
+    not, so F.embedding_bag picks _embedding_bag_forward_only, whose upstream autograd kernel
+    refused the unwrapped parameter ("Autograd not support dtype: Long")."""
+    torch.manual_seed(0)
+    bag = nn.EmbeddingBag(6, 3, mode="sum", dtype=F64)
+    assert bag.weight.requires_grad
+    indices, offsets = torch.tensor([0, 2, 4, 5, 1]), torch.tensor([0, 2])
+
+    def fn(scores):
+        return bag(indices, offsets, per_sample_weights=scores)
+
+    scores, direction = randn(5, seed=1), randn(5, seed=2)
+    _, tangent = torch.func.jvp(fn, (scores,), (direction,))
+    with torch.no_grad():
+        torch.testing.assert_close(tangent, central_difference(fn, (scores,), (direction,)))
+    reverse = torch.func.vjp(fn, scores)[1]  # the reverse gradient is untouched
+    u = randn(2, 3, seed=3)
+    torch.testing.assert_close((tangent * u).sum(), (reverse(u)[0] * direction).sum())
+
+
+@pytest.mark.parametrize("per_sample", [False, True], ids=["plain", "per_sample_weights"])
+def test_float32_sum_bag_hessian_vector_product(per_sample):
+    """float32 sum bags leave offset2bag empty and bag_size zero: the backward's tangent
+    rebuilds the bags from the offsets. Reference: the float64 HVP, checked against differences."""
+    indices, offsets = torch.tensor([0, 2, 4, 5, 1, 3]), torch.tensor([0, 2, 2, 5])
+
+    def hvp(dtype):
+        weight, psw = randn(6, 3, seed=1).to(dtype), randn(6, seed=2).to(dtype)
+
+        def loss(weight):
+            out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=psw if per_sample else None)
+            return (out.sin() ** 2).sum()
+
+        direction = randn(6, 3, seed=3).to(dtype)
+        grad = torch.func.grad(loss)
+        got = torch.func.jvp(grad, (weight,), (direction,))[1]
+        return got, central_difference(grad, (weight,), (direction,))
+
+    got32, _ = hvp(torch.float32)
+    got64, differences64 = hvp(F64)
+    torch.testing.assert_close(got64, differences64, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(got32.double(), got64, atol=1e-5, rtol=1e-4)
+
+
+def test_max_bag_with_decreasing_offsets_follows_reverse_mode():
+    """offsets [0, 3, 1]: bag 1 has bag_size -2, yet the kernel picks a row for it and
+    reverse mode differentiates it; the JVP (and the backward's tangent) follow."""
+    indices, offsets = torch.tensor([0, 2, 4, 5, 1]), torch.tensor([0, 3, 1])
+    weight, direction = randn(6, 3, seed=1), randn(6, 3, seed=2)
+
+    def fn(weight):
+        return F.embedding_bag(indices, weight, offsets, mode="max")
+
+    _, tangent = torch.func.jvp(fn, (weight,), (direction,))
+    assert tangent[1].abs().sum() > 0
+    torch.testing.assert_close(tangent, central_difference(fn, (weight,), (direction,)))
+    torch.testing.assert_close(tangent, (torch.func.jacrev(fn)(weight) * direction).sum((-2, -1)))
+    loss = lambda w: (fn(w) ** 3).sum()  # noqa: E731
+    hvp = torch.func.jvp(torch.func.grad(loss), (weight,), (direction,))[1]
+    torch.testing.assert_close(hvp, central_difference(torch.func.grad(loss), (weight,), (direction,)),
+                               atol=1e-6, rtol=1e-5)

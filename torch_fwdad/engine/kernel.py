@@ -8,6 +8,7 @@ the rule computes the output tangents, and they are attached with `_make_dual`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -26,12 +27,21 @@ JvpRule = Callable[[tuple, tuple, object], object]
 SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc})
 
 
+# Kernels PyTorch calls only when no input requires grad: their upstream Autograd kernel
+# refuses inputs that do ("Autograd not support dtype: Long", from attaching history to
+# integer outputs). torch.func lifts a parameter into a wrapper that does not require grad,
+# so F.embedding_bag picks the forward-only kernel although the unwrapped parameter does;
+# its primal then runs without recording (it has no reverse mode upstream either).
+_FORWARD_ONLY = frozenset({"aten::_embedding_bag_forward_only"})
+
+
 def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str, when=None):
     """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel.
 
     `when(bound arguments)`: where False, the captured kernel runs on the original
     arguments (dual ones included), so upstream's own formula applies unchanged."""
     call_upstream = captured.call_boxed
+    record = contextlib.nullcontext if op._schema.name not in _FORWARD_ONLY else torch.no_grad
     tensor_args = sig.tensor_args
     tensor_list_args = sig.tensor_list_args
     # A custom op's autograd (register_autograd) may save anything in ctx: its backward
@@ -47,10 +57,11 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str, wh
             return call_upstream(keyset, *args, **kwargs)
         tangents = [None] * len(bound)
         has_tangent = False
+        seen = {}  # one primal per tensor passed twice: kernels test arguments for identity
         for i in tensor_args:
             arg = bound[i]
             if arg is not None and arg.layout not in SPARSE_LAYOUTS:
-                primal, tangent = _VF._unpack_dual(arg, level)
+                primal, tangent = seen.get(id(arg)) or seen.setdefault(id(arg), _VF._unpack_dual(arg, level))
                 if tangent is not None:
                     bound[i], tangents[i], has_tangent = primal, tangent, True
                 elif forward_over_reverse.recovering():
@@ -68,7 +79,8 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str, wh
         if keeps_saved_tangents and forward_over_reverse.records_graph(bound, tensor_args, tensor_list_args):
             return _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, args, kwargs, bound, tangents, level)
         pos, kw = sig.split(bound)
-        output = call_upstream(keyset, *pos, **kw)
+        with record():
+            output = call_upstream(keyset, *pos, **kw)
         _guard_plain_forward_over_reverse(op, output)
         return attach_tangents(op, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level, origin)
 

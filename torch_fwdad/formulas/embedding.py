@@ -20,7 +20,7 @@ def embedding_bag_weight_jvp(weight_t, indices, offsets, mode, per_sample_weight
                              padding_idx, bag_size, max_indices):
     if mode == MODE_MAX:
         picked = weight_t.gather(0, max_indices)
-        return torch.where((bag_size > 0).unsqueeze(-1), picked, torch.zeros_like(picked))
+        return torch.where(_nonempty(bag_size), picked, torch.zeros_like(picked))
     return _bags(weight_t, indices, offsets, mode, per_sample_weights, include_last_offset, padding_idx)
 
 
@@ -38,7 +38,7 @@ def _bags(weight, indices, offsets, mode, per_sample_weights, include_last_offse
 
 
 def embedding_bag_dense_backward_reference(grad, indices, offset2bag, bag_size, maximum_indices, num_weights,
-                                           scale_grad_by_freq, mode, per_sample_weights, padding_idx):
+                                           scale_grad_by_freq, mode, per_sample_weights, padding_idx, offsets=None):
     """_embedding_bag_dense_backward written with differentiable ops (index_add, scatter_add).
 
     The backward is linear in grad and in per_sample_weights (bilinear together), so its
@@ -53,11 +53,11 @@ def embedding_bag_dense_backward_reference(grad, indices, offset2bag, bag_size, 
                                                              num_weights, True, mode, per_sample_weights, padding_idx)
     out = grad.new_zeros(num_weights, grad.shape[-1])
     if mode == MODE_MAX:  # each column's gradient goes to the row the max picked (none for an empty bag)
-        picked = (bag_size > 0).unsqueeze(-1)
+        picked = _nonempty(bag_size)
         return out.scatter_add(0, maximum_indices.clamp(min=0), torch.where(picked, grad, torch.zeros_like(grad)))
     if indices.numel() == 0:
         return out
-    bags = _offset2bag(indices, offset2bag, bag_size)
+    bags = _offset2bag(indices, offset2bag, bag_size, offsets)
     rows = grad.index_select(0, bags)
     if mode == MODE_MEAN:
         rows = rows / bag_size.index_select(0, bags).clamp(min=1).to(rows.dtype).unsqueeze(-1)
@@ -68,10 +68,23 @@ def embedding_bag_dense_backward_reference(grad, indices, offset2bag, bag_size, 
     return out.index_add(0, indices, rows)
 
 
-def _offset2bag(indices, offset2bag, bag_size):
+def _nonempty(bag_size):
+    """Bags whose max has a source row, as PyTorch's max backward decides: bag_size != 0.
+
+    Decreasing offsets ([0, 3, 1], which PyTorch accepts) give a negative bag_size, yet
+    the kernel picks a row and reverse mode differentiates it.
+    """
+    return (bag_size != 0).unsqueeze(-1)
+
+
+def _offset2bag(indices, offset2bag, bag_size, offsets=None):
     if offset2bag.numel() == indices.numel():
         return offset2bag
-    # the fast sum path leaves offset2bag empty: rebuild it from the bag sizes
+    # the fast sum path (float32 without per-sample weights' bookkeeping) leaves offset2bag
+    # empty and bag_size zero: rebuild it from the offsets where the overload has them
+    if offsets is not None:
+        positions = torch.arange(indices.numel(), device=indices.device)
+        return torch.searchsorted(offsets, positions, right=True) - 1
     return torch.repeat_interleave(torch.arange(bag_size.numel(), device=indices.device), bag_size)
 
 

@@ -13,7 +13,7 @@ import torch
 
 from ._common import zeros_if_none
 
-__all__ = ["fused_lstm_cell_jvp", "fused_gru_cell_jvp", "pack_padded_sequence_jvp"]
+__all__ = ["fused_lstm_cell_jvp", "fused_gru_cell_jvp", "mkldnn_lstm_layer_jvp", "pack_padded_sequence_jvp"]
 
 
 def _sum_defined(*tensors):
@@ -67,3 +67,51 @@ def pack_padded_sequence_jvp(input_t, lengths, batch_first):
     """Tangent of _pack_padded_sequence's data: the op is linear in input, so it packs
     the tangent with the same lengths (batch_sizes depends on lengths only)."""
     return torch.ops.aten._pack_padded_sequence(input_t, lengths, batch_first)[0]
+
+
+_MODE_LSTM = 2  # mkldnn_rnn_layer's mode (RNN_RELU 0, RNN_TANH 1, LSTM 2, GRU 3)
+
+
+def mkldnn_lstm_layer_jvp(input, w_ih, w_hh, b_ih, b_hh, hx, cx, input_t, w_ih_t, w_hh_t, b_ih_t, b_hh_t,
+                          hx_t, cx_t, reverse, batch_sizes, mode, has_biases, output):
+    """Tangents of (output, hy, cy) of one direction of one layer of the float32 CPU LSTM.
+
+    nn.LSTM hands the kernel a time-major input (T, B, I), whatever batch_first says,
+    and runs it backwards in time when `reverse`. The recurrence is the LSTM cell's
+    (gates i, f, g, o, as fused_lstm_cell_jvp), walked step by step with the primal
+    states recomputed; without biases the kernel receives the weights again in their
+    place and ignores them.
+    """
+    if mode != _MODE_LSTM or len(batch_sizes) != 0:
+        raise NotImplementedError(
+            f"torch_fwdad: mkldnn_rnn_layer's forward rule covers the dense LSTM (mode 2) that nn.LSTM "
+            f"reaches; got mode {mode} with {len(batch_sizes)} batch sizes")
+    if not has_biases:
+        b_ih = b_hh = b_ih_t = b_hh_t = None
+    steps = range(input.shape[0] - 1, -1, -1) if reverse else range(input.shape[0])
+    input_gates = _sum_defined(torch.nn.functional.linear(input, w_ih), b_ih, b_hh)
+    input_gates_t = _sum_defined(None if input_t is None else torch.nn.functional.linear(input_t, w_ih),
+                                 None if w_ih_t is None else torch.nn.functional.linear(input, w_ih_t), b_ih_t, b_hh_t)
+    h, c = hx, cx
+    h_t, c_t = hx_t, cx_t
+    outputs_t = [None] * input.shape[0]
+    for step in steps:
+        hidden_gates = h @ w_hh.T
+        hidden_gates_t = _sum_defined(None if h_t is None else h_t @ w_hh.T, None if w_hh_t is None else h @ w_hh_t.T)
+        gates = input_gates[step] + hidden_gates
+        c_next = _cell_state(gates, c)
+        h_t, c_t = fused_lstm_cell_jvp(input_gates[step], hidden_gates, c, None, None,
+                                       None if input_gates_t is None else input_gates_t.expand_as(input_gates)[step],
+                                       hidden_gates_t, c_t, None, None, c_next)
+        h, c = _hidden_state(gates, c_next), c_next
+        outputs_t[step] = h_t
+    return torch.stack(outputs_t), h_t, c_t
+
+
+def _cell_state(gates, c):
+    i, f, g, _ = gates.chunk(4, 1)
+    return f.sigmoid() * c + i.sigmoid() * g.tanh()
+
+
+def _hidden_state(gates, c_next):
+    return gates.chunk(4, 1)[3].sigmoid() * c_next.tanh()

@@ -97,9 +97,12 @@ def check_jvp_vjp(op, sample: Sample) -> None:
     cotangents = _random_like([outputs[i] for i in float_outputs], 1)
     graph_inputs = [x.detach().requires_grad_() for x in inputs]
     graph_outputs = fn(*graph_inputs)
-    pairs = [(graph_outputs[i], u) for i, u in zip(float_outputs, cotangents) if graph_outputs[i].requires_grad]
+    # outputs reverse mode does not differentiate (weight norm's norms, which carry a
+    # tangent for second order) have no Jᵀ to compare against: gradcheck covers them
+    reversible = [(i, u) for i, u in zip(float_outputs, cotangents) if graph_outputs[i].requires_grad]
+    pairs = [(graph_outputs[i], u) for i, u in reversible]
     vjps = torch.autograd.grad([o for o, _ in pairs], graph_inputs, [u for _, u in pairs], allow_unused=True)
-    forward = sum((_dot(u, out_tangents[i]) for i, u in zip(float_outputs, cotangents)), torch.tensor(0.0, dtype=torch.float64))
+    forward = sum((_dot(u, out_tangents[i]) for i, u in reversible), torch.tensor(0.0, dtype=torch.float64))
     backward = sum((_dot(v, t) for v, t in zip(vjps, tangents) if v is not None), torch.tensor(0.0, dtype=torch.float64))
     tol = {} if all(x.dtype in (torch.float64, torch.complex128) for x in inputs) else LOW_PRECISION_TOL
     torch.testing.assert_close(forward, backward, **tol, msg=lambda m: f"<J t, u> != <t, J^T u>: {m}")

@@ -234,3 +234,15 @@ KNOWN_FAILURES[("aten::max_pool2d", "gradcheck")] = (
     "gradcheck's batched forward-grad check runs the legacy vmap, which has no batching rule "
     "for flatten.using_ints (inside max_pool2d's CPU decomposition); forward AD itself works"
 )
+
+# -- models: inference fast paths --
+_FAST_PATH_NO_REVERSE = (
+    "PyTorch has no reverse mode through the inference kernel {op} (nn modules take it only when "
+    "nothing requires grad; autograd raises 'derivative ... is not implemented'): no VJP to compare "
+    "with and no gradient to compare bitwise; tests/test_models_fast_paths.py compares the primal "
+    "bitwise and the tangents with finite differences end to end"
+)
+for _op in ("aten::_native_multi_head_attention", "aten::_transformer_encoder_layer_fwd"):
+    for _check in ("jvp_vjp", "unchanged"):
+        KNOWN_FAILURES[(_op, _check)] = _FAST_PATH_NO_REVERSE.format(op=_op)
+# -- end models --

@@ -30,3 +30,33 @@ def _pack_errors(device):
     data = torch.randn(4, 3, 2, dtype=torch.float64, device=device)
     yield ErrorSample((data, _lengths(1, 3, 2), False), desc="lengths not sorted")
     yield ErrorSample((data, _lengths(4, 0, 2), False), desc="zero length")
+
+
+def _lstm_layer_args(dtype, device, reverse, has_biases, batch_first=False):
+    T, B, I, H = 3, 2, 4, 5  # the kernel takes time-major input whatever batch_first says
+    weights = [make(4 * H, I, dtype=dtype, device=device), make(4 * H, H, dtype=dtype, device=device)]
+    biases = [make(4 * H, dtype=dtype, device=device), make(4 * H, dtype=dtype, device=device)] if has_biases \
+        else [w.clone() for w in weights]  # nn.LSTM passes the weights again; the kernel ignores them
+    state = [make(B, H, dtype=dtype, device=device), make(B, H, dtype=dtype, device=device)]
+    return (make(T, B, I, dtype=dtype, device=device), *weights, *biases, *state,
+            reverse, [], 2, H, 1, has_biases, False, batch_first, False)
+
+
+def _without_workspace(op, *args):
+    # the fourth output is the kernel's scratch memory (uninitialised bytes in eval mode,
+    # different on every call): not a value to differentiate or compare
+    return op(*args)[:3]
+
+
+# float32 only (mkldnn refuses float64): checked in float32 by tests/test_models_rnn.py
+@samples_for("aten::mkldnn_rnn_layer", dtypes=(torch.float32,), cpu_runnable=False)
+def mkldnn_rnn_layer_samples(dtype, device):
+    # differentiable inputs in groups of at most four (the partial check walks every subset)
+    for reverse in (False, True):
+        direction = "reverse direction" if reverse else "forward in time"
+        yield Sample(_lstm_layer_args(dtype, device, reverse, True), desc=f"{direction}, tangents on input and weights",
+                     diff=(0, 1, 2), wrapper=_without_workspace)
+        yield Sample(_lstm_layer_args(dtype, device, reverse, True), desc=f"{direction}, tangents on biases and state",
+                     diff=(3, 4, 5, 6), wrapper=_without_workspace)
+    yield Sample(_lstm_layer_args(dtype, device, False, False, batch_first=True), desc="no biases, batch_first flag",
+                 diff=(0, 2, 5, 6), wrapper=_without_workspace)

@@ -1,0 +1,173 @@
+"""Inference fast paths of nn.MultiheadAttention and nn.TransformerEncoderLayer.
+
+In eval mode with nothing requiring grad, these modules call one fused kernel each
+(_native_multi_head_attention, _transformer_encoder_layer_fwd). The kernels run the
+modules' own math: projections, softmax attention (_masked_softmax with the boolean
+mask the kernel derives from a float one), layer norms, a ReLU or exact-GELU feed
+forward (aten/src/ATen/native/transformers/{attention,transformer}.cpp). The tangents
+below are that math differentiated by hand, recomputing the intermediates the kernels
+do not return, with differentiable ops only, so the rules compose with outer
+derivatives. A tangent of None is a zero tangent and costs nothing; each helper
+returns (primal, tangent).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._common import sum_tangents
+
+__all__ = ["native_multi_head_attention_jvp", "transformer_encoder_layer_jvp"]
+
+
+def _linear(x, x_t, weight, weight_t, bias, bias_t):
+    y = F.linear(x, weight, bias)
+    terms = (None if x_t is None else F.linear(x_t, weight),
+             None if weight_t is None else F.linear(x, weight_t), bias_t)
+    return y, _full(sum_tangents(*terms), y)
+
+
+def _full(tangent, primal):
+    """A tangent that may have come from a bias alone, broadcast to the primal's shape."""
+    return tangent if tangent is None or tangent.shape == primal.shape else tangent.expand_as(primal)
+
+
+def _layer_norm(x, x_t, weight, weight_t, bias, bias_t, eps):
+    """layer_norm over the last dim; x̂' = (x' - mean x' - x̂ mean(x̂ x')) / σ."""
+    mean = x.mean(-1, keepdim=True)
+    rstd = torch.rsqrt(x.var(-1, unbiased=False, keepdim=True) + eps)
+    normed = (x - mean) * rstd
+    y = F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+    normed_t = None
+    if x_t is not None:
+        centred_t = x_t - x_t.mean(-1, keepdim=True)
+        normed_t = (centred_t - normed * (normed * centred_t).mean(-1, keepdim=True)) * rstd
+    terms = (None if normed_t is None else normed_t * weight,
+             None if weight_t is None else normed * weight_t, bias_t)
+    return y, _full(sum_tangents(*terms), y)
+
+
+def _activation(x, x_t, use_gelu):
+    if use_gelu:  # exact (erf) GELU: Φ(x) + x φ(x)
+        y = F.gelu(x)
+        slope = 0.5 * (1 + torch.erf(x * (1 / math.sqrt(2)))) + x * torch.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+    else:  # ReLU: slope 0 at 0, as relu's backward
+        y = F.relu(x)
+        slope = (x > 0).to(x.dtype)
+    return y, None if x_t is None else slope * x_t
+
+
+def _add(a, a_t, b, b_t):
+    return a + b, sum_tangents(a_t, b_t)
+
+
+def _heads(y, y_t, num_head, scale=1.0):
+    """(B, T, D) -> (B, H, T, D / H), scaled (the kernel folds 1/√d into q)."""
+    split = lambda t: t.reshape(*t.shape[:-1], num_head, -1).transpose(1, 2) * scale  # noqa: E731
+    return split(y), None if y_t is None else split(y_t)
+
+
+def _attention(query, query_t, key, key_t, value, value_t, num_head, qkv_weight, qkv_weight_t,
+               qkv_bias, qkv_bias_t, mask, mask_type):
+    """Context (B, T, D) and attention probabilities (B, H, T, T), with tangents."""
+    weights = qkv_weight.chunk(3, 0)
+    weights_t = (None,) * 3 if qkv_weight_t is None else qkv_weight_t.chunk(3, 0)
+    biases = qkv_bias.chunk(3, 0)
+    biases_t = (None,) * 3 if qkv_bias_t is None else qkv_bias_t.chunk(3, 0)
+    scale = 1 / math.sqrt(query.shape[-1] // num_head)
+    q, q_t = _heads(*_linear(query, query_t, weights[0], weights_t[0], biases[0], biases_t[0]), num_head, scale)
+    k, k_t = _heads(*_linear(key, key_t, weights[1], weights_t[1], biases[1], biases_t[1]), num_head)
+    v, v_t = _heads(*_linear(value, value_t, weights[2], weights_t[2], biases[2], biases_t[2]), num_head)
+    scores = q @ k.mT
+    if mask is None:
+        probs = torch.softmax(scores, -1)
+    else:  # the kernel turns a float mask into a boolean one (nonzero = masked out)
+        probs = torch._masked_softmax(scores, mask.to(torch.bool), scores.dim() - 1, mask_type)
+    scores_t = sum_tangents(None if q_t is None else q_t @ k.mT, None if k_t is None else q @ k_t.mT)
+    probs_t = None
+    if scores_t is not None:  # softmax's tangent; masked entries have probability 0 and stay 0
+        weighted = probs * scores_t
+        probs_t = weighted - probs * weighted.sum(-1, keepdim=True)
+    context = probs @ v
+    context_t = sum_tangents(None if probs_t is None else probs_t @ v, None if v_t is None else probs @ v_t)
+    merge = lambda t: t.transpose(1, 2).reshape(*t.shape[:1], t.shape[2], -1)  # noqa: E731
+    return merge(context), None if context_t is None else merge(context_t), probs, probs_t
+
+
+def _multi_head_attention(query, query_t, key, key_t, value, value_t, num_head, qkv_weight, qkv_weight_t,
+                          qkv_bias, qkv_bias_t, proj_weight, proj_weight_t, proj_bias, proj_bias_t, mask, mask_type):
+    context, context_t, probs, probs_t = _attention(query, query_t, key, key_t, value, value_t, num_head,
+                                                    qkv_weight, qkv_weight_t, qkv_bias, qkv_bias_t, mask, mask_type)
+    out, out_t = _linear(context, context_t, proj_weight, proj_weight_t, proj_bias, proj_bias_t)
+    return out, out_t, probs, probs_t
+
+
+def _refuse_nested(op, *tensors):
+    if any(t is not None and t.is_nested for t in tensors):
+        raise NotImplementedError(
+            f"torch_fwdad: forward-mode AD through {op} on a nested tensor is not supported: PyTorch "
+            f"cannot attach a tangent to a nested tensor. nn.TransformerEncoder builds one from "
+            f"src_key_padding_mask in eval mode; construct it with enable_nested_tensor=False"
+        )
+
+
+def native_multi_head_attention_jvp(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight,
+                                    proj_bias, mask, need_weights, average_attn_weights, mask_type,
+                                    query_t, key_t, value_t, qkv_weight_t, qkv_bias_t, proj_weight_t, proj_bias_t,
+                                    out, weights):
+    """Tangents of (output, averaged or per-head attention weights) of _native_multi_head_attention."""
+    _refuse_nested("_native_multi_head_attention", query, key, value)
+    if out.numel() == 0:  # the kernel returns early on an empty batch
+        return torch.zeros_like(out), None
+    _, out_t, _, probs_t = _multi_head_attention(
+        query, query_t, key, key_t, value, value_t, num_head, qkv_weight, qkv_weight_t, qkv_bias, qkv_bias_t,
+        proj_weight, proj_weight_t, proj_bias, proj_bias_t, mask, mask_type)
+    if not need_weights or weights is None:
+        return _zeros_if_none(out_t, out), None
+    if average_attn_weights:
+        probs_t = None if probs_t is None else probs_t.sum(1) / num_head
+    return _zeros_if_none(out_t, out), _zeros_if_none(probs_t, weights)
+
+
+def _zeros_if_none(tangent, primal):
+    return torch.zeros_like(primal) if tangent is None else tangent
+
+
+def transformer_encoder_layer_jvp(src, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, use_gelu,
+                                  norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2,
+                                  ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask, mask_type,
+                                  src_t, qkv_weight_t, qkv_bias_t, proj_weight_t, proj_bias_t,
+                                  norm_weight_1_t, norm_bias_1_t, norm_weight_2_t, norm_bias_2_t,
+                                  ffn_weight_1_t, ffn_bias_1_t, ffn_weight_2_t, ffn_bias_2_t, result):
+    """Tangent of _transformer_encoder_layer_fwd: the post-norm or pre-norm (norm_first) block
+
+    x = src + attention(norm₁(src)); out = x + ffn(norm₂(x))      (norm_first)
+    x = norm₁(src + attention(src)); out = norm₂(x + ffn(x))      (otherwise)
+    """
+    _refuse_nested("_transformer_encoder_layer_fwd", src)
+    if result.numel() == 0:
+        return torch.zeros_like(result)
+    norm1 = lambda x, x_t: _layer_norm(x, x_t, norm_weight_1, norm_weight_1_t, norm_bias_1, norm_bias_1_t, eps)  # noqa: E731
+    norm2 = lambda x, x_t: _layer_norm(x, x_t, norm_weight_2, norm_weight_2_t, norm_bias_2, norm_bias_2_t, eps)  # noqa: E731
+
+    def attention(x, x_t):
+        out, out_t, _, _ = _multi_head_attention(
+            x, x_t, x, x_t, x, x_t, num_heads, qkv_weight, qkv_weight_t, qkv_bias, qkv_bias_t,
+            proj_weight, proj_weight_t, proj_bias, proj_bias_t, mask, mask_type)
+        return out, out_t
+
+    def feed_forward(x, x_t):
+        hidden, hidden_t = _activation(*_linear(x, x_t, ffn_weight_1, ffn_weight_1_t, ffn_bias_1, ffn_bias_1_t), use_gelu)
+        return _linear(hidden, hidden_t, ffn_weight_2, ffn_weight_2_t, ffn_bias_2, ffn_bias_2_t)
+
+    x, x_t = src, src_t
+    if norm_first:
+        x, x_t = _add(x, x_t, *attention(*norm1(x, x_t)))
+        _, x_t = _add(x, x_t, *feed_forward(*norm2(x, x_t)))
+    else:
+        x, x_t = norm1(*_add(x, x_t, *attention(x, x_t)))
+        _, x_t = norm2(*_add(x, x_t, *feed_forward(x, x_t)))
+    return _zeros_if_none(x_t, result)

@@ -1,0 +1,79 @@
+"""Samples for the inference fast-path kernels of nn.MultiheadAttention and nn.TransformerEncoderLayer."""
+
+import torch
+
+from . import ErrorSample, Sample, make, samples_for
+
+B, T, D, HEADS = 2, 3, 4, 2  # small: gradcheck differentiates every weight entry
+# Differentiable inputs in groups of at most four (the partial check walks every subset):
+# query, key, value / qkv_weight, qkv_bias, proj_weight, proj_bias
+_MHA_GROUPS = ((0, 1, 2), (5, 6, 7, 8))
+
+
+def _projections(dtype, device):
+    scaled = lambda *shape: make(*shape, dtype=dtype, device=device) * 0.5  # noqa: E731  (tame softmax)
+    return scaled(3 * D, D), scaled(3 * D), scaled(D, D), scaled(D)
+
+
+def _padding_mask(device):  # True = masked out; the second sequence is one shorter
+    return torch.tensor([[False] * T, [False] * (T - 1) + [True]], device=device)
+
+
+def _causal_mask(device):
+    return torch.triu(torch.ones(T, T, dtype=torch.bool, device=device), 1)
+
+
+# need_weights=False returns an undefined second output (None), which the check matrix's
+# torch.func.jvp cannot return: that case is covered end to end in tests/test_models_fast_paths.py.
+@samples_for("aten::_native_multi_head_attention", errors=lambda device: _mha_errors(device))
+def native_multi_head_attention_samples(dtype, device):
+    x = lambda: make(B, T, D, dtype=dtype, device=device)  # noqa: E731
+    weights = _projections(dtype, device)
+    additive = torch.zeros(T, T, dtype=dtype, device=device).masked_fill(_causal_mask(device), float("-inf"))
+    cases = (((None, True, True), "averaged weights"), ((None, True, False), "per-head weights"),
+             ((_padding_mask(device), True, True, 1), "key padding mask (type 1)"),
+             ((_causal_mask(device), True, False, 0), "attention mask (type 0)"),
+             ((additive, True, True, 0), "additive float mask, cast to bool by the kernel"))
+    for (rest, desc) in cases:
+        for group, diff in zip(("inputs", "weights"), _MHA_GROUPS):
+            yield Sample((x(), x(), x(), D, HEADS, *weights, *rest), desc=f"{desc}, tangents on {group}", diff=diff)
+
+
+def _mha_errors(device):
+    x = torch.randn(B, T, D, dtype=torch.float64, device=device)
+    weights = _projections(torch.float64, device)
+    yield ErrorSample((x, x, x, D + 1, HEADS, *weights), desc="embed_dim differs from the query's")
+    yield ErrorSample((x, x[:, :-1], x, D, HEADS, *weights), desc="query and key shapes differ")
+
+
+# src, attention projections, norms, feed forward: every input in some group of at most four
+_LAYER_GROUPS = {"src and qkv": (0, 3, 4), "projection and norm 1": (5, 6, 10, 11),
+                 "norm 2 and ffn 1": (12, 13, 14, 15), "src and ffn 2": (0, 16, 17)}
+
+
+def _layer_args(dtype, device, use_gelu, norm_first, mask=None, mask_type=None):
+    scaled = lambda *shape: make(*shape, dtype=dtype, device=device) * 0.5  # noqa: E731
+    norm = lambda: (1 + scaled(D), scaled(D))  # noqa: E731
+    return (make(B, T, D, dtype=dtype, device=device), D, HEADS, *_projections(dtype, device), use_gelu, norm_first,
+            1e-5, *norm(), *norm(), scaled(2 * D, D), scaled(2 * D), scaled(D, 2 * D), scaled(D), mask, mask_type)
+
+
+@samples_for("aten::_transformer_encoder_layer_fwd", errors=lambda device: _layer_errors(device))
+def transformer_encoder_layer_samples(dtype, device):
+    # the ReLU's kink at 0 is not met: pre-activations are continuous random values
+    for use_gelu in (False, True):
+        for norm_first in (False, True):
+            for group, diff in _LAYER_GROUPS.items():
+                yield Sample(_layer_args(dtype, device, use_gelu, norm_first),
+                             desc=f"{'gelu' if use_gelu else 'relu'}, {'pre' if norm_first else 'post'}-norm, {group}",
+                             diff=diff)
+    yield Sample(_layer_args(dtype, device, True, False, _padding_mask(device), 1),
+                 desc="key padding mask (type 1)", diff=_LAYER_GROUPS["src and qkv"])
+    yield Sample(_layer_args(dtype, device, False, True, _causal_mask(device), 0),
+                 desc="attention mask (type 0)", diff=_LAYER_GROUPS["src and qkv"])
+
+
+def _layer_errors(device):
+    args = list(_layer_args(torch.float64, device, False, False))
+    args[2] = 3  # 4 is not divisible by 3 heads
+    yield ErrorSample(tuple(args), desc="embed_dim not divisible by num_heads")
