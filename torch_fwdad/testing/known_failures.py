@@ -161,14 +161,10 @@ for _check in _FWD_OVER_REV:
         "PyTorch's backward is _standard_gamma_grad(self, result), which has no derivative in PyTorch "
         "(not_implemented): its own NotImplementedError")
     KNOWN_FAILURES[("aten::_embedding_bag_forward_only", _check)] = _FORWARD_ONLY
-    KNOWN_FAILURES[("aten::_weight_norm_interface", _check)] = (
-        "norms (result1) gets no tangent while PyTorch's backward reads it: the models branch gives it one")
     for _pattern in ("coo*", "coalesced*", "* (csr)"):
         SAMPLE_FAILURES[("aten::_sparse_addmm", _pattern, _check)] = (
             "forward mode over the backward needs a zero tangent for the sparse operand, which PyTorch "
             "cannot build ('_efficientzerotensor' has no sparse kernel; CSR: no strides for functorch)")
-KNOWN_FAILURES[("aten::_weight_norm_interface", "output_tangents")] = \
-    KNOWN_FAILURES[("aten::_weight_norm_interface", "fwd_over_rev_func")]
 KNOWN_FAILURES[("aten::_sparse_mm_reduce_impl", "fwd_over_rev_forward_ad")] = (
     "PyTorch's _sparse_mm_reduce_impl_backward has no forward formula (its NotImplementedError)")
 KNOWN_FAILURES[("aten::_sparse_mm_reduce_impl", "fwd_over_rev_func")] = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
@@ -66,10 +67,22 @@ def samples_for(name: str, *, dtypes=(torch.float64,), errors=None, cpu_runnable
     def register(generate):
         if name in _REGISTRY:
             raise ValueError(f"samples for {name} are already registered ({_REGISTRY[name].generate.__module__})")
-        _REGISTRY[name] = SampleSource(name, generate, tuple(dtypes), errors, cpu_runnable, upstream_covers)
+        _REGISTRY[name] = SampleSource(name, _seeded(name, generate), tuple(dtypes), errors, cpu_runnable, upstream_covers)
         return generate
 
     return register
+
+
+def _seeded(name: str, generate):
+    """Samples that do not depend on which generators ran before: each source draws from
+    its own seed (zlib.crc32 of its name, stable across processes), on a forked RNG."""
+
+    def generate_seeded(dtype, device):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(name.encode()))
+            return iter(list(generate(dtype, device)))
+
+    return generate_seeded
 
 
 def sample_registry() -> dict[str, SampleSource]:
