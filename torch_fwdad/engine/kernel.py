@@ -15,6 +15,7 @@ import torch.autograd.forward_ad as _fwad
 from torch import _VF
 
 from .schema import OpSignature
+from .upstream import has_upstream_forward_ad
 
 # rule(primals, tangents, output) -> tangent or tuple of tangents (None: no tangent)
 JvpRule = Callable[[tuple, tuple, object], object]
@@ -28,30 +29,22 @@ SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc
 def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
     """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel."""
     call_upstream = captured.call_boxed
-    tensor_args = sig.tensor_args
-    tensor_list_args = sig.tensor_list_args
+    probe_without_level = must_probe_without_level(op)
 
     def override(keyset, *args, **kwargs):
-        level = _fwad._current_level
+        level = tangent_level(keyset)
         if level < 0:
+            if not probe_without_level:
+                try:
+                    return call_upstream(keyset, *args, **kwargs)
+                except NotImplementedError as error:
+                    if not refused_a_tangent(error):
+                        raise
+            level = HIDDEN_LEVEL  # a compiled program's own dual level (see tangent_level)
+        found = unpack_tangents(sig, args, kwargs, level)
+        if found is None:
             return call_upstream(keyset, *args, **kwargs)
-        bound = sig.bind(args, kwargs)
-        tangents = [None] * len(bound)
-        has_tangent = False
-        for i in tensor_args:
-            arg = bound[i]
-            if arg is not None and arg.layout not in SPARSE_LAYOUTS:
-                primal, tangent = _VF._unpack_dual(arg, level)
-                if tangent is not None:
-                    bound[i], tangents[i], has_tangent = primal, tangent, True
-        for i in tensor_list_args:
-            unpacked = [_unpack_or_none(a, level) for a in bound[i]]
-            if any(t is not None for _, t in unpacked):
-                bound[i] = [p for p, _ in unpacked]
-                tangents[i] = [t for _, t in unpacked]
-                has_tangent = True
-        if not has_tangent:
-            return call_upstream(keyset, *args, **kwargs)
+        bound, tangents = found
         pos, kw = sig.split(bound)
         output = call_upstream(keyset, *pos, **kw)
         _guard_plain_forward_over_reverse(op, output)
@@ -63,6 +56,72 @@ def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
         return attach_tangents(op, sig, output, out_tangents, level, origin)
 
     return override
+
+
+# PyTorch refuses nested dual levels, so a dual level, when one exists, has index 0.
+HIDDEN_LEVEL = 0
+_PYTHON_KEY = torch._C.DispatchKey.Python
+_peek_interpreter_stack = torch._C._functorch.peek_interpreter_stack
+
+
+def tangent_level(keyset) -> int:
+    """The forward-AD level this call's tangents would live on, or -1 when it can have none.
+
+    `forward_ad._current_level` is set by `dual_level()` and `torch.func.jvp` in Python. A
+    compiled program enters its level in C++ (`torch._functorch.predispatch._enter_dual_level`)
+    and leaves that global at -1. What such a program does show: torch.func transforms push
+    a functorch interpreter, and tracing (fake, functional, proxy tensors) puts the Python key
+    in the keyset. The one case neither shows, a raw `dual_level()` run by the eager backend,
+    is caught by `refused_a_tangent` (or probed, see `must_probe_without_level`).
+    """
+    level = _fwad._current_level
+    if level >= 0:
+        return level
+    if keyset.has(_PYTHON_KEY) or _peek_interpreter_stack() is not None:
+        return HIDDEN_LEVEL
+    return -1
+
+
+def refused_a_tangent(error: NotImplementedError) -> bool:
+    """Whether the upstream kernel refused because an argument carries a tangent: its
+    generated code checks every input's forward grad in C++, a free "any tangent" test."""
+    return str(error).startswith("Trying to use forward AD with")
+
+
+def must_probe_without_level(op) -> bool:
+    """Ops whose upstream kernel may not be retried after refusing a tangent, or never refuses.
+
+    Custom operators drop a tangent silently; an entry correcting upstream gets upstream's
+    (wrong) formula; a mutating or random op must not run twice. These look for tangents at
+    level 0 on every call outside a known level (one `_unpack_dual` per tensor argument).
+    """
+    return (
+        op.namespace != "aten"
+        or op._schema.is_mutable
+        or torch.Tag.nondeterministic_seeded in op.tags
+        or has_upstream_forward_ad(op)
+    )
+
+
+def unpack_tangents(sig: OpSignature, args: tuple, kwargs: dict, level: int):
+    """(arguments in schema order with duals replaced by primals, tangents aligned), or None
+    when no argument carries a tangent at `level`."""
+    bound = sig.bind(args, kwargs)
+    tangents = [None] * len(bound)
+    has_tangent = False
+    for i in sig.tensor_args:
+        arg = bound[i]
+        if arg is not None and arg.layout not in SPARSE_LAYOUTS:
+            primal, tangent = _VF._unpack_dual(arg, level)
+            if tangent is not None:
+                bound[i], tangents[i], has_tangent = primal, tangent, True
+    for i in sig.tensor_list_args:
+        unpacked = [_unpack_or_none(a, level) for a in bound[i]]
+        if any(t is not None for _, t in unpacked):
+            bound[i] = [p for p, _ in unpacked]
+            tangents[i] = [t for _, t in unpacked]
+            has_tangent = True
+    return (bound, tangents) if has_tangent else None
 
 
 def _guard_plain_forward_over_reverse(op, output) -> None:
