@@ -26,20 +26,29 @@ JvpRule = Callable[[tuple, tuple, object], object]
 SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc})
 
 
-def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str):
-    """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel."""
-    call_upstream = captured.call_boxed
+def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origin: str, *, switch):
+    """Build the boxed Python kernel for `op`.
+
+    `upstream(keyset, *args, **kwargs)` runs the Autograd kernel beneath ours; while
+    `switch.active` is False every call goes straight to it (see registry._uninstall).
+    """
+    call_upstream = named_upstream(op, upstream)
     probe_without_level = must_probe_without_level(op)
 
     def override(keyset, *args, **kwargs):
+        if not switch.active:
+            return call_upstream(keyset, *args, **kwargs)
         level = tangent_level(keyset)
         if level < 0:
-            if not probe_without_level:
+            if not probe_without_level:  # fast path: upstream refuses a tangent we did not see
                 try:
-                    return call_upstream(keyset, *args, **kwargs)
+                    return upstream(keyset, *args, **kwargs)
                 except NotImplementedError as error:
                     if not refused_a_tangent(error):
                         raise
+                except RuntimeError as error:
+                    raise_if_upstream_vanished(op, error)
+                    raise
             level = HIDDEN_LEVEL  # a compiled program's own dual level (see tangent_level)
         found = unpack_tangents(sig, args, kwargs, level)
         if found is None:
@@ -101,6 +110,29 @@ def must_probe_without_level(op) -> bool:
         or torch.Tag.nondeterministic_seeded in op.tags
         or has_upstream_forward_ad(op)
     )
+
+
+def named_upstream(op, upstream: Callable) -> Callable:
+    """`upstream`, with a clear error when the kernel it captured was removed since."""
+    def call_upstream(keyset, *args, **kwargs):
+        try:
+            return upstream(keyset, *args, **kwargs)
+        except RuntimeError as error:
+            raise_if_upstream_vanished(op, error)
+            raise
+
+    return call_upstream
+
+
+def raise_if_upstream_vanished(op, error: RuntimeError) -> None:
+    """A library that overrode `op` beneath torch_fwdad was destroyed after we captured its kernel."""
+    if "SafeKernelFunction has been invalidated" in str(error):
+        raise RuntimeError(
+            f"torch_fwdad: the Autograd kernel beneath torch_fwdad's forward rule for {op} was removed "
+            f"after torch_fwdad installed its rule (a library that overrode {op} was destroyed). "
+            f"Call torch_fwdad.disable() and torch_fwdad.enable() to install the rule over the kernel "
+            f"in place now."
+        ) from None
 
 
 def unpack_tangents(sig: OpSignature, args: tuple, kwargs: dict, level: int):
@@ -207,9 +239,14 @@ def check_tangent(who: str, name: str, out, tangent) -> None:
             f"torch_fwdad: {who} returned a tangent for output "
             f"'{name}', which is not differentiable; return None for it"
         )
-    if tangent.shape != out.shape or tangent.dtype != out.dtype:
+    if (tangent.shape != out.shape or tangent.dtype != out.dtype or tangent.device != out.device
+            or tangent.layout != out.layout):
         raise RuntimeError(
-            f"torch_fwdad: {who} returned a tangent of shape "
-            f"{tuple(tangent.shape)} and dtype {tangent.dtype} for output '{name}', which has "
-            f"shape {tuple(out.shape)} and dtype {out.dtype}; a tangent must match its output"
+            f"torch_fwdad: {who} returned a tangent of {_describe(tangent)} for output "
+            f"'{name}', which has {_describe(out)}; a tangent must match its output"
         )
+
+
+def _describe(tensor: torch.Tensor) -> str:
+    layout = "" if tensor.layout == torch.strided else f", layout {tensor.layout}"
+    return f"shape {tuple(tensor.shape)}, dtype {tensor.dtype}, device {tensor.device}{layout}"
