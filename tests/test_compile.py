@@ -91,7 +91,7 @@ FAMILIES = {
 
 @pytest.fixture(scope="module", autouse=True)
 def custom_op_rule():
-    torch_fwdad.register_jvp(scaled_sin, _scaled_sin_jvp)
+    torch_fwdad.register_jvp(scaled_sin, _scaled_sin_jvp, transpose=True)  # reverse mode for hessian
     yield
     torch_fwdad.unregister_jvp(scaled_sin)
 
@@ -177,7 +177,7 @@ def test_forward_ad_works_after_a_failing_rule_inside_compile(backend):
                 torch.compile(lambda a: transform(f, a, torch.ones_like(a)), backend=backend, fullgraph=True)(x)
             _forward_ad_works()
     finally:
-        torch_fwdad.register_jvp(scaled_sin, _scaled_sin_jvp, override=True)
+        torch_fwdad.register_jvp(scaled_sin, _scaled_sin_jvp, override=True, transpose=True)
 
 
 def test_forward_ad_works_after_a_compile_error():

@@ -67,6 +67,8 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
     return override
 
 
+# torch._VF resolves names through a Python __getattr__ on every use: bind once.
+_unpack_dual = torch._C._VariableFunctions._unpack_dual
 # PyTorch refuses nested dual levels, so a dual level, when one exists, has index 0.
 HIDDEN_LEVEL = 0
 _PYTHON_KEY = torch._C.DispatchKey.Python
@@ -144,7 +146,7 @@ def unpack_tangents(sig: OpSignature, args: tuple, kwargs: dict, level: int):
     for i in sig.tensor_args:
         arg = bound[i]
         if arg is not None and arg.layout not in SPARSE_LAYOUTS:
-            primal, tangent = _VF._unpack_dual(arg, level)
+            primal, tangent = _unpack_dual(arg, level)
             if tangent is not None:
                 bound[i], tangents[i], has_tangent = primal, tangent, True
     for i in sig.tensor_list_args:
