@@ -12,7 +12,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SMOKE_RUNS = {
     "bench_attention": (["--lengths", "32", "--min-run-time", "0.01"], ["fwdad/primal", "q only", "floor"]),
-    "bench_engine": (["--points", "64", "--dim", "8", "--min-run-time", "0.01"], ["one-dual"]),
+    "bench_engine": (["--points", "64", "--dim", "8", "--min-run-time", "0.01"], ["one-dual", "floor"]),
+    "bench_compile": (["--backend", "aot_eager", "--points", "16", "--length", "8", "--min-run-time", "0.01"], ["jvp/primal", "attention"]),
     "bench_grid_sample": (["--min-run-time", "0.01"], ["2-d bilinear", "3-d nearest"]),
     "cuda_attention_check": ([], ["no CUDA device"]),  # on CPU: says so and exits 0
 }

@@ -46,7 +46,8 @@ for version in "${versions[@]}"; do
     codegen=$(result run -m codegen --check)
     report=$(result run -m torch_fwdad)
     # shellcheck disable=SC2086
-    run -m pytest -q -p no:cacheprovider --timeout=600 -n "${JOBS:-1}" $tests >"$log.pytest" 2>&1
+    (cd "$repo" && PYTHONPATH="$repo" timeout "${TIMEOUT:-1800}" "$python" -m pytest -q -p no:cacheprovider \
+        --timeout=600 -n "${JOBS:-1}" $tests) >"$log.pytest" 2>&1
     unset python
     echo "| $version | ok | $imported | $codegen | $report | $(summary "$log.pytest") |"
 done
