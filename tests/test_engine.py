@@ -1,5 +1,6 @@
 """The override mechanism: fast path, dual path, composition with torch.func, enable/disable."""
 
+import inspect
 import subprocess
 import sys
 
@@ -222,6 +223,8 @@ def _cdist_inputs():
     return tuple(torch.randn(*shape, dtype=torch.float64, generator=g) for shape in ((4, 3), (5, 3), (4, 3)))
 
 
+# torch < 2.13 refuses a second Python kernel on a key unless asked (ours is one)
+ALLOW_OVERRIDE = {"allow_override": True} if "allow_override" in inspect.signature(torch.library.Library.impl).parameters else {}
 OTHER_LIBRARY = pytest.mark.filterwarnings("ignore:(?s).*Overriding a previously registered kernel:UserWarning")
 
 
@@ -237,7 +240,7 @@ def test_a_library_stacked_above_keeps_working_through_disable_and_enable():
         return beneath.call_boxed(keyset, *args, **kwargs)
 
     library = torch.library.Library("aten", "IMPL")
-    library.impl(CDIST, above, "Autograd", with_keyset=True)
+    library.impl(CDIST, above, "Autograd", with_keyset=True, **ALLOW_OVERRIDE)
     try:
         torch_fwdad.disable()
         assert torch.equal(torch.cdist(x, y), expected_out) and calls
@@ -283,10 +286,10 @@ def test_a_vanished_library_beneath_gives_a_clear_error_and_reinstalling_recover
 def test_reload_is_harmless():
     code = (
         "import importlib, torch, torch_fwdad\n"
-        "before = torch_fwdad.registered_ops()\n"
+        "before, status = torch_fwdad.registered_ops(), torch_fwdad.builtin_status\n"
         "importlib.reload(torch_fwdad)\n"
         "assert torch_fwdad.registered_ops() == before, 'rules changed'\n"
-        "assert set(torch_fwdad.builtin_status.values()) == {'installed'}, torch_fwdad.builtin_status\n"
+        "assert torch_fwdad.builtin_status == status, torch_fwdad.builtin_status\n"
         "x, y = torch.randn(4, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)\n"
         "f = lambda a: torch.cdist(a, y)\n"
         "t = torch.func.jvp(f, (x,), (x,))[1]\n"
