@@ -193,7 +193,7 @@ def test_registration_errors_are_pinned():
         torch_fwdad.unregister_jvp(cube)
     assert_expected_inline(_error_of(lambda: torch_fwdad.register_jvp(torch.ops.aten.sin.default, cube_jvp)), """RuntimeError: torch_fwdad: aten.sin.default already has a forward-mode formula in PyTorch; torch_fwdad never replaces one silently. If PyTorch's formula is wrong, pass corrects_upstream='<why>'""")
     assert_expected_inline(_error_of(lambda: torch_fwdad.register_jvp(np_sin, cube_jvp, transpose=True)), """RuntimeError: torch_fwdad: register_jvp(..., transpose=True) cannot derive reverse mode for fwdad_custom_test.sin.default: it already has reverse mode from register_autograd, which torch_fwdad leaves untouched""")
-    assert_expected_inline(_error_of(lambda: torch_fwdad.register_jvp("fwdad_custom_test::missing", cube_jvp)), """ValueError: torch_fwdad: no operator 'fwdad_custom_test::missing' in this torch (2.13.0+cpu)""")
+    assert_expected_inline(_error_of(lambda: torch_fwdad.register_jvp("fwdad_custom_test::missing", cube_jvp)).replace(torch.__version__, "<torch>"), """ValueError: torch_fwdad: no operator 'fwdad_custom_test::missing' in this torch (<torch>)""")
     assert "fwdad_custom_test::cube" not in {rule.name for rule in torch_fwdad.registered_ops()}
 
 
