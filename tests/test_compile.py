@@ -140,7 +140,11 @@ FAST_CASES = sorted(
     | {(fam, tr, "aot_eager", fg) for fam in ("cdist", "custom_op") for tr in TRANSFORMS for fg in (True, False)}
     | {("cdist", tr, "inductor", True) for tr in ("func.jvp", "dual_level")}
 )
-SLOW_CASES = [case for case in itertools.product(FAMILIES, TRANSFORMS, BACKENDS, (True, False)) if case not in FAST_CASES]
+# Not a compile question: eager hessian through multi_margin_loss fails too (no forward rule
+# for multi_margin_loss_backward, which forward-over-reverse needs).
+NOT_IN_EAGER = {("multi_margin_loss", "hessian")}
+SLOW_CASES = [case for case in itertools.product(FAMILIES, TRANSFORMS, BACKENDS, (True, False))
+              if case not in FAST_CASES and case[:2] not in NOT_IN_EAGER]
 
 
 @pytest.mark.parametrize("family,transform,backend,fullgraph", FAST_CASES)
