@@ -211,8 +211,8 @@ def test_rule_errors_are_pinned():
     cos_t = lambda p, t: p[0].cos() * t[0]  # noqa: E731
     assert_expected_inline(_rule_error(lambda p, t: cos_t(p, t), outputs=2), """RuntimeError: torch_fwdad: the jvp rule of custom_jvp function f must return a pair (primal_out, tangent_out), got a Tensor""")
     assert_expected_inline(_rule_error(lambda p, t: (None, cos_t(p, t)), outputs=2), """RuntimeError: torch_fwdad: the jvp rule of custom_jvp function f returned tangents structured as *; they must be structured like the outputs, (*, *)""")
-    assert_expected_inline(_rule_error(lambda p, t: (None, cos_t(p, t)[:2])), """RuntimeError: torch_fwdad: the jvp rule of custom_jvp function f returned a tangent of shape (2,) and dtype torch.float64 for output 'result', which has shape (3,) and dtype torch.float64; a tangent must match its output""")
-    assert_expected_inline(_rule_error(lambda p, t: (None, cos_t(p, t).float())), """RuntimeError: torch_fwdad: the jvp rule of custom_jvp function f returned a tangent of shape (3,) and dtype torch.float32 for output 'result', which has shape (3,) and dtype torch.float64; a tangent must match its output""")
+    assert_expected_inline(_rule_error(lambda p, t: (None, cos_t(p, t)[:2])), """RuntimeError: torch_fwdad: the jvp rule of custom_jvp function f returned a tangent of shape (2,), dtype torch.float64, device cpu for output 'result', which has shape (3,), dtype torch.float64, device cpu; a tangent must match its output""")
+    assert_expected_inline(_rule_error(lambda p, t: (None, cos_t(p, t).float())), """RuntimeError: torch_fwdad: the jvp rule of custom_jvp function f returned a tangent of shape (3,), dtype torch.float32, device cpu for output 'result', which has shape (3,), dtype torch.float64, device cpu; a tangent must match its output""")
     assert_expected_inline(_rule_error(lambda p, t: (None, (cos_t(p, t), 0.0)), outputs=2), """RuntimeError: torch_fwdad: the jvp rule of custom_jvp function f returned a float for output '[1]'; expected a Tensor or None""")
 
     @custom_jvp

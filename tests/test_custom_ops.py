@@ -179,8 +179,8 @@ def _jvp_with_rule(rule, x):
 
 
 def test_rule_errors_are_pinned(x):
-    assert_expected_inline(_jvp_with_rule(lambda p, t, out: t[0][:2], x), """RuntimeError: torch_fwdad: the forward rule of fwdad_custom_test.cube.default (register_jvp) returned a tangent of shape (2,) and dtype torch.float64 for output 'result', which has shape (4,) and dtype torch.float64; a tangent must match its output""")
-    assert_expected_inline(_jvp_with_rule(lambda p, t, out: t[0].float(), x), """RuntimeError: torch_fwdad: the forward rule of fwdad_custom_test.cube.default (register_jvp) returned a tangent of shape (4,) and dtype torch.float32 for output 'result', which has shape (4,) and dtype torch.float64; a tangent must match its output""")
+    assert_expected_inline(_jvp_with_rule(lambda p, t, out: t[0][:2], x), """RuntimeError: torch_fwdad: the forward rule of fwdad_custom_test.cube.default (register_jvp) returned a tangent of shape (2,), dtype torch.float64, device cpu for output 'result', which has shape (4,), dtype torch.float64, device cpu; a tangent must match its output""")
+    assert_expected_inline(_jvp_with_rule(lambda p, t, out: t[0].float(), x), """RuntimeError: torch_fwdad: the forward rule of fwdad_custom_test.cube.default (register_jvp) returned a tangent of shape (4,), dtype torch.float32, device cpu for output 'result', which has shape (4,), dtype torch.float64, device cpu; a tangent must match its output""")
     assert_expected_inline(_jvp_with_rule(lambda p, t, out: 1.0, x), """RuntimeError: torch_fwdad: the forward rule of fwdad_custom_test.cube.default (register_jvp) returned a float for output 'result'; expected a Tensor or None""")
     assert_expected_inline(_jvp_with_rule(lambda p, t, out: (t[0], t[0]), x), """RuntimeError: torch_fwdad: the forward rule of fwdad_custom_test.cube.default (register_jvp) returned a tuple for output 'result'; expected a Tensor or None""")
 
@@ -193,7 +193,7 @@ def test_registration_errors_are_pinned():
         torch_fwdad.unregister_jvp(cube)
     assert_expected_inline(_error_of(lambda: torch_fwdad.register_jvp(torch.ops.aten.sin.default, cube_jvp)), """RuntimeError: torch_fwdad: aten.sin.default already has a forward-mode formula in PyTorch; torch_fwdad never replaces one silently. If PyTorch's formula is wrong, pass corrects_upstream='<why>'""")
     assert_expected_inline(_error_of(lambda: torch_fwdad.register_jvp(np_sin, cube_jvp, transpose=True)), """RuntimeError: torch_fwdad: register_jvp(..., transpose=True) cannot derive reverse mode for fwdad_custom_test.sin.default: it already has reverse mode from register_autograd, which torch_fwdad leaves untouched""")
-    assert_expected_inline(_error_of(lambda: torch_fwdad.register_jvp("fwdad_custom_test::missing", cube_jvp)), """ValueError: torch_fwdad: no operator 'fwdad_custom_test::missing' in this torch (2.13.0+cpu)""")
+    assert_expected_inline(_error_of(lambda: torch_fwdad.register_jvp("fwdad_custom_test::missing", cube_jvp)).replace(torch.__version__, "<torch>"), """ValueError: torch_fwdad: no operator 'fwdad_custom_test::missing' in this torch (<torch>)""")
     assert "fwdad_custom_test::cube" not in {rule.name for rule in torch_fwdad.registered_ops()}
 
 
@@ -213,3 +213,56 @@ def test_rule_with_wrong_number_of_tangents_for_two_outputs_is_pinned(x):
         torch.testing.assert_close(cos_t, central_difference(lambda y: sin_cos(y)[1], x, t))
     finally:
         torch_fwdad.unregister_jvp(sin_cos)
+
+
+def test_a_tangent_on_another_device_or_layout_is_refused_clearly(x):
+    """Meta stands in for another device (this machine has one); the message names both."""
+    assert_expected_inline(_jvp_with_rule(lambda p, t, out: t[0].to("meta"), x), """RuntimeError: torch_fwdad: the forward rule of fwdad_custom_test.cube.default (register_jvp) returned a tangent of shape (4,), dtype torch.float64, device meta for output 'result', which has shape (4,), dtype torch.float64, device cpu; a tangent must match its output""")
+    assert_expected_inline(_jvp_with_rule(lambda p, t, out: t[0].to_sparse(), x), """RuntimeError: torch_fwdad: the forward rule of fwdad_custom_test.cube.default (register_jvp) returned a tangent of shape (4,), dtype torch.float64, device cpu, layout torch.sparse_coo for output 'result', which has shape (4,), dtype torch.float64, device cpu; a tangent must match its output""")
+
+
+def test_check_jvp_reports_a_wrong_device_rule_clearly(x):
+    torch_fwdad.register_jvp(cube, lambda p, t, out: (3 * p[1] * p[0] * p[0] * t[0]).to("meta"))
+    try:
+        with pytest.raises(RuntimeError, match=r"returned a tangent of .*device meta for output 'result', which has .*device cpu"):
+            check_jvp(cube, (x, 2.0))
+    finally:
+        torch_fwdad.unregister_jvp(cube)
+
+
+def _squared_tangent_rule(primals, tangents, output):
+    return 3 * primals[1] * primals[0] ** 2 * tangents[0] ** 2  # not linear in the tangent
+
+
+def test_transpose_refuses_a_non_linear_rule_on_first_backward(x):
+    torch_fwdad.register_jvp(cube, _squared_tangent_rule, transpose=True)
+    try:
+        with pytest.raises(RuntimeError) as error:
+            torch.autograd.grad(scaled_cube(x.requires_grad_()).sum(), x)
+        assert_expected_inline(str(error.value), """torch_fwdad: the forward rule of fwdad_custom_test.cube.default registered with transpose=True is not linear in the tangents (rule(2·t1 - 3·t2) differs from 2·rule(t1) - 3·rule(t2) on random tangents), so the reverse mode derived from it would be wrong. Make the rule linear in the tangents, or pass probe_linearity=False to register_jvp to skip this check.""")
+    finally:
+        torch_fwdad.unregister_jvp(cube)
+
+
+def test_transpose_linearity_probe_runs_once_and_can_be_switched_off(x):
+    calls = []
+
+    def counted(primals, tangents, output):
+        calls.append(1)
+        return cube_jvp(primals, tangents, output)
+
+    torch_fwdad.register_jvp(cube, counted, transpose=True)
+    try:
+        torch.autograd.grad(scaled_cube(x.requires_grad_()).sum(), x)
+        first = len(calls)
+        (gradient,) = torch.autograd.grad(scaled_cube(x).sum(), x)
+        assert len(calls) - first < first  # the second backward skips the three probe calls
+        torch.testing.assert_close(gradient, 6 * x.detach() ** 2)
+    finally:
+        torch_fwdad.unregister_jvp(cube)
+    torch_fwdad.register_jvp(cube, _squared_tangent_rule, transpose=True, probe_linearity=False)
+    try:
+        (gradient,) = torch.autograd.grad(scaled_cube(x).sum(), x)  # switched off: no check, no error
+        assert torch.equal(gradient, torch.zeros_like(x))  # the silent zero the probe exists to catch
+    finally:
+        torch_fwdad.unregister_jvp(cube)

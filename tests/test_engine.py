@@ -1,5 +1,6 @@
 """The override mechanism: fast path, dual path, composition with torch.func, enable/disable."""
 
+import inspect
 import subprocess
 import sys
 
@@ -214,3 +215,142 @@ def test_plain_forward_over_reverse_is_right_not_refused():
         hvp = fwAD.unpack_dual(torch.autograd.grad(y, dual, create_graph=True)[0]).tangent
     torch.testing.assert_close(fwAD.unpack_dual(first_order).primal, torch.func.grad(loss)(a))
     torch.testing.assert_close(hvp, torch.func.jvp(torch.func.grad(loss), (a,), (t,))[1])
+
+
+CDIST = torch.ops.aten._cdist_forward.default
+
+
+def _cdist_results(x, y, t):
+    """The primal and the JVP through cdist: what every layering below must keep giving."""
+    return torch.cdist(x, y), torch.func.jvp(lambda a: torch.cdist(a, y), (x,), (t,))[1]
+
+
+def _cdist_inputs():
+    g = torch.Generator().manual_seed(0)
+    return tuple(torch.randn(*shape, dtype=torch.float64, generator=g) for shape in ((4, 3), (5, 3), (4, 3)))
+
+
+# torch < 2.13 refuses a second Python kernel on a key unless asked (ours is one)
+ALLOW_OVERRIDE = {"allow_override": True} if "allow_override" in inspect.signature(torch.library.Library.impl).parameters else {}
+OTHER_LIBRARY = pytest.mark.filterwarnings("ignore:(?s).*Overriding a previously registered kernel:UserWarning")
+
+
+@OTHER_LIBRARY
+def test_a_library_stacked_above_keeps_working_through_disable_and_enable():
+    x, y, t = _cdist_inputs()
+    expected_out, expected_tangent = _cdist_results(x, y, t)
+    beneath = torch.library.get_kernel(CDIST, "AutogradCPU")  # torch_fwdad's kernel
+    calls = []
+
+    def above(keyset, *args, **kwargs):
+        calls.append(1)
+        return beneath.call_boxed(keyset, *args, **kwargs)
+
+    library = torch.library.Library("aten", "IMPL")
+    library.impl(CDIST, above, "Autograd", with_keyset=True, **ALLOW_OVERRIDE)
+    try:
+        torch_fwdad.disable()
+        assert torch.equal(torch.cdist(x, y), expected_out) and calls
+        with pytest.raises(NotImplementedError, match="Trying to use forward AD with _cdist_forward"):
+            _cdist_results(x, y, t)
+        torch_fwdad.enable()
+        out, tangent = _cdist_results(x, y, t)
+        assert torch.equal(out, expected_out) and torch.equal(tangent, expected_tangent)
+    finally:
+        torch_fwdad.enable()
+        library._destroy()
+    torch_fwdad.disable()  # the layer above is gone: this one really uninstalls
+    assert torch.library.get_kernel(CDIST, "AutogradCPU") is not None and torch.equal(torch.cdist(x, y), expected_out)
+    torch_fwdad.enable()
+    out, tangent = _cdist_results(x, y, t)
+    assert torch.equal(out, expected_out) and torch.equal(tangent, expected_tangent)
+
+
+@OTHER_LIBRARY
+def test_a_vanished_library_beneath_gives_a_clear_error_and_reinstalling_recovers():
+    x, y, t = _cdist_inputs()
+    expected_out, expected_tangent = _cdist_results(x, y, t)
+    torch_fwdad.disable()
+    upstream = torch.library.get_kernel(CDIST, "AutogradCPU")
+    library = torch.library.Library("aten", "IMPL")
+    library.impl(CDIST, lambda keyset, *args, **kwargs: upstream.call_boxed(keyset, *args, **kwargs), "Autograd", with_keyset=True)
+    torch_fwdad.enable()  # installs over the user's kernel
+    try:
+        out, tangent = _cdist_results(x, y, t)
+        assert torch.equal(out, expected_out) and torch.equal(tangent, expected_tangent)
+    finally:
+        library._destroy()
+    for call in (lambda: torch.cdist(x, y), lambda: _cdist_results(x, y, t)):
+        with pytest.raises(RuntimeError, match=r"torch_fwdad: the Autograd kernel beneath torch_fwdad's forward rule for aten._cdist_forward.default was removed") as error:
+            call()
+        assert "invalidated" not in str(error.value)
+    torch_fwdad.disable()
+    torch_fwdad.enable()
+    out, tangent = _cdist_results(x, y, t)
+    assert torch.equal(out, expected_out) and torch.equal(tangent, expected_tangent)
+
+
+def test_reload_is_harmless():
+    code = (
+        "import importlib, torch, torch_fwdad\n"
+        "before, status = torch_fwdad.registered_ops(), torch_fwdad.builtin_status\n"
+        "importlib.reload(torch_fwdad)\n"
+        "assert torch_fwdad.registered_ops() == before, 'rules changed'\n"
+        "assert torch_fwdad.builtin_status == status, torch_fwdad.builtin_status\n"
+        "x, y = torch.randn(4, 3, dtype=torch.float64), torch.randn(5, 3, dtype=torch.float64)\n"
+        "f = lambda a: torch.cdist(a, y)\n"
+        "t = torch.func.jvp(f, (x,), (x,))[1]\n"
+        "torch.testing.assert_close(t, (f(x + 1e-6 * x) - f(x - 1e-6 * x)) / 2e-6)\n"
+        "torch_fwdad.disable(); torch_fwdad.enable()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_a_failed_registration_leaves_nothing_behind(monkeypatch):
+    from torch_fwdad.engine import registry
+
+    @torch.library.custom_op("fwdad_engine_test::double", mutates_args=())
+    def double(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    op = double._opoverload
+    kernel_before = repr(torch.library.get_kernel(op, "AutogradCPU"))
+    real = registry._register_autograd_kernel
+    installed = []
+
+    def fail_on_the_forward_override(op, kernel):
+        if installed:  # the derived backward went in first; the override fails
+            raise RuntimeError("simulated registration failure")
+        installed.append(real(op, kernel))
+        return installed[-1]
+
+    monkeypatch.setattr(registry, "_register_autograd_kernel", fail_on_the_forward_override)
+    with pytest.raises(RuntimeError, match="simulated registration failure"):
+        torch_fwdad.register_jvp(double, lambda p, t, out: 2 * t[0], transpose=True)
+    monkeypatch.undo()
+    assert repr(torch.library.get_kernel(op, "AutogradCPU")) == kernel_before
+    assert "fwdad_engine_test::double" not in {rule.name for rule in torch_fwdad.registered_ops()}
+    torch_fwdad.disable()
+    torch_fwdad.enable()
+    torch_fwdad.register_jvp(double, lambda p, t, out: 2 * t[0])  # not "already has a rule"
+    try:
+        x = torch.randn(3)
+        torch.testing.assert_close(torch.func.jvp(double, (x,), (torch.ones(3),))[1], torch.full((3,), 2.0))
+    finally:
+        torch_fwdad.unregister_jvp(double)
+
+
+def test_forward_ad_in_a_level_the_python_global_does_not_show():
+    """What a compiled program does: enter the dual level in C++ only (eager backend)."""
+    x, y, t = _cdist_inputs()
+    _, expected = _cdist_results(x, y, t)
+    level = torch._C._enter_dual_level()
+    try:
+        assert fwAD._current_level == -1
+        dual = torch._VF._make_dual(x, t, level)
+        tangent = torch._VF._unpack_dual(torch.cdist(dual, y), level).tangent
+    finally:
+        torch._C._exit_dual_level(level=level)
+    torch.testing.assert_close(tangent, expected)

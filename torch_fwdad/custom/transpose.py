@@ -13,6 +13,8 @@ from typing import Callable, Sequence
 
 import torch
 from torch import _C
+from torch._C._functorch import TransformType
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 from torch._functorch.utils import enable_single_level_autograd_function
 from torch.utils import _pytree as pytree
 
@@ -52,8 +54,12 @@ def transpose_refusal(op: torch._ops.OpOverload) -> str | None:
     return None
 
 
-def derived_autograd_kernel(op: torch._ops.OpOverload, rule: Callable) -> Callable:
+def derived_autograd_kernel(op: torch._ops.OpOverload, rule: Callable, *, probe_linearity: bool = True) -> Callable:
     """An Autograd kernel for `op` whose backward transposes `rule(primals, tangents, output)`.
+
+    With `probe_linearity`, the first backward outside vmap checks the rule on random
+    tangents and refuses a non-linear one: its transpose would be silently wrong (a zero
+    gradient for `t -> t**2`).
 
     A `_SingleLevelFunction`: it records a node on whichever autograd level dispatched to
     this kernel (eager, or one `torch.func.grad` level), so `grad`, `jacrev` and `hessian`
@@ -61,6 +67,7 @@ def derived_autograd_kernel(op: torch._ops.OpOverload, rule: Callable) -> Callab
     fails, which is why PyTorch's own `register_autograd` kernel refuses those transforms.
     """
     sig = OpSignature.from_schema(op._schema)
+    linearity_unchecked = [probe_linearity]
 
     class DerivedBackward(torch.autograd.function._SingleLevelFunction):
         @staticmethod
@@ -86,6 +93,9 @@ def derived_autograd_kernel(op: torch._ops.OpOverload, rule: Callable) -> Callab
                 return rule(primals, tuple(aligned), ctx.output)
 
             zeros = [torch.zeros_like(primals[i]) for i in wanted]
+            if linearity_unchecked[0] and not _inside_vmap():  # the check compares values
+                _refuse_non_linear(op, tangent_map, zeros)
+                linearity_unchecked[0] = False
             cotangents = grads[0] if sig.num_outputs == 1 else grads
             input_grads = [None] * (2 + len(primals))
             for i, grad in zip(wanted, transpose_linear(tangent_map, zeros, cotangents)):
@@ -102,3 +112,39 @@ def derived_autograd_kernel(op: torch._ops.OpOverload, rule: Callable) -> Callab
             return op.redispatch(keyset & _C._after_autograd_keyset, *args, **kwargs)
 
     return autograd_kernel
+
+
+# rule(a·t1 + b·t2) is compared with a·rule(t1) + b·rule(t2); a + b != 1 also catches an affine rule
+_A, _B = 2.0, -3.0
+
+
+def _inside_vmap() -> bool:
+    return any(i.key() == TransformType.Vmap for i in retrieve_all_functorch_interpreters())
+
+
+def _refuse_non_linear(op, tangent_map: Callable, zeros: Sequence[torch.Tensor]) -> None:
+    """One cheap random check that `tangent_map` is linear (see register_jvp's probe_linearity)."""
+    generators = {}
+
+    def random_like(z):
+        generator = generators.setdefault(z.device, torch.Generator(device=z.device).manual_seed(0))
+        return torch.randn(z.shape, dtype=z.dtype, device=z.device, generator=generator)
+
+    t1, t2 = [random_like(z) for z in zeros], [random_like(z) for z in zeros]
+    with torch.no_grad():
+        flat = lambda tangents: pytree.tree_leaves(tangent_map(*tangents), is_leaf=lambda t: t is None)
+        r1, r2, r12 = flat(t1), flat(t2), flat([_A * a + _B * b for a, b in zip(t1, t2)])
+    for got, one, two in zip(r12, r1, r2):
+        if got is None or one is None or two is None:
+            continue
+        expected = _A * one + _B * two
+        scale = expected.abs().max().item() if expected.numel() else 0.0
+        tolerance = 1e-3 if got.dtype in (torch.float16, torch.bfloat16) else 1e-4
+        if not torch.allclose(got, expected, rtol=tolerance, atol=tolerance * max(scale, 1.0)):
+            raise RuntimeError(
+                f"torch_fwdad: the forward rule of {op} registered with transpose=True is not linear "
+                f"in the tangents (rule({_A:g}·t1 - {-_B:g}·t2) differs from {_A:g}·rule(t1) - "
+                f"{-_B:g}·rule(t2) on random tangents), so the reverse mode derived from it would be "
+                f"wrong. Make the rule linear in the tangents, or pass probe_linearity=False to "
+                f"register_jvp to skip this check."
+            )

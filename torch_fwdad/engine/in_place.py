@@ -10,21 +10,23 @@ gradients; without a tangent the captured kernel runs untouched.
 
 from __future__ import annotations
 
-import torch.autograd.forward_ad as _fwad
 from torch import _VF
 
-from .kernel import SPARSE_LAYOUTS
+from .kernel import HIDDEN_LEVEL, SPARSE_LAYOUTS, named_upstream, tangent_level
 from .schema import OpSignature
 
 
-def make_in_place_override(op, functional, captured, sig: OpSignature, when=None):
-    call_upstream = captured.call_boxed
+def make_in_place_override(op, functional, upstream, sig: OpSignature, *, switch, when=None):
+    call_upstream = named_upstream(op, upstream)
     tensor_args = sig.tensor_args
 
     def override(keyset, *args, **kwargs):
-        level = _fwad._current_level
-        if level < 0:
+        if not switch.active:
             return call_upstream(keyset, *args, **kwargs)
+        # A mutating op must not run twice, so outside a known level (a compiled program's
+        # own dual level) it looks for tangents at level 0, as kernel.must_probe_without_level says.
+        level = tangent_level(keyset)
+        level = HIDDEN_LEVEL if level < 0 else level
         bound = sig.bind(args, kwargs)
         if when is not None and not when(bound):
             return call_upstream(keyset, *args, **kwargs)

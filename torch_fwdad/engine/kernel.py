@@ -17,6 +17,7 @@ from torch import _VF
 
 from . import forward_over_reverse
 from .schema import OpSignature
+from .upstream import has_upstream_forward_ad
 
 # rule(primals, tangents, output) -> tangent or tuple of tangents (None: no tangent)
 JvpRule = Callable[[tuple, tuple, object], object]
@@ -35,48 +36,44 @@ SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc
 _FORWARD_ONLY = frozenset({"aten::_embedding_bag_forward_only"})
 
 
-def make_override(op, rule: JvpRule, captured, sig: OpSignature, origin: str, when=None):
-    """Build the boxed Python kernel for `op`; `captured` is the upstream Autograd kernel.
+def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origin: str, *, switch, when=None):
+    """Build the boxed Python kernel for `op`.
 
-    `when(bound arguments)`: where False, the captured kernel runs on the original
-    arguments (dual ones included), so upstream's own formula applies unchanged."""
-    call_upstream = captured.call_boxed
+    `upstream(keyset, *args, **kwargs)` runs the Autograd kernel beneath ours; while
+    `switch.active` is False every call goes straight to it (see registry._uninstall).
+    `when(bound arguments)`: where False, the upstream kernel runs on the original
+    arguments (dual ones included), so upstream's own formula applies unchanged.
+    """
+    call_upstream = named_upstream(op, upstream)
+    probe_without_level = must_probe_without_level(op)
     record = contextlib.nullcontext if op._schema.name not in _FORWARD_ONLY else torch.no_grad
-    tensor_args = sig.tensor_args
-    tensor_list_args = sig.tensor_list_args
     # A custom op's autograd (register_autograd) may save anything in ctx: its backward
     # cannot be given tangents, so forward-over-reverse through it stays refused.
     keeps_saved_tangents = op.namespace == "aten"
 
     def override(keyset, *args, **kwargs):
-        level = _fwad._current_level
-        if level < 0:
+        if not switch.active:
             return call_upstream(keyset, *args, **kwargs)
+        level = tangent_level(keyset)
+        if level < 0:
+            if not probe_without_level:  # fast path: upstream refuses a tangent we did not see
+                try:
+                    return upstream(keyset, *args, **kwargs)
+                except NotImplementedError as error:
+                    if not refused_a_tangent(error):
+                        raise
+                except RuntimeError as error:
+                    raise_if_upstream_vanished(op, error)
+                    raise
+            level = HIDDEN_LEVEL  # a compiled program's own dual level (see tangent_level)
         bound = sig.bind(args, kwargs)
         if when is not None and not when(bound):
             return call_upstream(keyset, *args, **kwargs)
-        tangents = [None] * len(bound)
-        has_tangent = False
-        seen = {}  # one primal per tensor passed twice: kernels test arguments for identity
-        for i in tensor_args:
-            arg = bound[i]
-            if arg is not None and arg.layout not in SPARSE_LAYOUTS:
-                primal, tangent = seen.get(id(arg)) or seen.setdefault(id(arg), _VF._unpack_dual(arg, level))
-                if tangent is not None:
-                    bound[i], tangents[i], has_tangent = primal, tangent, True
-                elif forward_over_reverse.recovering():
-                    tangent = forward_over_reverse.recover_saved_output_tangent(arg)
-                    if tangent is not None:
-                        tangents[i], has_tangent = tangent, True
-        for i in tensor_list_args:
-            unpacked = [_unpack_or_none(a, level) for a in bound[i]]
-            if any(t is not None for _, t in unpacked):
-                bound[i] = [p for p, _ in unpacked]
-                tangents[i] = [t for _, t in unpacked]
-                has_tangent = True
-        if not has_tangent:
+        found = unpack_tangents(sig, bound, level)
+        if found is None:
             return call_upstream(keyset, *args, **kwargs)
-        if keeps_saved_tangents and forward_over_reverse.records_graph(bound, tensor_args, tensor_list_args):
+        bound, tangents = found
+        if keeps_saved_tangents and forward_over_reverse.records_graph(bound, sig.tensor_args, sig.tensor_list_args):
             return _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, args, kwargs, bound, tangents, level)
         pos, kw = sig.split(bound)
         with record():
@@ -102,6 +99,101 @@ def _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, ar
     dual = attach_tangents(op, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level, origin)
     forward_over_reverse.remember_output_tangents(op, sig, dual, level, sig.bind(args, kwargs))
     return dual
+
+
+# torch._VF resolves names through a Python __getattr__ on every use: bind once.
+_unpack_dual = torch._C._VariableFunctions._unpack_dual
+# PyTorch refuses nested dual levels, so a dual level, when one exists, has index 0.
+HIDDEN_LEVEL = 0
+_PYTHON_KEY = torch._C.DispatchKey.Python
+_peek_interpreter_stack = torch._C._functorch.peek_interpreter_stack
+
+
+def tangent_level(keyset) -> int:
+    """The forward-AD level this call's tangents would live on, or -1 when it can have none.
+
+    `forward_ad._current_level` is set by `dual_level()` and `torch.func.jvp` in Python. A
+    compiled program enters its level in C++ (`torch._functorch.predispatch._enter_dual_level`)
+    and leaves that global at -1. What such a program does show: torch.func transforms push
+    a functorch interpreter, and tracing (fake, functional, proxy tensors) puts the Python key
+    in the keyset. The one case neither shows, a raw `dual_level()` run by the eager backend,
+    is caught by `refused_a_tangent` (or probed, see `must_probe_without_level`).
+    """
+    level = _fwad._current_level
+    if level >= 0:
+        return level
+    if keyset.has(_PYTHON_KEY) or _peek_interpreter_stack() is not None:
+        return HIDDEN_LEVEL
+    return -1
+
+
+def refused_a_tangent(error: NotImplementedError) -> bool:
+    """Whether the upstream kernel refused because an argument carries a tangent: its
+    generated code checks every input's forward grad in C++, a free "any tangent" test."""
+    return str(error).startswith("Trying to use forward AD with")
+
+
+def must_probe_without_level(op) -> bool:
+    """Ops whose upstream kernel may not be retried after refusing a tangent, or never refuses.
+
+    Custom operators drop a tangent silently; an entry correcting upstream gets upstream's
+    (wrong) formula; a mutating or random op must not run twice. These look for tangents at
+    level 0 on every call outside a known level (one `_unpack_dual` per tensor argument).
+    """
+    return (
+        op.namespace != "aten"
+        or op._schema.is_mutable
+        or torch.Tag.nondeterministic_seeded in op.tags
+        or has_upstream_forward_ad(op)
+    )
+
+
+def named_upstream(op, upstream: Callable) -> Callable:
+    """`upstream`, with a clear error when the kernel it captured was removed since."""
+    def call_upstream(keyset, *args, **kwargs):
+        try:
+            return upstream(keyset, *args, **kwargs)
+        except RuntimeError as error:
+            raise_if_upstream_vanished(op, error)
+            raise
+
+    return call_upstream
+
+
+def raise_if_upstream_vanished(op, error: RuntimeError) -> None:
+    """A library that overrode `op` beneath torch_fwdad was destroyed after we captured its kernel."""
+    if "SafeKernelFunction has been invalidated" in str(error):
+        raise RuntimeError(
+            f"torch_fwdad: the Autograd kernel beneath torch_fwdad's forward rule for {op} was removed "
+            f"after torch_fwdad installed its rule (a library that overrode {op} was destroyed). "
+            f"Call torch_fwdad.disable() and torch_fwdad.enable() to install the rule over the kernel "
+            f"in place now."
+        ) from None
+
+
+def unpack_tangents(sig: OpSignature, bound: list, level: int):
+    """(arguments in schema order with duals replaced by primals, tangents aligned), or None
+    when no argument carries a tangent at `level`. `bound` is updated in place."""
+    tangents = [None] * len(bound)
+    has_tangent = False
+    seen = {}  # one primal per tensor passed twice: kernels test arguments for identity
+    for i in sig.tensor_args:
+        arg = bound[i]
+        if arg is not None and arg.layout not in SPARSE_LAYOUTS:
+            primal, tangent = seen.get(id(arg)) or seen.setdefault(id(arg), _unpack_dual(arg, level))
+            if tangent is not None:
+                bound[i], tangents[i], has_tangent = primal, tangent, True
+            elif forward_over_reverse.recovering():
+                tangent = forward_over_reverse.recover_saved_output_tangent(arg)
+                if tangent is not None:
+                    tangents[i], has_tangent = tangent, True
+    for i in sig.tensor_list_args:
+        unpacked = [_unpack_or_none(a, level) for a in bound[i]]
+        if any(t is not None for _, t in unpacked):
+            bound[i] = [p for p, _ in unpacked]
+            tangents[i] = [t for _, t in unpacked]
+            has_tangent = True
+    return (bound, tangents) if has_tangent else None
 
 
 def _guard_plain_forward_over_reverse(op, output) -> None:
@@ -187,9 +279,14 @@ def check_tangent(who: str, name: str, out, tangent) -> None:
             f"torch_fwdad: {who} returned a tangent for output "
             f"'{name}', which is not differentiable; return None for it"
         )
-    if tangent.shape != out.shape or tangent.dtype != out.dtype:
+    if (tangent.shape != out.shape or tangent.dtype != out.dtype or tangent.device != out.device
+            or tangent.layout != out.layout):
         raise RuntimeError(
-            f"torch_fwdad: {who} returned a tangent of shape "
-            f"{tuple(tangent.shape)} and dtype {tangent.dtype} for output '{name}', which has "
-            f"shape {tuple(out.shape)} and dtype {out.dtype}; a tangent must match its output"
+            f"torch_fwdad: {who} returned a tangent of {_describe(tangent)} for output "
+            f"'{name}', which has {_describe(out)}; a tangent must match its output"
         )
+
+
+def _describe(tensor: torch.Tensor) -> str:
+    layout = "" if tensor.layout == torch.strided else f", layout {tensor.layout}"
+    return f"shape {tuple(tensor.shape)}, dtype {tensor.dtype}, device {tensor.device}{layout}"

@@ -8,6 +8,7 @@ exactly the kernel that was there before it (the dispatcher keeps the previous k
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import warnings
 from dataclasses import dataclass, field
@@ -32,8 +33,13 @@ class Registration:
     transpose: bool = False  # also install reverse mode derived from the rule
     when: Callable[[list], bool] | None = None  # on the bound arguments; False: upstream runs
     in_place_of: torch._ops.OpOverload | None = None  # rule None: computed by this overload
+    probe_linearity: bool = True  # transpose only: check the rule is linear on its first backward
     library: torch.library.Library | None = field(default=None, repr=False)
     transpose_library: torch.library.Library | None = field(default=None, repr=False)
+    # False: the installed kernel passes every call through (disabled, or unregistered while
+    # a library above holds it); read by the kernel on each call.
+    active: bool = False
+    kernel_debug: str = field(default="", repr=False)  # how the dispatcher names our kernel
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,9 @@ class RegisteredRule:
 
 
 _registrations: dict[torch._ops.OpOverload, Registration] = {}
+# Unregistered rules whose kernel another library captured: kept alive (a destroyed
+# Library would invalidate that library's kernel), passing every call through.
+_kept_beneath_others: list[Registration] = []
 _enabled = True
 # Overrides outside register_jvp (torch_fwdad.distributed's kernels and patches): (install, uninstall).
 _switches: list[tuple[Callable[[], None], Callable[[], None]]] = []
@@ -78,7 +87,8 @@ def as_overload(op) -> torch._ops.OpOverload:
 
 def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
                  corrects_upstream: str | None = None, transpose: bool = False,
-                 when: Callable[[list], bool] | None = None, _origin: str = "register_jvp"):
+                 when: Callable[[list], bool] | None = None, probe_linearity: bool = True,
+                 _origin: str = "register_jvp"):
     """Give `op` a forward-mode rule: `rule(primals, tangents, output) -> output tangent(s)`.
 
     `primals` holds every argument in schema order (defaults filled in); `tangents` is
@@ -92,10 +102,14 @@ def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
     `when(arguments) -> bool` (all arguments in schema order, as `primals` but before
     tangents are unpacked) limits the rule to some calls: where it is False the kernel that
     was there before runs with the arguments untouched, its own forward formula included.
+
+    With `transpose=True` the first backward checks linearity on random tangents and
+    refuses a non-linear rule; `probe_linearity=False` skips that check.
     """
     if rule is None:
         return lambda fn: register_jvp(op, fn, override=override, corrects_upstream=corrects_upstream,
-                                       transpose=transpose, when=when, _origin=_origin)
+                                       transpose=transpose, when=when, probe_linearity=probe_linearity,
+                                       _origin=_origin)
     op = as_overload(op)
     if not callable(rule):
         raise TypeError(f"torch_fwdad: the rule for {op} must be callable, got {type(rule).__name__}")
@@ -114,10 +128,17 @@ def register_jvp(op, rule: JvpRule | None = None, *, override: bool = False,
         _check_transposable(op)
     if previous is not None:
         _uninstall(previous)
-    registration = Registration(op, rule, _origin, corrects_upstream, transpose, when)
-    _registrations[op] = registration
+    registration = Registration(op, rule, _origin, corrects_upstream, transpose, when=when,
+                                probe_linearity=probe_linearity)
     if _enabled:
-        _install(registration)
+        try:
+            _install(registration)
+        except BaseException:
+            _uninstall(registration)  # a failed registration leaves nothing behind
+            if previous is not None and _enabled:
+                _install(previous)
+            raise
+    _registrations[op] = registration
     return rule
 
 
@@ -144,6 +165,8 @@ def unregister_jvp(op) -> None:
     if registration is None:
         raise KeyError(f"torch_fwdad: {op} has no forward rule registered by torch_fwdad")
     _uninstall(registration)
+    if registration.library is not None:
+        _kept_beneath_others.append(registration)
 
 
 def rule_of(op) -> JvpRule:
@@ -180,7 +203,7 @@ def is_enabled() -> bool:
 
 def registered_ops() -> list[RegisteredRule]:
     """The rules active now, for this torch, sorted by operator name."""
-    active = [r for r in _registrations.values() if r.library is not None]
+    active = [r for r in _registrations.values() if r.active]
     return sorted(
         (RegisteredRule(qualified_name(r.op._schema), r.origin, r.corrects_upstream) for r in active),
         key=lambda rule: rule.name,
@@ -196,36 +219,72 @@ def _check_transposable(op: torch._ops.OpOverload) -> None:
 
 
 def _install(registration: Registration) -> None:
-    if registration.library is not None:
+    if registration.library is not None:  # kept installed while disabled (see _uninstall)
+        registration.active = True
         return
     op = registration.op
     if registration.transpose:
-        registration.transpose_library = _install_transposed_backward(op, registration.rule)
-    captured = torch.library.get_kernel(op, "AutogradCPU")
-    if registration.in_place_of is not None:
-        override = make_in_place_override(op, registration.in_place_of, captured, OpSignature.from_schema(op._schema),
-                                          when=registration.when)
+        derived = _derived_backward(registration)
+        registration.transpose_library = _register_autograd_kernel(op, derived)
+        call_upstream = derived
     else:
-        override = make_override(op, registration.rule, captured, OpSignature.from_schema(op._schema), registration.origin,
-                             when=registration.when)
-    library = torch.library.Library(op.namespace, "IMPL")
-    with _quiet_override_warning():
-        library.impl(op, override, "Autograd", with_keyset=True)
-    registration.library = library
+        call_upstream = _upstream_kernel(op)
+    sig = OpSignature.from_schema(op._schema)
+    if registration.in_place_of is not None:
+        override = make_in_place_override(op, registration.in_place_of, call_upstream, sig,
+                                          switch=registration, when=registration.when)
+    else:
+        override = make_override(op, registration.rule, call_upstream, sig, registration.origin,
+                                 switch=registration, when=registration.when)
+    library = _register_autograd_kernel(op, override)
+    registration.kernel_debug = _top_kernel_debug(op)
+    registration.library, registration.active = library, True
 
 
-def _install_transposed_backward(op, rule: JvpRule) -> torch.library.Library:
-    """Put the rule-derived Autograd kernel under the forward override (own fragment)."""
+def _upstream_kernel(op: torch._ops.OpOverload):
+    """The Autograd kernel our override sits on, as a callable `(keyset, *args, **kwargs)`.
+
+    A custom_op's kernel is Python, and the dispatcher calls a captured Python kernel
+    through the newest Python registration for the key whenever a dispatch mode or a
+    tensor subclass is active (fake tensors under torch.compile): that is our override,
+    which would recurse. For custom ops we call the kernel custom_op itself builds.
+    """
+    opdef = torch._library.custom_ops._maybe_get_opdef(op)
+    if opdef is not None:
+        return torch._library.autograd.make_autograd_impl(op, opdef)
+    return torch.library.get_kernel(op, "AutogradCPU").call_boxed
+
+
+def _derived_backward(registration: Registration):
     from ..custom.transpose import derived_autograd_kernel
 
+    return derived_autograd_kernel(registration.op, registration.rule, probe_linearity=registration.probe_linearity)
+
+
+def _register_autograd_kernel(op: torch._ops.OpOverload, kernel) -> torch.library.Library:
+    """Install `kernel` on the Autograd alias key of `op` in a fragment of its own."""
     library = torch.library.Library(op.namespace, "IMPL")
     with _quiet_override_warning():
-        library.impl(op, derived_autograd_kernel(op, rule), "Autograd", with_keyset=True)
+        if "allow_override" in inspect.signature(library.impl).parameters:
+            library.impl(op, kernel, "Autograd", with_keyset=True, allow_override=True)
+        else:
+            # torch < 2.11 refuses a second Python kernel on a key (custom_op has one) in
+            # Library.impl; the dispatcher itself stacks kernels, as it does for aten ops.
+            library.m.impl(qualified_name(op._schema), "Autograd", kernel, True)
     return library
 
 
+def _top_kernel_debug(op: torch._ops.OpOverload) -> str:
+    return repr(torch.library.get_kernel(op, "AutogradCPU"))
+
+
 def _uninstall(registration: Registration) -> None:
-    # Forward override first, then the derived backward it captured.
+    """Take our kernels off `op`, or, when a library installed above captured ours, keep
+    them passing every call through: destroying them would break that library."""
+    registration.active = False
+    if registration.library is not None and _top_kernel_debug(registration.op) != registration.kernel_debug:
+        return
+    # Forward override first, then the derived backward it calls.
     for attribute in ("library", "transpose_library"):
         library = getattr(registration, attribute)
         if library is not None:
@@ -269,12 +328,19 @@ def install_builtin(entries: tuple[BuiltinEntry, ...]) -> dict[str, str]:
     status: dict[str, str] = {}
     for entry in entries:
         status[entry.name] = reason = _skip_reason(entry)
-        if reason == "installed" and entry.in_place_of:
-            register_in_place(resolve_overload(entry.name), resolve_overload(entry.in_place_of),
-                              corrects_upstream=entry.corrects_upstream, when=entry.when, _origin=entry.origin)
-        elif reason == "installed":
-            register_jvp(resolve_overload(entry.name), entry.rule, corrects_upstream=entry.corrects_upstream,
-                         when=entry.when, _origin=entry.origin)
+        if reason == "installed":
+            op = resolve_overload(entry.name)
+            existing = _registrations.get(op)
+            if existing is not None and existing.origin != entry.origin:
+                status[entry.name] = f"kept the rule from {existing.origin}"
+                continue
+            # Installing twice (importlib.reload(torch_fwdad)) replaces our own entry.
+            if entry.in_place_of:
+                register_in_place(op, resolve_overload(entry.in_place_of), corrects_upstream=entry.corrects_upstream,
+                                  when=entry.when, _origin=entry.origin)
+            else:
+                register_jvp(op, entry.rule, corrects_upstream=entry.corrects_upstream, when=entry.when,
+                             override=existing is not None, _origin=entry.origin)
         else:
             log.debug("torch_fwdad: skipping %s (%s): %s", entry.name, entry.origin, reason)
     return status
