@@ -9,6 +9,8 @@ other ranks' values.
 
 from __future__ import annotations
 
+import types
+
 import torch
 import torch.autograd.forward_ad as _fwad
 import torch.distributed as dist
@@ -171,8 +173,11 @@ def wrap_tensor_kernel(captured):
     return kernel
 
 
+_INSTALLED = types.SimpleNamespace(active=True)
+
+
 class _Boxed:
-    """A Python kernel in the shape engine.kernel.make_override calls (`call_boxed`)."""
+    """A Python kernel in the shape wrap_tensor_kernel calls (`call_boxed`)."""
 
     def __init__(self, fn):
         self.call_boxed = fn
@@ -195,7 +200,8 @@ def rule_switch(op, rule, upstream):
     signature = OpSignature.from_schema(op._schema)
 
     def make_kernel(_captured):
-        return make_override(op, rule, _Boxed(upstream), signature, ORIGIN)
+        # the KernelSwitch installs and removes this kernel itself: always active while installed
+        return make_override(op, rule, upstream, signature, ORIGIN, switch=_INSTALLED)
 
     return KernelSwitch(op, make_kernel, restore=upstream)
 
