@@ -26,11 +26,6 @@ def expected_failure(entry: str, sample_desc: str, check: str) -> str | None:
 
 
 # -- group B: ctc, segment, quantisation, conv, rnn, sparse --
-for _entry in ("aten::_ctc_loss", "aten::_ctc_loss.Tensor"):
-    SAMPLE_FAILURES[(_entry, "* (loss and log_alpha)", "jvp_vjp")] = (
-        "PyTorch's backward treats log_alpha as non-differentiable and ignores its cotangent, while "
-        "torch_fwdad gives it its true tangent (its backward reads log_alpha; checked by gradcheck "
-        "here; the '(loss)' samples check the loss alone against the backward)")
 _STRAIGHT_THROUGH = (
     "straight-through estimator: like PyTorch's backward formula, the tangent treats rounding "
     "as the identity, while finite differences see the piecewise-constant primal (zero slope)"
@@ -123,10 +118,6 @@ for _check in ("gradcheck", "second_order"):
         "finite differences straddle the tie; the tangent follows max_indices, as the backward does"
     SAMPLE_FAILURES[("aten::_embedding_bag_forward_only", "max ties", _check)] = \
         SAMPLE_FAILURES[("aten::_embedding_bag", "max ties", _check)]
-SAMPLE_FAILURES[("aten::_scaled_dot_product_flash_attention_for_cpu", "* (output and logsumexp)", "jvp_vjp")] = (
-    "PyTorch's backward treats logsumexp as non-differentiable and ignores its cotangent, while "
-    "torch_fwdad gives it its true tangent (checked by gradcheck here; the '(output)' samples "
-    "check the output alone against the backward)")
 for _check in ("jvp_vjp", "unchanged"):
     SAMPLE_FAILURES[("aten::_masked_softmax", "* (type [01])", _check)] = (
         "PyTorch's _masked_softmax_backward raises 'Mask shape should match grad shape' for the "
@@ -235,10 +226,10 @@ KNOWN_FAILURES[("aten::max_pool2d", "gradcheck")] = (
 _FAST_PATH_NO_REVERSE = (
     "PyTorch has no reverse mode through the inference kernel {op} (nn modules take it only when "
     "nothing requires grad; autograd raises 'derivative ... is not implemented'): no VJP to compare "
-    "with and no gradient to compare bitwise; tests/test_models_fast_paths.py compares the primal "
+    "with or to differentiate, and no gradient to compare bitwise; tests/test_models_fast_paths.py compares the primal "
     "bitwise and the tangents with finite differences end to end"
 )
 for _op in ("aten::_native_multi_head_attention", "aten::_transformer_encoder_layer_fwd"):
-    for _check in ("jvp_vjp", "unchanged"):
+    for _check in ("jvp_vjp", "unchanged", "fwd_over_rev_func", "fwd_over_rev_forward_ad"):
         KNOWN_FAILURES[(_op, _check)] = _FAST_PATH_NO_REVERSE.format(op=_op)
 # -- end models --
