@@ -133,3 +133,27 @@ def test_lstm_float32_train_mode():
                               (as64(dx), {k: as64(v) for k, v in dparams.items()}))[1]
     for g, e in zip(got, expected, strict=True):
         torch.testing.assert_close(g.to(torch.float64), e, **FLOAT32_TOL)
+
+
+def test_nested_tensor_path_under_a_dispatch_mode_is_plain_pytorch():
+    # Under a dispatch mode (and while torch.compile traces) the engine looks for tangents
+    # without a known level: a nested tensor, which cannot carry one, must pass through.
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+    encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=True).eval()
+    x, mask = torch.randn(2, 5, 8), torch.zeros(2, 5, dtype=torch.bool)
+    mask[0, 3:] = True
+    outputs = []
+
+    def run():
+        with torch.no_grad():
+            outputs.append(encoder(x, src_key_padding_mask=mask))
+
+    seen = kernels_called(run)  # the recording mode is the dispatch mode
+    torch_fwdad.disable()
+    try:
+        run()
+    finally:
+        torch_fwdad.enable()
+    assert torch.ops.aten._nested_tensor_from_mask.default in seen
+    assert torch.equal(outputs[0], outputs[1])

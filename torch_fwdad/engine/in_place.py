@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import _VF
 
-from .kernel import HIDDEN_LEVEL, SPARSE_LAYOUTS, named_upstream, tangent_level
+from .kernel import HIDDEN_LEVEL, can_carry_tangent, named_upstream, tangent_level
 from .schema import OpSignature
 
 
@@ -41,4 +41,4 @@ def make_in_place_override(op, functional, upstream, sig: OpSignature, *, switch
 
 
 def _has_tangent(arg, level) -> bool:
-    return arg is not None and arg.layout not in SPARSE_LAYOUTS and _VF._unpack_dual(arg, level)[1] is not None
+    return can_carry_tangent(arg) and _VF._unpack_dual(arg, level)[1] is not None

@@ -22,10 +22,15 @@ from .upstream import has_upstream_forward_ad
 # rule(primals, tangents, output) -> tangent or tuple of tangents (None: no tangent)
 JvpRule = Callable[[tuple, tuple, object], object]
 
-# PyTorch cannot make a sparse tensor dual (its _make_dual and _fw_primal alias storage,
-# which sparse layouts lack), so a sparse argument never carries a tangent, and unpacking
-# one raises: it is passed through as a constant (tests/test_sparse_ops.py pins this).
+# PyTorch cannot make a sparse or nested tensor dual (its _make_dual and _fw_primal alias
+# storage, which sparse layouts lack; a nested tensor has no sizes to check against), so
+# such an argument never carries a tangent, and unpacking one raises: it is passed through
+# as a constant (tests/test_sparse_ops.py and tests/test_models_fast_paths.py pin this).
 SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc})
+
+
+def can_carry_tangent(arg) -> bool:
+    return arg is not None and arg.layout not in SPARSE_LAYOUTS and not arg.is_nested
 
 
 # Kernels PyTorch calls only when no input requires grad: their upstream Autograd kernel
@@ -179,7 +184,7 @@ def unpack_tangents(sig: OpSignature, bound: list, level: int):
     seen = {}  # one primal per tensor passed twice: kernels test arguments for identity
     for i in sig.tensor_args:
         arg = bound[i]
-        if arg is not None and arg.layout not in SPARSE_LAYOUTS:
+        if can_carry_tangent(arg):
             primal, tangent = seen.get(id(arg)) or seen.setdefault(id(arg), _unpack_dual(arg, level))
             if tangent is not None:
                 bound[i], tangents[i], has_tangent = primal, tangent, True
@@ -223,8 +228,8 @@ def _guard_plain_forward_over_reverse(op, output) -> None:
 
 
 def _unpack_or_none(arg, level):
-    if arg is None:
-        return None, None
+    if not can_carry_tangent(arg):
+        return arg, None
     return _VF._unpack_dual(arg, level)
 
 
