@@ -1,4 +1,4 @@
-"""The check matrix every forward rule passes (GUIDE.md §6).
+"""The check matrix every forward rule passes.
 
 Each check takes an overload and a Sample and raises AssertionError on failure. The
 same functions serve tests/ and the coverage report.

@@ -50,7 +50,7 @@ for _op in ("aten::_cdist_backward", "aten::_pdist_backward", "aten::multi_margi
 _STANDARD_GAMMA = (
     "the tangent is PyTorch's implicit reparameterisation gradient (dx/dα holding the CDF at x "
     "fixed), not the derivative of the sampler's path for a fixed random stream that finite "
-    "differences see (GUIDE §7: finite differences cannot judge random ops); and "
+    "differences see (finite differences cannot judge random ops); and "
     "_standard_gamma_grad, which the tangent is built from, has no derivative in PyTorch "
     "(not_implemented), so neither the batched-forward part of gradcheck nor second order can run"
 )
