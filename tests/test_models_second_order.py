@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import torch_fwdad  # noqa: F401  (installs the forward rules)
+from torch_fwdad.testing.models import kernels_called
 
 # the first two models use the deprecated torch.nn.utils.weight_norm on purpose: it is
 # what Wav2Vec2's positional convolution still calls
@@ -72,19 +73,6 @@ def test_weight_norm_hvp_wrt_parameters(name):
 
 def test_weight_norm_kernel_reached():
     """The models above run _weight_norm_interface, the kernel whose rule is checked."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.seen = set()
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.seen.add(func)
-            return func(*args, **(kwargs or {}))
-
     for build in WEIGHT_NORM.values():
         model = build()
-        with Ops() as ops:
-            model(_inputs(model))
-        assert torch.ops.aten._weight_norm_interface.default in ops.seen
+        assert torch.ops.aten._weight_norm_interface.default in kernels_called(model, _inputs(model))
