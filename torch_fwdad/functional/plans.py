@@ -242,6 +242,25 @@ class _Plan:
     def _static_shape(self):
         raise NotImplementedError
 
+    def __call__(self, func, x, *, chunk_size=None, output="sparse", check="auto"):
+        _validate_choice("output", output, OUTPUTS)
+        inputs = FlatInputs.of(x)
+        prepared = self.prepare(func, x)
+        _check_columns(prepared.pattern, inputs.numel)
+        flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
+        if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
+            evaluate = prepared.compiled(func, lambda: self._compilable(prepared, flat_func, chunk_size, x_flat),
+                                         self.compile)
+            compressed, values = evaluate(x_flat)
+        else:
+            compressed, values = self._evaluation(prepared, flat_func, chunk_size, output)(x_flat)
+        if output == "compressed":
+            return Compressed(compressed, prepared.coloring, prepared.pattern)
+        how = prepared.check_mode(check)
+        check_against_probe(values, prepared.pattern, self._exact_product(flat_func, x_flat), how, self.KIND)
+        prepared.checked = prepared.checked or how == "raise"
+        return self._assembly(prepared, output, inputs, x_flat.device)(values)
+
     def __post_init__(self):
         if self.sparsity is None:
             raise ValueError("sparsity=None means dense: call jacobian/hessian directly, a plan needs a pattern")
@@ -314,25 +333,13 @@ class JacobianPlan(_Plan):
     def _rows(self, func, x, inputs) -> int:
         return _evaluate_once(func, x).numel()
 
-    def __call__(self, func, x, *, chunk_size=None, output="sparse", check="auto"):
-        _validate_choice("output", output, OUTPUTS)
-        inputs = FlatInputs.of(x)
-        prepared = self.prepare(func, x)
-        _check_columns(prepared.pattern, inputs.numel)
-        flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
-        if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
-            evaluate = prepared.compiled(func, lambda: self._compilable(prepared, flat_func, chunk_size, x_flat),
-                                         self.compile)
-            compressed, values = evaluate(x_flat)
-        else:
-            compressed, values = self._evaluation(prepared, flat_func, chunk_size, output)(x_flat)
-        if output == "compressed":
-            return Compressed(compressed, prepared.coloring, prepared.pattern)
-        how = prepared.check_mode(check)
-        check_against_probe(values, prepared.pattern, lambda v: torch.func.jvp(flat_func, (x_flat,), (v,))[1], how)
-        prepared.checked = prepared.checked or how == "raise"
-        assembly = prepared.assembly(output, [prepared.out_shape], inputs.shapes, False, inputs.is_tuple, x_flat.device)
-        return assembly(values)
+    KIND = "Jacobian"
+
+    def _exact_product(self, flat_func, x_flat):
+        return lambda v: torch.func.jvp(flat_func, (x_flat,), (v,))[1]
+
+    def _assembly(self, prepared, output, inputs, device):
+        return prepared.assembly(output, [prepared.out_shape], inputs.shapes, False, inputs.is_tuple, device)
 
     def _evaluation(self, prepared, flat_func, chunk_size, output):
         """x_flat -> (compressed products, values in the pattern's CSR order): all of a call's arithmetic."""
@@ -408,26 +415,13 @@ class HessianPlan(_Plan):
     def _rows(self, func, x, inputs) -> int:
         return inputs.numel
 
-    def __call__(self, func, x, *, chunk_size=None, output="sparse", check="auto"):
-        _validate_choice("output", output, OUTPUTS)
-        inputs = FlatInputs.of(x)
-        prepared = self.prepare(func, x)
-        _check_columns(prepared.pattern, inputs.numel)
-        flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
-        if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
-            evaluate = prepared.compiled(func, lambda: self._compilable(prepared, flat_func, chunk_size, x_flat),
-                                         self.compile)
-            compressed, values = evaluate(x_flat)
-        else:
-            compressed, values = self._evaluation(prepared, flat_func, chunk_size, output)(x_flat)
-        if output == "compressed":
-            return Compressed(compressed, prepared.coloring, prepared.pattern)
-        how = prepared.check_mode(check)
-        check_against_probe(values, prepared.pattern,
-                            lambda v: torch.func.jvp(gradient_of(flat_func), (x_flat,), (v,))[1], how, "Hessian")
-        prepared.checked = prepared.checked or how == "raise"
-        assembly = prepared.assembly(output, inputs.shapes, inputs.shapes, inputs.is_tuple, inputs.is_tuple, x_flat.device)
-        return assembly(values)
+    KIND = "Hessian"
+
+    def _exact_product(self, flat_func, x_flat):
+        return lambda v: torch.func.jvp(gradient_of(flat_func), (x_flat,), (v,))[1]
+
+    def _assembly(self, prepared, output, inputs, device):
+        return prepared.assembly(output, inputs.shapes, inputs.shapes, inputs.is_tuple, inputs.is_tuple, device)
 
     def _evaluation(self, prepared, flat_func, chunk_size, output):
         """x_flat -> (compressed HVPs, values in the pattern's CSR order)."""
