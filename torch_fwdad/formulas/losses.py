@@ -23,17 +23,23 @@ def _reduce(per_sample: torch.Tensor, reduction: int, result: torch.Tensor) -> t
     return total
 
 
+def _margin_hinges(self_p, self_t, target, margin):
+    """Scores and tangents as [N, C] rows, labels [N, 1], hinges margin - x_y + x_j and the
+    mask of j ≠ y: shared by multi_margin_loss's tangent and its backward's."""
+    classes = self_p.shape[-1] if self_p.dim() > 0 else 1
+    x = self_p.reshape(-1, classes)
+    y = target.reshape(-1, 1)
+    hinge = margin - x.gather(1, y) + x
+    others = torch.ones_like(hinge, dtype=torch.bool).scatter(1, y, False)
+    return classes, x, self_t.reshape(-1, classes), y, hinge, others
+
+
 def multi_margin_loss_jvp(self_t, self_p, target, p, margin, weight, reduction: int, result):
     """Tangent of multi_margin_loss(x [N, C] or [C], target [N] or []).
 
     loss_n = Σ_{j≠y} w[y]·max(0, margin - x_y + x_j)^p / C, for p in {1, 2}.
     """
-    classes = self_p.shape[-1] if self_p.dim() > 0 else 1
-    x = self_p.reshape(-1, classes)
-    t = self_t.reshape(-1, classes)
-    y = target.reshape(-1, 1)
-    hinge = margin - x.gather(1, y) + x
-    others = torch.ones_like(hinge, dtype=torch.bool).scatter(1, y, False)
+    classes, x, t, y, hinge, others = _margin_hinges(self_p, self_t, target, margin)
     active = (hinge > 0) & others
     slope = active.to(x.dtype) if float(p) == 1 else 2 * torch.where(active, hinge, torch.zeros_like(hinge))
     per_sample = (slope * (t - t.gather(1, y))).sum(1) / classes
@@ -73,12 +79,7 @@ def multi_margin_loss_second_derivative(self_t, grad_output, self_p, target, p, 
     """
     if float(p) == 1:
         return None
-    classes = self_p.shape[-1] if self_p.dim() > 0 else 1
-    x = self_p.reshape(-1, classes)
-    t = self_t.reshape(-1, classes)
-    y = target.reshape(-1, 1)
-    hinge = margin - x.gather(1, y) + x
-    others = torch.ones_like(hinge, dtype=torch.bool).scatter(1, y, False)
+    classes, x, t, y, hinge, others = _margin_hinges(self_p, self_t, target, margin)
     active = (hinge > 0) & others
     scale = 2.0 / classes / (x.shape[0] if reduction == _MEAN and x.shape[0] > 0 else 1)
     per_class = scale * active.to(x.dtype) * (t - t.gather(1, y))
