@@ -517,3 +517,35 @@ def jvp__grouped_mm(primals, tangents, outputs):
               is_target: cholesky_jvp(self_t, target_t)
             """)
         self.assertExpectedInline(actual, """derivatives.yaml:5: 'target_t' is the tangent of target, declared non_differentiable at derivatives.yaml:4: it is never unpacked; use target_p""")
+
+
+class TestReferenceKeywords(expecttest.TestCase):
+    def test_keywords_are_shown_with_what_they_expand_to(self):
+        from codegen.docs import emit_reference
+
+        text = textwrap.dedent(f"""
+            - name: {GROUPED_MM}
+              result:
+                self: auto_linear
+                offs: non_differentiable
+                bias: {{not_implemented: the kernels refuse a bias}}
+            - name: grid_sampler_2d{GRID_SAMPLER}
+              result:
+                input: cholesky_jvp(op, input_t)
+            - name: grid_sampler_3d{GRID_SAMPLER}
+              same_as: grid_sampler_2d
+            """)
+        entries = parse(text, "derivatives.yaml", HELPERS)
+        page = emit_reference(entries, text, "9.9.9", {}, [])
+        formulas = [line for line in page.splitlines() if line.startswith(("- ", "  - "))]
+        self.assertExpectedInline("\n".join(formulas), """\
+- **entries**: [`_grouped_mm`](#op-grouped-mm), [`grid_sampler_2d`](#op-grid-sampler-2d), [`grid_sampler_3d`](#op-grid-sampler-3d)
+- `result`, one term per input:
+  - from `self`: `auto_linear`, i.e. `torch.ops.aten._grouped_mm.default(self_t, mat2_p, offs_p, None, out_dtype)`
+  - `offs`: `non_differentiable` (no term; its tangent is not read)
+  - from `bias`: `{not_implemented: the kernels refuse a bias}`, i.e. `no_derivative(bias_t, '_grouped_mm', 'bias')`
+- `result`, one term per input:
+  - from `input`: `cholesky_jvp(op, input_t)`
+- same formulas as [`aten::grid_sampler_2d`](#op-grid-sampler-2d) (`same_as`)
+- `result`, one term per input:
+  - from `input`: `cholesky_jvp(op, input_t)`""")
