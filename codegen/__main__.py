@@ -10,7 +10,7 @@ from .docs import emit_reference, python_registrations, status_for
 from .emit import emit_module
 from .facts import formula_helpers, has_upstream_forward, torch_version
 from .model import DerivativesError
-from .parse import REFERENCE_TORCH, load, on_reference_torch, version_notes
+from .parse import REFERENCE_TORCH, load, on_reference_torch, parse, version_notes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(ROOT, "derivatives.yaml")
@@ -22,6 +22,8 @@ def generate() -> dict[str, str]:
     """Path -> content of every generated file."""
     helpers = formula_helpers()
     entries = load(SOURCE, helpers)
+    # The model is lossless: written back as YAML, it reads as the same entries.
+    assert parse("".join(e.to_yaml() for e in entries), SOURCE, helpers) == entries, "model does not round-trip"
     return {TARGET: emit_module(entries, helpers), REFERENCE: reference(entries)}
 
 

@@ -2,6 +2,8 @@
 while codegen runs); these tests import the runtime and check both agree."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -37,3 +39,11 @@ def test_each_entry_reads_the_same_as_the_engine(entries):
         assert tuple(i for i, a in enumerate(entry.arguments) if a.is_tensor_list) == signature.tensor_list_args, entry.name
         assert facts.installed_schema(entry.name) == str(op._schema).split("::", 1)[1], entry.name
         assert facts.has_upstream_forward(entry.name) == upstream.has_upstream_forward_ad(op), entry.name
+
+
+def test_codegen_runs_without_importing_torch_fwdad():
+    script = ("import sys; from codegen.__main__ import generate; generate(); "
+              "loaded = [m for m in sys.modules if m.split('.')[0] == 'torch_fwdad']; "
+              "assert not loaded, loaded")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
