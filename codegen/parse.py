@@ -183,10 +183,7 @@ def parse_formula(outputs: tuple[str, ...], node, entry: Entry, path: str) -> Fo
     by_name = {a.name: a for a in entry.arguments}
     terms = []
     for key_node, value in node.value:
-        argument = by_name.get(key_node.value)
-        if argument is None or not argument.carries_tangent:
-            tensors = ", ".join(a.name for a in entry.arguments if a.carries_tangent)
-            raise DerivativesError(_at(path, key_node), f"'{key_node.value}' is not a Tensor input of this overload; inputs are {tensors}")
+        argument = _tensor_input(by_name, key_node.value, _at(path, key_node))
         terms.append(Term(argument.name, parse_term_body(argument, value, entry, path), _at(path, value)))
     return Formula(outputs, PerInput(tuple(terms)), location)
 
@@ -230,10 +227,7 @@ def check_terms(entry: Entry, helpers: frozenset[str]) -> None:
             continue
         by_name = {a.name: a for a in arguments}
         for term in formula.body.terms:
-            argument = by_name.get(term.input)
-            if argument is None or not argument.carries_tangent:
-                tensors = ", ".join(a.name for a in arguments if a.carries_tangent)
-                raise DerivativesError(term.location, f"'{term.input}' is not a Tensor input of this overload; inputs are {tensors}")
+            _tensor_input(by_name, term.input, term.location)
             if term.input in declared and declared[term.input] is not term:
                 raise DerivativesError(term.location, f"{term.input} is declared non_differentiable at {declared[term.input].location}: "
                                                       f"remove its term or that declaration")
@@ -243,6 +237,14 @@ def check_terms(entry: Entry, helpers: frozenset[str]) -> None:
             foreign = sorted(n for n in names if n.endswith("_t") and n != f"{term.input}_t" and n[:-2] in by_name)
             if foreign:
                 raise DerivativesError(term.location, f"the term of {term.input} may only use its own tangent {term.input}_t, not {', '.join(foreign)}")
+
+
+def _tensor_input(by_name, name, location):
+    argument = by_name.get(name)
+    if argument is None or not argument.carries_tangent:
+        tensors = ", ".join(a.name for a in by_name.values() if a.carries_tangent)
+        raise DerivativesError(location, f"'{name}' is not a Tensor input of this overload; inputs are {tensors}")
+    return argument
 
 
 def _refuse_undeclared_tangents(names, declared, location) -> None:
