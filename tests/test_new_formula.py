@@ -92,3 +92,10 @@ def test_command_line_prints_next_steps_and_refusals(repo):
     assert re.search(r"^  1\. .*\n  2\. .*\n  3\. ", done.stdout, re.M)
     again = subprocess.run([sys.executable, tool, name, "--root", str(repo)], capture_output=True, text=True, cwd=ROOT)
     assert again.returncode == 1 and "refused" in again.stderr
+
+
+def test_scaffold_copies_torchs_input_keywords():
+    assert new_formula._term("index", "non_differentiable", "result") == "non_differentiable"
+    assert new_formula._term("self", "grad * 2", "result") == "TODO_self_term_of_result(self_t, self_p)"
+    refusal = yaml.safe_load("self: " + new_formula._term("self", 'not_implemented("igamma: input")', "result"))
+    assert refusal == {"self": {"not_implemented": "PyTorch's backward does not implement it: igamma: input"}}
