@@ -237,7 +237,7 @@ class Entry:
             lines += "".join(f.to_yaml() for f in self.formulas)
         if self.in_place_of:
             lines += f"  in_place_of: {self.in_place_of.removeprefix('aten::')}\n"
-        if self.output_differentiability and not self.same_as:
+        if self.output_differentiability:
             lines += f"  output_differentiability: [{', '.join(str(d) for d in self.output_differentiability)}]\n"
         if self.when:
             lines += f"  when: {_quoted(self.when)}\n"

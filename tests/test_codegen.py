@@ -549,3 +549,13 @@ class TestReferenceKeywords(expecttest.TestCase):
 - same formulas as [`aten::grid_sampler_2d`](#op-grid-sampler-2d) (`same_as`)
 - `result`, one term per input:
   - from `input`: `cholesky_jvp(op, input_t)`""")
+
+
+def test_same_as_reads_back_from_its_own_yaml():
+    text = _after_grid_sampler_2d(f"""
+        - name: grid_sampler_3d{GRID_SAMPLER}
+          same_as: grid_sampler_2d
+          when: align_corners
+        """)
+    entries = parse(text, "derivatives.yaml", HELPERS)
+    assert parse("".join(e.to_yaml() for e in entries), "derivatives.yaml", HELPERS) == entries
