@@ -9,6 +9,7 @@ import pytest
 
 import torch_fwdad.formulas
 from codegen import facts
+from codegen.emit import REFUSAL
 from codegen.parse import load
 from torch_fwdad.engine import upstream
 from torch_fwdad.engine.schema import OpSignature
@@ -23,6 +24,7 @@ def entries():
 
 def test_helper_names_read_from_source_are_the_packages_exports():
     assert facts.formula_helpers() == frozenset(torch_fwdad.formulas.__all__)
+    assert REFUSAL in torch_fwdad.formulas.__all__  # what a not_implemented input's term calls
 
 
 def test_forward_formula_table_matches_the_engines_reader():
