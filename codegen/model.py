@@ -5,7 +5,7 @@ entry), and which arguments carry tangents is decided by torch.library's predica
 (torch._library.utils.is_tensor_like_type / is_tensorlist_like_type), the same ones
 torch_fwdad.engine.schema uses at run time. Locations take no part in equality, so an
 entry read back from its own YAML text (`to_yaml`) compares equal to the original: the
-round trip tests/test_codegen.py asserts over all of derivatives.yaml.
+round trip `python -m codegen` asserts on every run over all of derivatives.yaml.
 """
 
 from __future__ import annotations
