@@ -11,7 +11,7 @@ Like `jax.custom_jvp`::
         return f(x, y), <linear in tx, ty>
 
 The call runs through one `torch.autograd.Function` whose `jvp` calls the rule and whose
-`backward` transposes it (`transpose.transpose_linear`), with `generate_vmap_rule`, so
+`backward` transposes it (`engine/transpose.py`'s `transpose_linear`), with `generate_vmap_rule`, so
 forward_ad, torch.func.jvp/grad/vjp/jacfwd/jacrev/hessian/vmap and `.backward()` all use it.
 """
 
@@ -26,8 +26,8 @@ from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 from torch._C._functorch import TransformType
 from torch.utils import _pytree as pytree
 
-from ..engine.kernel import check_tangent
-from .transpose import transpose_linear
+from ..engine.tangent_check import check_tangent
+from ..engine.transpose import transpose_linear
 
 
 class custom_jvp:

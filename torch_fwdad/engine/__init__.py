@@ -1,4 +1,9 @@
-"""The runtime engine: capture upstream Autograd kernels and install forward rules over them."""
+"""The runtime engine: capture upstream Autograd kernels and install forward rules over them.
+
+Imports: the engine imports no other torch_fwdad package (only torch, and pyyaml lazily
+for torch's derivatives table); every other package may import it. Inside it, upstream.py,
+schema.py and tangent_check.py are leaves.
+"""
 
 from .registry import (
     BuiltinEntry,
