@@ -20,11 +20,18 @@ from .engine import (
     unregister_jvp,
 )
 from .engine import install_builtin as _install_builtin
+from .formulas.linear_cross_entropy import register_rules as _register_linear_cross_entropy_rules
 
 __version__ = "0.1.0"
 
+# Everything `import torch_fwdad` installs is installed here, and nowhere else: no other
+# module registers anything when it is imported.
+
 #: derivatives.yaml entry name -> "installed" or why it was skipped for this torch.
 builtin_status = _install_builtin(_ENTRIES)
+
+# Rules outside derivatives.yaml: F.linear_cross_entropy's chunked custom ops (torch_nn::...).
+_register_linear_cross_entropy_rules()
 
 # In-place c10d rules now; the functional collectives' and DTensor's when their modules load.
 _importlib.import_module("torch_fwdad.distributed").install()
