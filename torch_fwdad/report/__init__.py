@@ -30,8 +30,8 @@ from .results import FORMAT, MODES, PARTS, assemble, columns_of, regressions, su
 from .runner import Task, default_memory_mb, run_tasks
 from .status import PASS
 
-REPO_ROOT = table.REPO_ROOT
-COMMITTED_REPORT = os.path.join(REPO_ROOT, "docs", "coverage", "coverage.json")
+# --quick's default baseline: the committed report, relative to the checkout it runs in
+COMMITTED_REPORT = os.path.join("docs", "coverage", "coverage.json")
 QUICK_STRIDE = 10  # --quick checks every 10th OpInfo entry that passes without torch_fwdad
 # --quick's second order: every 20th entry that passes in every column with and without
 # torch_fwdad (plus every entry that does not); modules: one per family, and every fast path
@@ -48,7 +48,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true",
                         help="CI subset: every entry the baseline shows torch_fwdad fixing, all table gaps, "
                              f"and every {QUICK_STRIDE}th other OpInfo entry")
-    parser.add_argument("--baseline", metavar="FILE", help="saved coverage.json; exit 1 when coverage drops against it")
+    parser.add_argument("--baseline", metavar="FILE", help="saved coverage.json; exit 1 when coverage drops against it "
+                                                           f"(--quick: default {COMMITTED_REPORT} of the current directory)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPU count)")
     parser.add_argument("--output", default="coverage-report", metavar="DIR", help="where to write the report files")
     parser.add_argument("--samples", type=int, default=3, help="samples per entry (default 3)")
