@@ -1,8 +1,8 @@
 """Part (b) of the report: torch's own derivatives table and its forward-mode gaps.
 
 An entry of torch's `derivatives.yaml` maps input names to backward formulas and output
-names (`result`, `values`, `sign, logabsdet`, ...) to forward formulas; whether torch has
-a forward formula is the engine's reading (upstream_forward_table). A key is an input
+names (`result`, `values`, `sign, logabsdet`, ...) to forward formulas; the engine reads
+the table (engine/upstream.py: upstream_entries, upstream_forward_table). A key is an input
 key when every name in it is an argument of the schema. An entry counts when its
 backward differentiates at least one input (`not_implemented(...)` counts: forward-over-
 reverse needs those, e.g. _cdist_backward). What is out of reach, and why, comes from
@@ -18,9 +18,8 @@ import json
 from dataclasses import dataclass
 
 import torch
-import yaml
 
-from torch_fwdad.engine.upstream import upstream_forward_table, upstream_table_path
+from torch_fwdad.engine.upstream import upstream_entries, upstream_forward_table
 
 _NOT_KEYS = {"name", "dispatch", "output_differentiability"}
 # docs/out_of_reach.md's tables, copied into the package by tools/out_of_reach.py: an
@@ -111,27 +110,11 @@ def _out_of_reach(overload: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def raw_table() -> dict[str, dict]:
-    """Overload ("sort.stable") -> its entry of the installed torch's derivatives.yaml, as YAML data."""
-    path = upstream_table_path()
-    if path is None:
-        return {}
-    with open(path, encoding="utf-8") as file:
-        raw_entries = yaml.safe_load(file)
-    return {_overload_of(raw): raw for raw in raw_entries}
-
-
-def _overload_of(raw: dict) -> str:
-    schema = torch._C.parse_schema("aten::" + raw["name"])
-    return schema.name.split("::", 1)[1] + (f".{schema.overload_name}" if schema.overload_name else "")
-
-
-@functools.lru_cache(maxsize=1)
 def derivatives_table() -> dict[str, TableEntry]:
     """Every entry of the installed torch's table whose backward differentiates an input."""
     table = {}
     has_forward = upstream_forward_table()  # the engine's reading: one rule for "torch has a formula"
-    for overload, raw in raw_table().items():
+    for overload, raw in upstream_entries().items():
         if _differentiates_an_input(raw):
             reach = _out_of_reach(overload)
             family = "out of reach" if reach else family_of(overload)
@@ -141,7 +124,7 @@ def derivatives_table() -> dict[str, TableEntry]:
 
 def backward_formulas(overload: str) -> dict[str, str]:
     """Input key -> torch's backward formula for it: what a new forward formula transposes."""
-    raw = raw_table().get(overload, {})
+    raw = upstream_entries().get(overload, {})
     arguments = {a.name for a in torch._C.parse_schema("aten::" + raw["name"]).arguments} if raw else set()
     return {k: str(v) for k, v in _formula_keys(raw) if all(n in arguments for n in _key_names(k))}
 
