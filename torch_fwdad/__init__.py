@@ -4,6 +4,13 @@
 torch lacks. `disable()` / `enable()` remove and reinstall every rule;
 `register_jvp` gives any operator a rule of your own, `custom_jvp` any Python function;
 `jacobian` / `hessian` exploit known or detected sparsity.
+
+Imports: any subpackage except report, testing.
+Imports run one way, and tests/test_imports.py checks it: each package's docstring names,
+on its `Imports:` line, the torch_fwdad packages it may import; `torch_fwdad` there means
+this module, the installed package. engine is at the bottom and imports none of them;
+report and testing sit on top of the installed package; `python -m torch_fwdad`
+(__main__.py) is an entry point that nothing imports.
 """
 
 import importlib as _importlib

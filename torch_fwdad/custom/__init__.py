@@ -6,8 +6,9 @@
   transpose;
 - `check_jvp`: linearity and finite-difference check of either kind of rule.
 
-Imports: custom -> engine only. The engine never imports custom: what both use (the
-transpose, `check_tangent`) lives in the engine.
+Imports: engine.
+The engine never imports custom: what both use (the transpose, `check_tangent`) lives in
+the engine.
 """
 
 from .check import JvpCheckError, check_jvp

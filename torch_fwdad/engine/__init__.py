@@ -1,7 +1,8 @@
 """The runtime engine: capture upstream Autograd kernels and install forward rules over them.
 
-Imports: the engine imports no other torch_fwdad package (only torch, and pyyaml lazily
-for torch's derivatives table); every other package may import it. Inside it, upstream.py,
+Imports: nothing.
+The engine imports no other torch_fwdad package (only torch, and pyyaml on first use for
+torch's derivatives table); every other package may import it. Inside it, upstream.py,
 schema.py and tangent_check.py are leaves.
 """
 

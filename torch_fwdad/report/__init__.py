@@ -11,6 +11,8 @@ Each entry and column runs in a worker process with a timeout and a memory limit
 runner.py). Writes coverage.json, coverage.md and coverage.svg. A regression (a column that
 works without torch_fwdad and fails with it, or that passed in --baseline and fails now)
 makes the exit status 1.
+
+Imports: torch_fwdad, testing, engine.
 """
 
 from __future__ import annotations
