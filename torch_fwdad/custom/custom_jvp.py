@@ -26,7 +26,7 @@ from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 from torch._C._functorch import TransformType
 from torch.utils import _pytree as pytree
 
-from ..engine.tangent_check import check_tangent
+from ..engine.tangent_check import check_tangent, differentiable
 from ..engine.transpose import transpose_linear
 
 
@@ -186,7 +186,7 @@ class _CustomJvpFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         call, primals = ctx.call, ctx.saved_tensors
-        wanted = [i for i, p in enumerate(primals) if ctx.needs_input_grad[1 + i] and _differentiable(p)]
+        wanted = [i for i, p in enumerate(primals) if ctx.needs_input_grad[1 + i] and differentiable(p)]
 
         def tangent_map(*wanted_tangents):
             tangents = [torch.zeros_like(p) for p in primals]
@@ -213,10 +213,6 @@ def _refuse_forward_over_forward(name: str) -> None:
             f"(torch.autograd.Function cannot nest jvp levels); use hessian/jacfwd(jacrev(...)) "
             f"or jacrev(jacfwd(...)) instead"
         )
-
-
-def _differentiable(tensor: torch.Tensor) -> bool:
-    return tensor.is_floating_point() or tensor.is_complex()
 
 
 def _paths(spec: pytree.TreeSpec) -> list[str]:

@@ -40,6 +40,7 @@ from torch._C._functorch import TransformType
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
 from .schema import output_names
+from .tangent_check import differentiable
 from .upstream import overload_key, upstream_entries
 
 _METADATA_KEY = "torch_fwdad.output_tangents"
@@ -258,7 +259,7 @@ def remember_output_tangents(op, sig, output, level: int, bound) -> None:
     find the tangents of the outputs they saved."""
     records = {}
     for index, dual in _flat_outputs(output):
-        if not (dual.is_floating_point() or dual.is_complex()):
+        if not differentiable(dual):
             continue
         tangent = torch._VF._unpack_dual(dual, level)[1]
         # make_dual returned a view: its base is the output PyTorch's node saved

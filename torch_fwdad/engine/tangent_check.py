@@ -1,4 +1,5 @@
-"""`check_tangent`: the one check every rule's output tangent passes, whoever wrote the rule.
+"""`check_tangent`: the one check every rule's output tangent passes, whoever wrote the rule;
+`differentiable`: which tensors can have a tangent at all.
 
 A leaf module (torch only): the engine's kernel checks register_jvp rules with it, and
 custom_jvp (torch_fwdad.custom) checks its rules with it.
@@ -19,7 +20,7 @@ def check_tangent(who: str, name: str, out, tangent) -> None:
             f"torch_fwdad: {who} returned a {type(tangent).__name__} "
             f"for output '{name}'; expected a Tensor or None"
         )
-    if not isinstance(out, torch.Tensor) or not (out.is_floating_point() or out.is_complex()):
+    if not isinstance(out, torch.Tensor) or not differentiable(out):
         raise RuntimeError(
             f"torch_fwdad: {who} returned a tangent for output "
             f"'{name}', which is not differentiable; return None for it"
@@ -35,3 +36,8 @@ def check_tangent(who: str, name: str, out, tangent) -> None:
 def _describe(tensor: torch.Tensor) -> str:
     layout = "" if tensor.layout == torch.strided else f", layout {tensor.layout}"
     return f"shape {tuple(tensor.shape)}, dtype {tensor.dtype}, device {tensor.device}{layout}"
+
+
+def differentiable(tensor: torch.Tensor) -> bool:
+    """Floating or complex: the dtypes autograd differentiates."""
+    return tensor.is_floating_point() or tensor.is_complex()
