@@ -149,6 +149,31 @@ def test_each_package_imports_only_what_its_docstring_declares(package):
     assert undeclared == {}, f"torch_fwdad package {package} imports {undeclared}: fix the import, or add the package to {where}"
 
 
+def module_graph(package: str) -> dict[str, set[str]]:
+    """module -> the modules of the same package it imports (a package's own __init__ excluded:
+    `from .schema import x` inside engine/ also runs engine/__init__, which is not a cycle of modules)."""
+    prefix = f"{ROOT}.{package}."
+    modules = {module: (is_init, path) for module, is_init, path in _modules() if module.startswith(prefix)}
+    graph = {}
+    for module, (is_init, path) in modules.items():
+        with open(path, encoding="utf-8") as file:
+            imported = imported_modules(module, is_init, ast.parse(file.read(), path))
+        graph[module] = {name for name in imported if name in modules and name != module}
+    return graph
+
+
+# functional/ is being laid out by stage (sparse AD redesign), which removes this cycle.
+_MODULE_CYCLES_BEING_REMOVED = {"functional": "functional/plans.py and detect.py import each other (sparse AD redesign)"}
+
+
+@pytest.mark.parametrize("package", [
+    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=_MODULE_CYCLES_BEING_REMOVED[p]))
+    if p in _MODULE_CYCLES_BEING_REMOVED else p for p in subpackages()])
+def test_no_import_cycle_between_the_modules_of_a_package(package):
+    cycle = find_cycle(module_graph(package))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
 def test_the_declared_direction_is_itself_acyclic():
     declared = {package: declared_imports(package) or set() for package in [ROOT, *subpackages()]}
     assert find_cycle(declared) is None

@@ -3,7 +3,8 @@
 Imports: nothing.
 The engine imports no other torch_fwdad package (only torch, and pyyaml on first use for
 torch's derivatives table); every other package may import it. Inside it, upstream.py,
-schema.py and tangent_check.py are leaves.
+schema.py, tangent_check.py and rule_table.py are leaves: no module of the engine imports
+another that imports it back.
 """
 
 from .registry import (

@@ -39,6 +39,7 @@ import torch
 from torch._C._functorch import TransformType
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
+from .rule_table import has_installed_aten_rule
 from .schema import output_names
 from .tangent_check import differentiable
 from .upstream import overload_key, upstream_entries
@@ -308,12 +309,7 @@ def _requires_grad(arg) -> bool:
 
 
 def _has_rule(callee: str | None) -> bool:
-    from .registry import _registrations
-
-    if callee is None:
-        return False
-    return any(op.namespace == "aten" and op._schema.name == f"aten::{callee}" and r.library is not None
-               for op, r in _registrations.items())
+    return callee is not None and has_installed_aten_rule(callee)
 
 
 @functools.lru_cache(maxsize=None)

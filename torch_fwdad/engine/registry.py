@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from . import rule_table
 from .in_place import make_in_place_override
 from .kernel import JvpRule, make_override
 from .schema import OpSignature, qualified_name
@@ -52,7 +53,7 @@ class RegisteredRule:
     corrects_upstream: str | None
 
 
-_registrations: dict[torch._ops.OpOverload, Registration] = {}
+_registrations: dict[torch._ops.OpOverload, Registration] = rule_table.registrations
 # Unregistered rules whose kernel another library captured: kept alive (a destroyed
 # Library would invalidate that library's kernel), passing every call through.
 _kept_beneath_others: list[Registration] = []
