@@ -44,7 +44,8 @@ QUICK_MODULES = ("Linear", "PReLU", "Conv2d", "BatchNorm2d", "LayerNorm", "utils
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m torch_fwdad report", description=__doc__,
+    usage = __doc__.partition("\nImports:")[0]  # the Imports: line is for maintainers (tests/test_imports.py)
+    parser = argparse.ArgumentParser(prog="python -m torch_fwdad report", description=usage,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", help="comma-separated entries or globs: cdist,index_reduce.*,aten::_cdist_forward")
     parser.add_argument("--quick", action="store_true",
