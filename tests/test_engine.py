@@ -10,6 +10,7 @@ import torch.autograd.forward_ad as fwAD
 
 import torch_fwdad
 from torch_fwdad.engine import BuiltinEntry, install_builtin
+from torch_fwdad.engine.upstream import has_forward_formula, upstream_entries, upstream_forward_table
 
 CALLS = {"rule": 0}
 
@@ -354,3 +355,12 @@ def test_forward_ad_in_a_level_the_python_global_does_not_show():
     finally:
         torch._C._exit_dual_level(level=level)
     torch.testing.assert_close(tangent, expected)
+
+
+def test_the_import_time_scan_of_torchs_table_agrees_with_its_yaml():
+    entries = upstream_entries()
+    scanned = upstream_forward_table()
+    assert len(entries) > 600 and scanned.keys() == entries.keys()
+    assert {name: has_forward_formula(entry) for name, entry in entries.items()} == scanned
+    # both kinds of forward key are seen: "result" and an output's own name
+    assert scanned["cholesky"] is False and scanned["sin"] is True and scanned["sort.stable"] is True

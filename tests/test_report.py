@@ -3,6 +3,8 @@
 import fnmatch
 import io
 import json
+import os
+import sys
 import xml.etree.ElementTree as ElementTree
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 
 from torch.autograd.gradcheck import GradcheckError
 
+import torch_fwdad
 from torch_fwdad import report
 from torch_fwdad.report import modules, opinfo, runner, second_order, table
 from torch_fwdad.report.progress import Progress
@@ -17,6 +20,9 @@ from torch_fwdad.report.results import annotate_documented_gaps, regressions
 from torch_fwdad.report.runner import Task, run_tasks
 from torch_fwdad.report.status import ERROR, EXCLUDED, NOT_IMPLEMENTED, PASS, WRONG
 from torch_fwdad.testing.modules import MODULE_CASES, NOT_LAYERS, torch_nn_classes_with_parameters
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+import out_of_reach  # noqa: E402  (tools/out_of_reach.py: docs/out_of_reach.md -> package data)
 
 
 def test_a_crashing_hanging_or_greedy_op_does_not_stop_the_others():
@@ -30,6 +36,14 @@ def test_a_crashing_hanging_or_greedy_op_does_not_stop_the_others():
     assert "timed out after 5 s" in details["hang"]
     assert "out of memory" in details["memory"]
     assert "exit code 3" in details["exit"]
+
+
+def test_a_without_worker_runs_no_rule_of_ours():
+    tasks = [Task("probe", "rules", mode) for mode in ("without", "with")]
+    results = run_tasks(tasks, jobs=1, timeout_s=60, memory_mb=8192)
+    without, with_ = (results[t]["detail"] for t in tasks)
+    assert without == "0 rules active"
+    assert int(with_.split()[0]) == len(torch_fwdad.registered_ops()) > 0
 
 
 def _statuses(cell):
@@ -224,15 +238,25 @@ def test_no_counted_row_of_the_doc_names_a_backend_only_overload():
 
 def test_the_report_stops_without_its_out_of_reach_doc(tmp_path):
     with pytest.raises(FileNotFoundError, match="out of reach"):
-        table.read_doc_rows(str(tmp_path / "out_of_reach.md"))
+        out_of_reach.read_doc_rows(str(tmp_path / "out_of_reach.md"))
+
+
+def test_the_package_ships_the_docs_out_of_reach_tables():
+    # the installed package has no docs/: the report reads a copy, which must not go stale
+    assert out_of_reach.main(["--check"]) == 0, "run python tools/out_of_reach.py"
+    rows = out_of_reach.read_doc_rows(out_of_reach.DOC)
+    assert table.out_of_reach_patterns() == tuple(
+        (name, reason) for heading, name, reason in rows if heading == out_of_reach.BACKEND_ONLY_HEADING)
+    assert table.documented_gaps() == tuple(
+        (name, reason) for heading, name, reason in rows if heading != out_of_reach.BACKEND_ONLY_HEADING)
 
 
 def test_backend_only_rows_are_read_from_their_table_only(tmp_path):
     doc = tmp_path / "out_of_reach.md"
-    doc.write_text(f"## {table.BACKEND_ONLY_HEADING}\n\n| pattern | reason | e.g. |\n|---|---|---|\n"
+    doc.write_text(f"## {out_of_reach.BACKEND_ONLY_HEADING}\n\n| pattern | reason | e.g. |\n|---|---|---|\n"
                    "| `*cudnn*` | cuDNN kernel | `cudnn_convolution` |\n\n## Not closed\n\n| overload | reason |\n"
                    "|---|---|\n| `geqrf`, `unique_dim` | no convention |\n", encoding="utf-8")
-    assert table.read_doc_rows(str(doc)) == ((table.BACKEND_ONLY_HEADING, "*cudnn*", "cuDNN kernel"),
+    assert out_of_reach.read_doc_rows(str(doc)) == ((out_of_reach.BACKEND_ONLY_HEADING, "*cudnn*", "cuDNN kernel"),
                                              ("Not closed", "geqrf", "no convention"),
                                              ("Not closed", "unique_dim", "no convention"))
 

@@ -4,6 +4,13 @@
 torch lacks. `disable()` / `enable()` remove and reinstall every rule;
 `register_jvp` gives any operator a rule of your own, `custom_jvp` any Python function;
 `jacobian` / `hessian` exploit known or detected sparsity.
+
+Imports: any subpackage except report, testing.
+Imports run one way, and tests/test_imports.py checks it: each package's docstring names,
+on its `Imports:` line, the torch_fwdad packages it may import; `torch_fwdad` there means
+this module, the installed package. engine is at the bottom and imports none of them;
+report and testing sit on top of the installed package; `python -m torch_fwdad`
+(__main__.py) is an entry point that nothing imports.
 """
 
 import importlib as _importlib
@@ -20,11 +27,18 @@ from .engine import (
     unregister_jvp,
 )
 from .engine import install_builtin as _install_builtin
+from .formulas.linear_cross_entropy import register_rules as _register_linear_cross_entropy_rules
 
 __version__ = "0.1.0"
 
+# Everything `import torch_fwdad` installs is installed here, and nowhere else: no other
+# module registers anything when it is imported.
+
 #: derivatives.yaml entry name -> "installed" or why it was skipped for this torch.
 builtin_status = _install_builtin(_ENTRIES)
+
+# Rules outside derivatives.yaml: F.linear_cross_entropy's chunked custom ops (torch_nn::...).
+_register_linear_cross_entropy_rules()
 
 # In-place c10d rules now; the functional collectives' and DTensor's when their modules load.
 _importlib.import_module("torch_fwdad.distributed").install()

@@ -1,0 +1,4 @@
+"""Code emitted by `python -m codegen` from derivatives.yaml (jvp_rules.py): do not edit.
+
+Imports: engine, formulas.
+"""

@@ -16,6 +16,7 @@ from torch.utils import _pytree as pytree
 
 from ..engine.registry import as_overload, rule_of
 from ..engine.schema import OpSignature
+from ..engine.tangent_check import differentiable
 from .custom_jvp import custom_jvp
 
 # rule(a·t1 + b·t2) is compared with a·rule(t1) + b·rule(t2); the message assumes b < 0
@@ -103,7 +104,7 @@ def _check_linear(subject, names, args, t1, t2, r1, atol, rtol):
 def _check_finite_differences(subject, names, args, t1, r1, eps, atol, rtol):
     plus = pytree.tree_leaves(subject.primal(_combine(1.0, args, eps, t1)))
     minus = pytree.tree_leaves(subject.primal(_combine(1.0, args, -eps, t1)))
-    numerical = [(p - m) / (2 * eps) if _differentiable(p) else None for p, m in zip(plus, minus)]
+    numerical = [(p - m) / (2 * eps) if differentiable(p) else None for p, m in zip(plus, minus)]
     _check_close(subject, names, r1, numerical, atol, rtol, "it disagrees with central finite differences")
 
 
@@ -144,8 +145,5 @@ def _to_double(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _is_diff_tensor(leaf) -> bool:
-    return isinstance(leaf, torch.Tensor) and _differentiable(leaf)
+    return isinstance(leaf, torch.Tensor) and differentiable(leaf)
 
-
-def _differentiable(tensor: torch.Tensor) -> bool:
-    return tensor.is_floating_point() or tensor.is_complex()

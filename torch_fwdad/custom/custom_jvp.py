@@ -11,7 +11,7 @@ Like `jax.custom_jvp`::
         return f(x, y), <linear in tx, ty>
 
 The call runs through one `torch.autograd.Function` whose `jvp` calls the rule and whose
-`backward` transposes it (`transpose.transpose_linear`), with `generate_vmap_rule`, so
+`backward` transposes it (`engine/transpose.py`'s `transpose_linear`), with `generate_vmap_rule`, so
 forward_ad, torch.func.jvp/grad/vjp/jacfwd/jacrev/hessian/vmap and `.backward()` all use it.
 """
 
@@ -26,8 +26,8 @@ from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 from torch._C._functorch import TransformType
 from torch.utils import _pytree as pytree
 
-from ..engine.kernel import check_tangent
-from .transpose import transpose_linear
+from ..engine.tangent_check import check_tangent, differentiable
+from ..engine.transpose import transpose_linear
 
 
 class custom_jvp:
@@ -186,7 +186,7 @@ class _CustomJvpFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grads):
         call, primals = ctx.call, ctx.saved_tensors
-        wanted = [i for i, p in enumerate(primals) if ctx.needs_input_grad[1 + i] and _differentiable(p)]
+        wanted = [i for i, p in enumerate(primals) if ctx.needs_input_grad[1 + i] and differentiable(p)]
 
         def tangent_map(*wanted_tangents):
             tangents = [torch.zeros_like(p) for p in primals]
@@ -213,10 +213,6 @@ def _refuse_forward_over_forward(name: str) -> None:
             f"(torch.autograd.Function cannot nest jvp levels); use hessian/jacfwd(jacrev(...)) "
             f"or jacrev(jacfwd(...)) instead"
         )
-
-
-def _differentiable(tensor: torch.Tensor) -> bool:
-    return tensor.is_floating_point() or tensor.is_complex()
 
 
 def _paths(spec: pytree.TreeSpec) -> list[str]:

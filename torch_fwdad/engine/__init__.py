@@ -1,4 +1,11 @@
-"""The runtime engine: capture upstream Autograd kernels and install forward rules over them."""
+"""The runtime engine: capture upstream Autograd kernels and install forward rules over them.
+
+Imports: nothing.
+The engine imports no other torch_fwdad package (only torch, and pyyaml on first use for
+torch's derivatives table); every other package may import it. Inside it, upstream.py,
+schema.py, tangent_check.py and rule_table.py are leaves: no module of the engine imports
+another that imports it back.
+"""
 
 from .registry import (
     BuiltinEntry,

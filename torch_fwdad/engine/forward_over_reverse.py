@@ -36,12 +36,13 @@ import re
 import threading
 
 import torch
-import yaml
 from torch._C._functorch import TransformType
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
+from .rule_table import has_installed_aten_rule
 from .schema import output_names
-from .upstream import overload_key, upstream_table_path
+from .tangent_check import differentiable
+from .upstream import overload_key, upstream_entries
 
 _METADATA_KEY = "torch_fwdad.output_tangents"
 
@@ -234,7 +235,7 @@ def _replay_for(op, sig, bound, node, output) -> tuple[_Replay | None, str]:
     """A replay for this node, or None and why there can be none."""
     if torch.Tag.nondeterministic_seeded in op.tags:
         return None, "the op is random, so running it again would not give the same values"
-    entry = _upstream_entries().get(overload_key(op))
+    entry = upstream_entries().get(overload_key(op))
     if entry is None:
         return None, "torch's derivatives table has no entry for it"
     differentiable = set()
@@ -259,7 +260,7 @@ def remember_output_tangents(op, sig, output, level: int, bound) -> None:
     find the tangents of the outputs they saved."""
     records = {}
     for index, dual in _flat_outputs(output):
-        if not (dual.is_floating_point() or dual.is_complex()):
+        if not differentiable(dual):
             continue
         tangent = torch._VF._unpack_dual(dual, level)[1]
         # make_dual returned a view: its base is the output PyTorch's node saved
@@ -308,12 +309,7 @@ def _requires_grad(arg) -> bool:
 
 
 def _has_rule(callee: str | None) -> bool:
-    from .registry import _registrations
-
-    if callee is None:
-        return False
-    return any(op.namespace == "aten" and op._schema.name == f"aten::{callee}" and r.library is not None
-               for op, r in _registrations.items())
+    return callee is not None and has_installed_aten_rule(callee)
 
 
 @functools.lru_cache(maxsize=None)
@@ -321,7 +317,7 @@ def upstream_backward_reads(op) -> dict[tuple[str, ...], tuple[tuple[str, str | 
     """From torch's packaged derivatives.yaml: inputs -> (output, callee, text) for every
     place the backward formula of those inputs reads an output; callee is the op the
     output is passed to directly as an argument, else None."""
-    entry = _upstream_entries().get(overload_key(op))
+    entry = upstream_entries().get(overload_key(op))
     if entry is None:
         return {}
     outputs = set(output_names(op._schema))
@@ -358,17 +354,6 @@ def _direct_callee(formula: str, start: int, end: int) -> str | None:
 def _argument_text(formula: str, start: int) -> str:
     match = re.match(r"\w+(?:\.\w+\(\)|\[\w+\])*", formula[start:])
     return match.group(0) if match else formula[start:start + 20]
-
-
-@functools.lru_cache(maxsize=1)
-def _upstream_entries() -> dict[str, dict]:
-    path = upstream_table_path()
-    if path is None:
-        return {}
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(path, encoding="utf-8") as file:
-        table = yaml.load(file, Loader=loader)
-    return {entry["name"].split("(", 1)[0]: entry for entry in table}
 
 
 def _first_node(output):

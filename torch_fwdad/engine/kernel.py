@@ -17,6 +17,7 @@ from torch import _VF
 
 from . import forward_over_reverse
 from .schema import OpSignature
+from .tangent_check import check_tangent
 from .upstream import has_upstream_forward_ad
 
 # rule(primals, tangents, output) -> tangent or tuple of tangents (None: no tangent)
@@ -267,31 +268,3 @@ def _attach_list(op, name, outs, tangents, level, origin):
         )
     return [_attach_one(op, f"{name}[{i}]", out, tangent, level, origin)
             for i, (out, tangent) in enumerate(zip(outs, tangents))]
-
-
-def check_tangent(who: str, name: str, out, tangent) -> None:
-    """Refuse a tangent that is not a Tensor matching its differentiable output `name`.
-
-    Shared by register_jvp rules and custom_jvp rules; `who` names the rule in the message.
-    """
-    if not isinstance(tangent, torch.Tensor):
-        raise RuntimeError(
-            f"torch_fwdad: {who} returned a {type(tangent).__name__} "
-            f"for output '{name}'; expected a Tensor or None"
-        )
-    if not isinstance(out, torch.Tensor) or not (out.is_floating_point() or out.is_complex()):
-        raise RuntimeError(
-            f"torch_fwdad: {who} returned a tangent for output "
-            f"'{name}', which is not differentiable; return None for it"
-        )
-    if (tangent.shape != out.shape or tangent.dtype != out.dtype or tangent.device != out.device
-            or tangent.layout != out.layout):
-        raise RuntimeError(
-            f"torch_fwdad: {who} returned a tangent of {_describe(tangent)} for output "
-            f"'{name}', which has {_describe(out)}; a tangent must match its output"
-        )
-
-
-def _describe(tensor: torch.Tensor) -> str:
-    layout = "" if tensor.layout == torch.strided else f", layout {tensor.layout}"
-    return f"shape {tuple(tensor.shape)}, dtype {tensor.dtype}, device {tensor.device}{layout}"

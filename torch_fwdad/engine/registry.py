@@ -16,9 +16,11 @@ from typing import Callable
 
 import torch
 
+from . import rule_table
 from .in_place import make_in_place_override
 from .kernel import JvpRule, make_override
 from .schema import OpSignature, qualified_name
+from .transpose import derived_autograd_kernel, transpose_refusal
 from .upstream import has_upstream_forward_ad, resolve_overload
 
 log = logging.getLogger("torch_fwdad")
@@ -51,7 +53,7 @@ class RegisteredRule:
     corrects_upstream: str | None
 
 
-_registrations: dict[torch._ops.OpOverload, Registration] = {}
+_registrations: dict[torch._ops.OpOverload, Registration] = rule_table.registrations
 # Unregistered rules whose kernel another library captured: kept alive (a destroyed
 # Library would invalidate that library's kernel), passing every call through.
 _kept_beneath_others: list[Registration] = []
@@ -211,8 +213,6 @@ def registered_ops() -> list[RegisteredRule]:
 
 
 def _check_transposable(op: torch._ops.OpOverload) -> None:
-    from ..custom.transpose import transpose_refusal
-
     reason = transpose_refusal(op)
     if reason is not None:
         raise RuntimeError(f"torch_fwdad: register_jvp(..., transpose=True) cannot derive reverse mode for {op}: {reason}")
@@ -252,12 +252,14 @@ def _upstream_kernel(op: torch._ops.OpOverload):
     opdef = torch._library.custom_ops._maybe_get_opdef(op)
     if opdef is not None:
         return torch._library.autograd.make_autograd_impl(op, opdef)
+    # torch.library.get_kernel needs a concrete backend key, so we capture AutogradCPU's
+    # kernel, yet install on the Autograd alias key (_register_autograd_kernel), which
+    # covers every backend at once: installing on the per-backend key is reported to
+    # break torch.compile (pytorch issue 139707).
     return torch.library.get_kernel(op, "AutogradCPU").call_boxed
 
 
 def _derived_backward(registration: Registration):
-    from ..custom.transpose import derived_autograd_kernel
-
     return derived_autograd_kernel(registration.op, registration.rule, probe_linearity=registration.probe_linearity)
 
 
@@ -275,6 +277,7 @@ def _register_autograd_kernel(op: torch._ops.OpOverload, kernel) -> torch.librar
 
 
 def _top_kernel_debug(op: torch._ops.OpOverload) -> str:
+    # a concrete key again (see _upstream_kernel); the alias key's kernel shows up under it
     return repr(torch.library.get_kernel(op, "AutogradCPU"))
 
 

@@ -1,4 +1,13 @@
-"""What the installed torch already provides: overloads and their forward formulas."""
+"""What the installed torch already provides: overloads and their forward formulas.
+
+The one reader of torch's own derivatives table (torchgen/packaged/autograd/derivatives.yaml
+in the wheel), for the engine and the coverage report alike:
+- `upstream_entries()`: every entry as YAML data (formulas included), parsed on first use;
+- `upstream_forward_table()`: which overloads have a forward formula, read by a line scan
+  of the same file because `import torch_fwdad` needs it and a YAML parse would cost
+  hundreds of milliseconds there. tests/test_engine.py checks the scan against
+  `has_forward_formula` of every parsed entry.
+"""
 
 from __future__ import annotations
 
@@ -49,9 +58,38 @@ def upstream_forward_table() -> dict[str, bool]:
                 table[current] = False
                 continue
             key = _KEY.match(line) if current is not None else None
-            if key and any(name in outputs or _NUMBERED_RESULT.match(name) for name in key.group(1).replace(" ", "").split(",")):
+            if key and _is_forward_key(key.group(1), outputs):
                 table[current] = True
     return table
+
+
+@functools.lru_cache(maxsize=1)
+def upstream_entries() -> dict[str, dict]:
+    """Overload ("sort.stable") -> its entry of torch's table as YAML data: "name", formulas
+    keyed by input or output names, "dispatch", "output_differentiability"."""
+    path = upstream_table_path()
+    if path is None:
+        return {}
+    import yaml  # not at import: only forward-over-reverse checks and the report need formulas
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path, encoding="utf-8") as file:
+        table = yaml.load(file, Loader=loader)
+    return {entry["name"].split("(", 1)[0]: entry for entry in table}
+
+
+def has_forward_formula(entry: dict) -> bool:
+    """Whether a parsed entry has a forward formula: what the line scan decides per line."""
+    declared = _ENTRY.match(f"- name: {entry['name']}")
+    outputs = _names(declared.group(3).strip("() ")) - _names(declared.group(2))
+    keys = [key for key in entry if key not in ("name", "dispatch", "output_differentiability")]
+    keys += [key for per_backend in (entry.get("dispatch") or {}).values() for key in (per_backend or {})]
+    return any(_is_forward_key(key, outputs) for key in keys)
+
+
+def _is_forward_key(key: str, outputs: set[str]) -> bool:
+    """A key ("result", "values", "Q, R") names outputs: its formula is a forward formula."""
+    return any(name in outputs or _NUMBERED_RESULT.match(name) for name in key.replace(" ", "").split(","))
 
 
 def _names(declarations: str) -> set[str]:

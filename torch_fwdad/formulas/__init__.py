@@ -2,6 +2,10 @@
 
 Every name in a module's __all__ is in scope for formulas (codegen checks this); a family
 adds helpers by adding a module, nothing to edit here.
+
+Imports: engine.
+Importing formulas registers nothing: linear_cross_entropy's `register_rules()` is called
+by torch_fwdad/__init__.py, the one place that installs rules at import.
 """
 
 import importlib as _importlib

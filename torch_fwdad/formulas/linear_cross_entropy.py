@@ -1,7 +1,8 @@
 """F.linear_cross_entropy's chunked path: two torch.library custom ops (torch_nn::...).
 
 Custom ops have no forward mode (their tangent silently vanishes), so this module gives
-them rules through register_jvp when `import torch_fwdad` imports the formulas package.
+them rules through register_jvp: `register_rules()`, which `import torch_fwdad` calls
+(torch_fwdad/__init__.py, the one place that installs anything at import).
 The loss tangent is computed from the inputs with differentiable ops, chunked over the
 batch like the primal, so it can be differentiated again.
 
@@ -74,7 +75,16 @@ def _no_reduction_rule(primals, tangents, output):
                                         weight, ignore_index, chunk, "none").reshape(output.shape)
 
 
-def _install():
+_registered = False
+
+
+def register_rules() -> None:
+    """Register the rules of both custom ops; called by torch_fwdad/__init__.py (again on
+    importlib.reload(torch_fwdad), when they are already there)."""
+    global _registered
+    if _registered:
+        return
+    _registered = True
     try:  # the ops exist from torch 2.13; F.linear_cross_entropy imports them lazily
         import torch.nn.modules.linear_cross_entropy  # noqa: F401
     except ImportError:
@@ -83,6 +93,3 @@ def _install():
                  _origin="torch_fwdad/formulas/linear_cross_entropy.py")
     register_jvp("torch_nn::_linear_cross_entropy_batch_chunked_no_reduction", _no_reduction_rule,
                  _origin="torch_fwdad/formulas/linear_cross_entropy.py")
-
-
-_install()

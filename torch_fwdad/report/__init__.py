@@ -11,6 +11,8 @@ Each entry and column runs in a worker process with a timeout and a memory limit
 runner.py). Writes coverage.json, coverage.md and coverage.svg. A regression (a column that
 works without torch_fwdad and fails with it, or that passed in --baseline and fails now)
 makes the exit status 1.
+
+Imports: torch_fwdad, testing, engine.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from .results import FORMAT, MODES, PARTS, assemble, columns_of, regressions, su
 from .runner import Task, default_memory_mb, run_tasks
 from .status import PASS
 
-REPO_ROOT = table.REPO_ROOT
-COMMITTED_REPORT = os.path.join(REPO_ROOT, "docs", "coverage", "coverage.json")
+# --quick's default baseline: the committed report, relative to the checkout it runs in
+COMMITTED_REPORT = os.path.join("docs", "coverage", "coverage.json")
 QUICK_STRIDE = 10  # --quick checks every 10th OpInfo entry that passes without torch_fwdad
 # --quick's second order: every 20th entry that passes in every column with and without
 # torch_fwdad (plus every entry that does not); modules: one per family, and every fast path
@@ -42,13 +44,15 @@ QUICK_MODULES = ("Linear", "PReLU", "Conv2d", "BatchNorm2d", "LayerNorm", "utils
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m torch_fwdad report", description=__doc__,
+    usage = __doc__.partition("\nImports:")[0]  # the Imports: line is for maintainers (tests/test_imports.py)
+    parser = argparse.ArgumentParser(prog="python -m torch_fwdad report", description=usage,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ops", help="comma-separated entries or globs: cdist,index_reduce.*,aten::_cdist_forward")
     parser.add_argument("--quick", action="store_true",
                         help="CI subset: every entry the baseline shows torch_fwdad fixing, all table gaps, "
                              f"and every {QUICK_STRIDE}th other OpInfo entry")
-    parser.add_argument("--baseline", metavar="FILE", help="saved coverage.json; exit 1 when coverage drops against it")
+    parser.add_argument("--baseline", metavar="FILE", help="saved coverage.json; exit 1 when coverage drops against it "
+                                                           f"(--quick: default {COMMITTED_REPORT} of the current directory)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: CPU count)")
     parser.add_argument("--output", default="coverage-report", metavar="DIR", help="where to write the report files")
     parser.add_argument("--samples", type=int, default=3, help="samples per entry (default 3)")

@@ -10,7 +10,6 @@ ERROR = "error"  # anything else: the op or its samples fail, a crash, a timeout
 EXCLUDED = "excluded"  # cannot be judged by finite differences, or out of reach; with a reason
 NO_SAMPLES = "no samples"  # a derivatives-table gap without a sample generator of ours
 
-STATUSES = (PASS, NOT_IMPLEMENTED, WRONG, ERROR, EXCLUDED, NO_SAMPLES)
 DETAIL_CHARS = 300
 
 

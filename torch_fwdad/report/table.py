@@ -1,27 +1,30 @@
 """Part (b) of the report: torch's own derivatives table and its forward-mode gaps.
 
 An entry of torch's `derivatives.yaml` maps input names to backward formulas and output
-names (`result`, `values`, `sign, logabsdet`, ...) to forward formulas; whether torch has
-a forward formula is the engine's reading (upstream_forward_table). A key is an input
+names (`result`, `values`, `sign, logabsdet`, ...) to forward formulas; the engine reads
+the table (engine/upstream.py: upstream_entries, upstream_forward_table). A key is an input
 key when every name in it is an argument of the schema. An entry counts when its
 backward differentiates at least one input (`not_implemented(...)` counts: forward-over-
-reverse needs those, e.g. _cdist_backward).
+reverse needs those, e.g. _cdist_backward). What is out of reach, and why, comes from
+docs/out_of_reach.md, shipped in the package as out_of_reach.json.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import functools
-import os
-import re
+import importlib.resources
+import json
 from dataclasses import dataclass
 
 import torch
-import yaml
 
-from torch_fwdad.engine.upstream import upstream_forward_table, upstream_table_path
+from torch_fwdad.engine.upstream import upstream_entries, upstream_forward_table
 
 _NOT_KEYS = {"name", "dispatch", "output_differentiability"}
+# docs/out_of_reach.md's tables, copied into the package by tools/out_of_reach.py: an
+# installed package has no docs/ to read.
+OUT_OF_REACH_DATA = "out_of_reach.json"
 
 # Family of an overload, first match wins: (pattern, family).
 FAMILIES = (
@@ -107,27 +110,11 @@ def _out_of_reach(overload: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=1)
-def raw_table() -> dict[str, dict]:
-    """Overload ("sort.stable") -> its entry of the installed torch's derivatives.yaml, as YAML data."""
-    path = upstream_table_path()
-    if path is None:
-        return {}
-    with open(path, encoding="utf-8") as file:
-        raw_entries = yaml.safe_load(file)
-    return {_overload_of(raw): raw for raw in raw_entries}
-
-
-def _overload_of(raw: dict) -> str:
-    schema = torch._C.parse_schema("aten::" + raw["name"])
-    return schema.name.split("::", 1)[1] + (f".{schema.overload_name}" if schema.overload_name else "")
-
-
-@functools.lru_cache(maxsize=1)
 def derivatives_table() -> dict[str, TableEntry]:
     """Every entry of the installed torch's table whose backward differentiates an input."""
     table = {}
     has_forward = upstream_forward_table()  # the engine's reading: one rule for "torch has a formula"
-    for overload, raw in raw_table().items():
+    for overload, raw in upstream_entries().items():
         if _differentiates_an_input(raw):
             reach = _out_of_reach(overload)
             family = "out of reach" if reach else family_of(overload)
@@ -137,7 +124,7 @@ def derivatives_table() -> dict[str, TableEntry]:
 
 def backward_formulas(overload: str) -> dict[str, str]:
     """Input key -> torch's backward formula for it: what a new forward formula transposes."""
-    raw = raw_table().get(overload, {})
+    raw = upstream_entries().get(overload, {})
     arguments = {a.name for a in torch._C.parse_schema("aten::" + raw["name"]).arguments} if raw else set()
     return {k: str(v) for k, v in _formula_keys(raw) if all(n in arguments for n in _key_names(k))}
 
@@ -153,51 +140,22 @@ def gap_entries() -> dict[str, TableEntry]:
     return {name: entry for name, entry in derivatives_table().items() if not entry.has_forward}
 
 
-# The repository checkout the package runs from (installed editable): its docs/ feed the report.
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-OUT_OF_REACH_DOC = os.path.join(REPO_ROOT, "docs", "out_of_reach.md")
-# The doc's table of overloads left out of the count; its other tables give reasons only.
-BACKEND_ONLY_HEADING = "Backend-only: excluded from the coverage count"
-# | `name`, `glob*` (prose) | reason | optional third cell, not read |
-_DOC_ROW = re.compile(r"^\|(?P<names>[^|]*`[^|]*)\|(?P<reason>[^|]+)\|(?:[^|]*\|)?\s*$")
-
-
-def read_doc_rows(path: str) -> tuple[tuple[str, str, str], ...]:
-    """(heading, overload or glob, reason) for each name in backticks in a table row's first cell."""
-    if not os.path.exists(path):
-        # No fallback: without the doc, backend-only overloads would silently count as gaps.
-        raise FileNotFoundError(f"{path} is missing: the coverage report reads which overloads are "
-                                "out of reach from it (run from a source checkout)")
-    rows, heading = [], ""
-    with open(path, encoding="utf-8") as file:
-        for line in file:
-            if line.startswith("#"):
-                heading = line.lstrip("#").strip()
-            row = _DOC_ROW.match(line)
-            if row:
-                reason = " ".join(row.group("reason").split())
-                rows += [(heading, name, reason) for name in re.findall(r"`([\w.*]+)`", row.group("names"))]
-    return tuple(rows)
-
-
 @functools.lru_cache(maxsize=1)
-def _doc_rows() -> tuple[tuple[str, str, str], ...]:
-    return read_doc_rows(OUT_OF_REACH_DOC)
+def _out_of_reach_data() -> dict:
+    """docs/out_of_reach.md's tables, shipped as package data (written by tools/out_of_reach.py)."""
+    return json.loads(importlib.resources.files(__package__).joinpath(OUT_OF_REACH_DATA).read_text(encoding="utf-8"))
 
 
 @functools.lru_cache(maxsize=1)
 def out_of_reach_patterns() -> tuple[tuple[str, str], ...]:
     """(glob on the overload name without its suffix, reason), in the doc's order: first match wins."""
-    patterns = tuple((name, reason) for heading, name, reason in _doc_rows() if heading == BACKEND_ONLY_HEADING)
-    if not patterns:  # a renamed heading would otherwise count every backend-only overload
-        raise ValueError(f"{OUT_OF_REACH_DOC} has no table under '## {BACKEND_ONLY_HEADING}'")
-    return patterns
+    return tuple((name, reason) for name, reason in _out_of_reach_data()["backend_only"])
 
 
 @functools.lru_cache(maxsize=1)
 def documented_gaps() -> tuple[tuple[str, str], ...]:
     """(overload or glob, reason) from the doc's other tables: entries that still count, with their reason."""
-    return tuple((name, reason) for heading, name, reason in _doc_rows() if heading != BACKEND_ONLY_HEADING)
+    return tuple((name, reason) for name, reason in _out_of_reach_data()["documented"])
 
 
 def documented_reason(overload: str) -> str | None:

@@ -5,9 +5,11 @@ results (JSON lines) on its original stdout; anything the ops print goes to stde
 caps its address space before it runs any task, so an op that allocates without bound
 fails with an out-of-memory error instead of taking the machine down.
 
-A "without" worker never runs torch_fwdad/__init__ (which installs the rules and more):
-BOOTSTRAP puts a bare package module in its place, so the report, the engine's table
-readers and the sample generators load while the dispatcher stays plain PyTorch's.
+A "without" worker imports torch_fwdad like any user and calls `torch_fwdad.disable()`,
+which restores every kernel torch_fwdad replaced (forward mode raises PyTorch's own
+errors again): the report, the table readers and the sample generators load while the
+dispatcher is plain PyTorch's. tests/test_report.py checks that a "without" worker sees
+no rule of ours.
 """
 
 from __future__ import annotations
@@ -22,13 +24,21 @@ import warnings
 
 from .status import ERROR, EXCLUDED, NO_SAMPLES, PASS, classify
 
-# Fake ops for the tests of crash isolation: what a misbehaving kernel can do to a process.
+def _active_rules() -> tuple[str, str]:
+    import torch_fwdad
+
+    return PASS, f"{len(torch_fwdad.registered_ops())} rules active"
+
+
+# Fake ops for the tests of crash isolation (what a misbehaving kernel can do to a process),
+# and of the modes ("rules": how many of torch_fwdad's rules are active in the worker).
 PROBES = {
     "pass": lambda: (PASS, "probe"),
     "crash": lambda: os.abort(),
     "exit": lambda: os._exit(3),
     "hang": lambda: time.sleep(10**6),
     "memory": lambda: (PASS, str(len(bytearray(1 << 40)))),  # 1 TiB
+    "rules": _active_rules,
 }
 
 
@@ -37,24 +47,24 @@ def limit_memory(megabytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+# argv[1]: the torch_fwdad package directory the report runs from, so the worker imports
+# that copy whatever the current directory holds.
 BOOTSTRAP = """
-import sys, types
-package_dir, mode = sys.argv[1], sys.argv[2]
-if mode == "without":
-    bare = types.ModuleType("torch_fwdad")
-    bare.__path__ = [package_dir]
-    sys.modules["torch_fwdad"] = bare
+import os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
 from torch_fwdad.report.worker import main
 sys.exit(main(sys.argv[2:]))
 """
 
 
 def enter_mode(mode: str) -> None:
+    """`import torch_fwdad` installs every rule; "without" takes them all off again."""
     import torch_fwdad
 
-    installed = hasattr(torch_fwdad, "builtin_status")  # set by torch_fwdad/__init__
-    if installed != (mode == "with"):
-        raise RuntimeError(f"worker for '{mode}' torch_fwdad has the package {'' if installed else 'not '}installed")
+    if mode == "without":
+        torch_fwdad.disable()
+    if torch_fwdad.is_enabled() != (mode == "with"):
+        raise RuntimeError(f"worker for '{mode}' torch_fwdad has the package {'en' if torch_fwdad.is_enabled() else 'dis'}abled")
 
 
 def check_table_entry(name: str, n_samples: int) -> tuple[str, str]:
@@ -155,8 +165,6 @@ def serve(protocol, mode: str, preload_opinfo: bool) -> None:
 
     torch.set_num_threads(1)  # --jobs N processes share the cores
     warnings.simplefilter("ignore")
-    if mode == "with":
-        import torch_fwdad  # noqa: F401  (installs the rules)
     enter_mode(mode)
     if preload_opinfo:  # op_db takes seconds to import: not inside the first task's timeout
         from .opinfo import opinfos

@@ -18,7 +18,7 @@ from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 from torch._functorch.utils import enable_single_level_autograd_function
 from torch.utils import _pytree as pytree
 
-from ..engine.schema import OpSignature
+from .schema import OpSignature
 
 
 def transpose_linear(linear_map: Callable, zero_tangents: Sequence[torch.Tensor], cotangents):
