@@ -38,9 +38,12 @@ MISC = ("convolutions, RNN cells, quantisation, sparse, misc", "misc")
 
 SAMPLES_HEADER = '''"""Samples for {family} entries."""
 
-import torch
+from functools import partial
 
-from . import ErrorSample, Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import ErrorSample, Sample, samples_for
 '''
 
 
@@ -119,7 +122,7 @@ def _placeholder(argument, differentiable: set[str]) -> str:
     kind = str(argument.type)
     if "Tensor" in kind:
         if argument.name in differentiable:
-            tensor = "make(3, 3, dtype=dtype, device=device)"
+            tensor = "make_arg(3, 3)"
         elif kind.startswith("Optional"):
             return "None"
         else:
@@ -141,6 +144,7 @@ def samples_stub(name: str, op) -> str:
 def {function}(dtype, device):
     # TODO(new_formula.py): shapes and values reaching every branch of the formula (ties,
     # empty and batched inputs, every mode argument); placeholders below are not enough.
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     yield Sample(({", ".join(args)}{"," if len(args) == 1 else ""}){kwargs_text}, desc="TODO")
 '''
 

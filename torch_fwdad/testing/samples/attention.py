@@ -81,8 +81,8 @@ def _flash_cpu_errors(device):
 
 # PyTorch's backward declares logsumexp non-differentiable (output_differentiability
 # [True, False]) and drops its cotangent; torch_fwdad gives logsumexp its true tangent
-# (issue 4 asks for it: flow-map training uses it), so <J t, u> = <t, Jᵀ u> cannot hold
-# when u has a logsumexp part. Odd samples return the output alone and check it.
+# (flow-map training uses it), so <J t, u> = <t, Jᵀ u> cannot hold when u has a
+# logsumexp part. Odd samples return the output alone and check it.
 def _output_only(op, *args, **kwargs):
     return op(*args, **kwargs)[0]
 
