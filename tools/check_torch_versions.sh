@@ -13,7 +13,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 venv_root=${VENV_ROOT:-/tmp/torch_fwdad-venvs}
-tests=${TESTS:-"tests/test_engine.py tests/test_custom_ops.py tests/test_custom_jvp.py tests/test_first_slice.py tests/test_codegen.py tests/test_second_order_vision.py"}
+tests=${TESTS:-"tests/test_engine.py tests/test_custom_ops.py tests/test_custom_jvp.py tests/test_public_functions.py tests/test_codegen.py tests/test_second_order_vision.py"}
 versions=("$@")
 [ ${#versions[@]} -eq 0 ] && versions=(current)
 

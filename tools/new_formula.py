@@ -42,9 +42,12 @@ MISC = ("convolutions, RNN cells, quantisation, sparse, misc", "misc")
 
 SAMPLES_HEADER = '''"""Samples for {family} entries."""
 
-import torch
+from functools import partial
 
-from . import ErrorSample, Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import ErrorSample, Sample, samples_for
 '''
 
 
@@ -134,7 +137,7 @@ def _placeholder(argument, differentiable: set[str]) -> str:
     kind = argument.type
     if is_tensor_like_type(kind) or is_tensorlist_like_type(kind):
         if argument.name in differentiable:
-            tensor = "make(3, 3, dtype=dtype, device=device)"
+            tensor = "make_arg(3, 3)"
         elif isinstance(kind, torch._C.OptionalType):
             return "None"
         else:
@@ -156,6 +159,7 @@ def samples_stub(name: str, op) -> str:
 def {function}(dtype, device):
     # TODO(new_formula.py): shapes and values reaching every branch of the formula (ties,
     # empty and batched inputs, every mode argument); placeholders below are not enough.
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     yield Sample(({", ".join(args)}{"," if len(args) == 1 else ""}){kwargs_text}, desc="TODO")
 '''
 

@@ -74,9 +74,8 @@ def check_table_entry(name: str, n_samples: int) -> tuple[str, str]:
     import torch
 
     from torch_fwdad.engine.upstream import resolve_overload
-    from torch_fwdad.testing import sample_registry
+    from torch_fwdad.testing import expected_failure, sample_registry
     from torch_fwdad.testing.checks import CHECKS
-    from torch_fwdad.testing.known_failures import KNOWN_FAILURES, expected_failure
 
     from .table import derivatives_table
 
@@ -92,15 +91,15 @@ def check_table_entry(name: str, n_samples: int) -> tuple[str, str]:
     if op is None:
         return ERROR, "overload missing from this torch"
     # Finite differences in float64, unless they cannot judge this op (random,
-    # straight-through: the reason is in the one table of known failures), or the kernel
+    # straight-through: the reason is with the entry's samples), or the kernel
     # has no float64 CPU path (float32-only fallbacks): then PyTorch's own backward,
     # <J t, u> = <t, J^T u>, with float32 tolerances where the sample is float32.
-    default = "jvp_vjp" if (name, "gradcheck") in KNOWN_FAILURES else "gradcheck"
+    default = "jvp_vjp" if expected_failure(name, "gradcheck") else "gradcheck"
     checked, how = 0, {}
     for dtype in source.dtypes:
         check = default if dtype in (torch.float64, torch.complex128) else "jvp_vjp"
         for index, sample in enumerate(itertools.islice(source.generate(dtype, "cpu"), n_samples)):
-            if expected_failure(name, sample.desc, check):
+            if expected_failure(name, check, sample):
                 continue
             try:
                 CHECKS[check](op, sample)
@@ -111,7 +110,7 @@ def check_table_entry(name: str, n_samples: int) -> tuple[str, str]:
             how.setdefault((dtype, check), 0)
             how[(dtype, check)] += 1
     if checked == 0:
-        return NO_SAMPLES, "every sample is an expected failure (torch_fwdad/testing/known_failures.py): nothing measured"
+        return NO_SAMPLES, "every sample is an expected failure (torch_fwdad/testing/samples): nothing measured"
     parts = []
     for (dtype, check), count in how.items():
         dtype_name = str(dtype).removeprefix("torch.")
@@ -119,7 +118,7 @@ def check_table_entry(name: str, n_samples: int) -> tuple[str, str]:
             parts.append(f"{count} {dtype_name} samples against finite differences")
         elif dtype in (torch.float64, torch.complex128):
             parts.append(f"{count} {dtype_name} samples against PyTorch's backward (finite differences cannot judge it: "
-                         f"{KNOWN_FAILURES[(name, 'gradcheck')]})")
+                         f"{expected_failure(name, 'gradcheck')})")
         else:
             parts.append(f"{count} {dtype_name} samples against PyTorch's backward, <J t, u> = <t, J^T u> with "
                          f"{dtype_name} tolerances (no float64 kernel on CPU)")

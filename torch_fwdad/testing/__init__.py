@@ -3,7 +3,7 @@
 Imports: torch_fwdad, _generated, engine.
 """
 
-from .samples import ErrorSample, Sample, samples_for, sample_registry
-from .checks import CHECKS, run_check
+from .samples import ErrorSample, Sample, expected_failure, samples_for, sample_registry
+from .checks import CHECKS
 
-__all__ = ["CHECKS", "ErrorSample", "Sample", "run_check", "sample_registry", "samples_for"]
+__all__ = ["CHECKS", "ErrorSample", "Sample", "expected_failure", "sample_registry", "samples_for"]

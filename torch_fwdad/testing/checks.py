@@ -301,10 +301,6 @@ CHECKS = {
 }
 
 
-def run_check(name: str, op, sample: Sample) -> None:
-    CHECKS[name](op, sample)
-
-
 def check_same_error(op, sample: ErrorSample) -> None:
     """Bad input fails with the same exception type and message with and without tangents."""
     def failure(dual: bool):

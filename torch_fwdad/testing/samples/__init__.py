@@ -3,6 +3,13 @@
 A generator takes (dtype, device) and yields `Sample`s for its overload; `errors` yields
 `ErrorSample`s of bad input that must fail the same way with and without tangents.
 Every module in this package is imported, so a family adds samples by adding a module.
+
+Expected failures sit beside the samples they excuse, as OpInfo keeps `skips` on the op:
+`samples_for(..., xfails=xfail(reason, check, ...))` for every sample of an entry,
+`Sample(..., xfails=...)` for one sample (a tie, a zero distance). Each names checks of
+testing/checks.py's CHECKS and says why they cannot pass; tests/ mark those cases
+xfail(strict=True), so one that starts passing fails the tests, and the coverage report
+skips them. `expected_failure` is the one lookup.
 """
 
 from __future__ import annotations
@@ -23,8 +30,7 @@ class Sample:
     The differentiable inputs are the floating/complex tensors in args (also inside
     lists), unless `diff` names their positions in args. `wrapper` plays the part of
     OpInfo's gradcheck_wrapper: e.g. make a matrix Hermitian before cholesky.
-    A sample that cannot pass a check (a tie, a zero distance) is named by its `desc`
-    in testing/known_failures.py, the one table of expected failures.
+    `xfails` maps the checks this sample cannot pass (a tie, a zero distance) to why.
     """
 
     args: tuple
@@ -32,6 +38,7 @@ class Sample:
     desc: str = ""
     wrapper: Callable | None = None
     diff: tuple[int, ...] | None = None
+    xfails: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -56,18 +63,23 @@ class SampleSource:
     # coverage report measures them, and tests/test_formulas.py checks that they pass
     # with torch_fwdad disabled.
     upstream_covers: str | None = None
+    # check -> why no sample of this entry can pass it
+    xfails: Mapping[str, str] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, SampleSource] = {}
 
 
-def samples_for(name: str, *, dtypes=(torch.float64,), errors=None, cpu_runnable=True, upstream_covers=None):
-    """Decorator: register the sample generator of derivatives.yaml entry `name`."""
+def samples_for(name: str, *, dtypes=(torch.float64,), errors=None, cpu_runnable=True, upstream_covers=None,
+                xfails: Mapping[str, str] | None = None):
+    """Decorator: register the sample generator of derivatives.yaml entry `name`;
+    `xfails` (built with `xfail`) holds the checks none of its samples can pass."""
 
     def register(generate):
         if name in _REGISTRY:
             raise ValueError(f"samples for {name} are already registered ({_REGISTRY[name].generate.__module__})")
-        _REGISTRY[name] = SampleSource(name, _seeded(name, generate), tuple(dtypes), errors, cpu_runnable, upstream_covers)
+        _REGISTRY[name] = SampleSource(name, _seeded(name, generate), tuple(dtypes), errors, cpu_runnable, upstream_covers,
+                                       dict(xfails or {}))
         return generate
 
     return register
@@ -91,8 +103,51 @@ def sample_registry() -> dict[str, SampleSource]:
     return dict(_REGISTRY)
 
 
-def make(*shape, dtype, device="cpu", low=None, high=None, noncontiguous=False, **kwargs):
-    """torch.testing.make_tensor with the defaults our samples want."""
-    return torch.testing.make_tensor(
-        shape, dtype=dtype, device=device, low=low, high=high, noncontiguous=noncontiguous, **kwargs
-    )
+def expected_failure(name: str, check: str, sample: Sample | None = None) -> str | None:
+    """Why `check` cannot pass on `sample` of entry `name` (on every sample of it when
+    `sample` is None), or None when it must pass."""
+    source = _REGISTRY.get(name) or sample_registry()[name]
+    reason = source.xfails.get(check)
+    if reason is None and sample is not None:
+        reason = sample.xfails.get(check)
+    return reason
+
+
+# ---------------------------------------------------------------- expected failures
+
+FWD_OVER_REV = ("fwd_over_rev_func", "fwd_over_rev_forward_ad")
+
+
+def xfail(reason: str, *checks: str) -> dict[str, str]:
+    """Each of `checks` cannot pass, for `reason` (combine several with `|`)."""
+    return dict.fromkeys(checks, reason)
+
+
+def no_reverse_mode(op: str, compared_in: str = "tests/test_backward_ops.py") -> dict[str, str]:
+    """The checks that need a VJP, for an op whose backward PyTorch does not implement."""
+    return xfail(
+        f"PyTorch's backward formula for {op} is not_implemented, so reverse mode through it raises: "
+        "there is no VJP to compare the JVP with and no reverse gradient to compare bitwise "
+        f"(the primal is compared in {compared_in})", "jvp_vjp", "unchanged")
+
+
+NOT_IN_DERIVATIVES_TABLE = "has no reverse mode in PyTorch (not in its derivatives table)"
+OWN_BACKWARD_NOT_IMPLEMENTED = "is itself a backward op whose own backward is not_implemented in PyTorch"
+
+
+def third_order(op: str, why: str) -> dict[str, str]:
+    """Forward-over-reverse of a backward op that has no VJP itself (`why`: one of the two above)."""
+    return xfail(f"{op} {why}: there is no VJP of it to differentiate (that would be third order of the original op)",
+                 *FWD_OVER_REV)
+
+
+def tangent_kink_at(what: str) -> dict[str, str]:
+    """Forward-over-forward at a point where the first-order tangent jumps."""
+    return xfail(f"the tangent is discontinuous at {what}, so finite differences of it cannot match forward-over-forward",
+                 "second_order")
+
+
+def gradient_kink_at(what: str) -> dict[str, str]:
+    """Forward-over-reverse at a point where the gradient jumps."""
+    return xfail(f"the gradient is not differentiable at {what}: finite differences of the VJP straddle it "
+                 "(forward-over-reverse follows PyTorch's backward formula there)", *FWD_OVER_REV)

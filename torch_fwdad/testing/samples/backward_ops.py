@@ -4,24 +4,30 @@ A backward op is called as PyTorch's backward formula calls it: the incoming gra
 has the shape of the forward output (0-d after a mean or sum reduction).
 """
 
+from functools import partial
+
 import torch
+from torch.testing import make_tensor
 
 from ..second_order import split
-from . import ErrorSample, Sample, make, samples_for
+from . import (
+    NOT_IN_DERIVATIVES_TABLE, OWN_BACKWARD_NOT_IMPLEMENTED, ErrorSample, Sample, no_reverse_mode, samples_for,
+    third_order, xfail,
+)
 
 NONE, MEAN, SUM = 0, 1, 2
 REDUCTIONS = {"none": NONE, "mean": MEAN, "sum": SUM}
 
 
-def _grad_for(self, reduction, dtype, device):
-    return make(*(self.shape if reduction == NONE else ()), dtype=dtype, device=device)
+def _grad_for(make_arg, self, reduction):
+    return make_arg(*(self.shape if reduction == NONE else ()))
 
 
-def _loss_inputs(dtype, device):
-    yield "2x3", make(2, 3, dtype=dtype, device=device, low=-2, high=2)
-    yield "0-d", make(dtype=dtype, device=device, low=-2, high=2)
-    yield "empty", make(0, 3, dtype=dtype, device=device)
-    yield "transposed", make(3, 2, dtype=dtype, device=device, low=-2, high=2).mT
+def _loss_inputs(make_arg):
+    yield "2x3", make_arg(2, 3, low=-2, high=2)
+    yield "0-d", make_arg(low=-2, high=2)
+    yield "empty", make_arg(0, 3)
+    yield "transposed", make_arg(3, 2, low=-2, high=2).mT
 
 
 def _mismatched_loss_inputs(device):
@@ -37,10 +43,11 @@ def _soft_margin_errors(device):
 @samples_for("aten::soft_margin_loss_backward", errors=_soft_margin_errors)
 def soft_margin_loss_backward_samples(dtype, device):
     # PyTorch differentiates soft_margin_loss_backward in grad_output and self only.
-    for desc, self in _loss_inputs(dtype, device):
-        target = make(*self.shape, dtype=dtype, device=device, low=-1.5, high=1.5)
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    for desc, self in _loss_inputs(make_arg):
+        target = make_arg(*self.shape, low=-1.5, high=1.5)
         for name, reduction in REDUCTIONS.items():
-            grad = _grad_for(self, reduction, dtype, device)
+            grad = _grad_for(make_arg, self, reduction)
             yield Sample((grad, self, target, reduction), desc=f"{desc} {name}", diff=(0, 1))
 
 
@@ -52,14 +59,18 @@ def _huber_errors(device):
 def huber_loss_backward_samples(dtype, device):
     # Random values stay away from the kinks |self - target| == delta, where finite
     # differences cannot judge; the convention there is tested in tests/test_backward_ops.py.
-    for desc, self in _loss_inputs(dtype, device):
-        target = make(*self.shape, dtype=dtype, device=device, low=-2, high=2)
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    empty_mean = xfail("PyTorch's own batching of huber_loss_backward divides by the element count in Python: vmap of "
+                       "the primal alone raises ZeroDivisionError on an empty mean", "vmap_jvp")
+    for desc, self in _loss_inputs(make_arg):
+        target = make_arg(*self.shape, low=-2, high=2)
         for name, reduction in REDUCTIONS.items():
             delta = 0.5 if reduction == SUM else 1.0
-            grad = _grad_for(self, reduction, dtype, device)
-            yield Sample((grad, self, target, reduction, delta), desc=f"{desc} {name} delta={delta}")
-    self = make(4, dtype=dtype, device=device, low=-1, high=1)
-    yield Sample((make(4, dtype=dtype, device=device), self, self.flip(0) + 3.0, NONE, 1.0), desc="all outside delta")
+            grad = _grad_for(make_arg, self, reduction)
+            yield Sample((grad, self, target, reduction, delta), desc=f"{desc} {name} delta={delta}",
+                         xfails=empty_mean if self.numel() == 0 and reduction == MEAN else {})
+    self = make_arg(4, low=-1, high=1)
+    yield Sample((make_arg(4), self, self.flip(0) + 3.0, NONE, 1.0), desc="all outside delta")
 
 
 def _dropout_errors(device):
@@ -69,20 +80,21 @@ def _dropout_errors(device):
 
 @samples_for("aten::native_dropout_backward", errors=_dropout_errors)
 def native_dropout_backward_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     for desc, shape in (("3x4", (3, 4)), ("0-d", ()), ("empty", (0, 2))):
         mask = torch.rand(shape, device=device) > 0.5
-        yield Sample((make(*shape, dtype=dtype, device=device), mask, 2.0), desc=desc)
+        yield Sample((make_arg(*shape), mask, 2.0), desc=desc)
     mask = torch.rand(2, 3, device=device) > 0.3
-    yield Sample((make(3, 2, dtype=dtype, device=device).mT, mask, 1 / 0.7), desc="transposed grad")
+    yield Sample((make_arg(3, 2).mT, mask, 1 / 0.7), desc="transposed grad")
 
 
 def _long(values, device):
     return torch.tensor(values, dtype=torch.long, device=device)
 
 
-def _spread(*shape, dtype, device):
+def _spread(make_arg, *shape):
     # |x| up to 9 with margins below 1: no hinge within finite-difference reach of its kink
-    return make(*shape, dtype=dtype, device=device, low=-9, high=9)
+    return make_arg(*shape, low=-9, high=9)
 
 
 def _multi_margin_backward_errors(device):
@@ -92,28 +104,33 @@ def _multi_margin_backward_errors(device):
                       desc="target out of range")
 
 
-@samples_for("aten::multi_margin_loss_backward", errors=_multi_margin_backward_errors)
+def _no_reverse_mode_at_all(op):
+    return no_reverse_mode(op) | third_order(op, NOT_IN_DERIVATIVES_TABLE)
+
+
+@samples_for("aten::multi_margin_loss_backward", errors=_multi_margin_backward_errors,
+             xfails=_no_reverse_mode_at_all("aten::multi_margin_loss_backward"))
 def multi_margin_loss_backward_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     target = _long([0, 2, 4, 1], device)
-    weight = make(5, dtype=dtype, device=device, low=0.5, high=2.0)
+    weight = make_arg(5, low=0.5, high=2.0)
     for p in (1, 2):
         for name, reduction in REDUCTIONS.items():
-            x = _spread(4, 5, dtype=dtype, device=device)
-            yield Sample((_grad_for(x[:, 0], reduction, dtype, device), x, target, p, 0.7, None, reduction), desc=f"p={p} {name}")
-        x = _spread(4, 5, dtype=dtype, device=device)
-        yield Sample((_grad_for(x[:, 0], NONE, dtype, device), x, target, p, 0.5, weight, NONE), desc=f"p={p} weight none")
-        yield Sample((make(dtype=dtype, device=device), x, target, p, 0.5, weight, MEAN), desc=f"p={p} weight mean")
-    x = _spread(5, 4, dtype=dtype, device=device).mT
-    yield Sample((make(dtype=dtype, device=device), x, target, 2, 0.5, None, SUM), desc="transposed")
-    yield Sample((make(dtype=dtype, device=device), _spread(5, dtype=dtype, device=device), _long(3, device), 2, 1.0, None, NONE), desc="1-d input")
-    yield Sample((make(dtype=dtype, device=device), _spread(dtype=dtype, device=device), _long(0, device), 2, 1.0, None, NONE), desc="0-d input")
-    yield Sample((make(0, dtype=dtype, device=device), make(0, 3, dtype=dtype, device=device), _long([], device), 2, 1.0, None, NONE),
-                 desc="empty batch")
+            x = _spread(make_arg, 4, 5)
+            yield Sample((_grad_for(make_arg, x[:, 0], reduction), x, target, p, 0.7, None, reduction), desc=f"p={p} {name}")
+        x = _spread(make_arg, 4, 5)
+        yield Sample((_grad_for(make_arg, x[:, 0], NONE), x, target, p, 0.5, weight, NONE), desc=f"p={p} weight none")
+        yield Sample((make_arg(), x, target, p, 0.5, weight, MEAN), desc=f"p={p} weight mean")
+    x = _spread(make_arg, 5, 4).mT
+    yield Sample((make_arg(), x, target, 2, 0.5, None, SUM), desc="transposed")
+    yield Sample((make_arg(), _spread(make_arg, 5), _long(3, device), 2, 1.0, None, NONE), desc="1-d input")
+    yield Sample((make_arg(), _spread(make_arg), _long(0, device), 2, 1.0, None, NONE), desc="0-d input")
+    yield Sample((make_arg(0), make_arg(0, 3), _long([], device), 2, 1.0, None, NONE), desc="empty batch")
 
 
-def _multilabel_call(x, target, reduction, desc):
+def _multilabel_call(make_arg, x, target, reduction, desc):
     _, is_target = torch.ops.aten.multilabel_margin_loss_forward(x, target, reduction)
-    grad = make(*(x.shape[:-1] if reduction == NONE and x.dim() > 1 else ()), dtype=x.dtype, device=x.device)
+    grad = make_arg(*(x.shape[:-1] if reduction == NONE and x.dim() > 1 else ()))
     # is_target is a 0/1 mask read through `!= 0`: finite differences of it are meaningless
     return Sample((grad, x, target, reduction, is_target), desc=desc, diff=(0, 1))
 
@@ -123,38 +140,43 @@ def _multilabel_backward_errors(device):
     yield ErrorSample((torch.ones((), dtype=torch.float64, device=device), x, _long([0, 1], device), MEAN, x), desc="target shape mismatch")
 
 
-@samples_for("aten::multilabel_margin_loss_backward", errors=_multilabel_backward_errors)
+@samples_for("aten::multilabel_margin_loss_backward", errors=_multilabel_backward_errors,
+             xfails=_no_reverse_mode_at_all("aten::multilabel_margin_loss_backward"))
 def multilabel_margin_loss_backward_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     # labels end at the first -1; row 1 repeats a label; row 3 has none
     target = _long([[0, 3, -1, 1, 2], [2, 2, -1, -1, 0], [4, 0, 1, 3, -1], [-1, 1, 1, 1, 1]], device)
     for name, reduction in REDUCTIONS.items():
-        yield _multilabel_call(_spread(4, 5, dtype=dtype, device=device), target, reduction, name)
-    yield _multilabel_call(_spread(5, 4, dtype=dtype, device=device).mT, target, SUM, "transposed")
-    yield _multilabel_call(_spread(5, dtype=dtype, device=device), _long([1, 4, -1, 0, 0], device), NONE, "1-d input")
-    yield _multilabel_call(make(0, 3, dtype=dtype, device=device), torch.zeros(0, 3, dtype=torch.long, device=device), NONE, "empty batch")
+        yield _multilabel_call(make_arg, _spread(make_arg, 4, 5), target, reduction, name)
+    yield _multilabel_call(make_arg, _spread(make_arg, 5, 4).mT, target, SUM, "transposed")
+    yield _multilabel_call(make_arg, _spread(make_arg, 5), _long([1, 4, -1, 0, 0], device), NONE, "1-d input")
+    yield _multilabel_call(make_arg, make_arg(0, 3), torch.zeros(0, 3, dtype=torch.long, device=device), NONE, "empty batch")
 
 
-@samples_for("aten::hardsigmoid_backward")
+@samples_for("aten::hardsigmoid_backward", xfails=_no_reverse_mode_at_all("aten::hardsigmoid_backward"))
 def hardsigmoid_backward_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     # kinks at ±3 kept out of finite-difference reach; both flat sides and the slope
     x = torch.tensor([-5.0, -2.5, -1.0, 0.0, 0.5, 2.9, 3.5, 7.0], dtype=dtype, device=device)
-    yield Sample((make(8, dtype=dtype, device=device), x), desc="both sides of the ramp")
-    yield Sample((make(3, 2, dtype=dtype, device=device).mT, x[:6].reshape(3, 2).mT), desc="transposed")
-    yield Sample((make(dtype=dtype, device=device), x[2]), desc="0-d")
-    yield Sample((make(0, 2, dtype=dtype, device=device), make(0, 2, dtype=dtype, device=device)), desc="empty")
+    yield Sample((make_arg(8), x), desc="both sides of the ramp")
+    yield Sample((make_arg(3, 2).mT, x[:6].reshape(3, 2).mT), desc="transposed")
+    yield Sample((make_arg(), x[2]), desc="0-d")
+    yield Sample((make_arg(0, 2), make_arg(0, 2)), desc="empty")
 
 
-def _cdist_call(x1, x2, p, desc, diff=None):
+def _own_backward_not_implemented(op):
+    return no_reverse_mode(op) | third_order(op, OWN_BACKWARD_NOT_IMPLEMENTED)
+
+
+def _cdist_call(x1, x2, p, desc, diff=None, xfails=None):
     dist = torch.cdist(x1, x2, p=p, compute_mode="donot_use_mm_for_euclid_dist")
     grad = torch.randn_like(dist)
-    return Sample((grad, x1, x2, p, dist), desc=f"{desc} p={p}", diff=diff)
+    return Sample((grad, x1, x2, p, dist), desc=f"{desc} p={p}", diff=diff, xfails=xfails or {})
 
 
-@samples_for("aten::_cdist_backward")
+@samples_for("aten::_cdist_backward", xfails=_own_backward_not_implemented("aten::_cdist_backward"))
 def cdist_backward_samples(dtype, device):
-    def points(*shape):
-        return make(*shape, dtype=dtype, device=device, low=-1, high=1)
-
+    points = partial(make_tensor, dtype=dtype, device=device, low=-1, high=1)
     for p in (0.5, 1.0, 1.5, 2.0, 3.0):
         yield _cdist_call(points(3, 2), points(4, 2), p, "3x4 pairs")
     yield _cdist_call(points(2, 2, 3), points(2, 3, 3), 2.0, "batched")
@@ -162,13 +184,20 @@ def cdist_backward_samples(dtype, device):
     yield _cdist_call(points(0, 2), points(3, 2), 2.0, "empty x1")
     # empty broadcast batches: the kernel returns zeros of x1's shape, not the broadcast one
     for shape1, shape2 in (((0, 4, 5), (3, 5)), ((1, 4, 5), (0, 3, 5)), ((0, 1, 4, 5), (2, 3, 5)), ((3, 5), (0, 4, 5))):
-        yield _cdist_call(points(*shape1), points(*shape2), 2.0, f"empty broadcast batch {shape1} {shape2}")
+        vmap_shape = xfail("vmap of PyTorch's _cdist_backward primal over this empty broadcast batch returns shape "
+                           "(B, 1, 3, 5) where a loop gives (3, 5), measured with torch_fwdad disabled (the check "
+                           "compares the primal output first, before any tangent)", "vmap_jvp")
+        yield _cdist_call(points(*shape1), points(*shape2), 2.0, f"empty broadcast batch {shape1} {shape2}",
+                          xfails=vmap_shape if (shape1, shape2) == ((3, 5), (0, 4, 5)) else None)
     yield _cdist_call(points(2, 0), points(3, 0), 2.0, "no coordinates")
     yield _cdist_call(points(2, 3), points(3, 3), 0.0, "p=0 counts coordinates")
     # For p=inf a coordinate contributes only where |diff| equals the distance exactly:
     # perturbing x1, x2 or the distance breaks the tie, so finite differences judge the
     # linear term in grad only.
-    yield _cdist_call(points(3, 2), points(4, 2), float("inf"), "inf norm", diff=(0,))
+    yield _cdist_call(points(3, 2), points(4, 2), float("inf"), "inf norm", diff=(0,),
+                      xfails=xfail("vmap of PyTorch's _cdist_backward primal with p=inf disagrees with a loop, measured "
+                                   "with torch_fwdad disabled (the check compares the primal output first, before any "
+                                   "tangent)", "vmap_jvp"))
 
 
 def _pdist_call(x, p, desc, diff=None):
@@ -182,11 +211,9 @@ def _pdist_errors(device):
                       desc="self not contiguous")
 
 
-@samples_for("aten::_pdist_backward", errors=_pdist_errors)
+@samples_for("aten::_pdist_backward", errors=_pdist_errors, xfails=_own_backward_not_implemented("aten::_pdist_backward"))
 def pdist_backward_samples(dtype, device):
-    def points(*shape):
-        return make(*shape, dtype=dtype, device=device, low=-1, high=1)
-
+    points = partial(make_tensor, dtype=dtype, device=device, low=-1, high=1)
     for p in (0.5, 1.0, 1.5, 2.0, 3.0):
         yield _pdist_call(points(4, 2), p, "4 points")
     yield _pdist_call(points(1, 3), 2.0, "one point, no pairs")

@@ -1,12 +1,16 @@
 """Samples for the convolution kernels CPU dispatches to directly (small: gradcheck is quadratic)."""
 
-import torch
+from functools import partial
 
-from . import ErrorSample, Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import ErrorSample, Sample, samples_for
 
 
 def _conv_samples(dtype, device, dims, transposed=False, dilated=False, defaults=True):
     """(input, weight, kernel_size, bias, stride, padding[, output_padding][, dilation])"""
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     spatial = (4,) * dims
     kernel = (2,) * dims
     ones, zeros = (1,) * dims, (0,) * dims
@@ -16,9 +20,9 @@ def _conv_samples(dtype, device, dims, transposed=False, dilated=False, defaults
         ((2,) * dims, ones, (2,) * dims if dilated else ones, "strided, padded" + (", dilated" if dilated else ""), False, True),
     ]
     for stride, padding, dilation, desc, with_bias, noncontiguous in cases:
-        x = make(2, 2, *spatial, dtype=dtype, device=device, noncontiguous=noncontiguous)
-        w = make(*weight_shape, dtype=dtype, device=device)
-        bias = make(3, dtype=dtype, device=device) if with_bias else None
+        x = make_arg(2, 2, *spatial, noncontiguous=noncontiguous)
+        w = make_arg(*weight_shape)
+        bias = make_arg(3) if with_bias else None
         args = [x, w, kernel, bias, stride, padding]
         if transposed:
             args += [(1,) * dims if stride != ones else zeros, dilation]
@@ -66,11 +70,12 @@ def _conv_errors(device, op):
 
 @samples_for("aten::conv_tbc", errors=lambda device: _conv_tbc_errors(device))
 def conv_tbc_samples(dtype, device):
-    x = make(5, 2, 3, dtype=dtype, device=device)  # time, batch, channels
-    w = make(3, 3, 4, dtype=dtype, device=device)  # kernel width, in, out
-    yield Sample((x, w, make(4, dtype=dtype, device=device), 0), desc="no padding")
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    x = make_arg(5, 2, 3)  # time, batch, channels
+    w = make_arg(3, 3, 4)  # kernel width, in, out
+    yield Sample((x, w, make_arg(4), 0), desc="no padding")
     # (conv_tbc itself refuses non-contiguous input)
-    yield Sample((x, w.transpose(0, 1).contiguous().transpose(0, 1), make(4, dtype=dtype, device=device), 1),
+    yield Sample((x, w.transpose(0, 1).contiguous().transpose(0, 1), make_arg(4), 1),
                  desc="padded, non-contiguous weight")
 
 
@@ -82,13 +87,14 @@ def _conv_tbc_errors(device):
 
 @samples_for("aten::_slow_conv2d_backward.output_mask")
 def slow_conv2d_backward_samples(dtype, device):
-    x = make(2, 2, 4, 4, dtype=dtype, device=device)
-    w = make(3, 2, 2, 2, dtype=dtype, device=device)
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    x = make_arg(2, 2, 4, 4)
+    w = make_arg(3, 2, 2, 2)
     for stride, padding, mask, desc in (((1, 1), (0, 0), [True, True, True], "all outputs"),
                                         ((2, 2), (1, 1), [True, True, False], "strided, padded, no grad_bias"),
                                         ((1, 1), (1, 1), [False, True, True], "no grad_input")):
         out_size = [(4 + 2 * p - 2) // s + 1 for s, p in zip(stride, padding)]
-        grad_output = make(2, 3, *out_size, dtype=dtype, device=device)
+        grad_output = make_arg(2, 3, *out_size)
         yield Sample((grad_output, x, w, (2, 2), stride, padding, mask), desc=desc, wrapper=_requested_outputs)
 
 

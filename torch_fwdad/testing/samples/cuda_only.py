@@ -4,24 +4,28 @@ calls each generated rule on CPU tensors with the outputs of an unfused CPU refe
 compares with torch.func.jvp of that reference.
 """
 
-import torch
+from functools import partial
 
-from . import Sample, make, samples_for
+from torch.testing import make_tensor
+
+from . import Sample, samples_for
 
 
 @samples_for("aten::_fused_dropout", cpu_runnable=False)
 def fused_dropout_samples(dtype, device):
     # p is the probability of keeping
-    yield Sample((make(4, 5, dtype=dtype, device=device), 0.7), desc="2-d", diff=(0,))
-    yield Sample((make(2, 3, 4, dtype=dtype, device=device, noncontiguous=True), 0.5), desc="non-contiguous", diff=(0,))
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(4, 5), 0.7), desc="2-d", diff=(0,))
+    yield Sample((make_arg(2, 3, 4, noncontiguous=True), 0.5), desc="non-contiguous", diff=(0,))
 
 
 def _cell_args(batch, hidden, gates, dtype, device, bias=True):
     """(input_gates, hidden_gates, state, input_bias, hidden_bias): the products x w_ihᵀ, h w_hhᵀ."""
-    biases = (make(gates * hidden, dtype=dtype, device=device), make(gates * hidden, dtype=dtype, device=device))
-    return (make(batch, gates * hidden, dtype=dtype, device=device),
-            make(batch, gates * hidden, dtype=dtype, device=device),
-            make(batch, hidden, dtype=dtype, device=device),
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    biases = (make_arg(gates * hidden), make_arg(gates * hidden))
+    return (make_arg(batch, gates * hidden),
+            make_arg(batch, gates * hidden),
+            make_arg(batch, hidden),
             *(biases if bias else (None, None)))
 
 
@@ -39,11 +43,12 @@ def fused_gru_cell_samples(dtype, device):
 
 def _depthwise_samples(dtype, device, dims):
     """(input, weight, kernel_size, bias, stride, padding, dilation); weight (C * multiplier, 1, k...)."""
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     kernel, ones, zeros = (2,) * dims, (1,) * dims, (0,) * dims
-    x = make(2, 3, *(5,) * dims, dtype=dtype, device=device)
-    yield Sample((x, make(3, 1, *kernel, dtype=dtype, device=device), kernel, make(3, dtype=dtype, device=device),
+    x = make_arg(2, 3, *(5,) * dims)
+    yield Sample((x, make_arg(3, 1, *kernel), kernel, make_arg(3),
                   ones, zeros, ones), desc="multiplier 1, bias")
-    yield Sample((x, make(6, 1, *kernel, dtype=dtype, device=device), kernel, None, (2,) * dims, ones, (2,) * dims),
+    yield Sample((x, make_arg(6, 1, *kernel), kernel, None, (2,) * dims, ones, (2,) * dims),
                  desc="multiplier 2, strided, padded, dilated, no bias")
 
 

@@ -1,12 +1,14 @@
 """Samples for the in-place overloads of derivatives.yaml (`in_place_of:` entries).
 
 The out-of-place samples, run in place on a copy of self (an input of the check matrix
-may be a leaf that requires grad, which cannot be written in place).
+may be a leaf that requires grad, which cannot be written in place), with their expected failures.
 """
 
 from __future__ import annotations
 
-from . import Sample, samples_for
+import dataclasses
+
+from . import samples_for
 from .indexing import index_reduce_samples, scatter_reduce_samples
 
 
@@ -16,7 +18,7 @@ def _on_a_copy(op, self, *args, **kwargs):
 
 def _in_place(samples):
     for sample in samples:
-        yield Sample(sample.args, sample.kwargs, sample.desc, _on_a_copy, sample.diff)
+        yield dataclasses.replace(sample, wrapper=_on_a_copy)
 
 
 @samples_for("aten::index_reduce_")

@@ -1,8 +1,11 @@
 """Samples for linear-algebra entries."""
 
-import torch
+from functools import partial
 
-from . import ErrorSample, Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import ErrorSample, Sample, samples_for
 
 
 def _hermitian_pd(op, A, *args, **kwargs):
@@ -20,17 +23,18 @@ def _cholesky_errors(device):
 
 @samples_for("aten::cholesky", dtypes=(torch.float64, torch.complex128), errors=_cholesky_errors)
 def cholesky_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     for upper in (False, True):
-        yield Sample((make(3, 3, dtype=dtype, device=device), upper), desc=f"3x3 upper={upper}", wrapper=_hermitian_pd)
-        yield Sample((make(2, 4, 4, dtype=dtype, device=device), upper), desc=f"batched upper={upper}", wrapper=_hermitian_pd)
-        yield Sample((make(2, 0, 0, dtype=dtype, device=device), upper), desc=f"empty upper={upper}", wrapper=_hermitian_pd)
-    yield Sample((make(4, 4, dtype=dtype, device=device).mT, False), desc="transposed", wrapper=_hermitian_pd)
-    yield Sample((make(1, 1, dtype=dtype, device=device), False), desc="1x1", wrapper=_hermitian_pd)
+        yield Sample((make_arg(3, 3), upper), desc=f"3x3 upper={upper}", wrapper=_hermitian_pd)
+        yield Sample((make_arg(2, 4, 4), upper), desc=f"batched upper={upper}", wrapper=_hermitian_pd)
+        yield Sample((make_arg(2, 0, 0), upper), desc=f"empty upper={upper}", wrapper=_hermitian_pd)
+    yield Sample((make_arg(4, 4).mT, False), desc="transposed", wrapper=_hermitian_pd)
+    yield Sample((make_arg(1, 1), False), desc="1x1", wrapper=_hermitian_pd)
 
 
 def _reflectors(*shape, dtype, device):
     """geqrf's output, as OpInfo's ormqr samples use (the checks then move tau freely)."""
-    return torch.geqrf(make(*shape, dtype=dtype, device=device, low=-1, high=1))
+    return torch.geqrf(make_tensor(*shape, dtype=dtype, device=device, low=-1, high=1))
 
 
 def _ormqr_errors(device):
@@ -40,12 +44,13 @@ def _ormqr_errors(device):
 
 @samples_for("aten::ormqr", dtypes=(torch.float64, torch.complex128), errors=_ormqr_errors)
 def ormqr_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     for left in (True, False):
         for transpose in (False, True):
             reflectors, tau = _reflectors(4, 3, dtype=dtype, device=device)
-            other = make(4, 2, dtype=dtype, device=device) if left else make(2, 4, dtype=dtype, device=device)
+            other = make_arg(4, 2) if left else make_arg(2, 4)
             yield Sample((reflectors, tau, other, left, transpose), desc=f"tall left={left} transpose={transpose}")
     reflectors, tau = _reflectors(2, 2, 4, dtype=dtype, device=device)  # more columns than reflectors
-    yield Sample((reflectors, tau, make(2, 2, 3, dtype=dtype, device=device), True, False), desc="batched wide")
+    yield Sample((reflectors, tau, make_arg(2, 2, 3), True, False), desc="batched wide")
     reflectors, tau = _reflectors(3, 0, dtype=dtype, device=device)
-    yield Sample((reflectors, tau, make(3, 2, dtype=dtype, device=device), True, True), desc="no reflectors")
+    yield Sample((reflectors, tau, make_arg(3, 2), True, True), desc="no reflectors")

@@ -1,8 +1,11 @@
 """Samples for the CPU kernels behind torch.nn utilities (weight norm, rrelu)."""
 
-import torch
+from functools import partial
 
-from . import ErrorSample, Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import ErrorSample, Sample, samples_for, xfail
 
 
 def _weight_norm_errors(device):
@@ -13,9 +16,10 @@ def _weight_norm_errors(device):
 
 @samples_for("aten::_weight_norm_interface", errors=_weight_norm_errors)
 def weight_norm_interface_samples(dtype, device):
-    yield Sample((make(3, 4, dtype=dtype, device=device), make(3, 1, dtype=dtype, device=device), 0), desc="2-d, dim 0")
-    yield Sample((make(2, 3, 4, dtype=dtype, device=device), make(1, 1, 4, dtype=dtype, device=device), 2), desc="3-d, last dim")
-    yield Sample((make(4, 2, 2, dtype=dtype, device=device, noncontiguous=True), make(4, 1, 1, dtype=dtype, device=device), 0),
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(3, 4), make_arg(3, 1), 0), desc="2-d, dim 0")
+    yield Sample((make_arg(2, 3, 4), make_arg(1, 1, 4), 2), desc="3-d, last dim")
+    yield Sample((make_arg(4, 2, 2, noncontiguous=True), make_arg(4, 1, 1), 0),
                  desc="conv weight, non-contiguous")
 
 
@@ -29,12 +33,18 @@ def _seeded(op, *args):
     return op(*args, generator=torch.Generator(device=args[0].device).manual_seed(0))
 
 
-
-
 @samples_for("aten::rrelu_with_noise_functional")
 def rrelu_with_noise_functional_samples(dtype, device):
-    x = _away_from_zero(make(3, 4, dtype=dtype, device=device))
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    x = _away_from_zero(make_arg(3, 4))
     noise = torch.zeros_like(x)
     yield Sample((x, noise, 0.1, 0.3, False), desc="eval", diff=(0,))
-    yield Sample((x, noise, 0.1, 0.3, True), desc="training, seeded", diff=(0,), wrapper=_seeded)
-    yield Sample((x, noise, 0.2, 0.2, True), desc="training, lower == upper", diff=(0,))
+    wrong_reverse_mode = xfail(
+        "PyTorch's backward for rrelu_with_noise_functional reads the input noise, which this "
+        "functional overload does not fill (noise_out holds the drawn slopes): its reverse-mode "
+        "gradient in training is wrong, so the JVP (right, per finite differences) cannot match it", "jvp_vjp")
+    random_slopes = xfail(
+        "training draws random slopes (lower < upper): the vmapped call and the loop draw different ones", "vmap_jvp")
+    yield Sample((x, noise, 0.1, 0.3, True), desc="training, seeded", diff=(0,), wrapper=_seeded,
+                 xfails=wrong_reverse_mode | random_slopes)
+    yield Sample((x, noise, 0.2, 0.2, True), desc="training, lower == upper", diff=(0,), xfails=wrong_reverse_mode)

@@ -1,20 +1,24 @@
 """Samples for the fake-quantize family (straight-through estimator)."""
 
 import torch
+from torch.testing import make_tensor
 
-from . import ErrorSample, Sample, make, samples_for
+from . import ErrorSample, Sample, samples_for, xfail
 
 # Every sample has values inside the range and values clamped at both ends (with
 # scale 0.25 and quant range [-8, 7] the representable interval is about [-2, 1.75]).
 QMIN, QMAX = -8, 7
+STRAIGHT_THROUGH = xfail(
+    "straight-through estimator: like PyTorch's backward formula, the tangent treats rounding "
+    "as the identity, while finite differences see the piecewise-constant primal (zero slope)", "gradcheck")
 
 
 def _values(*shape, dtype, device, noncontiguous=False):
-    return make(*shape, dtype=dtype, device=device, low=-3, high=3, noncontiguous=noncontiguous)
+    return make_tensor(*shape, dtype=dtype, device=device, low=-3, high=3, noncontiguous=noncontiguous)
 
 
 @samples_for("aten::fake_quantize_per_tensor_affine_cachemask",
-             errors=lambda device: _per_tensor_errors(device))
+             errors=lambda device: _per_tensor_errors(device), xfails=STRAIGHT_THROUGH)
 def per_tensor_samples(dtype, device):
     yield Sample((_values(4, 5, dtype=dtype, device=device), 0.25, 0, QMIN, QMAX), desc="2-d")
     yield Sample((_values(3, 2, 4, dtype=dtype, device=device, noncontiguous=True), 0.25, 2, QMIN, QMAX), desc="non-contiguous, zero_point 2")
@@ -26,7 +30,7 @@ def _per_tensor_errors(device):
     yield ErrorSample((x, 0.25, 9, QMIN, QMAX), desc="zero_point out of range")
 
 
-@samples_for("aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams")
+@samples_for("aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams", xfails=STRAIGHT_THROUGH)
 def per_tensor_qparams_samples(dtype, device):
     # scale and zero_point have no derivative in PyTorch's formula: only self varies
     scale = torch.tensor([0.25], dtype=torch.float32, device=device)
@@ -37,7 +41,7 @@ def per_tensor_qparams_samples(dtype, device):
 
 
 @samples_for("aten::fake_quantize_per_channel_affine_cachemask",
-             errors=lambda device: _per_channel_errors(device))
+             errors=lambda device: _per_channel_errors(device), xfails=STRAIGHT_THROUGH)
 def per_channel_samples(dtype, device):
     scale = torch.tensor([0.25, 0.5, 0.125], dtype=torch.float32, device=device)
     zero_point = torch.tensor([0, 2, -1], dtype=torch.int32, device=device)

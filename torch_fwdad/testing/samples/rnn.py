@@ -1,8 +1,11 @@
 """Samples for packing padded sequences (nn.utils.rnn.pack_padded_sequence)."""
 
-import torch
+from functools import partial
 
-from . import ErrorSample, Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import ErrorSample, Sample, samples_for, xfail
 
 
 def _lengths(*values):
@@ -10,13 +13,17 @@ def _lengths(*values):
     return torch.tensor(values, dtype=torch.long)
 
 
-@samples_for("aten::_pack_padded_sequence", errors=lambda device: _pack_errors(device))
+@samples_for("aten::_pack_padded_sequence", errors=lambda device: _pack_errors(device), xfails=xfail(
+    "under torch.func.jvp PyTorch's _pack_padded_sequence_backward reads a data pointer that "
+    "functorch's wrapped tensors lack ('Cannot access data pointer of Tensor that doesn't have "
+    "storage'); forward_ad over autograd.grad passes", "fwd_over_rev_func"))
 def pack_padded_sequence_samples(dtype, device):
     # (T, B, *) with batch_first=False, (B, T, *) with batch_first=True
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     for batch_first in (False, True):
         def padded(T, B, *feature, **kw):
             shape = (B, T, *feature) if batch_first else (T, B, *feature)
-            return make(*shape, dtype=dtype, device=device, **kw)
+            return make_arg(*shape, **kw)
 
         layout = "batch_first" if batch_first else "time_first"
         yield Sample((padded(4, 3, 2), _lengths(4, 4, 4), batch_first), desc=f"{layout}, equal lengths")
@@ -33,12 +40,13 @@ def _pack_errors(device):
 
 
 def _lstm_layer_args(dtype, device, reverse, has_biases, batch_first=False):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     T, B, I, H = 3, 2, 4, 5  # the kernel takes time-major input whatever batch_first says
-    weights = [make(4 * H, I, dtype=dtype, device=device), make(4 * H, H, dtype=dtype, device=device)]
-    biases = [make(4 * H, dtype=dtype, device=device), make(4 * H, dtype=dtype, device=device)] if has_biases \
+    weights = [make_arg(4 * H, I), make_arg(4 * H, H)]
+    biases = [make_arg(4 * H), make_arg(4 * H)] if has_biases \
         else [w.clone() for w in weights]  # nn.LSTM passes the weights again; the kernel ignores them
-    state = [make(B, H, dtype=dtype, device=device), make(B, H, dtype=dtype, device=device)]
-    return (make(T, B, I, dtype=dtype, device=device), *weights, *biases, *state,
+    state = [make_arg(B, H), make_arg(B, H)]
+    return (make_arg(T, B, I), *weights, *biases, *state,
             reverse, [], 2, H, 1, has_biases, False, batch_first, False)
 
 

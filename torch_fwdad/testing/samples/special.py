@@ -4,19 +4,18 @@ Only the argument PyTorch differentiates carries a tangent (`diff`): x of igamma
 and q of zeta; a tangent on the order or exponent raises, as reverse mode does.
 """
 
-import torch
+from functools import partial
 
-from . import ErrorSample, Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import FWD_OVER_REV, ErrorSample, Sample, samples_for, xfail
 
 
 def _pairs(dtype, device, first, second):
     """(desc, first-argument tensor, second-argument tensor) over shapes worth covering."""
-    def a(*shape):
-        return make(*shape, dtype=dtype, device=device, low=first[0], high=first[1])
-
-    def b(*shape, **kwargs):
-        return make(*shape, dtype=dtype, device=device, low=second[0], high=second[1], **kwargs)
-
+    a = partial(make_tensor, dtype=dtype, device=device, low=first[0], high=first[1])
+    b = partial(make_tensor, dtype=dtype, device=device, low=second[0], high=second[1])
     yield "vector", a(4), b(4)
     yield "0-d", a(), b()
     yield "broadcast", a(2, 1), b(3)
@@ -47,10 +46,11 @@ def zeta_samples(dtype, device):
 
 @samples_for("aten::special_zeta.self_scalar")
 def zeta_scalar_exponent_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     for s in (1.5, 2, 4.0):
-        yield Sample((s, make(3, dtype=dtype, device=device, low=0.5, high=3.0)), desc=f"s={s}")
-    yield Sample((2.5, make(dtype=dtype, device=device, low=0.5, high=3.0)), desc="0-d")
-    yield Sample((2.5, make(0, dtype=dtype, device=device)), desc="empty")
+        yield Sample((s, make_arg(3, low=0.5, high=3.0)), desc=f"s={s}")
+    yield Sample((2.5, make_arg(low=0.5, high=3.0)), desc="0-d")
+    yield Sample((2.5, make_arg(0)), desc="empty")
 
 
 def _seeded(op, *args, **kwargs):
@@ -60,8 +60,22 @@ def _seeded(op, *args, **kwargs):
         return op(*args, **kwargs)
 
 
-@samples_for("aten::_standard_gamma")
+_STANDARD_GAMMA_XFAILS = xfail(
+    "the tangent is PyTorch's implicit reparameterisation gradient (dx/dα holding the CDF at x "
+    "fixed), not the derivative of the sampler's path for a fixed random stream that finite "
+    "differences see (finite differences cannot judge random ops); and "
+    "_standard_gamma_grad, which the tangent is built from, has no derivative in PyTorch "
+    "(not_implemented), so neither the batched-forward part of gradcheck nor second order can run",
+    "gradcheck", "second_order",
+) | xfail(
+    "PyTorch's backward is _standard_gamma_grad(self, result), which has no derivative in PyTorch "
+    "(not_implemented): its own NotImplementedError", *FWD_OVER_REV,
+) | xfail("a random op: vmap refuses it in its default randomness='error' mode, in plain PyTorch too", "vmap_jvp")
+
+
+@samples_for("aten::_standard_gamma", xfails=_STANDARD_GAMMA_XFAILS)
 def standard_gamma_samples(dtype, device):
-    yield Sample((make(4, dtype=dtype, device=device, low=0.5, high=3.0),), desc="vector", wrapper=_seeded)
-    yield Sample((make(2, 3, dtype=dtype, device=device, low=0.05, high=0.5),), desc="small concentration", wrapper=_seeded)
-    yield Sample((make(dtype=dtype, device=device, low=1.0, high=5.0),), desc="0-d", wrapper=_seeded)
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(4, low=0.5, high=3.0),), desc="vector", wrapper=_seeded)
+    yield Sample((make_arg(2, 3, low=0.05, high=0.5),), desc="small concentration", wrapper=_seeded)
+    yield Sample((make_arg(low=1.0, high=5.0),), desc="0-d", wrapper=_seeded)

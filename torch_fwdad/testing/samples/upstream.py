@@ -6,9 +6,12 @@ AD already works without a formula. No derivatives.yaml entry goes with them; th
 report measures them, and tests/test_formulas.py checks that they pass without torch_fwdad.
 """
 
-import torch
+from functools import partial
 
-from . import Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import Sample, samples_for, xfail
 
 CIA = "CompositeImplicitAutograd"
 
@@ -19,28 +22,31 @@ def _as_tuple(op, *args, **kwargs):
 
 @samples_for("aten::chunk", upstream_covers=CIA)
 def chunk_samples(dtype, device):
-    yield Sample((make(4, 3, dtype=dtype, device=device), 2), desc="4x3 into 2", wrapper=_as_tuple)
-    yield Sample((make(5, 3, dtype=dtype, device=device), 3, 0), desc="uneven 5 into 3", wrapper=_as_tuple)
-    yield Sample((make(2, 6, dtype=dtype, device=device, noncontiguous=True), 4, 1), desc="dim 1, non-contiguous", wrapper=_as_tuple)
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(4, 3), 2), desc="4x3 into 2", wrapper=_as_tuple)
+    yield Sample((make_arg(5, 3), 3, 0), desc="uneven 5 into 3", wrapper=_as_tuple)
+    yield Sample((make_arg(2, 6, noncontiguous=True), 4, 1), desc="dim 1, non-contiguous", wrapper=_as_tuple)
 
 
 @samples_for("aten::linear", upstream_covers=CIA)
 def linear_samples(dtype, device):
-    yield Sample((make(2, 3, dtype=dtype, device=device), make(4, 3, dtype=dtype, device=device)), desc="no bias")
-    yield Sample((make(2, 3, dtype=dtype, device=device), make(4, 3, dtype=dtype, device=device),
-                  make(4, dtype=dtype, device=device)), desc="bias")
-    yield Sample((make(2, 5, 3, dtype=dtype, device=device), make(4, 3, dtype=dtype, device=device),
-                  make(4, dtype=dtype, device=device)), desc="batched input, bias")
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(2, 3), make_arg(4, 3)), desc="no bias")
+    yield Sample((make_arg(2, 3), make_arg(4, 3), make_arg(4)), desc="bias")
+    yield Sample((make_arg(2, 5, 3), make_arg(4, 3), make_arg(4)), desc="batched input, bias")
 
 
 @samples_for("aten::matmul", upstream_covers=CIA)
 def matmul_samples(dtype, device):
-    yield Sample((make(2, 3, dtype=dtype, device=device), make(3, 4, dtype=dtype, device=device)), desc="matrix x matrix")
-    yield Sample((make(3, dtype=dtype, device=device), make(3, dtype=dtype, device=device)), desc="vector x vector")
-    yield Sample((make(2, 2, 3, dtype=dtype, device=device), make(3, dtype=dtype, device=device)), desc="batched x vector")
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(2, 3), make_arg(3, 4)), desc="matrix x matrix")
+    yield Sample((make_arg(3), make_arg(3)), desc="vector x vector")
+    yield Sample((make_arg(2, 2, 3), make_arg(3)), desc="batched x vector")
 
 
-@samples_for("aten::max_pool2d", upstream_covers=CIA)
+@samples_for("aten::max_pool2d", upstream_covers=CIA, xfails=xfail(
+    "gradcheck's batched forward-grad check runs the legacy vmap, which has no batching rule "
+    "for flatten.using_ints (inside max_pool2d's CPU decomposition); forward AD itself works", "gradcheck"))
 def max_pool2d_samples(dtype, device):
     # distinct values: no ties, where the max is not differentiable
     def distinct(*shape):

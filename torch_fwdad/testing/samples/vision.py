@@ -7,9 +7,12 @@ avoided by random grids; the tangent there follows PyTorch's backward.
 
 import itertools
 
-import torch
+from functools import partial
 
-from . import ErrorSample, Sample, make, samples_for
+import torch
+from torch.testing import make_tensor
+
+from . import ErrorSample, Sample, samples_for
 
 MODES_2D = {"bilinear": 0, "nearest": 1, "bicubic": 2}
 MODES_3D = {"bilinear": 0, "nearest": 1}
@@ -17,7 +20,7 @@ PADDINGS = {"zeros": 0, "border": 1, "reflection": 2}
 
 
 def _grid(*shape, dtype, device):
-    return make(*shape, dtype=dtype, device=device, low=-1.3, high=1.3)
+    return make_tensor(*shape, dtype=dtype, device=device, low=-1.3, high=1.3)
 
 
 def _mode_cases(modes):
@@ -27,18 +30,19 @@ def _mode_cases(modes):
 
 
 def _grid_2d(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     for mode, padding, align, desc in _mode_cases(MODES_2D):
-        yield Sample((make(1, 2, 3, 4, dtype=dtype, device=device), _grid(1, 2, 2, 2, dtype=dtype, device=device),
+        yield Sample((make_arg(1, 2, 3, 4), _grid(1, 2, 2, 2, dtype=dtype, device=device),
                       mode, padding, align), desc=desc)
-    yield Sample((make(2, 1, 3, 3, dtype=dtype, device=device, noncontiguous=True),
+    yield Sample((make_arg(2, 1, 3, 3, noncontiguous=True),
                   _grid(2, 3, 1, 2, dtype=dtype, device=device), 0, 0, False), desc="batched noncontiguous")
-    yield Sample((make(1, 2, 3, 3, dtype=dtype, device=device), _grid(1, 0, 2, 2, dtype=dtype, device=device), 0, 1, True),
+    yield Sample((make_arg(1, 2, 3, 3), _grid(1, 0, 2, 2, dtype=dtype, device=device), 0, 1, True),
                  desc="empty grid")
-    yield Sample((make(1, 1, 1, 1, dtype=dtype, device=device), _grid(1, 2, 1, 2, dtype=dtype, device=device), 2, 2, True),
+    yield Sample((make_arg(1, 1, 1, 1), _grid(1, 2, 1, 2, dtype=dtype, device=device), 2, 2, True),
                  desc="1x1 input bicubic reflection")
-    yield Sample((make(0, 2, 3, 3, dtype=dtype, device=device), _grid(0, 2, 2, 2, dtype=dtype, device=device), 0, 0, False),
+    yield Sample((make_arg(0, 2, 3, 3), _grid(0, 2, 2, 2, dtype=dtype, device=device), 0, 0, False),
                  desc="empty batch")
-    yield Sample((make(2, 0, 3, 3, dtype=dtype, device=device), _grid(2, 2, 2, 2, dtype=dtype, device=device), 2, 1, True),
+    yield Sample((make_arg(2, 0, 3, 3), _grid(2, 2, 2, 2, dtype=dtype, device=device), 2, 1, True),
                  desc="no channels")
 
 
@@ -63,14 +67,15 @@ def grid_sampler_2d_cpu_fallback_samples(dtype, device):
 
 @samples_for("aten::grid_sampler_3d")
 def grid_sampler_3d_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
     for mode, padding, align, desc in _mode_cases(MODES_3D):
-        yield Sample((make(1, 1, 2, 3, 2, dtype=dtype, device=device), _grid(1, 2, 1, 2, 3, dtype=dtype, device=device),
+        yield Sample((make_arg(1, 1, 2, 3, 2), _grid(1, 2, 1, 2, 3, dtype=dtype, device=device),
                       mode, padding, align), desc=desc)
-    yield Sample((make(2, 2, 2, 2, 2, dtype=dtype, device=device).transpose(2, 4),
+    yield Sample((make_arg(2, 2, 2, 2, 2).transpose(2, 4),
                   _grid(2, 1, 2, 1, 3, dtype=dtype, device=device), 0, 2, True), desc="batched transposed")
-    yield Sample((make(0, 1, 2, 2, 2, dtype=dtype, device=device), _grid(0, 1, 2, 1, 3, dtype=dtype, device=device),
+    yield Sample((make_arg(0, 1, 2, 2, 2), _grid(0, 1, 2, 1, 3, dtype=dtype, device=device),
                   0, 1, False), desc="empty batch")
-    yield Sample((make(1, 0, 2, 2, 2, dtype=dtype, device=device), _grid(1, 2, 1, 1, 3, dtype=dtype, device=device),
+    yield Sample((make_arg(1, 0, 2, 2, 2), _grid(1, 2, 1, 1, 3, dtype=dtype, device=device),
                   0, 0, True), desc="no channels")
 
 

@@ -1,4 +1,4 @@
-"""The first slice of formulas through the public functions users call.
+"""Distance, Cholesky, margin-loss and indexed-reduction formulas through the public functions users call.
 
 Forward mode through torch.cdist, F.pdist, torch.cholesky, F.multi_margin_loss,
 F.multilabel_margin_loss, Tensor.index_reduce and scatter_reduce(prod) matches central
