@@ -9,7 +9,6 @@ from torch_fwdad.formulas import (  # noqa: F401
     BOTTOM_RIGHT,
     add_tangents,
     attention_jvp,
-    attention_jvp_fitted,
     cdist_backward_jvp,
     cdist_jvp,
     channel_bias_jvp,
@@ -17,6 +16,7 @@ from torch_fwdad.formulas import (  # noqa: F401
     conv_tbc_linear,
     ctc_loss_backward_jvp,
     ctc_loss_jvp,
+    cudnn_attention_forward_jvp,
     depthwise_conv_linear,
     efficient_attention_forward_jvp,
     embedding_bag_dense_backward_reference,
@@ -48,7 +48,6 @@ from torch_fwdad.formulas import (  # noqa: F401
     pack_padded_sequence_jvp,
     pdist_backward_jvp,
     pdist_jvp,
-    refuse_varlen_attention,
     scatter_reduce_jvp,
     segment_reduce_backward_jvp,
     segment_reduce_jvp,
@@ -169,7 +168,7 @@ def jvp__scaled_dot_product_flash_attention_for_cpu(primals, tangents, outputs):
     query_p, key_p, value_p, dropout_p, is_causal, attn_mask_p, scale = primals
     query_t, key_t, value_t, _, _, attn_mask_t, _ = tangents
     output, logsumexp = outputs
-    output_tangent, logsumexp_tangent = attention_jvp(query_p, key_p, value_p, query_t, key_t, value_t, attn_mask_p, attn_mask_t, output, logsumexp, scale, is_causal, dropout_p)
+    output_tangent, logsumexp_tangent = attention_jvp((query_p, key_p, value_p, attn_mask_p), (query_t, key_t, value_t, attn_mask_t), output, logsumexp, scale=scale, is_causal=is_causal, dropout_p=dropout_p)
     return (output_tangent, logsumexp_tangent)
 
 
@@ -178,7 +177,7 @@ def jvp__scaled_dot_product_flash_attention_for_cpu_backward(primals, tangents, 
     grad_out_p, query_p, key_p, value_p, out_p, logsumexp_p, dropout_p, is_causal, attn_mask_p, scale = primals
     grad_out_t, query_t, key_t, value_t, out_t, logsumexp_t, _, _, attn_mask_t, _ = tangents
     grad_query, grad_key, grad_value = outputs
-    grad_query_tangent, grad_key_tangent, grad_value_tangent = flash_attention_cpu_backward_jvp(grad_out_p, query_p, key_p, value_p, out_p, logsumexp_p, grad_out_t, query_t, key_t, value_t, out_t, logsumexp_t, attn_mask_p, attn_mask_t, scale, is_causal, dropout_p)
+    grad_query_tangent, grad_key_tangent, grad_value_tangent = flash_attention_cpu_backward_jvp((grad_out_p, query_p, key_p, value_p, out_p, logsumexp_p, attn_mask_p), (grad_out_t, query_t, key_t, value_t, out_t, logsumexp_t, attn_mask_t), scale=scale, is_causal=is_causal, dropout_p=dropout_p)
     return (grad_query_tangent, grad_key_tangent, grad_value_tangent)
 
 
@@ -187,7 +186,7 @@ def jvp__scaled_dot_product_flash_attention(primals, tangents, outputs):
     query_p, key_p, value_p, dropout_p, is_causal, return_debug_mask, scale = primals
     query_t, key_t, value_t, _, _, _, _ = tangents
     output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, rng_state, unused, debug_attn_mask = outputs
-    output_tangent, logsumexp_tangent = attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, None, None, output, logsumexp, scale, is_causal, dropout_p, BOTTOM_RIGHT)
+    output_tangent, logsumexp_tangent = attention_jvp((query_p, key_p, value_p), (query_t, key_t, value_t), output, logsumexp, scale=scale, is_causal=is_causal, dropout_p=dropout_p, alignment=BOTTOM_RIGHT)
     return (output_tangent, logsumexp_tangent, None, None, None, None, None, None, None)
 
 
@@ -196,7 +195,7 @@ def jvp__scaled_dot_product_efficient_attention(primals, tangents, outputs):
     query_p, key_p, value_p, attn_bias_p, compute_log_sumexp, dropout_p, is_causal, scale = primals
     query_t, key_t, value_t, attn_bias_t, _, _, _, _ = tangents
     output, log_sumexp, philox_seed, philox_offset = outputs
-    output_tangent, log_sumexp_tangent = attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, attn_bias_p, attn_bias_t, output, log_sumexp, scale, is_causal, dropout_p)
+    output_tangent, log_sumexp_tangent = attention_jvp((query_p, key_p, value_p, attn_bias_p), (query_t, key_t, value_t, attn_bias_t), output, log_sumexp, scale=scale, is_causal=is_causal, dropout_p=dropout_p)
     return (output_tangent, log_sumexp_tangent, None, None)
 
 
@@ -205,7 +204,7 @@ def jvp__scaled_dot_product_cudnn_attention(primals, tangents, outputs):
     query_p, key_p, value_p, attn_bias_p, compute_log_sumexp, dropout_p, is_causal, return_debug_mask, scale = primals
     query_t, key_t, value_t, attn_bias_t, _, _, _, _, _ = tangents
     output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug_attn_mask = outputs
-    output_tangent, logsumexp_tangent = attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, attn_bias_p, attn_bias_t, output, logsumexp, scale, is_causal, dropout_p)
+    output_tangent, logsumexp_tangent = attention_jvp((query_p, key_p, value_p, attn_bias_p), (query_t, key_t, value_t, attn_bias_t), output, logsumexp, scale=scale, is_causal=is_causal, dropout_p=dropout_p)
     return (output_tangent, logsumexp_tangent, None, None, None, None, None, None, None)
 
 
@@ -214,7 +213,7 @@ def jvp__scaled_dot_product_fused_attention_overrideable(primals, tangents, outp
     query_p, key_p, value_p, attn_bias_p, dropout_p, is_causal, return_debug_mask, scale = primals
     query_t, key_t, value_t, attn_bias_t, _, _, _, _ = tangents
     output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug_attn_mask = outputs
-    output_tangent, logsumexp_tangent = attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, attn_bias_p, attn_bias_t, output, logsumexp, scale, is_causal, dropout_p)
+    output_tangent, logsumexp_tangent = attention_jvp((query_p, key_p, value_p, attn_bias_p), (query_t, key_t, value_t, attn_bias_t), output, logsumexp, scale=scale, is_causal=is_causal, dropout_p=dropout_p)
     return (output_tangent, logsumexp_tangent, None, None, None, None, None, None, None)
 
 
@@ -223,7 +222,7 @@ def jvp__flash_attention_forward(primals, tangents, outputs):
     query_p, key_p, value_p, cum_seq_q_p, cum_seq_k_p, max_q, max_k, dropout_p, is_causal, return_debug_mask, scale, window_size_left, window_size_right, seqused_k_p, alibi_slopes_p, block_table_p, num_splits = primals
     query_t, key_t, value_t, cum_seq_q_t, cum_seq_k_t, _, _, _, _, _, _, _, _, seqused_k_t, alibi_slopes_t, block_table_t, _ = tangents
     output, softmax_logsumexp, rng_state, unused, debug_attn_mask = outputs
-    output_tangent, softmax_logsumexp_tangent = flash_attention_forward_jvp(query_p, key_p, value_p, query_t, key_t, value_t, output, softmax_logsumexp, scale, is_causal, dropout_p, cum_seq_q=cum_seq_q_p, cum_seq_k=cum_seq_k_p, window_size_left=window_size_left, window_size_right=window_size_right, seqused_k=seqused_k_p, alibi_slopes=alibi_slopes_p, block_table=block_table_p)
+    output_tangent, softmax_logsumexp_tangent = flash_attention_forward_jvp((query_p, key_p, value_p), (query_t, key_t, value_t), output, softmax_logsumexp, scale=scale, is_causal=is_causal, dropout_p=dropout_p, cum_seq_q=cum_seq_q_p, cum_seq_k=cum_seq_k_p, window_size_left=window_size_left, window_size_right=window_size_right, seqused_k=seqused_k_p, alibi_slopes=alibi_slopes_p, block_table=block_table_p)
     return (output_tangent, softmax_logsumexp_tangent, None, None, None)
 
 
@@ -232,7 +231,7 @@ def jvp__efficient_attention_forward(primals, tangents, outputs):
     query_p, key_p, value_p, bias_p, cu_seqlens_q_p, cu_seqlens_k_p, max_seqlen_q, max_seqlen_k, dropout_p, custom_mask_type, compute_log_sumexp, scale, seqlen_k_p, window_size = primals
     query_t, key_t, value_t, bias_t, cu_seqlens_q_t, cu_seqlens_k_t, _, _, _, _, _, _, seqlen_k_t, _ = tangents
     output, logsumexp, philox_seed, philox_offset, max_seqlen_batch_q, max_seqlen_batch_k = outputs
-    output_tangent, logsumexp_tangent = efficient_attention_forward_jvp(query_p, key_p, value_p, query_t, key_t, value_t, bias_p, bias_t, output, logsumexp, scale, custom_mask_type, dropout_p, cu_seqlens_q=cu_seqlens_q_p, cu_seqlens_k=cu_seqlens_k_p, seqlen_k=seqlen_k_p, window_size=window_size)
+    output_tangent, logsumexp_tangent = efficient_attention_forward_jvp((query_p, key_p, value_p, bias_p), (query_t, key_t, value_t, bias_t), output, logsumexp, scale=scale, custom_mask_type=custom_mask_type, dropout_p=dropout_p, cu_seqlens_q=cu_seqlens_q_p, cu_seqlens_k=cu_seqlens_k_p, seqlen_k=seqlen_k_p, window_size=window_size)
     return (output_tangent, logsumexp_tangent, None, None, None, None)
 
 
@@ -241,7 +240,7 @@ def jvp__cudnn_attention_forward(primals, tangents, outputs):
     query_p, key_p, value_p, attn_bias_p, cum_seq_q_p, cum_seq_k_p, max_q, max_k, compute_log_sumexp, dropout_p, is_causal, return_debug_mask, scale = primals
     query_t, key_t, value_t, attn_bias_t, cum_seq_q_t, cum_seq_k_t, _, _, _, _, _, _, _ = tangents
     output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug_attn_mask = outputs
-    output_tangent, logsumexp_tangent = refuse_varlen_attention(cum_seq_q=cum_seq_q_p, cum_seq_k=cum_seq_k_p) or attention_jvp_fitted(query_p, key_p, value_p, query_t, key_t, value_t, attn_bias_p, attn_bias_t, output, logsumexp, scale, is_causal, dropout_p)
+    output_tangent, logsumexp_tangent = cudnn_attention_forward_jvp((query_p, key_p, value_p, attn_bias_p), (query_t, key_t, value_t, attn_bias_t), output, logsumexp, scale=scale, is_causal=is_causal, dropout_p=dropout_p, cum_seq_q=cum_seq_q_p, cum_seq_k=cum_seq_k_p)
     return (output_tangent, logsumexp_tangent, None, None, None, None, None, None, None)
 
 
