@@ -80,6 +80,8 @@ def _entry(entry: Entry, status: str, comment: str = "") -> str:
         lines.append(f"Applies when `{_code(entry.when)}`; otherwise PyTorch's own kernel and formula run unchanged.\n")
     if entry.in_place_of:
         lines.append(f"- computed as `{entry.in_place_of}`, then copied into `self` (`copy_` carries the tangent)")
+    if entry.same_as:
+        lines.append(f"- same formulas as [`{entry.same_as}`](#{_anchor_of(entry.same_as)}) (`same_as`)")
     for formula in entry.formulas:
         lines.extend(_formula(formula))
     no_tangent = [o for o in entry.outputs if o not in {n for f in entry.formulas for n in f.outputs}]
@@ -116,7 +118,11 @@ def _short(entry: Entry) -> str:
 
 
 def _anchor(entry: Entry) -> str:
-    return "op-" + re.sub(r"[^a-z0-9]+", "-", _short(entry).lower()).strip("-")
+    return _anchor_of(entry.name)
+
+
+def _anchor_of(name: str) -> str:
+    return "op-" + re.sub(r"[^a-z0-9]+", "-", name.split("::", 1)[1].lower()).strip("-")
 
 
 def _sections(yaml_text: str, entries: tuple[Entry, ...]) -> list[tuple[str, list[Entry]]]:

@@ -48,11 +48,14 @@ def emit_rule(entry: Entry) -> str:
     lines = [
         f"def {entry.function_name}(primals, tangents, outputs):",
         f"    # {entry.location}: {entry.schema}",
+        *([f"    # same_as: {entry.same_as}, whose formulas follow"] if entry.same_as else []),
         f"    {_unpack(primal_names)} = primals",
         f"    {_unpack(tangent_names)} = tangents",
         # a single output arrives as the tensor itself, several as a tuple
         f"    {', '.join(entry.outputs)} = outputs",
     ]
+    if "op" in _names_read(entry) and "op" not in {a.name for a in entry.arguments}:
+        lines.append(f"    op = {entry.op_expression}")
     by_output = {name: f for f in entry.formulas for name in f.outputs}
     results = []
     for output in entry.outputs:
@@ -88,6 +91,11 @@ def _emit_formula(formula: Formula, variable: str) -> list[str]:
     for name, expression in formula.per_input:
         lines += [f"    if {name}_t is not None:", f"        {variable} = add_tangents({variable}, {expression})"]
     return lines
+
+
+def _names_read(entry: Entry) -> set[str]:
+    expressions = [e for f in entry.formulas for e in ([f.whole] if f.whole is not None else [t for _, t in f.per_input])]
+    return {n.id for e in expressions for n in ast.walk(ast.parse(e, mode="eval")) if isinstance(n, ast.Name)}
 
 
 def _unpack(names: list[str]) -> str:

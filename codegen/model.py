@@ -67,10 +67,17 @@ class Entry:
     when: str | None = None  # Python condition over non-Tensor arguments; elsewhere upstream runs
     output_differentiability: tuple[bool, ...] | None = None  # False: floating output without tangent
     in_place_of: str | None = None  # "aten::index_reduce": computed by it, then copied into self
+    same_as: str | None = None  # "aten::grid_sampler_2d": formulas are that entry's, checked against this schema
 
     @property
     def condition_name(self) -> str:
         return "when_" + self.name.split("::", 1)[1].replace(".", "_")
+
+    @property
+    def op_expression(self) -> str:
+        """The overload as Python: torch.ops.aten.scatter_reduce.two."""
+        namespace, overload = self.name.split("::", 1)
+        return f"torch.ops.{namespace}.{overload if '.' in overload else overload + '.default'}"
 
     @property
     def function_name(self) -> str:

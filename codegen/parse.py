@@ -14,8 +14,9 @@ import yaml
 
 from .model import Argument, DerivativesError, Entry, Formula, Location
 
-ENTRY_KEYS = {"name", "corrects_upstream", "when", "output_differentiability", "in_place_of"}
-ALWAYS_IN_SCOPE = frozenset({"torch"}) | frozenset(dir(builtins))
+ENTRY_KEYS = {"name", "corrects_upstream", "when", "output_differentiability", "in_place_of", "same_as"}
+# `op`: the entry's own overload, so that a formula shared through same_as can call its kernel.
+ALWAYS_IN_SCOPE = frozenset({"torch", "op"}) | frozenset(dir(builtins))
 
 
 def load(path: str, helpers: frozenset[str] | None = None) -> tuple[Entry, ...]:
@@ -34,18 +35,16 @@ def parse(text: str, path: str = "derivatives.yaml", helpers: frozenset[str] | N
         return ()
     if not isinstance(root, yaml.SequenceNode):
         raise DerivativesError(_at(path, root), "expected a list of entries (- name: ...)")
-    entries: list[Entry] = []
-    seen: dict[str, Location] = {}
+    entries: dict[str, Entry] = {}
     for node in root.value:
-        entry = parse_entry(node, path, helpers)
-        if entry.name in seen:
-            raise DerivativesError(entry.location, f"duplicate entry for {entry.name} (first at {seen[entry.name]})")
-        seen[entry.name] = entry.location
-        entries.append(entry)
-    return tuple(entries)
+        entry = parse_entry(node, path, helpers, entries)
+        if entry.name in entries:
+            raise DerivativesError(entry.location, f"duplicate entry for {entry.name} (first at {entries[entry.name].location})")
+        entries[entry.name] = entry
+    return tuple(entries.values())
 
 
-def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
+def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str], earlier: dict[str, Entry]) -> Entry:
     if not isinstance(node, yaml.MappingNode):
         raise DerivativesError(_at(path, node), "each entry must be a mapping starting with 'name:'")
     fields = {key.value: (key, value) for key, value in node.value}
@@ -56,10 +55,13 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
     schema = parse_schema(schema_text, _at(path, fields["name"][1]))
     arguments = tuple(Argument(a.name, str(a.type)) for a in schema.arguments)
     outputs = output_names(schema)
+    formula_fields = {key: pair for key, pair in fields.items() if key not in ENTRY_KEYS}
     formulas = []
-    for key, (key_node, value) in fields.items():
-        if key in ENTRY_KEYS:
-            continue
+    same_as = fields.get("same_as")
+    if same_as:
+        shared = parse_same_as(same_as[1], formula_fields, schema, arguments, outputs, earlier, path, helpers)
+        formulas = list(shared.formulas)
+    for key, (key_node, value) in formula_fields.items():
         # "output, logsumexp: f(...)": one whole formula returning a tuple, for outputs
         # whose tangents share their costly part (PyTorch's derivatives.yaml allows it too).
         for name in key.split(","):
@@ -70,7 +72,8 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
                 )
         if "," in key and not isinstance(value, yaml.ScalarNode):
             raise DerivativesError(_at(path, value), f"a formula for several outputs ({key}) must be one whole expression returning a tuple")
-        formulas.append(parse_formula(", ".join(n.strip() for n in key.split(",")), value, arguments, outputs, path, helpers))
+        formula = parse_formula(", ".join(n.strip() for n in key.split(",")), value, arguments, outputs, path, helpers)
+        formulas.append(formula)
     given = [name for formula in formulas for name in formula.outputs]
     if len(given) != len(set(given)):
         raise DerivativesError(location, f"an output of {schema.name} has two formulas")
@@ -84,6 +87,8 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
     differentiability = fields.get("output_differentiability")
     if differentiability:
         differentiability = parse_differentiability(differentiability[1], outputs, given, path)
+    elif same_as:
+        differentiability = shared.output_differentiability
     return Entry(
         schema=schema_text,
         name=qualified_name(schema),
@@ -95,7 +100,67 @@ def parse_entry(node: yaml.Node, path: str, helpers: frozenset[str]) -> Entry:
         when=parse_condition(when[1], arguments, path) if when else None,
         output_differentiability=differentiability or None,
         in_place_of=in_place or None,
+        same_as=shared.name if same_as else None,
     )
+
+
+def parse_same_as(node, formula_fields, schema, arguments, outputs, earlier, path, helpers) -> Entry:
+    """`same_as: <overload>`: this entry's formulas are those of an earlier entry, checked
+    again against this schema (same names, same types). Returns that entry."""
+    location = _at(path, node)
+    name = "aten::" + _scalar(node, path, "same_as")
+    if formula_fields:
+        raise DerivativesError(location, f"an entry with same_as takes its formulas from {name}; remove its own formulas "
+                                         f"or drop same_as")
+    shared = earlier.get(name)
+    if shared is None:
+        raise DerivativesError(location, f"same_as: no entry for {name} above this one; same_as names an earlier entry's overload")
+    if shared.same_as or shared.in_place_of:
+        raise DerivativesError(location, f"same_as: {name} has no formulas of its own; write same_as: "
+                                         f"{(shared.same_as or shared.in_place_of).removeprefix('aten::')}")
+    here = {a.name: a for a in arguments}
+    for argument in shared.arguments:
+        if argument.name not in _names_used(shared):
+            continue
+        mine = here.get(argument.name)
+        if mine is None:
+            raise DerivativesError(location, f"same_as: {name}'s formulas use '{argument.name}', which "
+                                             f"{qualified_name(schema)} does not take; write its formulas out")
+        if mine.type != argument.type:
+            raise DerivativesError(location, f"same_as: '{argument.name}' is {argument.type} in {name} but {mine.type} "
+                                             f"here; write its formulas out")
+    for formula in shared.formulas:
+        try:
+            recheck_formula(formula, arguments, outputs, helpers)
+        except DerivativesError as error:
+            raise DerivativesError(location, f"same_as: {name}'s formula does not fit {qualified_name(schema)}: "
+                                             f"{str(error).removeprefix(str(error.location) + ': ')}") from None
+    return shared
+
+
+def recheck_formula(formula: Formula, arguments, outputs, helpers) -> None:
+    """The checks parse_formula made, against another overload's arguments and outputs."""
+    for name in formula.outputs:
+        if name not in outputs:
+            raise DerivativesError(formula.location, f"output '{name}' does not exist; the outputs are {', '.join(outputs)}")
+    if formula.whole is not None:
+        check_expression(formula.whole, arguments, outputs, helpers, formula.location, f"'{formula.output}'")
+    tensors = {a.name for a in arguments if a.carries_tangent}
+    for name, expression in formula.per_input:
+        if name not in tensors:
+            raise DerivativesError(formula.location, f"'{name}' is not a Tensor input of this overload; inputs are {', '.join(sorted(tensors))}")
+        check_expression(expression, arguments, outputs, helpers, formula.location, f"'{formula.output}' (term of {name})")
+
+
+def _names_used(entry: Entry) -> set[str]:
+    """The argument names the entry's formulas read (x for x_p, x_t and a plain x)."""
+    names = set()
+    for formula in entry.formulas:
+        for expression in ([formula.whole] if formula.whole else [e for _, e in formula.per_input]):
+            for name in _free_names(ast.parse(expression, mode="eval")):
+                names |= {name, name.removesuffix("_p").removesuffix("_t")}
+        names |= {name for name, _ in formula.per_input}
+    return names
 
 
 def parse_in_place_of(node, schema, formulas, path) -> str:

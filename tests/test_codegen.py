@@ -337,3 +337,72 @@ def test_reference_lists_python_registrations_without_importing_them(tmp_path):
         '    register_jvp(variable_name, rule)  # not a literal: not listed\n'
         'raise ImportError("never run")\n')
     assert python_registrations(str(tmp_path), str(tmp_path)) == [("mylib::a", "family.py", 3), ("mylib::b", "family.py", 1)]
+
+
+GRID_SAMPLER = "(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor"
+GRID_SAMPLER_2D = f"""
+- name: grid_sampler_2d{GRID_SAMPLER}
+  result:
+    input: cholesky_jvp(op, input_t, grid_p, interpolation_mode)
+    grid: cdist_jvp(input_p, grid_t, align_corners)
+"""
+
+
+def _after_grid_sampler_2d(text: str) -> str:
+    return GRID_SAMPLER_2D + textwrap.dedent(text)
+
+
+class TestSameAs(expecttest.TestCase):
+    def test_shared_formulas_are_emitted_for_the_entry_with_its_own_op(self):
+        text = _after_grid_sampler_2d(f"""
+            - name: grid_sampler_3d{GRID_SAMPLER}
+              same_as: grid_sampler_2d
+            """)
+        first, second = parse(text, "derivatives.yaml", HELPERS)
+        assert second.same_as == "aten::grid_sampler_2d" and second.formulas == first.formulas
+        self.assertExpectedInline(emit_rule(second), """\
+def jvp_grid_sampler_3d(primals, tangents, outputs):
+    # derivatives.yaml:7: grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
+    # same_as: aten::grid_sampler_2d, whose formulas follow
+    input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
+    input_t, grid_t, _, _, _ = tangents
+    result = outputs
+    op = torch.ops.aten.grid_sampler_3d.default
+    result_tangent = None
+    if input_t is not None:
+        result_tangent = add_tangents(result_tangent, cholesky_jvp(op, input_t, grid_p, interpolation_mode))
+    if grid_t is not None:
+        result_tangent = add_tangents(result_tangent, cdist_jvp(input_p, grid_t, align_corners))
+    return result_tangent
+""")
+
+    def test_same_as_with_formulas_of_its_own(self):
+        actual = _error(_after_grid_sampler_2d(f"""
+            - name: grid_sampler_3d{GRID_SAMPLER}
+              same_as: grid_sampler_2d
+              result: input_t
+            """))
+        self.assertExpectedInline(actual, """derivatives.yaml:8: an entry with same_as takes its formulas from aten::grid_sampler_2d; remove its own formulas or drop same_as""")
+
+    def test_same_as_an_entry_not_above(self):
+        actual = _error(f"""
+            - name: grid_sampler_3d{GRID_SAMPLER}
+              same_as: grid_sampler_2d
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:3: same_as: no entry for aten::grid_sampler_2d above this one; same_as names an earlier entry's overload""")
+
+    def test_same_as_an_overload_without_the_arguments(self):
+        actual = _error(_after_grid_sampler_2d("""
+            - name: _cdist_forward(Tensor x1, Tensor x2, float p, int? compute_mode) -> Tensor
+              same_as: grid_sampler_2d
+            """))
+        self.assertExpectedInline(actual, """derivatives.yaml:8: same_as: aten::grid_sampler_2d's formulas use 'input', which aten::_cdist_forward does not take; write its formulas out""")
+
+    def test_same_as_an_overload_whose_argument_has_another_type(self):
+        actual = _error("""
+            - name: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+              result0: cdist_jvp(log_probs_t, input_lengths)
+            - name: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+              same_as: _ctc_loss
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:5: same_as: 'input_lengths' is List[int] in aten::_ctc_loss but Tensor here; write its formulas out""")
