@@ -210,6 +210,7 @@ def jvp__scaled_dot_product_cudnn_attention(primals, tangents, outputs):
 
 def jvp__scaled_dot_product_fused_attention_overrideable(primals, tangents, outputs):
     # derivatives.yaml:200: _scaled_dot_product_fused_attention_overrideable(Tensor query, Tensor key, Tensor value, Tensor? attn_bias=None, float dropout_p=0., bool is_causal=False, bool return_debug_mask=False, *, float? scale=None) -> (Tensor output, Tensor logsumexp, Tensor cum_seq_q, Tensor cum_seq_k, SymInt max_q, SymInt max_k, Tensor philox_seed, Tensor philox_offset, Tensor debug_attn_mask)
+    # same_as: aten::_scaled_dot_product_cudnn_attention, whose formulas follow
     query_p, key_p, value_p, attn_bias_p, dropout_p, is_causal, return_debug_mask, scale = primals
     query_t, key_t, value_t, attn_bias_t, _, _, _, _ = tangents
     output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug_attn_mask = outputs
@@ -276,9 +277,10 @@ def jvp_grid_sampler_2d(primals, tangents, outputs):
     input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     input_t, grid_t, _, _, _ = tangents
     result = outputs
+    op = torch.ops.aten.grid_sampler_2d.default
     result_tangent = None
     if input_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp("grid_sampler_2d", input_t, grid_p, interpolation_mode, padding_mode, align_corners))
+        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp(op, input_t, grid_p, interpolation_mode, padding_mode, align_corners))
     if grid_t is not None:
         result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
     return result_tangent
@@ -286,32 +288,36 @@ def jvp_grid_sampler_2d(primals, tangents, outputs):
 
 def jvp__grid_sampler_2d_cpu_fallback(primals, tangents, outputs):
     # derivatives.yaml:233: _grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
+    # same_as: aten::grid_sampler_2d, whose formulas follow
     input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     input_t, grid_t, _, _, _ = tangents
     result = outputs
+    op = torch.ops.aten._grid_sampler_2d_cpu_fallback.default
     result_tangent = None
     if input_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp("_grid_sampler_2d_cpu_fallback", input_t, grid_p, interpolation_mode, padding_mode, align_corners))
+        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp(op, input_t, grid_p, interpolation_mode, padding_mode, align_corners))
     if grid_t is not None:
         result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
     return result_tangent
 
 
 def jvp_grid_sampler_3d(primals, tangents, outputs):
-    # derivatives.yaml:238: grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
+    # derivatives.yaml:236: grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
+    # same_as: aten::grid_sampler_2d, whose formulas follow
     input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     input_t, grid_t, _, _, _ = tangents
     result = outputs
+    op = torch.ops.aten.grid_sampler_3d.default
     result_tangent = None
     if input_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp("grid_sampler_3d", input_t, grid_p, interpolation_mode, padding_mode, align_corners))
+        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp(op, input_t, grid_p, interpolation_mode, padding_mode, align_corners))
     if grid_t is not None:
         result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
     return result_tangent
 
 
 def jvp__embedding_bag(primals, tangents, outputs):
-    # derivatives.yaml:243: _embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
+    # derivatives.yaml:239: _embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
     weight_p, indices_p, offsets_p, scale_grad_by_freq, mode, sparse, per_sample_weights_p, include_last_offset, padding_idx = primals
     weight_t, indices_t, offsets_t, _, _, _, per_sample_weights_t, _, _ = tangents
     result0, result1, result2, result3 = outputs
@@ -324,7 +330,8 @@ def jvp__embedding_bag(primals, tangents, outputs):
 
 
 def jvp__embedding_bag_forward_only(primals, tangents, outputs):
-    # derivatives.yaml:249: _embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
+    # derivatives.yaml:245: _embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)
+    # same_as: aten::_embedding_bag, whose formulas follow
     weight_p, indices_p, offsets_p, scale_grad_by_freq, mode, sparse, per_sample_weights_p, include_last_offset, padding_idx = primals
     weight_t, indices_t, offsets_t, _, _, _, per_sample_weights_t, _, _ = tangents
     result0, result1, result2, result3 = outputs
@@ -337,7 +344,7 @@ def jvp__embedding_bag_forward_only(primals, tangents, outputs):
 
 
 def jvp_soft_margin_loss_backward(primals, tangents, outputs):
-    # derivatives.yaml:263: soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor
+    # derivatives.yaml:257: soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor
     grad_output_p, self_p, target_p, reduction = primals
     grad_output_t, self_t, target_t, _ = tangents
     result = outputs
@@ -352,7 +359,7 @@ def jvp_soft_margin_loss_backward(primals, tangents, outputs):
 
 
 def jvp_huber_loss_backward(primals, tangents, outputs):
-    # derivatives.yaml:269: huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor
+    # derivatives.yaml:263: huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor
     grad_output_p, self_p, target_p, reduction, delta = primals
     grad_output_t, self_t, target_t, _, _ = tangents
     result = outputs
@@ -367,7 +374,7 @@ def jvp_huber_loss_backward(primals, tangents, outputs):
 
 
 def jvp_native_dropout_backward(primals, tangents, outputs):
-    # derivatives.yaml:275: native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor
+    # derivatives.yaml:269: native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor
     grad_output_p, mask_p, scale = primals
     grad_output_t, mask_t, _ = tangents
     result = outputs
@@ -378,7 +385,7 @@ def jvp_native_dropout_backward(primals, tangents, outputs):
 
 
 def jvp__cdist_backward(primals, tangents, outputs):
-    # derivatives.yaml:279: _cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor
+    # derivatives.yaml:273: _cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor
     grad_p, x1_p, x2_p, p, cdist_p = primals
     grad_t, x1_t, x2_t, _, cdist_t = tangents
     result = outputs
@@ -387,7 +394,7 @@ def jvp__cdist_backward(primals, tangents, outputs):
 
 
 def jvp__pdist_backward(primals, tangents, outputs):
-    # derivatives.yaml:282: _pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor
+    # derivatives.yaml:276: _pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor
     grad_p, self_p, p, pdist_p = primals
     grad_t, self_t, _, pdist_t = tangents
     result = outputs
@@ -396,34 +403,39 @@ def jvp__pdist_backward(primals, tangents, outputs):
 
 
 def jvp_grid_sampler_2d_backward(primals, tangents, outputs):
-    # derivatives.yaml:287: grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
+    # derivatives.yaml:281: grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
     grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners, output_mask = primals
     grad_output_t, input_t, grid_t, _, _, _, _ = tangents
     result0, result1 = outputs
-    result0_tangent, result1_tangent = grid_sampler_backward_jvp("grid_sampler_2d_backward", grad_output_p, grad_output_t, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners, result0, result1)
+    op = torch.ops.aten.grid_sampler_2d_backward.default
+    result0_tangent, result1_tangent = grid_sampler_backward_jvp(op, (grad_output_p, input_p, grid_p), (grad_output_t, input_t, grid_t), (result0, result1), interpolation_mode, padding_mode, align_corners)
     return (result0_tangent, result1_tangent)
 
 
 def jvp_grid_sampler_3d_backward(primals, tangents, outputs):
-    # derivatives.yaml:290: grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
+    # derivatives.yaml:284: grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)
+    # same_as: aten::grid_sampler_2d_backward, whose formulas follow
     grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners, output_mask = primals
     grad_output_t, input_t, grid_t, _, _, _, _ = tangents
     result0, result1 = outputs
-    result0_tangent, result1_tangent = grid_sampler_backward_jvp("grid_sampler_3d_backward", grad_output_p, grad_output_t, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners, result0, result1)
+    op = torch.ops.aten.grid_sampler_3d_backward.default
+    result0_tangent, result1_tangent = grid_sampler_backward_jvp(op, (grad_output_p, input_p, grid_p), (grad_output_t, input_t, grid_t), (result0, result1), interpolation_mode, padding_mode, align_corners)
     return (result0_tangent, result1_tangent)
 
 
 def jvp__grid_sampler_2d_cpu_fallback_backward(primals, tangents, outputs):
-    # derivatives.yaml:293: _grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)
+    # derivatives.yaml:288: _grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)
+    # same_as: aten::grid_sampler_2d_backward, whose formulas follow
     grad_output_p, input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     grad_output_t, input_t, grid_t, _, _, _ = tangents
     result0, result1 = outputs
-    result0_tangent, result1_tangent = grid_sampler_backward_jvp("_grid_sampler_2d_cpu_fallback_backward", grad_output_p, grad_output_t, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners, result0, result1)
+    op = torch.ops.aten._grid_sampler_2d_cpu_fallback_backward.default
+    result0_tangent, result1_tangent = grid_sampler_backward_jvp(op, (grad_output_p, input_p, grid_p), (grad_output_t, input_t, grid_t), (result0, result1), interpolation_mode, padding_mode, align_corners)
     return (result0_tangent, result1_tangent)
 
 
 def jvp__embedding_bag_dense_backward(primals, tangents, outputs):
-    # derivatives.yaml:298: _embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
+    # derivatives.yaml:293: _embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
     grad_p, indices_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, per_sample_weights_p, padding_idx = primals
     grad_t, indices_t, offset2bag_t, bag_size_t, maximum_indices_t, _, _, _, per_sample_weights_t, _ = tangents
     result = outputs
@@ -436,7 +448,7 @@ def jvp__embedding_bag_dense_backward(primals, tangents, outputs):
 
 
 def jvp__embedding_bag_backward(primals, tangents, outputs):
-    # derivatives.yaml:304: _embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
+    # derivatives.yaml:299: _embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor
     grad_p, indices_p, offsets_p, offset2bag_p, bag_size_p, maximum_indices_p, num_weights, scale_grad_by_freq, mode, sparse, per_sample_weights_p, padding_idx = primals
     grad_t, indices_t, offsets_t, offset2bag_t, bag_size_t, maximum_indices_t, _, _, _, _, per_sample_weights_t, _ = tangents
     result = outputs
@@ -449,7 +461,7 @@ def jvp__embedding_bag_backward(primals, tangents, outputs):
 
 
 def jvp__embedding_bag_per_sample_weights_backward(primals, tangents, outputs):
-    # derivatives.yaml:311: _embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor
+    # derivatives.yaml:306: _embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor
     grad_p, weight_p, indices_p, offsets_p, offset2bag_p, mode, padding_idx = primals
     grad_t, weight_t, indices_t, offsets_t, offset2bag_t, _, _ = tangents
     result = outputs
@@ -462,7 +474,7 @@ def jvp__embedding_bag_per_sample_weights_backward(primals, tangents, outputs):
 
 
 def jvp_multi_margin_loss_backward(primals, tangents, outputs):
-    # derivatives.yaml:320: multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor
+    # derivatives.yaml:315: multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor
     grad_output_p, self_p, target_p, p, margin, weight_p, reduction = primals
     grad_output_t, self_t, target_t, _, _, weight_t, _ = tangents
     result = outputs
@@ -477,7 +489,7 @@ def jvp_multi_margin_loss_backward(primals, tangents, outputs):
 
 
 def jvp_multilabel_margin_loss_backward(primals, tangents, outputs):
-    # derivatives.yaml:328: multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor
+    # derivatives.yaml:323: multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor
     grad_output_p, self_p, target_p, reduction, is_target_p = primals
     grad_output_t, self_t, target_t, _, is_target_t = tangents
     result = outputs
@@ -488,7 +500,7 @@ def jvp_multilabel_margin_loss_backward(primals, tangents, outputs):
 
 
 def jvp_hardsigmoid_backward(primals, tangents, outputs):
-    # derivatives.yaml:334: hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor
+    # derivatives.yaml:329: hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor
     grad_output_p, self_p = primals
     grad_output_t, self_t = tangents
     result = outputs
@@ -499,7 +511,7 @@ def jvp_hardsigmoid_backward(primals, tangents, outputs):
 
 
 def jvp__ctc_loss_backward(primals, tangents, outputs):
-    # derivatives.yaml:341: _ctc_loss_backward(Tensor grad, Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor
+    # derivatives.yaml:336: _ctc_loss_backward(Tensor grad, Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor
     grad_p, log_probs_p, targets_p, input_lengths, target_lengths, neg_log_likelihood_p, log_alpha_p, blank, zero_infinity = primals
     grad_t, log_probs_t, targets_t, _, _, neg_log_likelihood_t, log_alpha_t, _, _ = tangents
     result = outputs
@@ -508,7 +520,7 @@ def jvp__ctc_loss_backward(primals, tangents, outputs):
 
 
 def jvp__ctc_loss_backward_Tensor(primals, tangents, outputs):
-    # derivatives.yaml:344: _ctc_loss_backward.Tensor(Tensor grad, Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor
+    # derivatives.yaml:339: _ctc_loss_backward.Tensor(Tensor grad, Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor
     grad_p, log_probs_p, targets_p, input_lengths_p, target_lengths_p, neg_log_likelihood_p, log_alpha_p, blank, zero_infinity = primals
     grad_t, log_probs_t, targets_t, input_lengths_t, target_lengths_t, neg_log_likelihood_t, log_alpha_t, _, _ = tangents
     result = outputs
@@ -517,7 +529,7 @@ def jvp__ctc_loss_backward_Tensor(primals, tangents, outputs):
 
 
 def jvp__segment_reduce_backward(primals, tangents, outputs):
-    # derivatives.yaml:349: _segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:344: _segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor
     grad_p, output_p, data_p, reduce, lengths_p, offsets_p, axis, initial = primals
     grad_t, output_t, data_t, _, lengths_t, offsets_t, _, _ = tangents
     result = outputs
@@ -526,7 +538,7 @@ def jvp__segment_reduce_backward(primals, tangents, outputs):
 
 
 def jvp_igamma(primals, tangents, outputs):
-    # derivatives.yaml:360: igamma(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:355: igamma(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -539,7 +551,7 @@ def jvp_igamma(primals, tangents, outputs):
 
 
 def jvp_igammac(primals, tangents, outputs):
-    # derivatives.yaml:365: igammac(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:360: igammac(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -552,7 +564,7 @@ def jvp_igammac(primals, tangents, outputs):
 
 
 def jvp_special_zeta(primals, tangents, outputs):
-    # derivatives.yaml:370: special_zeta(Tensor self, Tensor other) -> Tensor
+    # derivatives.yaml:365: special_zeta(Tensor self, Tensor other) -> Tensor
     self_p, other_p = primals
     self_t, other_t = tangents
     result = outputs
@@ -565,7 +577,7 @@ def jvp_special_zeta(primals, tangents, outputs):
 
 
 def jvp_special_zeta_self_scalar(primals, tangents, outputs):
-    # derivatives.yaml:375: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
+    # derivatives.yaml:370: special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor
     self, other_p = primals
     _, other_t = tangents
     result = outputs
@@ -576,7 +588,7 @@ def jvp_special_zeta_self_scalar(primals, tangents, outputs):
 
 
 def jvp__standard_gamma(primals, tangents, outputs):
-    # derivatives.yaml:380: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
+    # derivatives.yaml:375: _standard_gamma(Tensor self, Generator? generator=None) -> Tensor
     self_p, generator = primals
     self_t, _ = tangents
     result = outputs
@@ -587,7 +599,7 @@ def jvp__standard_gamma(primals, tangents, outputs):
 
 
 def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:389: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:384: fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale, zero_point, quant_min, quant_max = primals
     self_t, _, _, _, _ = tangents
     output, mask = outputs
@@ -598,7 +610,7 @@ def jvp_fake_quantize_per_tensor_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tangents, outputs):
-    # derivatives.yaml:393: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:388: _fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, fake_quant_enabled_p, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, fake_quant_enabled_t, _, _ = tangents
     output, mask = outputs
@@ -609,7 +621,7 @@ def jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams(primals, tange
 
 
 def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
-    # derivatives.yaml:397: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
+    # derivatives.yaml:392: fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     output, mask = outputs
@@ -620,7 +632,7 @@ def jvp_fake_quantize_per_channel_affine_cachemask(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
-    # derivatives.yaml:404: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:399: _fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _ = tangents
     result = outputs
@@ -629,7 +641,7 @@ def jvp__fake_quantize_learnable_per_tensor_affine(primals, tangents, outputs):
 
 
 def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
-    # derivatives.yaml:407: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
+    # derivatives.yaml:402: _fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor
     self_p, scale_p, zero_point_p, axis, quant_min, quant_max, grad_factor = primals
     self_t, scale_t, zero_point_t, _, _, _, _ = tangents
     result = outputs
@@ -638,7 +650,7 @@ def jvp__fake_quantize_learnable_per_channel_affine(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose2d(primals, tangents, outputs):
-    # derivatives.yaml:412: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:407: slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -653,7 +665,7 @@ def jvp_slow_conv_transpose2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_transpose3d(primals, tangents, outputs):
-    # derivatives.yaml:418: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:413: slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, output_padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _, _ = tangents
     result = outputs
@@ -668,7 +680,7 @@ def jvp_slow_conv_transpose3d(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_forward(primals, tangents, outputs):
-    # derivatives.yaml:424: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
+    # derivatives.yaml:419: _slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -683,7 +695,7 @@ def jvp__slow_conv2d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv3d_forward(primals, tangents, outputs):
-    # derivatives.yaml:430: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
+    # derivatives.yaml:425: slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding = primals
     self_t, weight_t, _, bias_t, _, _ = tangents
     result = outputs
@@ -698,7 +710,7 @@ def jvp_slow_conv3d_forward(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated2d(primals, tangents, outputs):
-    # derivatives.yaml:436: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
+    # derivatives.yaml:431: slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -713,7 +725,7 @@ def jvp_slow_conv_dilated2d(primals, tangents, outputs):
 
 
 def jvp_slow_conv_dilated3d(primals, tangents, outputs):
-    # derivatives.yaml:442: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
+    # derivatives.yaml:437: slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -728,7 +740,7 @@ def jvp_slow_conv_dilated3d(primals, tangents, outputs):
 
 
 def jvp__conv_depthwise2d(primals, tangents, outputs):
-    # derivatives.yaml:451: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
+    # derivatives.yaml:446: _conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -743,7 +755,7 @@ def jvp__conv_depthwise2d(primals, tangents, outputs):
 
 
 def jvp_conv_depthwise3d(primals, tangents, outputs):
-    # derivatives.yaml:457: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
+    # derivatives.yaml:452: conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor
     self_p, weight_p, kernel_size, bias_p, stride, padding, dilation = primals
     self_t, weight_t, _, bias_t, _, _, _ = tangents
     result = outputs
@@ -758,7 +770,7 @@ def jvp_conv_depthwise3d(primals, tangents, outputs):
 
 
 def jvp_conv_tbc(primals, tangents, outputs):
-    # derivatives.yaml:464: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
+    # derivatives.yaml:459: conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor
     self_p, weight_p, bias_p, pad = primals
     self_t, weight_t, bias_t, _ = tangents
     result = outputs
@@ -773,7 +785,7 @@ def jvp_conv_tbc(primals, tangents, outputs):
 
 
 def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
-    # derivatives.yaml:472: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
+    # derivatives.yaml:467: _slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)
     grad_output_p, self_p, weight_p, kernel_size, stride, padding, output_mask = primals
     grad_output_t, self_t, weight_t, _, _, _, _ = tangents
     grad_input, grad_weight, grad_bias = outputs
@@ -782,7 +794,7 @@ def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
 
 
 def jvp__weight_norm_interface(primals, tangents, outputs):
-    # derivatives.yaml:478: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
+    # derivatives.yaml:473: _weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)
     v_p, g_p, dim = primals
     v_t, g_t, _ = tangents
     result0, result1 = outputs
@@ -791,7 +803,7 @@ def jvp__weight_norm_interface(primals, tangents, outputs):
 
 
 def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
-    # derivatives.yaml:485: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
+    # derivatives.yaml:480: rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)
     self_p, noise_p, lower, upper, training, generator = primals
     self_t, noise_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -802,7 +814,7 @@ def jvp_rrelu_with_noise_functional(primals, tangents, outputs):
 
 
 def jvp__foreach_mm(primals, tangents, outputs):
-    # derivatives.yaml:490: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
+    # derivatives.yaml:485: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
     self_p, mat2_p = primals
     self_t, mat2_t = tangents
     result = outputs
@@ -811,7 +823,7 @@ def jvp__foreach_mm(primals, tangents, outputs):
 
 
 def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
-    # derivatives.yaml:493: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
+    # derivatives.yaml:488: _foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]
     self, exponent_p = primals
     _, exponent_t = tangents
     result = outputs
@@ -822,7 +834,7 @@ def jvp__foreach_pow_ScalarAndTensor(primals, tangents, outputs):
 
 
 def jvp__grouped_mm(primals, tangents, outputs):
-    # derivatives.yaml:500: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
+    # derivatives.yaml:495: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
     self_p, mat2_p, offs_p, bias_p, out_dtype = primals
     self_t, mat2_t, offs_t, bias_t, _ = tangents
     result = outputs
@@ -837,7 +849,7 @@ def jvp__grouped_mm(primals, tangents, outputs):
 
 
 def jvp__pack_padded_sequence(primals, tangents, outputs):
-    # derivatives.yaml:510: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
+    # derivatives.yaml:505: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
     input_p, lengths_p, batch_first = primals
     input_t, lengths_t, _ = tangents
     result0, result1 = outputs
@@ -848,7 +860,7 @@ def jvp__pack_padded_sequence(primals, tangents, outputs):
 
 
 def jvp__fused_dropout(primals, tangents, outputs):
-    # derivatives.yaml:519: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
+    # derivatives.yaml:514: _fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)
     self_p, p, generator = primals
     self_t, _, _ = tangents
     result0, result1 = outputs
@@ -859,7 +871,7 @@ def jvp__fused_dropout(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
-    # derivatives.yaml:524: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
+    # derivatives.yaml:519: _thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)
     input_gates_p, hidden_gates_p, cx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, cx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1, result2 = outputs
@@ -868,7 +880,7 @@ def jvp__thnn_fused_lstm_cell(primals, tangents, outputs):
 
 
 def jvp_mkldnn_rnn_layer(primals, tangents, outputs):
-    # derivatives.yaml:532: mkldnn_rnn_layer(Tensor input, Tensor weight0, Tensor weight1, Tensor weight2, Tensor weight3, Tensor hx_, Tensor cx_, bool reverse, int[] batch_sizes, int mode, int hidden_size, int num_layers, bool has_biases, bool bidirectional, bool batch_first, bool train) -> (Tensor, Tensor, Tensor, Tensor)
+    # derivatives.yaml:527: mkldnn_rnn_layer(Tensor input, Tensor weight0, Tensor weight1, Tensor weight2, Tensor weight3, Tensor hx_, Tensor cx_, bool reverse, int[] batch_sizes, int mode, int hidden_size, int num_layers, bool has_biases, bool bidirectional, bool batch_first, bool train) -> (Tensor, Tensor, Tensor, Tensor)
     input_p, weight0_p, weight1_p, weight2_p, weight3_p, hx__p, cx__p, reverse, batch_sizes, mode, hidden_size, num_layers, has_biases, bidirectional, batch_first, train = primals
     input_t, weight0_t, weight1_t, weight2_t, weight3_t, hx__t, cx__t, _, _, _, _, _, _, _, _, _ = tangents
     result0, result1, result2, result3 = outputs
@@ -877,7 +889,7 @@ def jvp_mkldnn_rnn_layer(primals, tangents, outputs):
 
 
 def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
-    # derivatives.yaml:536: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
+    # derivatives.yaml:531: _thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)
     input_gates_p, hidden_gates_p, hx_p, input_bias_p, hidden_bias_p = primals
     input_gates_t, hidden_gates_t, hx_t, input_bias_t, hidden_bias_t = tangents
     result0, result1 = outputs
@@ -886,7 +898,7 @@ def jvp__thnn_fused_gru_cell(primals, tangents, outputs):
 
 
 def jvp__sparse_addmm(primals, tangents, outputs):
-    # derivatives.yaml:545: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
+    # derivatives.yaml:540: _sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
     self_p, mat1_p, mat2_p, beta, alpha = primals
     self_t, mat1_t, mat2_t, _, _ = tangents
     result = outputs
@@ -901,7 +913,7 @@ def jvp__sparse_addmm(primals, tangents, outputs):
 
 
 def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
-    # derivatives.yaml:553: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
+    # derivatives.yaml:548: _sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)
     self_p, other_p, reduce = primals
     self_t, other_t, _ = tangents
     result0, result1 = outputs
@@ -912,7 +924,7 @@ def jvp__sparse_mm_reduce_impl(primals, tangents, outputs):
 
 
 def jvp__ctc_loss(primals, tangents, outputs):
-    # derivatives.yaml:566: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:561: _ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths, target_lengths, blank, zero_infinity = primals
     log_probs_t, targets_t, _, _, _, _ = tangents
     result0, result1 = outputs
@@ -921,7 +933,7 @@ def jvp__ctc_loss(primals, tangents, outputs):
 
 
 def jvp__ctc_loss_Tensor(primals, tangents, outputs):
-    # derivatives.yaml:569: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
+    # derivatives.yaml:564: _ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)
     log_probs_p, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity = primals
     log_probs_t, targets_t, input_lengths_t, target_lengths_t, _, _ = tangents
     result0, result1 = outputs
@@ -930,7 +942,7 @@ def jvp__ctc_loss_Tensor(primals, tangents, outputs):
 
 
 def jvp_segment_reduce(primals, tangents, outputs):
-    # derivatives.yaml:572: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
+    # derivatives.yaml:567: segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor
     data_p, reduce, lengths_p, indices_p, offsets_p, axis, unsafe, initial = primals
     data_t, _, lengths_t, indices_t, offsets_t, _, _, _ = tangents
     result = outputs
@@ -966,59 +978,59 @@ ENTRIES = (
     BuiltinEntry('aten::_transformer_encoder_layer_fwd', '_transformer_encoder_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None) -> Tensor', jvp__transformer_encoder_layer_fwd, 'derivatives.yaml:223'),
     BuiltinEntry('aten::grid_sampler_2d', 'grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_2d, 'derivatives.yaml:228'),
     BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback', '_grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp__grid_sampler_2d_cpu_fallback, 'derivatives.yaml:233'),
-    BuiltinEntry('aten::grid_sampler_3d', 'grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_3d, 'derivatives.yaml:238'),
-    BuiltinEntry('aten::_embedding_bag', '_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag, 'derivatives.yaml:243'),
-    BuiltinEntry('aten::_embedding_bag_forward_only', '_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag_forward_only, 'derivatives.yaml:249'),
-    BuiltinEntry('aten::soft_margin_loss_backward', 'soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor', jvp_soft_margin_loss_backward, 'derivatives.yaml:263'),
-    BuiltinEntry('aten::huber_loss_backward', 'huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor', jvp_huber_loss_backward, 'derivatives.yaml:269'),
-    BuiltinEntry('aten::native_dropout_backward', 'native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor', jvp_native_dropout_backward, 'derivatives.yaml:275'),
-    BuiltinEntry('aten::_cdist_backward', '_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor', jvp__cdist_backward, 'derivatives.yaml:279'),
-    BuiltinEntry('aten::_pdist_backward', '_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor', jvp__pdist_backward, 'derivatives.yaml:282'),
-    BuiltinEntry('aten::grid_sampler_2d_backward', 'grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_2d_backward, 'derivatives.yaml:287'),
-    BuiltinEntry('aten::grid_sampler_3d_backward', 'grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_3d_backward, 'derivatives.yaml:290'),
-    BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback_backward', '_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)', jvp__grid_sampler_2d_cpu_fallback_backward, 'derivatives.yaml:293'),
-    BuiltinEntry('aten::_embedding_bag_dense_backward', '_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_dense_backward, 'derivatives.yaml:298'),
-    BuiltinEntry('aten::_embedding_bag_backward', '_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_backward, 'derivatives.yaml:304'),
-    BuiltinEntry('aten::_embedding_bag_per_sample_weights_backward', '_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor', jvp__embedding_bag_per_sample_weights_backward, 'derivatives.yaml:311'),
-    BuiltinEntry('aten::multi_margin_loss_backward', 'multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor', jvp_multi_margin_loss_backward, 'derivatives.yaml:320'),
-    BuiltinEntry('aten::multilabel_margin_loss_backward', 'multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor', jvp_multilabel_margin_loss_backward, 'derivatives.yaml:328'),
-    BuiltinEntry('aten::hardsigmoid_backward', 'hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor', jvp_hardsigmoid_backward, 'derivatives.yaml:334'),
-    BuiltinEntry('aten::_ctc_loss_backward', '_ctc_loss_backward(Tensor grad, Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor', jvp__ctc_loss_backward, 'derivatives.yaml:341'),
-    BuiltinEntry('aten::_ctc_loss_backward.Tensor', '_ctc_loss_backward.Tensor(Tensor grad, Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor', jvp__ctc_loss_backward_Tensor, 'derivatives.yaml:344'),
-    BuiltinEntry('aten::_segment_reduce_backward', '_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor', jvp__segment_reduce_backward, 'derivatives.yaml:349'),
-    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:360'),
-    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:365'),
-    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:370'),
-    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:375'),
-    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:380'),
-    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:389'),
-    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:393'),
-    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:397'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:404'),
-    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:407'),
-    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:412'),
-    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:418'),
-    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:424'),
-    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:430'),
-    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:436'),
-    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:442'),
-    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:451'),
-    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:457'),
-    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:464'),
-    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:472'),
-    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:478'),
-    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:485', output_differentiability=(True, False)),
-    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:490'),
-    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:493'),
-    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:500'),
-    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:510'),
-    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:519'),
-    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:524', output_differentiability=(True, True, False)),
-    BuiltinEntry('aten::mkldnn_rnn_layer', 'mkldnn_rnn_layer(Tensor input, Tensor weight0, Tensor weight1, Tensor weight2, Tensor weight3, Tensor hx_, Tensor cx_, bool reverse, int[] batch_sizes, int mode, int hidden_size, int num_layers, bool has_biases, bool bidirectional, bool batch_first, bool train) -> (Tensor, Tensor, Tensor, Tensor)', jvp_mkldnn_rnn_layer, 'derivatives.yaml:532'),
-    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:536'),
-    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:545'),
-    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:553'),
-    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:566'),
-    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:569'),
-    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:572'),
+    BuiltinEntry('aten::grid_sampler_3d', 'grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_3d, 'derivatives.yaml:236'),
+    BuiltinEntry('aten::_embedding_bag', '_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag, 'derivatives.yaml:239'),
+    BuiltinEntry('aten::_embedding_bag_forward_only', '_embedding_bag_forward_only(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag_forward_only, 'derivatives.yaml:245'),
+    BuiltinEntry('aten::soft_margin_loss_backward', 'soft_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction) -> Tensor', jvp_soft_margin_loss_backward, 'derivatives.yaml:257'),
+    BuiltinEntry('aten::huber_loss_backward', 'huber_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, float delta) -> Tensor', jvp_huber_loss_backward, 'derivatives.yaml:263'),
+    BuiltinEntry('aten::native_dropout_backward', 'native_dropout_backward(Tensor grad_output, Tensor mask, float scale) -> Tensor', jvp_native_dropout_backward, 'derivatives.yaml:269'),
+    BuiltinEntry('aten::_cdist_backward', '_cdist_backward(Tensor grad, Tensor x1, Tensor x2, float p, Tensor cdist) -> Tensor', jvp__cdist_backward, 'derivatives.yaml:273'),
+    BuiltinEntry('aten::_pdist_backward', '_pdist_backward(Tensor grad, Tensor self, float p, Tensor pdist) -> Tensor', jvp__pdist_backward, 'derivatives.yaml:276'),
+    BuiltinEntry('aten::grid_sampler_2d_backward', 'grid_sampler_2d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_2d_backward, 'derivatives.yaml:281'),
+    BuiltinEntry('aten::grid_sampler_3d_backward', 'grid_sampler_3d_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners, bool[2] output_mask) -> (Tensor, Tensor)', jvp_grid_sampler_3d_backward, 'derivatives.yaml:284'),
+    BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback_backward', '_grid_sampler_2d_cpu_fallback_backward(Tensor grad_output, Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> (Tensor, Tensor)', jvp__grid_sampler_2d_cpu_fallback_backward, 'derivatives.yaml:288'),
+    BuiltinEntry('aten::_embedding_bag_dense_backward', '_embedding_bag_dense_backward(Tensor grad, Tensor indices, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_dense_backward, 'derivatives.yaml:293'),
+    BuiltinEntry('aten::_embedding_bag_backward', '_embedding_bag_backward(Tensor grad, Tensor indices, Tensor offsets, Tensor offset2bag, Tensor bag_size, Tensor maximum_indices, SymInt num_weights, bool scale_grad_by_freq, int mode, bool sparse, Tensor? per_sample_weights, int padding_idx=-1) -> Tensor', jvp__embedding_bag_backward, 'derivatives.yaml:299'),
+    BuiltinEntry('aten::_embedding_bag_per_sample_weights_backward', '_embedding_bag_per_sample_weights_backward(Tensor grad, Tensor weight, Tensor indices, Tensor offsets, Tensor offset2bag, int mode, int padding_idx=-1) -> Tensor', jvp__embedding_bag_per_sample_weights_backward, 'derivatives.yaml:306'),
+    BuiltinEntry('aten::multi_margin_loss_backward', 'multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor', jvp_multi_margin_loss_backward, 'derivatives.yaml:315'),
+    BuiltinEntry('aten::multilabel_margin_loss_backward', 'multilabel_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, int reduction, Tensor is_target) -> Tensor', jvp_multilabel_margin_loss_backward, 'derivatives.yaml:323'),
+    BuiltinEntry('aten::hardsigmoid_backward', 'hardsigmoid_backward(Tensor grad_output, Tensor self) -> Tensor', jvp_hardsigmoid_backward, 'derivatives.yaml:329'),
+    BuiltinEntry('aten::_ctc_loss_backward', '_ctc_loss_backward(Tensor grad, Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor', jvp__ctc_loss_backward, 'derivatives.yaml:336'),
+    BuiltinEntry('aten::_ctc_loss_backward.Tensor', '_ctc_loss_backward.Tensor(Tensor grad, Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, Tensor neg_log_likelihood, Tensor log_alpha, int blank, bool zero_infinity=False) -> Tensor', jvp__ctc_loss_backward_Tensor, 'derivatives.yaml:339'),
+    BuiltinEntry('aten::_segment_reduce_backward', '_segment_reduce_backward(Tensor grad, Tensor output, Tensor data, str reduce, *, Tensor? lengths=None, Tensor? offsets=None, int axis=0, Scalar? initial=None) -> Tensor', jvp__segment_reduce_backward, 'derivatives.yaml:344'),
+    BuiltinEntry('aten::igamma', 'igamma(Tensor self, Tensor other) -> Tensor', jvp_igamma, 'derivatives.yaml:355'),
+    BuiltinEntry('aten::igammac', 'igammac(Tensor self, Tensor other) -> Tensor', jvp_igammac, 'derivatives.yaml:360'),
+    BuiltinEntry('aten::special_zeta', 'special_zeta(Tensor self, Tensor other) -> Tensor', jvp_special_zeta, 'derivatives.yaml:365'),
+    BuiltinEntry('aten::special_zeta.self_scalar', 'special_zeta.self_scalar(Scalar self, Tensor other) -> Tensor', jvp_special_zeta_self_scalar, 'derivatives.yaml:370'),
+    BuiltinEntry('aten::_standard_gamma', '_standard_gamma(Tensor self, Generator? generator=None) -> Tensor', jvp__standard_gamma, 'derivatives.yaml:375'),
+    BuiltinEntry('aten::fake_quantize_per_tensor_affine_cachemask', 'fake_quantize_per_tensor_affine_cachemask(Tensor self, float scale, int zero_point, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_tensor_affine_cachemask, 'derivatives.yaml:384'),
+    BuiltinEntry('aten::_fake_quantize_per_tensor_affine_cachemask_tensor_qparams', '_fake_quantize_per_tensor_affine_cachemask_tensor_qparams(Tensor self, Tensor scale, Tensor zero_point, Tensor fake_quant_enabled, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp__fake_quantize_per_tensor_affine_cachemask_tensor_qparams, 'derivatives.yaml:388'),
+    BuiltinEntry('aten::fake_quantize_per_channel_affine_cachemask', 'fake_quantize_per_channel_affine_cachemask(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max) -> (Tensor output, Tensor mask)', jvp_fake_quantize_per_channel_affine_cachemask, 'derivatives.yaml:392'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_tensor_affine', '_fake_quantize_learnable_per_tensor_affine(Tensor self, Tensor scale, Tensor zero_point, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_tensor_affine, 'derivatives.yaml:399'),
+    BuiltinEntry('aten::_fake_quantize_learnable_per_channel_affine', '_fake_quantize_learnable_per_channel_affine(Tensor self, Tensor scale, Tensor zero_point, int axis, int quant_min, int quant_max, float grad_factor=1.) -> Tensor', jvp__fake_quantize_learnable_per_channel_affine, 'derivatives.yaml:402'),
+    BuiltinEntry('aten::slow_conv_transpose2d', 'slow_conv_transpose2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] output_padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_transpose2d, 'derivatives.yaml:407'),
+    BuiltinEntry('aten::slow_conv_transpose3d', 'slow_conv_transpose3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] output_padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_transpose3d, 'derivatives.yaml:413'),
+    BuiltinEntry('aten::_slow_conv2d_forward', '_slow_conv2d_forward(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding) -> Tensor', jvp__slow_conv2d_forward, 'derivatives.yaml:419'),
+    BuiltinEntry('aten::slow_conv3d_forward', 'slow_conv3d_forward(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding) -> Tensor', jvp_slow_conv3d_forward, 'derivatives.yaml:425'),
+    BuiltinEntry('aten::slow_conv_dilated2d', 'slow_conv_dilated2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1]) -> Tensor', jvp_slow_conv_dilated2d, 'derivatives.yaml:431'),
+    BuiltinEntry('aten::slow_conv_dilated3d', 'slow_conv_dilated3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1]) -> Tensor', jvp_slow_conv_dilated3d, 'derivatives.yaml:437'),
+    BuiltinEntry('aten::_conv_depthwise2d', '_conv_depthwise2d(Tensor self, Tensor weight, SymInt[2] kernel_size, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation) -> Tensor', jvp__conv_depthwise2d, 'derivatives.yaml:446'),
+    BuiltinEntry('aten::conv_depthwise3d', 'conv_depthwise3d(Tensor self, Tensor weight, SymInt[3] kernel_size, Tensor? bias, SymInt[3] stride, SymInt[3] padding, SymInt[3] dilation) -> Tensor', jvp_conv_depthwise3d, 'derivatives.yaml:452'),
+    BuiltinEntry('aten::conv_tbc', 'conv_tbc(Tensor self, Tensor weight, Tensor bias, int pad=0) -> Tensor', jvp_conv_tbc, 'derivatives.yaml:459'),
+    BuiltinEntry('aten::_slow_conv2d_backward.output_mask', '_slow_conv2d_backward.output_mask(Tensor grad_output, Tensor self, Tensor weight, SymInt[2] kernel_size, SymInt[2] stride, SymInt[2] padding, bool[3] output_mask) -> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)', jvp__slow_conv2d_backward_output_mask, 'derivatives.yaml:467'),
+    BuiltinEntry('aten::_weight_norm_interface', '_weight_norm_interface(Tensor v, Tensor g, int dim=0) -> (Tensor, Tensor)', jvp__weight_norm_interface, 'derivatives.yaml:473'),
+    BuiltinEntry('aten::rrelu_with_noise_functional', 'rrelu_with_noise_functional(Tensor self, Tensor noise, Scalar lower=0.125, Scalar upper=0.33333333333333331, bool training=False, Generator? generator=None) -> (Tensor, Tensor noise_out)', jvp_rrelu_with_noise_functional, 'derivatives.yaml:480', output_differentiability=(True, False)),
+    BuiltinEntry('aten::_foreach_mm', '_foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]', jvp__foreach_mm, 'derivatives.yaml:485'),
+    BuiltinEntry('aten::_foreach_pow.ScalarAndTensor', '_foreach_pow.ScalarAndTensor(Scalar self, Tensor[] exponent) -> Tensor[]', jvp__foreach_pow_ScalarAndTensor, 'derivatives.yaml:488'),
+    BuiltinEntry('aten::_grouped_mm', '_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor', jvp__grouped_mm, 'derivatives.yaml:495'),
+    BuiltinEntry('aten::_pack_padded_sequence', '_pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)', jvp__pack_padded_sequence, 'derivatives.yaml:505'),
+    BuiltinEntry('aten::_fused_dropout', '_fused_dropout(Tensor self, float p, Generator? generator=None) -> (Tensor, Tensor)', jvp__fused_dropout, 'derivatives.yaml:514'),
+    BuiltinEntry('aten::_thnn_fused_lstm_cell', '_thnn_fused_lstm_cell(Tensor input_gates, Tensor hidden_gates, Tensor cx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor, Tensor)', jvp__thnn_fused_lstm_cell, 'derivatives.yaml:519', output_differentiability=(True, True, False)),
+    BuiltinEntry('aten::mkldnn_rnn_layer', 'mkldnn_rnn_layer(Tensor input, Tensor weight0, Tensor weight1, Tensor weight2, Tensor weight3, Tensor hx_, Tensor cx_, bool reverse, int[] batch_sizes, int mode, int hidden_size, int num_layers, bool has_biases, bool bidirectional, bool batch_first, bool train) -> (Tensor, Tensor, Tensor, Tensor)', jvp_mkldnn_rnn_layer, 'derivatives.yaml:527'),
+    BuiltinEntry('aten::_thnn_fused_gru_cell', '_thnn_fused_gru_cell(Tensor input_gates, Tensor hidden_gates, Tensor hx, Tensor? input_bias=None, Tensor? hidden_bias=None) -> (Tensor, Tensor)', jvp__thnn_fused_gru_cell, 'derivatives.yaml:531'),
+    BuiltinEntry('aten::_sparse_addmm', '_sparse_addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor', jvp__sparse_addmm, 'derivatives.yaml:540'),
+    BuiltinEntry('aten::_sparse_mm_reduce_impl', '_sparse_mm_reduce_impl(Tensor self, Tensor other, str reduce) -> (Tensor, Tensor)', jvp__sparse_mm_reduce_impl, 'derivatives.yaml:548'),
+    BuiltinEntry('aten::_ctc_loss', '_ctc_loss(Tensor log_probs, Tensor targets, int[] input_lengths, int[] target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss, 'derivatives.yaml:561'),
+    BuiltinEntry('aten::_ctc_loss.Tensor', '_ctc_loss.Tensor(Tensor log_probs, Tensor targets, Tensor input_lengths, Tensor target_lengths, int blank=0, bool zero_infinity=False) -> (Tensor, Tensor)', jvp__ctc_loss_Tensor, 'derivatives.yaml:564'),
+    BuiltinEntry('aten::segment_reduce', 'segment_reduce(Tensor data, str reduce, *, Tensor? lengths=None, Tensor? indices=None, Tensor? offsets=None, int axis=0, bool unsafe=False, Scalar? initial=None) -> Tensor', jvp_segment_reduce, 'derivatives.yaml:567'),
 )

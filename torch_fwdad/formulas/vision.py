@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -30,15 +31,15 @@ GRID_COPY_ELEMENTS = 1 << 22
 
 
 def grid_sampler_input_jvp(op, input_t, grid, interpolation_mode, padding_mode, align_corners):
-    """Tangent of grid_sampler_{2,3}d with respect to the input: the sampler applied to input_t.
+    """Tangent of grid_sampler_{2,3}d with respect to the input: the sampler `op` applied to input_t.
 
-    op: "grid_sampler_2d", "grid_sampler_3d" or "_grid_sampler_2d_cpu_fallback".
+    op: the entry's own overload (grid_sampler_2d, grid_sampler_3d or _grid_sampler_2d_cpu_fallback).
     """
-    input_t, grid = batch_dims_in_front(input_t, grid)
-    return getattr(torch.ops.aten, op)(input_t, grid, interpolation_mode, padding_mode, align_corners)
+    input_t, grid = _batch_dims_in_front(input_t, grid)
+    return op(input_t, grid, interpolation_mode, padding_mode, align_corners)
 
 
-def batch_dims_in_front(*tensors):
+def _batch_dims_in_front(*tensors):
     """The tensors, copied with every vmap batch dimension in front when a transform is outside.
 
     torch 2.13's batching rule for the grid samplers (and their backward kernels) splits
@@ -89,26 +90,36 @@ def _grid_tangent_by_backward(input, grid, grid_t, interpolation_mode, padding_m
     return torch.cat(tangents, 1) if len(tangents) > 1 else tangents[0]
 
 
-def grid_sampler_backward_jvp(op, grad_output, grad_output_t, input, input_t, grid, grid_t, interpolation_mode,
-                              padding_mode, align_corners, grad_input, grad_grid):
+class GridSamplerBackwardInputs(NamedTuple):
+    """The tensor inputs of grid_sampler_{2,3}d_backward: primals, or their tangents (None: zero)."""
+
+    grad_output: torch.Tensor | None
+    input: torch.Tensor | None
+    grid: torch.Tensor | None
+
+
+def grid_sampler_backward_jvp(op, primals, tangents, outputs, interpolation_mode, padding_mode, align_corners):
     """Tangents (grad_input, grad_grid) of grid_sampler_{2,3}d_backward (forward-over-reverse).
 
-    op: "grid_sampler_2d_backward", "grid_sampler_3d_backward" or
-    "_grid_sampler_2d_cpu_fallback_backward". grad_input = Wᵀ(grid) grad_output and
-    grad_grid = Σ_c grad_output · ∂out/∂grid(input): both linear in grad_output, grad_grid
-    linear in input. Those terms are the backward itself applied to the tangents. The grid
-    terms are second derivatives of the interpolation weights (written out in
-    _grid_second_terms); nearest sampling is piecewise constant in the grid (no grid term).
-    grad_input, grad_grid: the primal outputs; a tangent is built for each one that is
-    defined (the CPU kernel computes grad_grid even when output_mask[1] is False).
+    op: the entry's own overload (grid_sampler_2d_backward, grid_sampler_3d_backward or
+    _grid_sampler_2d_cpu_fallback_backward). primals, tangents: GridSamplerBackwardInputs
+    (plain tuples in its order do). outputs: the primal (grad_input, grad_grid); a tangent
+    is built for each one that is defined (the CPU kernel computes grad_grid even when
+    output_mask[1] is False).
+
+    grad_input = Wᵀ(grid) grad_output and grad_grid = Σ_c grad_output · ∂out/∂grid(input):
+    both linear in grad_output, grad_grid linear in input. Those terms are the backward
+    itself applied to the tangents. The grid terms are second derivatives of the
+    interpolation weights (written out in _grid_second_terms); nearest sampling is
+    piecewise constant in the grid (no grid term).
     """
-    want_input, want_grid = grad_input is not None, grad_grid is not None
+    grad_output, input, grid = GridSamplerBackwardInputs(*primals)
+    grad_output_t, input_t, grid_t = GridSamplerBackwardInputs(*tangents)
+    want_input, want_grid = (output is not None for output in outputs)
+    takes_output_mask = op is not torch.ops.aten._grid_sampler_2d_cpu_fallback_backward.default
 
     def backward(go, x, mask):
-        if op == "_grid_sampler_2d_cpu_fallback_backward":
-            return torch.ops.aten._grid_sampler_2d_cpu_fallback_backward(
-                go, x, grid, interpolation_mode, padding_mode, align_corners)
-        return getattr(torch.ops.aten, op)(go, x, grid, interpolation_mode, padding_mode, align_corners, mask)
+        return op(go, x, grid, interpolation_mode, padding_mode, align_corners, *([mask] if takes_output_mask else []))
 
     input_tangent = grid_tangent = None
     if grad_output_t is not None:
