@@ -515,7 +515,7 @@ def jvp__ctc_loss_backward(primals, tangents, outputs):
     grad_p, log_probs_p, targets_p, input_lengths, target_lengths, neg_log_likelihood_p, log_alpha_p, blank, zero_infinity = primals
     grad_t, log_probs_t, targets_t, _, _, neg_log_likelihood_t, log_alpha_t, _, _ = tangents
     result = outputs
-    result_tangent = ctc_loss_backward_jvp(grad_p, log_probs_p, neg_log_likelihood_p, log_alpha_p, grad_t, log_probs_t, neg_log_likelihood_t, log_alpha_t, targets_p, input_lengths, target_lengths, blank, zero_infinity, result)
+    result_tangent = ctc_loss_backward_jvp((grad_p, log_probs_p, neg_log_likelihood_p, log_alpha_p), (grad_t, log_probs_t, neg_log_likelihood_t, log_alpha_t), targets_p, input_lengths, target_lengths, blank, zero_infinity, result)
     return result_tangent
 
 
@@ -524,7 +524,7 @@ def jvp__ctc_loss_backward_Tensor(primals, tangents, outputs):
     grad_p, log_probs_p, targets_p, input_lengths_p, target_lengths_p, neg_log_likelihood_p, log_alpha_p, blank, zero_infinity = primals
     grad_t, log_probs_t, targets_t, input_lengths_t, target_lengths_t, neg_log_likelihood_t, log_alpha_t, _, _ = tangents
     result = outputs
-    result_tangent = ctc_loss_backward_jvp(grad_p, log_probs_p, neg_log_likelihood_p, log_alpha_p, grad_t, log_probs_t, neg_log_likelihood_t, log_alpha_t, targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity, result)
+    result_tangent = ctc_loss_backward_jvp((grad_p, log_probs_p, neg_log_likelihood_p, log_alpha_p), (grad_t, log_probs_t, neg_log_likelihood_t, log_alpha_t), targets_p, input_lengths_p, target_lengths_p, blank, zero_infinity, result)
     return result_tangent
 
 
