@@ -478,6 +478,16 @@ def test_varlen_is_refused():
         rule(primals, tangents, (q, q[:, :, 0], None, None, None))
 
 
+def test_cudnn_varlen_is_refused_naming_the_op():
+    q = randn(1, 1, 3, 2, seed=0)
+    cum = torch.tensor([0, 3], dtype=torch.int32)
+    rule = _rule("aten::_cudnn_attention_forward")
+    primals = (q, q, q, None, cum, cum, 3, 3, True, 0.0, False, False, None)
+    tangents = (q,) + (None,) * 12
+    with pytest.raises(NotImplementedError, match="_cudnn_attention_forward with cum_seq_k, cum_seq_q"):
+        rule(primals, tangents, (q, q[..., 0], None, None, None, None, None, None, None))
+
+
 # ------------------------------------------------------------------ memory
 
 

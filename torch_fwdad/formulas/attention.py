@@ -52,7 +52,7 @@ BLOCK_ELEMENTS = 1 << 21
 
 # Where the causal mask's diagonal starts: at the first key (top left, as
 # F.scaled_dot_product_attention), or so that the last query sees the last key (bottom
-# right, as the flash kernels of other devices).
+# right, as the flash kernels of other devices and the efficient kernel's mask type 2).
 TOP_LEFT, BOTTOM_RIGHT = "top_left", "bottom_right"
 
 
