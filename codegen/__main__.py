@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import sys
 
 from .docs import emit_reference, python_registrations, status_for
 from .emit import emit_module
+from .facts import formula_helpers, has_upstream_forward, torch_version
 from .model import DerivativesError
-from .parse import REFERENCE_TORCH, formula_helpers, has_upstream_forward, load, on_reference_torch, torch_version, version_notes
+from .parse import REFERENCE_TORCH, load, on_reference_torch, version_notes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SOURCE = os.path.join(ROOT, "derivatives.yaml")
@@ -22,12 +22,7 @@ def generate() -> dict[str, str]:
     """Path -> content of every generated file."""
     helpers = formula_helpers()
     entries = load(SOURCE, helpers)
-    used = set()
-    for entry in entries:
-        for formula in entry.formulas:
-            for expression in ([formula.whole] if formula.whole else [e for _, e in formula.per_input]):
-                used |= {n.id for n in ast.walk(ast.parse(expression, mode="eval")) if isinstance(n, ast.Name)} & helpers
-    return {TARGET: emit_module(entries, tuple(sorted(used))), REFERENCE: reference(entries)}
+    return {TARGET: emit_module(entries, helpers), REFERENCE: reference(entries)}
 
 
 def reference(entries) -> str:

@@ -8,13 +8,14 @@ import ast
 import os
 import re
 
-from .model import Entry, Formula
+from .emit import term_expression
+from .model import Entry, Expression, Formula, NonDifferentiable, PerInput
+from .parse import SECTION, sections
 
 STAMP = (
     "<!-- @generated from derivatives.yaml by `python -m codegen`. Do not edit: change\n"
     "     derivatives.yaml (or codegen/docs.py), then rerun `python -m codegen`. -->\n"
 )
-SECTION = re.compile(r"^# -{10,} (.+)$")
 
 
 def emit_reference(entries: tuple[Entry, ...], yaml_text: str, torch_version: str,
@@ -40,7 +41,11 @@ def emit_reference(entries: tuple[Entry, ...], yaml_text: str, torch_version: st
         "primal of Tensor input `x`, `x_t` its tangent (None when it carries none), `result` "
         "(or the output's name) the primal output. A formula is either one *whole* expression, "
         "or one linear term per input, summed over the inputs that carry a tangent (inputs "
-        "without one cost nothing). Helpers are in `torch_fwdad/formulas/`.\n\n",
+        "without one cost nothing). Helpers are in `torch_fwdad/formulas/`. Keywords of an input's "
+        "term: `auto_linear` (the overload itself, called with the tangent in place of the primal), "
+        "`non_differentiable` (no term, its tangent is not read), `not_implemented` (PyTorch's "
+        "backward has no derivative there either: a tangent raises); `same_as` gives an entry "
+        "the formulas of another.\n\n",
         "## Contents\n\n",
     ]
     for title, members in sections:
@@ -69,7 +74,7 @@ def _entry(entry: Entry, status: str, comment: str = "") -> str:
     line = entry.location.line
     lines = [
         f'<a id="{_anchor(entry)}"></a>\n### `{entry.name}`\n',
-        f"```\n{entry.schema}\n```\n",
+        f"```\n{entry.schema_text}\n```\n",
         f"[`derivatives.yaml:{line}`](../derivatives.yaml#L{line})" + (f" · {status}" if status else "") + "\n",
     ]
     if comment:
@@ -83,7 +88,7 @@ def _entry(entry: Entry, status: str, comment: str = "") -> str:
     if entry.same_as:
         lines.append(f"- same formulas as [`{entry.same_as}`](#{_anchor_of(entry.same_as)}) (`same_as`)")
     for formula in entry.formulas:
-        lines.extend(_formula(formula))
+        lines.extend(_formula(entry, formula))
     no_tangent = [o for o in entry.outputs if o not in {n for f in entry.formulas for n in f.outputs}]
     if no_tangent and len(entry.outputs) > 1:
         lines.append(f"- no tangent: {', '.join(f'`{o}`' for o in no_tangent)}")
@@ -102,11 +107,19 @@ def _comment_above(yaml_text: str, entry: Entry) -> str:
     return " ".join(line for line in comment if line)
 
 
-def _formula(formula: Formula) -> list[str]:
-    if formula.whole is not None:
-        return [f"- `{formula.output}` = `{_code(formula.whole)}`"]
-    terms = [f"  - from `{name}`: `{_code(expression)}`" for name, expression in formula.per_input]
-    return [f"- `{formula.output}`, one term per input:", *terms]
+def _formula(entry: Entry, formula: Formula) -> list[str]:
+    if not isinstance(formula.body, PerInput):
+        return [f"- `{formula.key}` = `{_code(formula.body.expression.text)}`"]
+    terms = []
+    for term in formula.body.terms:
+        if isinstance(term.body, Expression):
+            terms.append(f"  - from `{term.input}`: `{_code(term.body.text)}`")
+        elif isinstance(term.body, NonDifferentiable):
+            terms.append(f"  - `{term.input}`: `non_differentiable` (no term; its tangent is not read)")
+        else:
+            keyword = term.body.to_yaml()
+            terms.append(f"  - from `{term.input}`: `{_code(keyword)}`, i.e. `{_code(term_expression(entry, term))}`")
+    return [f"- `{formula.key}`, one term per input:", *terms]
 
 
 def _code(expression: str) -> str:
@@ -127,8 +140,7 @@ def _anchor_of(name: str) -> str:
 
 def _sections(yaml_text: str, entries: tuple[Entry, ...]) -> list[tuple[str, list[Entry]]]:
     """Group entries under the '# ------ title' comment lines of derivatives.yaml that precede them."""
-    starts = [(number, match.group(1).strip()) for number, text in enumerate(yaml_text.splitlines(), 1)
-              if (match := SECTION.match(text))]
+    starts = sections(yaml_text)
     groups: dict[str, list[Entry]] = {}
     for entry in entries:
         title = "entries"

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import ast
-
-from .model import Entry, Formula
+from .model import AutoLinear, Entry, Expression, Formula, NotImplemented_, PerInput, Term, auto_linear_call
 
 STAMP = (
     "# @generated from derivatives.yaml by `python -m codegen`. Do not edit:\n"
     "# change derivatives.yaml or torch_fwdad/formulas, then rerun `python -m codegen`.\n"
 )
+REFUSAL = "no_derivative"  # the helper a not_implemented input's term calls (torch_fwdad.formulas)
 
 
-def emit_module(entries: tuple[Entry, ...], helpers_used: tuple[str, ...]) -> str:
+def emit_module(entries: tuple[Entry, ...], helpers: frozenset[str]) -> str:
     parts = [
         STAMP,
         '"""Forward rules for aten overloads, one function per derivatives.yaml entry."""\n\n',
         "import torch  # noqa: F401  (formulas may name torch)\n\n",
         "from torch_fwdad.engine import BuiltinEntry\n",
         "from torch_fwdad.formulas import (  # noqa: F401\n",
-        *(f"    {name},\n" for name in sorted(set(helpers_used) | {"add_tangents"})),
+        *(f"    {name},\n" for name in helpers_used(entries, helpers)),
         ")\n",
     ]
     for entry in entries:
@@ -35,26 +34,38 @@ def emit_module(entries: tuple[Entry, ...], helpers_used: tuple[str, ...]) -> st
         in_place = f", in_place_of={entry.in_place_of!r}" if entry.in_place_of else ""
         rule = "None" if entry.in_place_of else entry.function_name
         parts.append(
-            f"    BuiltinEntry({entry.name!r}, {entry.schema!r}, {rule}, "
+            f"    BuiltinEntry({entry.name!r}, {entry.schema_text!r}, {rule}, "
             f"{str(entry.location)!r}{corrects}{when}{differentiability}{in_place}),\n"
         )
     parts.append(")\n")
     return "".join(parts)
 
 
+def helpers_used(entries: tuple[Entry, ...], helpers: frozenset[str]) -> tuple[str, ...]:
+    used = {"add_tangents"}
+    for entry in entries:
+        for formula in entry.formulas:
+            used |= {name for expression in formula.expressions() for name in expression.names} & helpers
+            if isinstance(formula.body, PerInput) and any(isinstance(t.body, NotImplemented_) for t in formula.body.terms):
+                used.add(REFUSAL)
+    return tuple(sorted(used))
+
+
 def emit_rule(entry: Entry) -> str:
+    skipped = entry.non_differentiable
     primal_names = [f"{a.name}_p" if a.carries_tangent else a.name for a in entry.arguments]
-    tangent_names = [f"{a.name}_t" if a.carries_tangent else "_" for a in entry.arguments]
+    tangent_names = [f"{a.name}_t" if a.carries_tangent and a.name not in skipped else "_" for a in entry.arguments]
     lines = [
         f"def {entry.function_name}(primals, tangents, outputs):",
-        f"    # {entry.location}: {entry.schema}",
+        f"    # {entry.location}: {entry.schema_text}",
         *([f"    # same_as: {entry.same_as}, whose formulas follow"] if entry.same_as else []),
+        *([f"    # non_differentiable: {', '.join(a.name for a in entry.arguments if a.name in skipped)}"] if skipped else []),
         f"    {_unpack(primal_names)} = primals",
         f"    {_unpack(tangent_names)} = tangents",
         # a single output arrives as the tensor itself, several as a tuple
         f"    {', '.join(entry.outputs)} = outputs",
     ]
-    if "op" in _names_read(entry) and "op" not in {a.name for a in entry.arguments}:
+    if any("op" in e.names for f in entry.formulas for e in f.expressions()) and "op" not in {a.name for a in entry.arguments}:
         lines.append(f"    op = {entry.op_expression}")
     by_output = {name: f for f in entry.formulas for name in f.outputs}
     results = []
@@ -63,17 +74,16 @@ def emit_rule(entry: Entry) -> str:
         if formula is None:
             results.append("None")
             continue
-        variable = f"{output}_tangent"
         if output == formula.outputs[0]:  # a formula for several outputs is emitted once
-            lines.extend(_emit_formula(formula, ", ".join(f"{name}_tangent" for name in formula.outputs)))
-        results.append(variable)
+            lines.extend(_emit_formula(entry, formula, ", ".join(f"{name}_tangent" for name in formula.outputs)))
+        results.append(f"{output}_tangent")
     lines.append(f"    return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
     return "\n".join(lines) + "\n"
 
 
 def emit_condition(entry: Entry) -> str:
     """when(arguments) -> bool, over the bound arguments in schema order (Tensors unused)."""
-    used = {n.id for n in ast.walk(ast.parse(entry.when, mode="eval")) if isinstance(n, ast.Name)}
+    used = Expression(entry.when).names
     names = [a.name if a.name in used and not a.carries_tangent else "_" for a in entry.arguments]
     return "\n".join([
         f"def {entry.condition_name}(arguments):",
@@ -83,19 +93,25 @@ def emit_condition(entry: Entry) -> str:
     ]) + "\n"
 
 
-def _emit_formula(formula: Formula, variable: str) -> list[str]:
-    if formula.whole is not None:
-        return [f"    {variable} = {formula.whole}"]
+def term_expression(entry: Entry, term: Term) -> str:
+    """The Python a term stands for: as written, or what its keyword expands to."""
+    if isinstance(term.body, AutoLinear):
+        return auto_linear_call(entry, term.input)
+    if isinstance(term.body, NotImplemented_):
+        return f"{REFUSAL}({term.input}_t, {entry.short_name!r}, {term.input!r})"
+    return term.body.text
+
+
+def _emit_formula(entry: Entry, formula: Formula, variable: str) -> list[str]:
+    if not isinstance(formula.body, PerInput):
+        return [f"    {variable} = {formula.body.expression.text}"]
     # JAX-style: one linear term per input; inputs without a tangent cost nothing.
     lines = [f"    {variable} = None"]
-    for name, expression in formula.per_input:
-        lines += [f"    if {name}_t is not None:", f"        {variable} = add_tangents({variable}, {expression})"]
+    for term in formula.body.summed:
+        keyword = "" if isinstance(term.body, Expression) else f"  # {term.input}: {term.body.to_yaml()}"
+        lines += [f"    if {term.input}_t is not None:{keyword}",
+                  f"        {variable} = add_tangents({variable}, {term_expression(entry, term)})"]
     return lines
-
-
-def _names_read(entry: Entry) -> set[str]:
-    expressions = [e for f in entry.formulas for e in ([f.whole] if f.whole is not None else [t for _, t in f.per_input])]
-    return {n.id for e in expressions for n in ast.walk(ast.parse(e, mode="eval")) if isinstance(n, ast.Name)}
 
 
 def _unpack(names: list[str]) -> str:

@@ -406,3 +406,146 @@ def jvp_grid_sampler_3d(primals, tangents, outputs):
               same_as: _ctc_loss
             """)
         self.assertExpectedInline(actual, """derivatives.yaml:5: same_as: 'input_lengths' is List[int] in aten::_ctc_loss but Tensor here; write its formulas out""")
+
+
+def test_every_entry_reads_back_from_its_own_yaml():
+    """The model is lossless: model -> YAML text -> model gives the same entries."""
+    from codegen.__main__ import SOURCE
+    from codegen.facts import formula_helpers
+    from codegen.parse import load
+
+    helpers = formula_helpers()
+    entries = load(SOURCE, helpers)
+    text = "".join(entry.to_yaml() for entry in entries)
+    assert parse(text, "derivatives.yaml", helpers) == entries
+
+
+GROUPED_MM = "_grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor"
+
+
+class TestInputKeywords(expecttest.TestCase):
+    def test_keywords_expand_in_the_generated_rule(self):
+        (entry,) = parse(textwrap.dedent(f"""
+            - name: {GROUPED_MM}
+              result:
+                self: auto_linear
+                mat2: auto_linear
+                offs: non_differentiable
+                bias: {{not_implemented: the kernels refuse a bias}}
+            """), "derivatives.yaml", HELPERS)
+        self.assertExpectedInline(emit_rule(entry), """\
+def jvp__grouped_mm(primals, tangents, outputs):
+    # derivatives.yaml:2: _grouped_mm(Tensor self, Tensor mat2, Tensor? offs=None, Tensor? bias=None, ScalarType? out_dtype=None) -> Tensor
+    # non_differentiable: offs
+    self_p, mat2_p, offs_p, bias_p, out_dtype = primals
+    self_t, mat2_t, _, bias_t, _ = tangents
+    result = outputs
+    result_tangent = None
+    if self_t is not None:  # self: auto_linear
+        result_tangent = add_tangents(result_tangent, torch.ops.aten._grouped_mm.default(self_t, mat2_p, offs_p, None, out_dtype))
+    if mat2_t is not None:  # mat2: auto_linear
+        result_tangent = add_tangents(result_tangent, torch.ops.aten._grouped_mm.default(self_p, mat2_t, offs_p, None, out_dtype))
+    if bias_t is not None:  # bias: {not_implemented: the kernels refuse a bias}
+        result_tangent = add_tangents(result_tangent, no_derivative(bias_t, '_grouped_mm', 'bias'))
+    return result_tangent
+""")
+
+    def test_auto_linear_keeps_a_multilinear_optional_input(self):
+        (entry,) = parse(textwrap.dedent("""
+            - name: multi_margin_loss_backward(Tensor grad_output, Tensor self, Tensor target, Scalar p, Scalar margin, Tensor? weight=None, int reduction=1) -> Tensor
+              result:
+                grad_output: auto_linear
+                weight: auto_linear
+            """), "derivatives.yaml", HELPERS)
+        from codegen.model import auto_linear_call
+        self.assertExpectedInline(auto_linear_call(entry, "grad_output"), """torch.ops.aten.multi_margin_loss_backward.default(grad_output_t, self_p, target_p, p, margin, weight_p, reduction)""")
+
+    def test_auto_linear_as_a_whole_formula(self):
+        actual = _error(f"""
+            - name: {GROUPED_MM}
+              result: auto_linear
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:3: auto_linear is said of one input: write it under the output, 'result:' then '<input>: auto_linear' on the next line""")
+
+    def test_auto_linear_on_a_tensor_list(self):
+        actual = _error("""
+            - name: _foreach_mm(Tensor[] self, Tensor[] mat2) -> Tensor[]
+              result:
+                self: auto_linear
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: auto_linear needs a Tensor input; self is List[Tensor]: write its term""")
+
+    def test_auto_linear_on_an_overload_with_several_outputs(self):
+        actual = _error("""
+            - name: _pack_padded_sequence(Tensor input, Tensor lengths, bool batch_first) -> (Tensor, Tensor)
+              result0:
+                input: auto_linear
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: auto_linear needs an overload with one output; aten::_pack_padded_sequence has 2: write the call, e.g. torch.ops.aten._pack_padded_sequence.default(...)[0]""")
+
+    def test_not_implemented_without_a_reason(self):
+        actual = _error(f"""
+            - name: {GROUPED_MM}
+              result:
+                bias: not_implemented
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: not_implemented needs a reason: bias: {not_implemented: <why PyTorch's backward has none>}""")
+
+    def test_a_mapping_under_an_input_other_than_not_implemented(self):
+        actual = _error(f"""
+            - name: {GROUPED_MM}
+              result:
+                bias: {{not_implemeted: typo}}
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:4: a mapping under an input must be 'not_implemented: <reason>', e.g. bias: {not_implemented: PyTorch's backward has no formula for it}""")
+
+    def test_a_term_for_an_input_declared_non_differentiable(self):
+        actual = _error("""
+            - name: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+              output:
+                target: non_differentiable
+              is_target:
+                target: cholesky_jvp(target_t)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:6: target is declared non_differentiable at derivatives.yaml:4: remove its term or that declaration""")
+
+    def test_a_whole_formula_reading_a_non_differentiable_tangent(self):
+        actual = _error("""
+            - name: multilabel_margin_loss_forward(Tensor self, Tensor target, int reduction) -> (Tensor output, Tensor is_target)
+              output:
+                target: non_differentiable
+              is_target: cholesky_jvp(self_t, target_t)
+            """)
+        self.assertExpectedInline(actual, """derivatives.yaml:5: 'target_t' is the tangent of target, declared non_differentiable at derivatives.yaml:4: it is never unpacked; use target_p""")
+
+
+class TestReferenceKeywords(expecttest.TestCase):
+    def test_keywords_are_shown_with_what_they_expand_to(self):
+        from codegen.docs import emit_reference
+
+        text = textwrap.dedent(f"""
+            - name: {GROUPED_MM}
+              result:
+                self: auto_linear
+                offs: non_differentiable
+                bias: {{not_implemented: the kernels refuse a bias}}
+            - name: grid_sampler_2d{GRID_SAMPLER}
+              result:
+                input: cholesky_jvp(op, input_t)
+            - name: grid_sampler_3d{GRID_SAMPLER}
+              same_as: grid_sampler_2d
+            """)
+        entries = parse(text, "derivatives.yaml", HELPERS)
+        page = emit_reference(entries, text, "9.9.9", {}, [])
+        formulas = [line for line in page.splitlines() if line.startswith(("- ", "  - "))]
+        self.assertExpectedInline("\n".join(formulas), """\
+- **entries**: [`_grouped_mm`](#op-grouped-mm), [`grid_sampler_2d`](#op-grid-sampler-2d), [`grid_sampler_3d`](#op-grid-sampler-3d)
+- `result`, one term per input:
+  - from `self`: `auto_linear`, i.e. `torch.ops.aten._grouped_mm.default(self_t, mat2_p, offs_p, None, out_dtype)`
+  - `offs`: `non_differentiable` (no term; its tangent is not read)
+  - from `bias`: `{not_implemented: the kernels refuse a bias}`, i.e. `no_derivative(bias_t, '_grouped_mm', 'bias')`
+- `result`, one term per input:
+  - from `input`: `cholesky_jvp(op, input_t)`
+- same formulas as [`aten::grid_sampler_2d`](#op-grid-sampler-2d) (`same_as`)
+- `result`, one term per input:
+  - from `input`: `cholesky_jvp(op, input_t)`""")

@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import new_formula  # noqa: E402
 
+from codegen.parse import compose  # noqa: E402
 from torch_fwdad.report.table import gap_entries  # noqa: E402
 
 
@@ -24,7 +25,7 @@ def repo(tmp_path):
 
 
 def _ours(repo) -> set[str]:
-    return {m.group(1) for m in map(new_formula.ENTRY.match, (repo / "derivatives.yaml").read_text().splitlines()) if m}
+    return {entry.overload for entry in compose((repo / "derivatives.yaml").read_text())}
 
 
 def _open_gap(repo, family=None) -> str:

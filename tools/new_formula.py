@@ -9,19 +9,23 @@ Refuses an overload that already has forward AD upstream or in derivatives.yaml.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
 
 import torch
+from torch._library.utils import is_tensor_like_type, is_tensorlist_like_type
 
 from torch_fwdad.engine.schema import output_names
 from torch_fwdad.engine.upstream import resolve_overload
 from torch_fwdad.report.table import backward_formulas, family_of, has_forward_upstream
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SECTION = re.compile(r"^# -{10,} (.+)$")
-ENTRY = re.compile(r"^- name:\s*([\w.]+)\(")
+sys.path.insert(0, ROOT)  # codegen is repository tooling, not part of the installed package
+from codegen.parse import SECTION, compose  # noqa: E402  (the one reader of derivatives.yaml)
+
+NOT_IMPLEMENTED = re.compile(r"""not_implemented\(["'](.*)["']\)$""")
 
 # Report family -> (start of the derivatives.yaml section title, samples/formulas module).
 PLACES = {
@@ -58,10 +62,9 @@ def check_wanted(name: str, yaml_text: str) -> torch._ops.OpOverload:
     if op is None:
         raise Refused(f"torch {torch.__version__} has no overload aten::{name}; "
                       f"overloads of it: {_overloads_of(name.split('.')[0])}")
-    for number, line in enumerate(yaml_text.splitlines(), 1):
-        match = ENTRY.match(line)
-        if match and match.group(1) == name:
-            raise Refused(f"{name} already has a forward formula in derivatives.yaml:{number}")
+    for entry in compose(yaml_text):
+        if entry.overload == name:
+            raise Refused(f"{name} already has a forward formula in {entry.location}")
     upstream = has_forward_upstream(name)
     if upstream:
         raise Refused(f"torch {torch.__version__} already has a forward formula for {name} "
@@ -82,15 +85,27 @@ def _overloads_of(packet: str) -> str:
 def yaml_entry(name: str, op) -> str:
     schema = str(op._schema).split("::", 1)[1]
     backward = backward_formulas(name)
-    inputs = [key for key, formula in backward.items() if formula != "non_differentiable" and "," not in key]
+    tensors = {a.name for a in op._schema.arguments if is_tensor_like_type(a.type) or is_tensorlist_like_type(a.type)}
+    inputs = {key: formula for key, formula in backward.items() if key in tensors}
     lines = [f"# TODO(new_formula.py): the JVP of {name}. torch's backward, to transpose:"]
     lines += [f"#   {key}: {formula}" for key, formula in backward.items()]
     lines.append(f"- name: {schema}")
-    tensor_outputs = [n for n, r in zip(output_names(op._schema), op._schema.returns) if str(r.type) == "Tensor"]
+    tensor_outputs = [n for n, r in zip(output_names(op._schema), op._schema.returns) if is_tensor_like_type(r.type)]
     for output in tensor_outputs:
         lines.append(f"  {output}:")
-        lines += [f"    {arg}: TODO_{arg}_term_of_{output}({arg}_t, {arg}_p)" for arg in inputs]
+        lines += [f"    {arg}: {_term(arg, formula, output)}" for arg, formula in inputs.items()]
     return "\n".join(lines) + "\n"
+
+
+def _term(argument: str, backward: str, output: str) -> str:
+    """The scaffolded value of an input's key: torch's own keyword where its backward has
+    one (non_differentiable, not_implemented), else a placeholder codegen refuses."""
+    if backward == "non_differentiable":
+        return "non_differentiable"
+    refused = NOT_IMPLEMENTED.match(backward)
+    if refused:
+        return "{not_implemented: " + json.dumps(f"PyTorch's backward does not implement it: {refused.group(1)}") + "}"
+    return f"TODO_{argument}_term_of_{output}({argument}_t, {argument}_p)"
 
 
 def insert_entry(yaml_text: str, entry: str, section: str) -> tuple[str, int]:
@@ -116,16 +131,16 @@ PLACEHOLDERS = {"int": "1", "SymInt": "1", "float": "1.0", "bool": "False", "str
 
 def _placeholder(argument, differentiable: set[str]) -> str:
     """A value of the argument's type for the stub; integer tensors stand for indices."""
-    kind = str(argument.type)
-    if "Tensor" in kind:
+    kind = argument.type
+    if is_tensor_like_type(kind) or is_tensorlist_like_type(kind):
         if argument.name in differentiable:
             tensor = "make(3, 3, dtype=dtype, device=device)"
-        elif kind.startswith("Optional"):
+        elif isinstance(kind, torch._C.OptionalType):
             return "None"
         else:
             tensor = "torch.zeros(3, dtype=torch.long, device=device)"
-        return f"[{tensor}]" if kind.startswith("List") else tensor
-    return PLACEHOLDERS.get(kind, "None")
+        return f"[{tensor}]" if is_tensorlist_like_type(kind) else tensor
+    return PLACEHOLDERS.get(str(kind), "None")
 
 
 def samples_stub(name: str, op) -> str:

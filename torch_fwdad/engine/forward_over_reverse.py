@@ -70,7 +70,7 @@ def records_graph(bound, tensor_args, tensor_list_args) -> bool:
     for i in tensor_args:
         if bound[i] is not None and bound[i].requires_grad:
             return True
-    return any(t is not None and t.requires_grad for i in tensor_list_args for t in bound[i])
+    return any(t is not None and t.requires_grad for i in tensor_list_args for t in bound[i] or ())
 
 
 def _only_vmap_transforms() -> bool:

@@ -193,7 +193,7 @@ def unpack_tangents(sig: OpSignature, bound: list, level: int):
                 if tangent is not None:
                     tangents[i], has_tangent = tangent, True
     for i in sig.tensor_list_args:
-        unpacked = [_unpack_or_none(a, level) for a in bound[i]]
+        unpacked = [_unpack_or_none(a, level) for a in bound[i] or ()]
         if any(t is not None for _, t in unpacked):
             bound[i] = [p for p, _ in unpacked]
             tangents[i] = [t for _, t in unpacked]

@@ -5,10 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-
-# str(argument.type) prints optional tensors and lists the long way: list both spellings.
-_TENSOR_TYPES = {"Tensor", "Tensor?", "Optional[Tensor]"}
-_TENSOR_LIST_TYPES = {"Tensor[]", "Tensor?[]", "List[Tensor]", "List[Optional[Tensor]]"}
+from torch._library.utils import is_tensor_like_type, is_tensorlist_like_type
 
 _NO_DEFAULT = object()
 
@@ -22,9 +19,8 @@ class OpSignature:
     defaults: tuple[object, ...]  # _NO_DEFAULT where the argument has none
     kwarg_only: tuple[bool, ...]
     tensor_args: tuple[int, ...]  # Tensor and Tensor?
-    tensor_list_args: tuple[int, ...]  # Tensor[] and Tensor?[]
+    tensor_list_args: tuple[int, ...]  # Tensor[] and Tensor?[] (an optional list: None or a list)
     output_names: tuple[str, ...]  # "result", "result0".., or the schema's names
-    output_is_tensor: tuple[bool, ...]
 
     @property
     def num_outputs(self) -> int:
@@ -32,18 +28,17 @@ class OpSignature:
 
     @classmethod
     def from_schema(cls, schema: torch._C.FunctionSchema) -> OpSignature:
+        # torch.library's own predicates over the schema's types (codegen's model uses them too)
         args = schema.arguments
-        types = [str(a.type) for a in args]
-        returns = schema.returns
+        types = [a.type for a in args]
         return cls(
             name=qualified_name(schema),
             arg_names=tuple(a.name for a in args),
             defaults=tuple(a.default_value if a.has_default_value() else _NO_DEFAULT for a in args),
             kwarg_only=tuple(a.kwarg_only for a in args),
-            tensor_args=tuple(i for i, t in enumerate(types) if t in _TENSOR_TYPES),
-            tensor_list_args=tuple(i for i, t in enumerate(types) if t in _TENSOR_LIST_TYPES),
+            tensor_args=tuple(i for i, t in enumerate(types) if is_tensor_like_type(t)),
+            tensor_list_args=tuple(i for i, t in enumerate(types) if is_tensorlist_like_type(t)),
             output_names=output_names(schema),
-            output_is_tensor=tuple(str(r.type) == "Tensor" for r in returns),
         )
 
     def bind(self, args: tuple, kwargs: dict) -> list:
