@@ -392,7 +392,7 @@ def jvp__cdist_backward(primals, tangents, outputs):
     grad_p, x1_p, x2_p, p, cdist_p = primals
     grad_t, x1_t, x2_t, _, cdist_t = tangents
     result = outputs
-    result_tangent = cdist_backward_jvp(grad_p, x1_p, x2_p, cdist_p, p, grad_t, x1_t, x2_t, cdist_t, result)
+    result_tangent = cdist_backward_jvp((grad_p, x1_p, x2_p, cdist_p), (grad_t, x1_t, x2_t, cdist_t), p, result)
     return result_tangent
 
 
@@ -401,7 +401,7 @@ def jvp__pdist_backward(primals, tangents, outputs):
     grad_p, self_p, p, pdist_p = primals
     grad_t, self_t, _, pdist_t = tangents
     result = outputs
-    result_tangent = pdist_backward_jvp(grad_p, self_p, pdist_p, p, grad_t, self_t, pdist_t, result)
+    result_tangent = pdist_backward_jvp((grad_p, self_p, pdist_p), (grad_t, self_t, pdist_t), p, result)
     return result_tangent
 
 
@@ -538,7 +538,7 @@ def jvp__segment_reduce_backward(primals, tangents, outputs):
     grad_p, output_p, data_p, reduce, lengths_p, offsets_p, axis, initial = primals
     grad_t, output_t, data_t, _, lengths_t, offsets_t, _, _ = tangents
     result = outputs
-    result_tangent = segment_reduce_backward_jvp(grad_p, output_p, data_p, grad_t, output_t, data_t, reduce, lengths_p, offsets_p, axis, initial)
+    result_tangent = segment_reduce_backward_jvp((grad_p, output_p, data_p), (grad_t, output_t, data_t), reduce, lengths_p, offsets_p, axis, initial)
     return result_tangent
 
 
@@ -796,7 +796,7 @@ def jvp__slow_conv2d_backward_output_mask(primals, tangents, outputs):
     grad_output_p, self_p, weight_p, kernel_size, stride, padding, output_mask = primals
     grad_output_t, self_t, weight_t, _, _, _, _ = tangents
     grad_input, grad_weight, grad_bias = outputs
-    grad_input_tangent, grad_weight_tangent, grad_bias_tangent = slow_conv2d_backward_jvp(grad_output_p, self_p, weight_p, grad_output_t, self_t, weight_t, kernel_size, stride, padding, output_mask)
+    grad_input_tangent, grad_weight_tangent, grad_bias_tangent = slow_conv2d_backward_jvp((grad_output_p, self_p, weight_p), (grad_output_t, self_t, weight_t), kernel_size, stride, padding, output_mask)
     return (grad_input_tangent, grad_weight_tangent, grad_bias_tangent)
 
 
