@@ -176,8 +176,8 @@ def test_tiles_agree_with_one_tile(monkeypatch, tiling, mask, outer):
 
     p = gqa_problem(mask, query_requires_grad=outer != "values only")
     pairs = tiled_and_whole(monkeypatch, tiling, lambda: attention_jvp(
-        p["q"], p["k"], p["v"], p["q_t"], p["k_t"], p["v_t"], p["mask"], p["mask_t"], p["out"], p["lse"], None,
-        p["causal"]))
+        (p["q"], p["k"], p["v"], p["mask"]), (p["q_t"], p["k_t"], p["v_t"], p["mask_t"]), p["out"], p["lse"],
+        scale=None, is_causal=p["causal"]))
     for got, expected in pairs:
         assert got.requires_grad == (outer != "values only")
         torch.testing.assert_close(got, expected)
@@ -194,8 +194,9 @@ def test_backward_tiles_agree_with_one_tile(monkeypatch, tiling, mask):
     g, g_t = randn(2, 4, 9, 5, seed=11), randn(2, 4, 9, 5, seed=12)
     out_t, lse_t = randn(*p["out"].shape, seed=13), randn(*p["lse"].shape, seed=14)
     pairs = tiled_and_whole(monkeypatch, tiling, lambda: flash_attention_cpu_backward_jvp(
-        g, p["q"], p["k"], p["v"], p["out"], p["lse"], g_t, p["q_t"], p["k_t"], p["v_t"], out_t, lse_t,
-        p["mask"], p["mask_t"], None, p["causal"], 0.0))
+        (g, p["q"], p["k"], p["v"], p["out"], p["lse"], p["mask"]),
+        (g_t, p["q_t"], p["k_t"], p["v_t"], out_t, lse_t, p["mask_t"]), scale=None, is_causal=p["causal"],
+        dropout_p=0.0))
     for got, expected in pairs:
         torch.testing.assert_close(got, expected)
 
@@ -220,8 +221,8 @@ def test_tiles_on_worker_threads_agree_with_this_thread(monkeypatch, mask):
             ran_on = set()
             original = attention._run_on_workers
             monkeypatch.setattr(attention, "_run_on_workers", lambda c, t: ran_on.add(1) or original(c, t))
-            result = attention.attention_jvp(p["q"], p["k"], p["v"], p["q_t"], p["k_t"], p["v_t"], None, None,
-                                             p["out"], p["lse"], None, p["causal"])
+            result = attention.attention_jvp((p["q"], p["k"], p["v"]), (p["q_t"], p["k_t"], p["v_t"]),
+                                             p["out"], p["lse"], scale=None, is_causal=p["causal"])
             assert bool(ran_on) == workers
             return result
 
@@ -383,8 +384,8 @@ def _reference(q, k, v, bias, scale, causal_offset):
 def _layout(name, args, kwargs):
     """Where q, k, v, bias sit in `args`, the kernel's layout and causal alignment."""
     q = args[0]
-    bthe = name in ("aten::_flash_attention_forward", "aten::_efficient_attention_forward")
-    L, S = (q.size(1), args[1].size(1)) if bthe else (q.size(2), args[1].size(2))
+    sequence_first = name in ("aten::_flash_attention_forward", "aten::_efficient_attention_forward")
+    L, S = (q.size(1), args[1].size(1)) if sequence_first else (q.size(2), args[1].size(2))
     bias_at = {"aten::_scaled_dot_product_efficient_attention": 3, "aten::_scaled_dot_product_cudnn_attention": 3,
                "aten::_scaled_dot_product_fused_attention_overrideable": 3, "aten::_cudnn_attention_forward": 3,
                "aten::_efficient_attention_forward": 3}.get(name)
@@ -396,7 +397,7 @@ def _layout(name, args, kwargs):
                      "aten::_cudnn_attention_forward": 10}.get(name, 6 if bias_at == 3 and name != "aten::_scaled_dot_product_fused_attention_overrideable" else 5)
         bottom_right = name in ("aten::_scaled_dot_product_flash_attention", "aten::_flash_attention_forward")
         causal = None if not args[causal_at] else (S - L if bottom_right else 0)
-    return bthe, bias_at, causal
+    return sequence_first, bias_at, causal
 
 
 DEVICE_KERNELS = {name: source for name, source in sample_registry().items()
@@ -418,8 +419,8 @@ def _rule(name):
 def test_device_kernel_rule_matches_math(name, sample):
     """Call the generated rule with outputs from the math reference, compare with its JVP."""
     args = list(sample.args)
-    bthe, bias_at, causal = _layout(name, args, sample.kwargs)
-    swap = (lambda t: t.transpose(1, 2) if bthe and t is not None else t)
+    sequence_first, bias_at, causal = _layout(name, args, sample.kwargs)
+    swap = (lambda t: t.transpose(1, 2) if sequence_first and t is not None else t)
     positions = [0, 1, 2] + ([bias_at] if bias_at is not None and args[bias_at] is not None else [])
     tangents = {i: randn(*args[i].shape, seed=20 + i) for i in positions}
 
@@ -475,6 +476,16 @@ def test_varlen_is_refused():
     tangents = (q,) + (None,) * 16
     with pytest.raises(NotImplementedError, match="cum_seq_k, cum_seq_q"):
         rule(primals, tangents, (q, q[:, :, 0], None, None, None))
+
+
+def test_cudnn_varlen_is_refused_naming_the_op():
+    q = randn(1, 1, 3, 2, seed=0)
+    cum = torch.tensor([0, 3], dtype=torch.int32)
+    rule = _rule("aten::_cudnn_attention_forward")
+    primals = (q, q, q, None, cum, cum, 3, 3, True, 0.0, False, False, None)
+    tangents = (q,) + (None,) * 12
+    with pytest.raises(NotImplementedError, match="_cudnn_attention_forward with cum_seq_k, cum_seq_q"):
+        rule(primals, tangents, (q, q[..., 0], None, None, None, None, None, None, None))
 
 
 # ------------------------------------------------------------------ memory

@@ -19,7 +19,7 @@ intra-op thread each take the tiles (`_run_on_workers`), with no barrier between
 
 Layout: tensors are (B, H, L, E). Grouped-query attention (key/value with Hk heads, query
 with H = G·Hk heads, as the CPU kernel receives them under enable_gqa) repeats key/value
-heads once per call (repeat_kv_heads), so that every product is a plain batched matmul.
+heads once per call (_repeat_kv_heads), so that every product is a plain batched matmul.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -37,27 +38,44 @@ from ._common import outer_derivative_possible, outer_transforms_around, sum_tan
 
 __all__ = [
     "BOTTOM_RIGHT",
-    "TOP_LEFT",
     "attention_jvp",
-    "attention_jvp_bthe",
-    "attention_jvp_fitted",
+    "cudnn_attention_forward_jvp",
     "efficient_attention_forward_jvp",
-    "fit_logsumexp",
     "flash_attention_cpu_backward_jvp",
     "flash_attention_forward_jvp",
     "masked_softmax_jvp",
-    "refuse_varlen_attention",
-    "repeat_kv_heads",
-    "sum_kv_groups",
-    "tile_sizes",
 ]
 
 # Elements of one (batch × heads × query rows × keys) tile; 8 MB in float32: large
 # enough for efficient batched matmuls, small next to the L×S matrices of all heads.
 BLOCK_ELEMENTS = 1 << 21
 
-# Bottom-right causal alignment marker for kernels that use it (flash-attn 2 style).
+# Where the causal mask's diagonal starts: at the first key (top left, as
+# F.scaled_dot_product_attention), or so that the last query sees the last key (bottom
+# right, as the flash kernels of other devices and the efficient kernel's mask type 2).
 TOP_LEFT, BOTTOM_RIGHT = "top_left", "bottom_right"
+
+
+class AttentionInputs(NamedTuple):
+    """Query, key, value and optional additive mask of one attention call: its primals, or
+    their tangents (None: a zero tangent). Formulas pass plain tuples in this order."""
+
+    query: torch.Tensor | None
+    key: torch.Tensor | None
+    value: torch.Tensor | None
+    mask: torch.Tensor | None = None
+
+
+class FlashBackwardInputs(NamedTuple):
+    """The tensor inputs of the CPU flash backward kernel: primals, or their tangents (None: zero)."""
+
+    grad_out: torch.Tensor | None
+    query: torch.Tensor | None
+    key: torch.Tensor | None
+    value: torch.Tensor | None
+    out: torch.Tensor | None
+    lse: torch.Tensor | None
+    mask: torch.Tensor | None = None
 
 
 def tile_sizes(batch: int, heads: int, queries: int, keys: int, threads: int = 1) -> tuple[int, int, int]:
@@ -188,6 +206,10 @@ def _rowsum(t):
     return None if t is None else t.sum(-1, keepdim=True)
 
 
+def _transposed(t):
+    return None if t is None else t.mT
+
+
 def _matmul(a, b, into=None, accumulate=False, alpha=1.0):
     """alpha·a @ b for (..., R, E)·(..., E, N) blocks, written over `into` (or added to it).
 
@@ -206,7 +228,7 @@ def _matmul(a, b, into=None, accumulate=False, alpha=1.0):
 # ------------------------------------------------------------------ the problem, grouped
 
 
-def repeat_kv_heads(t, heads):
+def _repeat_kv_heads(t, heads):
     """(B, Hk, S, E) -> (B, H, S, E), each key/value head serving H / Hk query heads.
 
     One copy under grouped-query attention (none otherwise), so that every product below
@@ -221,8 +243,8 @@ def repeat_kv_heads(t, heads):
     return t.unsqueeze(2).expand(B, Hk, heads // Hk, *t.shape[2:]).reshape(B, heads, *t.shape[2:])
 
 
-def sum_kv_groups(t, kv_heads):
-    """Inverse bookkeeping of repeat_kv_heads for gradients: sum each group of query heads."""
+def _sum_kv_groups(t, kv_heads):
+    """Inverse bookkeeping of _repeat_kv_heads for gradients: sum each group of query heads."""
     if t is None or t.size(1) == kv_heads:
         return t
     return t.reshape(t.size(0), kv_heads, t.size(1) // kv_heads, *t.shape[2:]).sum(2)
@@ -241,7 +263,7 @@ class _Attention:
         heads = query.size(1)
         # contiguous once: every tile then flattens them to (batch·heads, rows, E) as views
         self.q = query.contiguous()
-        self.k, self.v = repeat_kv_heads(key, heads).contiguous(), repeat_kv_heads(value, heads).contiguous()
+        self.k, self.v = _repeat_kv_heads(key, heads).contiguous(), _repeat_kv_heads(value, heads).contiguous()
         self.mask = _as_4d(mask)
         self.scale = query.size(-1) ** -0.5 if scale is None else scale
         self.B, self.H, self.L, self.S = query.size(0), heads, query.size(-2), key.size(-2)
@@ -379,14 +401,23 @@ def _logsumexp_rows(problem: _Attention, tile: Tile):
     return torch.where(torch.isneginf(lse), 0.0, lse)  # fully masked rows: P = 0, as the kernels
 
 
-def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_mask_t,
-                  out, lse, scale, is_causal, dropout_p=0.0, alignment=TOP_LEFT):
-    """(Ȯ, l̇se) of fused attention in (B, H, L, E) layout, from the kernel's own out and lse.
+def attention_jvp(primals, tangents, out, lse, *, scale, is_causal, dropout_p=0.0, alignment=TOP_LEFT):
+    """(Ȯ, l̇se) of a fused attention kernel whose tensors are (B, H, L, E), from its own out and lse.
 
-    `lse` may be None or unusable (a kernel asked not to compute it): it is then
-    recomputed blockwise. The lse tangent is (B, H, L); `fit_logsumexp` reshapes it to
-    a kernel's own logsumexp layout.
+    primals, tangents: AttentionInputs (plain tuples in its order do). `lse` may be None
+    or unusable (a kernel asked not to compute it): it is then recomputed blockwise. l̇se
+    comes in the layout of the kernel's own logsumexp (see _fit_logsumexp).
     """
+    primals, tangents = AttentionInputs(*primals), AttentionInputs(*tangents)
+    out_t, lse_t = _attention_tangents(primals, tangents, out, lse, scale, is_causal, dropout_p, alignment)
+    return out_t, _fit_logsumexp(lse_t, lse)
+
+
+def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out, lse, scale, is_causal, dropout_p,
+                        alignment):
+    """attention_jvp with l̇se as (B, H, L)."""
+    query, key, value, attn_mask = primals
+    query_t, key_t, value_t, attn_mask_t = tangents
     _refuse_dropout(dropout_p)
     # each tile's P and ṡ are written over the previous tile's, unless an outer
     # derivative may have saved them
@@ -397,7 +428,7 @@ def attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_ma
     plain = _unwrapped if on_workers else (lambda t: t)  # worker threads see no torch.func levels
     cast = (lambda t: None if t is None else plain(t).to(compute).contiguous())
     heads = query.size(1)
-    q_t, k_t, v_t = cast(query_t), repeat_kv_heads(cast(key_t), heads), repeat_kv_heads(cast(value_t), heads)
+    q_t, k_t, v_t = cast(query_t), _repeat_kv_heads(cast(key_t), heads), _repeat_kv_heads(cast(value_t), heads)
     mask_t, out_c = _as_4d(cast(attn_mask_t)), cast(out)
     lse_c = cast(lse) if _lse_usable(lse, query) else None
     lse_is_constant = lse_c is not None and _lse_cut_from_inputs(lse, query, key, attn_mask)
@@ -509,7 +540,7 @@ def _lse_usable(lse, query):
             and lse.shape[:2] == query.shape[:2] and lse.size(2) >= query.size(2))
 
 
-def fit_logsumexp(lse_tangent, lse, query):
+def _fit_logsumexp(lse_tangent, lse):
     """Bring a (B, H, L) tangent to the shape of a kernel's logsumexp output.
 
     Handles padded layouts (the efficient kernel pads L to a multiple of 32; the padding
@@ -523,51 +554,48 @@ def fit_logsumexp(lse_tangent, lse, query):
     return lse_tangent.reshape(lse.shape).to(lse.dtype)
 
 
-def attention_jvp_fitted(query, key, value, query_t, key_t, value_t, attn_mask, attn_mask_t,
-                          out, lse, scale, is_causal, dropout_p, alignment=TOP_LEFT):
-    """attention_jvp with the lse tangent in the kernel's own logsumexp layout."""
-    out_t, lse_t = attention_jvp(query, key, value, query_t, key_t, value_t, attn_mask, attn_mask_t,
-                                 out, lse, scale, is_causal, dropout_p, alignment)
-    return out_t, fit_logsumexp(lse_t, lse, query)
+def _attention_jvp_sequence_first(primals, tangents, out, lse, scale, is_causal, dropout_p, alignment):
+    """attention_jvp for the raw kernels whose tensors are (B, L, H, E): sequence before heads."""
+    def swap(t):  # (B, L, H, E) <-> (B, H, L, E)
+        return None if t is None else t.transpose(1, 2)
+
+    def heads_first(inputs):  # the additive mask is (B, H, L, S) already
+        query, key, value, mask = AttentionInputs(*inputs)
+        return AttentionInputs(swap(query), swap(key), swap(value), mask)
+
+    out_t, lse_t = attention_jvp(heads_first(primals), heads_first(tangents), swap(out), lse,
+                                 scale=scale, is_causal=is_causal, dropout_p=dropout_p, alignment=alignment)
+    return swap(out_t), lse_t
 
 
-def attention_jvp_bthe(query, key, value, query_t, key_t, value_t, attn_bias, attn_bias_t,
-                       out, lse, scale, is_causal, dropout_p, alignment=TOP_LEFT):
-    """Same, for the raw kernels whose tensors are (B, L, H, E) (flash/efficient forward)."""
-    swap = (lambda t: None if t is None else t.transpose(1, 2))
-    out_t, lse_t = attention_jvp(swap(query), swap(key), swap(value), swap(query_t), swap(key_t), swap(value_t),
-                                 attn_bias, attn_bias_t, swap(out), lse, scale, is_causal, dropout_p, alignment)
-    return swap(out_t), fit_logsumexp(lse_t, lse, swap(query))
-
-
-def refuse_varlen_attention(**options):
+def _refuse_unmodelled_options(op_name, options):
     """Raise for kernel options the formulas do not model (packed varlen, windows, ...)."""
     given = sorted(name for name, value in options.items() if value is not None)
     if given:
         raise NotImplementedError(
-            f"torch_fwdad: no forward-mode formula for fused attention with {', '.join(given)}; "
-            f"only dense (B, L, H, E) batches without sliding windows, ALiBi or paged KV are supported"
+            f"torch_fwdad: no forward-mode formula for {op_name} with {', '.join(given)}; only dense "
+            f"batches without packed sequences, sliding windows, ALiBi or paged KV are supported"
         )
-    return None
 
 
 # ------------------------------------------------------------------ CPU flash backward
 
 
-def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
-                                     grad_out_t, query_t, key_t, value_t, out_t, lse_t,
-                                     attn_mask, attn_mask_t, scale, is_causal, dropout_p):
+def flash_attention_cpu_backward_jvp(primals, tangents, *, scale, is_causal, dropout_p):
     """Tangents of (grad_query, grad_key, grad_value) of the flash backward kernel.
 
-    The kernel treats out and lse as inputs: P = exp(s − lse), D = rowsum(g ⊙ out),
+    primals, tangents: FlashBackwardInputs (plain tuples in its order do). The kernel
+    treats out and lse as inputs: P = exp(s − lse), D = rowsum(g ⊙ out),
     dS = P ⊙ (g vᵀ − D), grad_q = scale·dS k, grad_k = scale·dSᵀ q, grad_v = Pᵀ g,
     summed over query heads sharing a key/value head. Differentiating each product gives
     the tangents below; this is what forward-over-reverse (Hessian-vector products) uses.
     """
     _refuse_dropout(dropout_p)
+    grad_out, query, key, value, out, lse, attn_mask = FlashBackwardInputs(*primals)
+    grad_out_t, query_t, key_t, value_t, out_t, lse_t, attn_mask_t = FlashBackwardInputs(*tangents)
     problem = _Attention(query, key, value, attn_mask, scale, is_causal, lse=lse if _lse_usable(lse, query) else None)
     heads, kv_heads = query.size(1), key.size(1)
-    k_t, v_t = repeat_kv_heads(key_t, heads), repeat_kv_heads(value_t, heads)
+    k_t, v_t = _repeat_kv_heads(key_t, heads), _repeat_kv_heads(value_t, heads)
     mask_t, scale = _as_4d(attn_mask_t), problem.scale
     if problem.empty:
         return torch.zeros_like(query), torch.zeros_like(key), torch.zeros_like(value)
@@ -582,22 +610,18 @@ def flash_attention_cpu_backward_jvp(grad_out, query, key, value, out, lse,
         lse_t_r = None if lse_t is None else -problem.part(lse_t, tile, -1).unsqueeze(-1)
         p_dot = _mul(p, sum_tangents(problem.score_tangent(tile, factors, mask_t), lse_t_r))
         dp_minus_d = g_r @ v.mT - (g_r * o_r).sum(-1, keepdim=True)
-        dp_minus_d_dot = sum_tangents(_mm(g_t_r, v.mT), _mm(g_r, _t(v_t_tile)),
+        dp_minus_d_dot = sum_tangents(_mm(g_t_r, v.mT), _mm(g_r, _transposed(v_t_tile)),
                                       _mul(-1, _rowsum(sum_tangents(_mul(g_t_r, o_r), _mul(g_r, o_t_r)))))
         ds = p * dp_minus_d
         ds_dot = sum_tangents(_mul(p_dot, dp_minus_d), _mul(p, dp_minus_d_dot))
         dq_t = _mul(scale, sum_tangents(_mm(ds_dot, k), _mm(ds, k_t_tile)))
-        dk_t = _mul(scale, sum_tangents(_mm(_t(ds_dot), q_r), _mm(ds.mT, q_t_r)))
-        dv_t = sum_tangents(_mm(_t(p_dot), g_r), _mm(p.mT, g_t_r))
+        dk_t = _mul(scale, sum_tangents(_mm(_transposed(ds_dot), q_r), _mm(ds.mT, q_t_r)))
+        dv_t = sum_tangents(_mm(_transposed(p_dot), g_r), _mm(p.mT, g_t_r))
         return dq_t, dk_t, dv_t
 
     # query rows split a tile's key-side tangents into partial sums: add them
     dq_t, dk_t, dv_t = _stitch(tile_tangents, *problem.tiles(), over_rows=("cat", "sum", "sum"))
-    return dq_t, sum_kv_groups(dk_t, kv_heads), sum_kv_groups(dv_t, kv_heads)
-
-
-def _t(x):
-    return None if x is None else x.mT
+    return dq_t, _sum_kv_groups(dk_t, kv_heads), _sum_kv_groups(dv_t, kv_heads)
 
 
 # ------------------------------------------------------------------ masked softmax
@@ -610,22 +634,29 @@ def masked_softmax_jvp(self_t, result, dim):
     return y_dx - result * y_dx.sum(dim, keepdim=True)
 
 
-# ------------------------------------------------------------------ raw (B, L, H, E) kernels
+# ------------------------------------------------------------------ raw kernels of other devices
 
 
-def flash_attention_forward_jvp(query, key, value, query_t, key_t, value_t, out, lse, scale, is_causal, dropout_p,
-                                **unsupported):
-    """_flash_attention_forward: (B, L, H, E), causal mask aligned bottom-right as in flash-attn 2."""
-    refuse_varlen_attention(**unsupported)
-    return attention_jvp_bthe(query, key, value, query_t, key_t, value_t, None, None, out, lse,
-                              scale, is_causal, dropout_p, BOTTOM_RIGHT)
+def flash_attention_forward_jvp(primals, tangents, out, lse, *, scale, is_causal, dropout_p, **unmodelled):
+    """_flash_attention_forward: (B, L, H, E), causal mask aligned bottom-right as in flash-attn 2.
+
+    primals, tangents: (query, key, value); unmodelled: options that must be None.
+    """
+    _refuse_unmodelled_options("_flash_attention_forward", unmodelled)
+    return _attention_jvp_sequence_first(primals, tangents, out, lse, scale, is_causal, dropout_p, BOTTOM_RIGHT)
 
 
-def efficient_attention_forward_jvp(query, key, value, query_t, key_t, value_t, bias, bias_t, out, lse, scale,
-                                    custom_mask_type, dropout_p, **unsupported):
-    """_efficient_attention_forward: (B, L, H, E); custom_mask_type 0 none, 1 causal top-left, 2 bottom-right."""
-    refuse_varlen_attention(**unsupported)
+def efficient_attention_forward_jvp(primals, tangents, out, lse, *, scale, custom_mask_type, dropout_p, **unmodelled):
+    """_efficient_attention_forward: (B, L, H, E); custom_mask_type 0 none, 1 causal top-left, 2 bottom-right.
+
+    primals, tangents: (query, key, value, bias); unmodelled: options that must be None.
+    """
+    _refuse_unmodelled_options("_efficient_attention_forward", unmodelled)
     alignment = BOTTOM_RIGHT if custom_mask_type == 2 else TOP_LEFT
-    return attention_jvp_bthe(query, key, value, query_t, key_t, value_t, bias, bias_t, out, lse,
-                              scale, custom_mask_type != 0, dropout_p, alignment)
+    return _attention_jvp_sequence_first(primals, tangents, out, lse, scale, custom_mask_type != 0, dropout_p, alignment)
 
+
+def cudnn_attention_forward_jvp(primals, tangents, out, lse, *, scale, is_causal, dropout_p, **unmodelled):
+    """_cudnn_attention_forward: (B, H, L, E) as attention_jvp; unmodelled: options that must be None."""
+    _refuse_unmodelled_options("_cudnn_attention_forward", unmodelled)
+    return attention_jvp(primals, tangents, out, lse, scale=scale, is_causal=is_causal, dropout_p=dropout_p)

@@ -109,12 +109,15 @@ def _sub_or_none(a, b):
     return a if b is None else a - b
 
 
-def cdist_backward_jvp(grad, x1, x2, dist, p, grad_t, x1_t, x2_t, dist_t, result):
+def cdist_backward_jvp(primals, tangents, p, result):
     """Tangent of _cdist_backward (the x1-gradient of cdist): sum over x2's rows of the pair terms.
 
-    With no pairs (an empty broadcast batch, or no rows) the kernel returns zeros of x1's
-    own shape, which need not be the broadcast shape: the tangent is zero too.
+    primals, tangents: (grad, x1, x2, cdist), tangents None where zero. With no pairs (an
+    empty broadcast batch, or no rows) the kernel returns zeros of x1's own shape, which
+    need not be the broadcast shape: the tangent is zero too.
     """
+    grad, x1, x2, dist = primals
+    grad_t, x1_t, x2_t, dist_t = tangents
     if dist.numel() == 0:
         return torch.zeros_like(result)
     pairs = dist.shape  # (..., r1, r2), batch dims broadcast as in the kernel
@@ -125,12 +128,15 @@ def cdist_backward_jvp(grad, x1, x2, dist, p, grad_t, x1_t, x2_t, dist_t, result
     return torch.zeros_like(result) if tangent is None else tangent.sum(-2).expand_as(result)
 
 
-def pdist_backward_jvp(grad, x, dist, p, grad_t, x_t, dist_t, result):
+def pdist_backward_jvp(primals, tangents, p, result):
     """Tangent of _pdist_backward, the gradient of pdist.
 
-    Pair k = (i, j), i < j in row-major order (pdist's layout), adds its term to row i
-    and subtracts it from row j.
+    primals, tangents: (grad, self, pdist), tangents None where zero. Pair k = (i, j),
+    i < j in row-major order (pdist's layout), adds its term to row i and subtracts it
+    from row j.
     """
+    grad, x, dist = primals
+    grad_t, x_t, dist_t = tangents
     i, j = torch.triu_indices(x.shape[0], x.shape[0], 1, device=x.device)
     as_pair = lambda t: None if t is None else t.unsqueeze(-1)  # noqa: E731
     diff_t = None if x_t is None else x_t[i] - x_t[j]

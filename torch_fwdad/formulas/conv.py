@@ -31,9 +31,10 @@ def depthwise_conv_linear(input: torch.Tensor, weight: torch.Tensor, kernel_size
                                       [0] * len(stride), input.shape[1])
 
 
-def slow_conv2d_backward_jvp(grad_output, self, weight, grad_output_t, self_t, weight_t,
-                             kernel_size, stride, padding, output_mask):
+def slow_conv2d_backward_jvp(primals, tangents, kernel_size, stride, padding, output_mask):
     """Tangents of (grad_input, grad_weight, grad_bias) of the CPU 2-d convolution.
+
+    primals, tangents: (grad_output, self, weight), tangents None where zero.
 
     Each is linear in grad_output and in the other tensor it pairs with (grad_input in
     weight, grad_weight in self; grad_bias in grad_output only), so every term is the
@@ -45,6 +46,8 @@ def slow_conv2d_backward_jvp(grad_output, self, weight, grad_output_t, self_t, w
             return (None, None, None)
         return torch.ops.aten._slow_conv2d_backward(go, x, w, kernel_size, stride, padding, mask)
 
+    grad_output, self, weight = primals
+    grad_output_t, self_t, weight_t = tangents
     input_mask, weight_mask, bias_mask = output_mask
     terms = [
         backward(grad_output_t, self, weight, output_mask) if grad_output_t is not None else (None, None, None),

@@ -42,15 +42,18 @@ def ctc_loss_jvp(log_probs_t, log_probs, targets, input_lengths, target_lengths,
     return nll_t, _alpha_tangent(layout, log_probs, log_probs_t, log_alpha)
 
 
-def ctc_loss_backward_jvp(grad, log_probs, nll, log_alpha, grad_t, log_probs_t, nll_t, log_alpha_t,
-                          targets, input_lengths, target_lengths, blank, zero_infinity, result):
+def ctc_loss_backward_jvp(primals, tangents, targets, input_lengths, target_lengths, blank, zero_infinity, result):
     """Tangent of _ctc_loss_backward, each tensor input on its own.
+
+    primals, tangents: (grad, log_probs, neg_log_likelihood, log_alpha), tangents None where zero.
 
     The kernel computes beta from log_probs and, for t below the input length,
         grad_input[t, b, c] = (exp(lp) - E) · grad[b],  E = Σ_{s: l'_s = c} exp(α_ts + β_ts + nll_b - lp_tc)
     (zero past the input length, and for an infinite nll under zero_infinity); α and nll
     are the inputs log_alpha and neg_log_likelihood, not recomputed.
     """
+    grad, log_probs, nll, log_alpha = primals
+    grad_t, log_probs_t, nll_t, log_alpha_t = tangents
     layout = _Layout(log_probs, targets, input_lengths, target_lengths, log_alpha.shape[-1], blank)
     beta, beta_t = _beta_with_tangent(layout, log_probs, log_probs_t)
     alpha = torch.where(layout.valid, log_alpha, _NEG_INF)

@@ -75,8 +75,10 @@ def _exclusive_prod(x, dim):
     return before * after
 
 
-def segment_reduce_backward_jvp(grad, output, data, grad_t, output_t, data_t, reduce, lengths, offsets, axis, initial):
+def segment_reduce_backward_jvp(primals, tangents, reduce, lengths, offsets, axis, initial):
     """Tangent of _segment_reduce_backward(grad, output, data, ...) (forward-over-reverse).
+
+    primals, tangents: (grad, output, data), tangents None where zero.
 
     Differentiates the kernel's own expressions, each input on its own (output is an
     input of the kernel, not recomputed from data):
@@ -91,6 +93,8 @@ def segment_reduce_backward_jvp(grad, output, data, grad_t, output_t, data_t, re
     Segments are padded as in segment_reduce_jvp; the tangent is scattered back to data's
     layout, zero outside every segment (unsafe lengths short of the axis).
     """
+    grad, output, data = primals
+    grad_t, output_t, data_t = tangents
     axis = axis % data.dim()
     start, length = _segment_bounds(lengths, offsets)
     x, valid, index = _gather_segments(data, start, length, axis, with_index=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -30,15 +31,15 @@ GRID_COPY_ELEMENTS = 1 << 22
 
 
 def grid_sampler_input_jvp(op, input_t, grid, interpolation_mode, padding_mode, align_corners):
-    """Tangent of grid_sampler_{2,3}d with respect to the input: the sampler applied to input_t.
+    """Tangent of grid_sampler_{2,3}d with respect to the input: the sampler `op` applied to input_t.
 
-    op: "grid_sampler_2d", "grid_sampler_3d" or "_grid_sampler_2d_cpu_fallback".
+    op: the entry's own overload (grid_sampler_2d, grid_sampler_3d or _grid_sampler_2d_cpu_fallback).
     """
-    input_t, grid = batch_dims_in_front(input_t, grid)
-    return getattr(torch.ops.aten, op)(input_t, grid, interpolation_mode, padding_mode, align_corners)
+    input_t, grid = _batch_dims_in_front(input_t, grid)
+    return op(input_t, grid, interpolation_mode, padding_mode, align_corners)
 
 
-def batch_dims_in_front(*tensors):
+def _batch_dims_in_front(*tensors):
     """The tensors, copied with every vmap batch dimension in front when a transform is outside.
 
     torch 2.13's batching rule for the grid samplers (and their backward kernels) splits
@@ -59,17 +60,9 @@ def grid_sampler_grid_jvp(input, grid, grid_t, interpolation_mode, padding_mode,
         return None
     if not outer_derivative_possible(input, grid, grid_t):
         return _grid_tangent_by_backward(input, grid, grid_t, interpolation_mode, padding_mode, align_corners)
-    sizes = input.shape[2:][::-1]  # grid's last dimension lists x (width) first
-    coords = [grid[..., d] for d in range(len(sizes))]
-    if interpolation_mode == BICUBIC:
-        sources = [_unnormalize(c, size, align_corners) for c, size in zip(coords, sizes)]
-        slopes = [_unnormalize_slope(size, align_corners) for size in sizes]
-        weights = _cubic_weights
-    else:
-        sources, slopes = zip(*(_source_and_slope(c, size, padding_mode, align_corners) for c, size in zip(coords, sizes)))
-        weights = _linear_weights
+    sources, slopes, weights = _source_coordinates(input, grid, interpolation_mode, padding_mode, align_corners)
     source_rates = [slope * grid_t[..., d] for d, slope in enumerate(slopes)]  # ẋ_d
-    return _interpolate(input, sources, padding_mode, align_corners, weights, source_rates)
+    return _interpolate(_Taps(input, sources, weights, padding_mode, align_corners), source_rates)
 
 
 def _grid_tangent_by_backward(input, grid, grid_t, interpolation_mode, padding_mode, align_corners):
@@ -97,26 +90,36 @@ def _grid_tangent_by_backward(input, grid, grid_t, interpolation_mode, padding_m
     return torch.cat(tangents, 1) if len(tangents) > 1 else tangents[0]
 
 
-def grid_sampler_backward_jvp(op, grad_output, grad_output_t, input, input_t, grid, grid_t, interpolation_mode,
-                              padding_mode, align_corners, grad_input, grad_grid):
+class GridSamplerBackwardInputs(NamedTuple):
+    """The tensor inputs of grid_sampler_{2,3}d_backward: primals, or their tangents (None: zero)."""
+
+    grad_output: torch.Tensor | None
+    input: torch.Tensor | None
+    grid: torch.Tensor | None
+
+
+def grid_sampler_backward_jvp(op, primals, tangents, outputs, interpolation_mode, padding_mode, align_corners):
     """Tangents (grad_input, grad_grid) of grid_sampler_{2,3}d_backward (forward-over-reverse).
 
-    op: "grid_sampler_2d_backward", "grid_sampler_3d_backward" or
-    "_grid_sampler_2d_cpu_fallback_backward". grad_input = Wᵀ(grid) grad_output and
-    grad_grid = Σ_c grad_output · ∂out/∂grid(input): both linear in grad_output, grad_grid
-    linear in input. Those terms are the backward itself applied to the tangents. The grid
-    terms are second derivatives of the interpolation weights (written out in
-    _grid_second_terms); nearest sampling is piecewise constant in the grid (no grid term).
-    grad_input, grad_grid: the primal outputs; a tangent is built for each one that is
-    defined (the CPU kernel computes grad_grid even when output_mask[1] is False).
+    op: the entry's own overload (grid_sampler_2d_backward, grid_sampler_3d_backward or
+    _grid_sampler_2d_cpu_fallback_backward). primals, tangents: GridSamplerBackwardInputs
+    (plain tuples in its order do). outputs: the primal (grad_input, grad_grid); a tangent
+    is built for each one that is defined (the CPU kernel computes grad_grid even when
+    output_mask[1] is False).
+
+    grad_input = Wᵀ(grid) grad_output and grad_grid = Σ_c grad_output · ∂out/∂grid(input):
+    both linear in grad_output, grad_grid linear in input. Those terms are the backward
+    itself applied to the tangents. The grid terms are second derivatives of the
+    interpolation weights (written out in _grid_second_terms); nearest sampling is
+    piecewise constant in the grid (no grid term).
     """
-    want_input, want_grid = grad_input is not None, grad_grid is not None
+    grad_output, input, grid = GridSamplerBackwardInputs(*primals)
+    grad_output_t, input_t, grid_t = GridSamplerBackwardInputs(*tangents)
+    want_input, want_grid = (output is not None for output in outputs)
+    takes_output_mask = op is not torch.ops.aten._grid_sampler_2d_cpu_fallback_backward.default
 
     def backward(go, x, mask):
-        if op == "_grid_sampler_2d_cpu_fallback_backward":
-            return torch.ops.aten._grid_sampler_2d_cpu_fallback_backward(
-                go, x, grid, interpolation_mode, padding_mode, align_corners)
-        return getattr(torch.ops.aten, op)(go, x, grid, interpolation_mode, padding_mode, align_corners, mask)
+        return op(go, x, grid, interpolation_mode, padding_mode, align_corners, *([mask] if takes_output_mask else []))
 
     input_tangent = grid_tangent = None
     if grad_output_t is not None:
@@ -145,6 +148,39 @@ def _tap_index(floors, taps, first_tap, sizes, padding_mode, align_corners):
     return index, valid
 
 
+class _Taps:
+    """The interpolation taps around every sampled point: weights per dimension, and each
+    tap's position in the flattened input.
+
+    input (N, C, *spatial); sources: one (N, *out) source coordinate per spatial dim, x
+    first; weights: _linear_weights or _cubic_weights.
+    """
+
+    def __init__(self, input, sources, weights, padding_mode, align_corners):
+        self.weights, self.padding_mode, self.align_corners = weights, padding_mode, align_corners
+        self.channels = input.shape[:2]
+        self.sizes = input.shape[2:][::-1]
+        self.flat = input.reshape(*self.channels, math.prod(input.shape[2:]))  # no -1: ambiguous on 0 elements
+        self.floors = [torch.floor(x) for x in sources]
+        self.fracs = [x - f for x, f in zip(sources, self.floors)]
+        self.values = [weights(f, derivative=False) for f in self.fracs]  # [dim][tap]
+        self.slopes = [weights(f, derivative=True) for f in self.fracs]
+        self.first_tap = -1 if len(self.values[0]) == 4 else 0
+
+    def __iter__(self):
+        """(taps, spread, valid) per tap: its offset along each dim, its flat index expanded
+        over channels (N, C, points), and where it lies inside the input."""
+        N, C = self.channels
+        for taps in itertools.product(range(len(self.values[0])), repeat=len(self.sizes)):
+            index, valid = _tap_index(self.floors, taps, self.first_tap, self.sizes, self.padding_mode,
+                                      self.align_corners)
+            yield taps, index.reshape(N, 1, math.prod(index.shape[1:])).expand(N, C, -1), valid
+
+    def gather(self, spread, valid):
+        """The input at one tap, (N, C, *out)."""
+        return torch.gather(self.flat, 2, spread).reshape(*self.channels, *valid.shape[1:])
+
+
 def _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode, padding_mode, align_corners,
                        want_input, want_grid):
     """Grid terms of the backward's tangents.
@@ -155,34 +191,19 @@ def _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode, pad
       grad_grid_d: slope_d Σ_c grad_output · Σ_tap input[tap] Σ_e ∂²W/∂x_d∂x_e ẋ_e
                    (the slopes are piecewise constant in the grid: no term of their own).
     """
-    N, C = input.shape[:2]
-    sizes = input.shape[2:][::-1]
-    dims = len(sizes)
-    coords = [grid[..., d] for d in range(dims)]
-    if interpolation_mode == BICUBIC:
-        sources = [_unnormalize(c, size, align_corners) for c, size in zip(coords, sizes)]
-        slopes = [torch.full_like(x, _unnormalize_slope(size, align_corners)) for x, size in zip(sources, sizes)]
-        weights = _cubic_weights
-    else:
-        sources, slopes = zip(*(_source_and_slope(c, size, padding_mode, align_corners) for c, size in zip(coords, sizes)))
-        weights = _linear_weights
+    sources, slopes, weights = _source_coordinates(input, grid, interpolation_mode, padding_mode, align_corners)
+    dims = len(sources)
     rates = [slope * grid_t[..., d] for d, slope in enumerate(slopes)]
-    flat = input.reshape(N, C, math.prod(input.shape[2:]))  # no -1: it is ambiguous on 0 elements
-    floors = [torch.floor(x) for x in sources]
-    fracs = [x - f for x, f in zip(sources, floors)]
-    values_w = [weights(f, derivative=False) for f in fracs]
-    slopes_w = [weights(f, derivative=True) for f in fracs]
-    curves_w = [_weight_curvatures(weights, f) for f in fracs]
-    first_tap = -1 if len(values_w[0]) == 4 else 0
-    input_tangent = torch.zeros_like(flat) if want_input else None
+    interpolation = _Taps(input, sources, weights, padding_mode, align_corners)
+    curves_w = [_weight_curvatures(weights, f) for f in interpolation.fracs]
+    input_tangent = torch.zeros_like(interpolation.flat) if want_input else None
     grid_terms = [None] * dims
-    for taps in itertools.product(range(len(values_w[0])), repeat=dims):
-        index, valid = _tap_index(floors, taps, first_tap, sizes, padding_mode, align_corners)
+    for taps, spread, valid in interpolation:
 
         def weight(orders):  # ∂^orders W_tap: orders[d] in 0, 1, 2
             w = None
             for d, order in enumerate(orders):
-                factor = (values_w, slopes_w, curves_w)[order][d][taps[d]]
+                factor = (interpolation.values, interpolation.slopes, curves_w)[order][d][taps[d]]
                 w = factor if w is None else w * factor
             return w
 
@@ -192,14 +213,12 @@ def _grid_second_terms(grad_output, input, grid, grid_t, interpolation_mode, pad
                 orders[d] += 1
             return weight(orders)
 
-        spread = index.reshape(N, 1, math.prod(index.shape[1:])).expand(N, C, -1)
         if want_input:
             rate = sum(unit(d) * rates[d] for d in range(dims))
             rate = torch.where(valid, rate, torch.zeros_like(rate))
             input_tangent = input_tangent.scatter_add(2, spread, (grad_output * rate.unsqueeze(1)).reshape(spread.shape))
         if want_grid:
-            values = torch.gather(flat, 2, spread).reshape(grad_output.shape)
-            paired = (grad_output * values).sum(1)
+            paired = (grad_output * interpolation.gather(spread, valid)).sum(1)
             paired = torch.where(valid, paired, torch.zeros_like(paired))
             for d in range(dims):
                 term = paired * sum(unit(d, e) * rates[e] for e in range(dims))
@@ -228,6 +247,18 @@ def _weight_curvatures(weights, frac):
 
 
 # ------------------------------------------------------------------ coordinates
+
+
+def _source_coordinates(input, grid, interpolation_mode, padding_mode, align_corners):
+    """(sources, slopes, weights): per spatial dim (x first), the source coordinate x_d of
+    every sampled point and ∂x_d/∂g_d; and the tap weights of the interpolation mode."""
+    sizes = input.shape[2:][::-1]  # grid's last dimension lists x (width) first
+    coords = [grid[..., d] for d in range(len(sizes))]
+    if interpolation_mode == BICUBIC:  # padding applies to each tap (_pad_tap), not to x
+        sources = [_unnormalize(c, size, align_corners) for c, size in zip(coords, sizes)]
+        return sources, [_unnormalize_slope(size, align_corners) for size in sizes], _cubic_weights
+    sources, slopes = zip(*(_source_and_slope(c, size, padding_mode, align_corners) for c, size in zip(coords, sizes)))
+    return sources, slopes, _linear_weights
 
 
 def _unnormalize(coord, size, align_corners):
@@ -298,34 +329,24 @@ def _cubic_weights(frac, derivative):
     return [far(frac + 1), near(frac), near(1 - frac), far(2 - frac)]
 
 
-def _interpolate(input, sources, padding_mode, align_corners, weights, source_rates):
+def _interpolate(interpolation: _Taps, source_rates):
     """Σ over taps of input[tap] · Σ_d ẋ_d ∂(Π_d' w_d')/∂x_d: the interpolation's tangent.
 
-    input (N, C, *spatial); sources and source_rates: one (N, *out) tensor per spatial
-    dim, x first. Each tap is gathered once; the weights are combined on (N, *out) first,
-    so the channel-wide work is one gather and one multiply-add per tap.
+    source_rates: ẋ_d, one (N, *out) tensor per spatial dim, x first. Each tap is gathered
+    once; the weights are combined on (N, *out) first, so the channel-wide work is one
+    gather and one multiply-add per tap.
     """
-    N, C = input.shape[:2]
-    sizes = input.shape[2:][::-1]
-    flat = input.reshape(N, C, math.prod(input.shape[2:]))  # no -1: it is ambiguous on 0 elements
-    floors = [torch.floor(x) for x in sources]
-    fracs = [x - f for x, f in zip(sources, floors)]
-    values_w = [weights(f, derivative=False) for f in fracs]
-    slopes_w = [weights(f, derivative=True) for f in fracs]
-    first_tap = -1 if len(values_w[0]) == 4 else 0
+    dims = len(source_rates)
     result = None
-    for taps in itertools.product(range(len(values_w[0])), repeat=len(sizes)):
-        index, valid = _tap_index(floors, taps, first_tap, sizes, padding_mode, align_corners)
+    for taps, spread, valid in interpolation:
         rate = None
-        for d in range(len(sizes)):  # ∂(Π w)/∂x_d · ẋ_d, summed over d
-            term = slopes_w[d][taps[d]] * source_rates[d]
-            for other in range(len(sizes)):
+        for d in range(dims):  # ∂(Π w)/∂x_d · ẋ_d, summed over d
+            term = interpolation.slopes[d][taps[d]] * source_rates[d]
+            for other in range(dims):
                 if other != d:
-                    term = term * values_w[other][taps[other]]
+                    term = term * interpolation.values[other][taps[other]]
             rate = term if rate is None else rate + term
-        spread = index.reshape(N, 1, math.prod(index.shape[1:])).expand(N, C, -1)
-        values = torch.gather(flat, 2, spread).reshape(N, C, *index.shape[1:])
-        term = values * torch.where(valid, rate, torch.zeros_like(rate)).unsqueeze(1)
+        term = interpolation.gather(spread, valid) * torch.where(valid, rate, torch.zeros_like(rate)).unsqueeze(1)
         result = term if result is None else result + term
     return result
 
