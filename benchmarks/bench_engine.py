@@ -139,16 +139,17 @@ def main(argv=None) -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--min-run-time", type=float, default=2.0)
     parser.add_argument("--timer", choices=sorted(TIMERS), default="wall")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the overhead table (3.)")
     parser.add_argument("--overhead-only", action="store_true", help="only the per-call overhead (3.)")
     args = parser.parse_args(argv)
     global _timer
     _timer = TIMERS[args.timer]
     if args.overhead_only:
-        fast_path_overhead(args.min_run_time)
+        fast_path_overhead(args.min_run_time, args.rounds)
         return
     jvp_ratios(args.points, args.dim, args.min_run_time)
     partial_dual_saving(args.min_run_time)
-    fast_path_overhead(args.min_run_time)
+    fast_path_overhead(args.min_run_time, args.rounds)
 
 
 if __name__ == "__main__":
