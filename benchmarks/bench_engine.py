@@ -7,8 +7,9 @@
    whose input and weight terms are separate kernel calls.
 3. Per-call overhead of the no-tangent fast path: a tiny cdist with torch_fwdad enabled
    (outside any dual level, and inside one with no tangent on the arguments) against the
-   same call with torch_fwdad disabled (PyTorch's own kernel) and against a bare Python
-   kernel that only forwards (the floor of any kernel written in Python).
+   same call with torch_fwdad disabled (PyTorch's own kernel, outside and inside a level),
+   against a bare Python kernel that only forwards (the floor of any kernel written in
+   Python), and against one that also unpacks each tensor argument (the floor inside a level).
 """
 
 from __future__ import annotations
@@ -62,16 +63,19 @@ def partial_dual_saving(min_run_time: float) -> None:
 
 
 def fast_path_overhead(min_run_time: float, rounds: int = 3) -> None:
-    """Plain PyTorch, the floor of any Python kernel, and torch_fwdad outside / inside a dual
+    """Plain PyTorch, the floors of any Python kernel, and torch_fwdad outside / inside a dual
     level, interleaved `rounds` times; the best round of each is printed (the one least
     disturbed by other processes).
 
     The floor is a bare kernel on the same key that only forwards to the captured upstream
     kernel: what the dispatcher's round trip through Python costs before any test is made.
+    The in-level floor adds one `_unpack_dual` per tensor argument, the cheapest query for a
+    tangent that Python has: no kernel written in Python can answer "no tangent" for less.
     """
     env = {"torch": torch, "x": torch.randn(4, 3), "y": torch.randn(5, 3)}
     op = torch.ops.aten._cdist_forward.default
-    times: dict[str, list[float]] = {"plain": [], "floor": [], "no level": [], "in level": []}
+    names = ("plain", "plain in level", "floor", "in-level floor", "no level", "in level")
+    times: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(rounds):
         times["no level"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
         with torch.autograd.forward_ad.dual_level():
@@ -79,26 +83,50 @@ def fast_path_overhead(min_run_time: float, rounds: int = 3) -> None:
         torch_fwdad.disable()
         try:
             times["plain"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
+            with torch.autograd.forward_ad.dual_level():
+                times["plain in level"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
             with bare_forwarding_kernel(op):
                 times["floor"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
+            with bare_forwarding_kernel(op, unpack_tensor_args=True), torch.autograd.forward_ad.dual_level():
+                times["in-level floor"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
         finally:
             torch_fwdad.enable()
-    plain, floor, enabled, in_level = (min(times[k]) for k in ("plain", "floor", "no level", "in level"))
+    best = {name: min(times[name]) for name in names}
+    plain = best["plain"]
     clock = "thread CPU time" if _timer is TIMERS["cpu"] else "wall time"
     print(f"no-tangent fast path, cdist 4x3 by 5x3, {torch.get_num_threads()} threads, {clock}, best of {rounds} rounds")
-    print(f"  plain PyTorch              {plain * 1e6:8.2f} us")
-    print(f"  bare Python kernel (floor) {floor * 1e6:8.2f} us   added {(floor - plain) * 1e6:+.2f} us")
-    print(f"  torch_fwdad, no dual level {enabled * 1e6:8.2f} us   added {(enabled - plain) * 1e6:+.2f} us")
-    print(f"  torch_fwdad, in dual level {in_level * 1e6:8.2f} us   added {(in_level - plain) * 1e6:+.2f} us (no argument has a tangent)")
+    for name, label, note in (
+        ("plain", "plain PyTorch", ""),
+        ("plain in level", "plain PyTorch, in dual level", ""),
+        ("floor", "bare Python kernel (floor)", ""),
+        ("in-level floor", "floor + _unpack_dual x2", " (floor of an in-level test)"),
+        ("no level", "torch_fwdad, no dual level", ""),
+        ("in level", "torch_fwdad, in dual level", " (no argument has a tangent)"),
+    ):
+        added = "" if name == "plain" else f"   added {(best[name] - plain) * 1e6:+.2f} us"
+        print(f"  {label:29s}{best[name] * 1e6:8.2f} us{added}{note}")
 
 
 @contextlib.contextmanager
-def bare_forwarding_kernel(op):
+def bare_forwarding_kernel(op, unpack_tensor_args: bool = False):
+    """A kernel that only forwards to the captured upstream one; with `unpack_tensor_args`,
+    it first looks for a tangent on each argument at level 0 (the call must have none)."""
     upstream = torch.library.get_kernel(op, "AutogradCPU").call_boxed
+    unpack = torch._C._VariableFunctions._unpack_dual
+
+    def forward(keyset, *args, **kwargs):
+        return upstream(keyset, *args, **kwargs)
+
+    def look_then_forward(keyset, *args, **kwargs):
+        for arg in args:
+            if isinstance(arg, torch.Tensor) and unpack(arg, 0)[1] is not None:
+                raise RuntimeError("the in-level floor is measured without tangents")
+        return upstream(keyset, *args, **kwargs)
+
     library = torch.library.Library(op.namespace, "IMPL")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Overriding a previously registered kernel"
-        library.impl(op, lambda keyset, *args, **kwargs: upstream(keyset, *args, **kwargs), "Autograd", with_keyset=True)
+        library.impl(op, look_then_forward if unpack_tensor_args else forward, "Autograd", with_keyset=True)
     try:
         yield
     finally:
@@ -111,16 +139,17 @@ def main(argv=None) -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--min-run-time", type=float, default=2.0)
     parser.add_argument("--timer", choices=sorted(TIMERS), default="wall")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the overhead table (3.)")
     parser.add_argument("--overhead-only", action="store_true", help="only the per-call overhead (3.)")
     args = parser.parse_args(argv)
     global _timer
     _timer = TIMERS[args.timer]
     if args.overhead_only:
-        fast_path_overhead(args.min_run_time)
+        fast_path_overhead(args.min_run_time, args.rounds)
         return
     jvp_ratios(args.points, args.dim, args.min_run_time)
     partial_dual_saving(args.min_run_time)
-    fast_path_overhead(args.min_run_time)
+    fast_path_overhead(args.min_run_time, args.rounds)
 
 
 if __name__ == "__main__":

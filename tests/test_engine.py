@@ -96,6 +96,47 @@ def test_no_rule_call_outside_a_dual_level_or_without_tangents():
     assert CALLS["rule"] == before + 1
 
 
+def test_a_tangent_is_found_wherever_the_dispatcher_passes_it():
+    """The in-level test for "any tangent" reads arguments as the dispatcher passes them:
+    a tangent on the second tensor, on one element of a Tensor[], or on a keyword-only
+    tensor must each reach the rule (against finite differences)."""
+    x, y, t = _cdist_inputs()
+    with fwAD.dual_level():
+        on_second = fwAD.unpack_dual(torch.cdist(x, fwAD.make_dual(x[:2].clone(), t[:2]))).tangent
+    torch.testing.assert_close(on_second, _central_difference(lambda b: torch.cdist(x, b), x[:2].clone(), t[:2]))
+
+    a, b, tb = (torch.randn(2, 3, 3, dtype=torch.float64) for _ in range(3))
+    with fwAD.dual_level():
+        outs = torch._foreach_mm([a[0], a[1]], [b[0], fwAD.make_dual(b[1], tb[1])])
+        tangents = [fwAD.unpack_dual(out).tangent for out in outs]
+    assert tangents[0] is None
+    torch.testing.assert_close(tangents[1], a[1] @ tb[1])
+
+    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default
+    q, k, v = (torch.randn(1, 2, 4, 8, dtype=torch.float64) for _ in range(3))
+    mask, mask_t = torch.randn(4, 4, dtype=torch.float64), torch.randn(4, 4, dtype=torch.float64)
+    with fwAD.dual_level():
+        on_mask = fwAD.unpack_dual(flash(q, k, v, attn_mask=fwAD.make_dual(mask, mask_t))[0]).tangent
+    expected = _central_difference(lambda m: flash(q, k, v, attn_mask=m)[0], mask, mask_t)
+    torch.testing.assert_close(on_mask, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_no_tangent_in_a_level_passes_unpackable_and_integer_arguments_through():
+    """Sparse and integer tensors cannot carry tangents: inside a level without any, the
+    call is upstream's, same values and same backward node."""
+    adjacency = torch.eye(4, dtype=torch.float64).to_sparse()
+    dense = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+    plain = torch.sparse.mm(adjacency, dense)
+    with fwAD.dual_level():
+        inside = torch.sparse.mm(adjacency, dense)
+    assert torch.equal(plain, inside) and type(plain.grad_fn) is type(inside.grad_fn)
+    weight, index = torch.randn(10, 3), torch.tensor([1, 2, 4, 5, 4, 3, 2, 9])
+    offsets = torch.tensor([0, 4])
+    plain = torch.nn.functional.embedding_bag(index, weight, offsets)
+    with fwAD.dual_level():
+        assert torch.equal(torch.nn.functional.embedding_bag(index, weight, offsets), plain)
+
+
 def test_fast_path_returns_upstream_result_and_graph():
     x = torch.randn(3, requires_grad=True)
     out = cube(x, torch.ones(3))

@@ -56,22 +56,26 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
     # A custom op's autograd (register_autograd) may save anything in ctx: its backward
     # cannot be given tangents, so forward-over-reverse through it stays refused.
     keeps_saved_tangents = op.namespace == "aten"
+    any_tangent = tangent_test(sig)
 
     def override(keyset, *args, **kwargs):
         if not switch.active:
             return call_upstream(keyset, *args, **kwargs)
         level = tangent_level(keyset)
+        # Outside a known level, upstream refuses a tangent we did not see (a compiled
+        # program's own level): no need to look for one first.
+        refusal_shows_tangents = level < 0 and not probe_without_level
         if level < 0:
-            if not probe_without_level:  # fast path: upstream refuses a tangent we did not see
-                try:
-                    return upstream(keyset, *args, **kwargs)
-                except NotImplementedError as error:
-                    if not refused_a_tangent(error):
-                        raise
-                except RuntimeError as error:
-                    raise_if_upstream_vanished(op, error)
+            level = HIDDEN_LEVEL
+        if refusal_shows_tangents or not (any_tangent(args, kwargs, level) or forward_over_reverse.recovering()):
+            try:  # fast path: no tangent
+                return upstream(keyset, *args, **kwargs)
+            except NotImplementedError as error:
+                if not (refusal_shows_tangents and refused_a_tangent(error)):
                     raise
-            level = HIDDEN_LEVEL  # a compiled program's own dual level (see tangent_level)
+            except RuntimeError as error:
+                raise_if_upstream_vanished(op, error)
+                raise
         bound = sig.bind(args, kwargs)
         if when is not None and not when(bound):
             return call_upstream(keyset, *args, **kwargs)
@@ -200,6 +204,45 @@ def unpack_tangents(sig: OpSignature, bound: list, level: int):
             tangents[i] = [t for _, t in unpacked]
             has_tangent = True
     return (bound, tangents) if has_tangent else None
+
+
+def tangent_test(sig: OpSignature) -> Callable[[tuple, dict, int], bool]:
+    """`any_tangent(args, kwargs, level)`: whether an argument of a call carries a tangent.
+
+    The "no tangent" answer, the common one inside a level, costs one `_unpack_dual` per
+    floating tensor passed: Python has no cheaper query for a forward grad (the dispatch key
+    set does not show one, and `_unpack_dual` also builds a view of the primal, ~2 us). The
+    arguments are read as the dispatcher passes them (positional first, trailing defaults
+    left out), and bound only when a keyword-only argument was given.
+    """
+    positions = sig.tensor_args  # ascending
+    list_positions = sig.tensor_list_args
+
+    def any_tangent(args: tuple, kwargs: dict, level: int) -> bool:
+        values = sig.bind(args, kwargs) if kwargs else args
+        count = len(values)
+        for i in positions:
+            if i >= count:
+                break
+            if carries_tangent(values[i], level):
+                return True
+        if list_positions:
+            return any(carries_tangent(a, level) for i in list_positions if i < count for a in values[i])
+        return False
+
+    return any_tangent
+
+
+def carries_tangent(arg, level: int) -> bool:
+    # PyTorch gives tangents to floating and complex tensors only (make_dual asserts it).
+    if arg is None or not (arg.is_floating_point() or arg.is_complex()):
+        return False
+    try:
+        return _unpack_dual(arg, level)[1] is not None
+    except Exception:  # sparse and nested tensors cannot be unpacked (see SPARSE_LAYOUTS)
+        if can_carry_tangent(arg):
+            raise
+        return False
 
 
 def _guard_plain_forward_over_reverse(op, output) -> None:
