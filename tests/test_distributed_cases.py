@@ -124,19 +124,27 @@ def case_c10d_in_place(rank, world):
             return v
         return f
 
-    def gathered(v):
-        out = torch.empty(world * v.shape[0], *v.shape[1:], dtype=v.dtype)
-        dist.all_gather_into_tensor(out, v)
-        return out
+    def into_output(op, rows, *, async_op=False):
+        def f(v):
+            out = torch.empty(rows, *v.shape[1:], dtype=v.dtype)
+            work = op(out, v, async_op=async_op)
+            if async_op:
+                work.wait()
+                work.wait()  # gloo's reduce-scatter copies into the output again on each wait
+            return out
+        return f
 
-    # forward_ad only for the ops that write into a fresh output: torch.func.jvp would have
-    # to capture the output buffer (see docs/distributed.md).
-    for name, f, reference, apis in (
-        ("dist.all_reduce", in_place(dist.all_reduce), lambda v: v.sum(0), ("torch.func.jvp", "forward_ad")),
-        ("dist.broadcast", in_place(lambda v: dist.broadcast(v, 0)), lambda v: v[0], ("torch.func.jvp", "forward_ad")),
-        ("dist.all_gather_into_tensor", gathered, lambda v: v.reshape(-1, 3), ("forward_ad",)),
+    scatter = lambda v: v.sum(0)[rank:rank + 1]  # noqa: E731
+    for name, f, reference in (
+        ("dist.all_reduce", in_place(dist.all_reduce), lambda v: v.sum(0)),
+        ("dist.broadcast", in_place(lambda v: dist.broadcast(v, 0)), lambda v: v[0]),
+        ("dist.all_gather_into_tensor", into_output(dist.all_gather_into_tensor, world * world), lambda v: v.reshape(-1, 3)),
+        ("dist.reduce_scatter_tensor", into_output(dist.reduce_scatter_tensor, 1), scatter),
+        ("dist.reduce_scatter_tensor async_op", into_output(dist.reduce_scatter_tensor, 1, async_op=True), scatter),
     ):
-        check(name, f, reference, x, t, xs, ts, apis)
+        check(name, f, reference, x, t, xs, ts)
+    avg_into_dual = lambda v: (lambda out: (dist.reduce_scatter_tensor(out, v, op=dist.ReduceOp.AVG), out)[1])(v[:1] * 0)  # noqa: E731
+    check("dist.reduce_scatter_tensor AVG into a dual output", avg_into_dual, lambda v: v.mean(0)[rank:rank + 1], x, t, xs, ts)
 
 
 def case_refusals_name_the_op(rank, world):
@@ -146,9 +154,10 @@ def case_refusals_name_the_op(rank, world):
             dist.all_reduce(fwAD.make_dual(x.clone(), t), op=dist.ReduceOp.MAX)
         with pytest.raises(NotImplementedError, match=r"c10d.reduce_.*functional collectives"):
             dist.reduce(fwAD.make_dual(x.clone(), t), dst=0)
-        with pytest.raises(NotImplementedError, match=r"all_reduce with reduce_op='bxor'"):
-            torch.ops._c10d_functional.all_reduce(fwAD.make_dual(x, t), "bxor", group().group_name)
-    dist.barrier()
+        with pytest.raises(NotImplementedError, match=r"_reduce_scatter_base_.*ReduceOp.MAX.*functional collectives"):
+            dist.reduce_scatter_tensor(torch.empty(1, dtype=DTYPE), fwAD.make_dual(torch.ones(world, dtype=DTYPE), torch.ones(world, dtype=DTYPE)), op=dist.ReduceOp.MAX)
+        with pytest.raises(NotImplementedError, match=r"_reduce_scatter_base_.*without its tangent"):
+            dist.reduce_scatter_tensor(fwAD.make_dual(torch.zeros(1, dtype=DTYPE), torch.ones(1, dtype=DTYPE)), torch.ones(world, dtype=DTYPE))
 
 
 def case_reverse_mode_and_primal_bitwise_unchanged(rank, world):
