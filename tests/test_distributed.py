@@ -100,6 +100,38 @@ def test_reverse_mode_through_async_tensors_and_modes_is_bitwise_upstream(one_ra
         assert torch.equal(ours, theirs) and torch.equal(re_enabled, theirs)
 
 
+def _c10d_calls_without_tangents(group):
+    seen = []
+    for make in (lambda: torch.ones(3), lambda: torch.ones(3, requires_grad=True) * 2):
+        x = make()
+        dist.all_reduce(x)
+        seen.append((x.grad_fn, x._version, x))
+        x = make()
+        dist.broadcast(x, 0)
+        seen.append((x.grad_fn, x._version, x))
+        for collective in (dist.all_gather_into_tensor, dist.reduce_scatter_tensor):
+            out = torch.zeros(3)
+            collective(out, make())
+            seen.append((out.grad_fn, out._version, out))
+        y = fc.broadcast(make(), 0, group) * 1
+        seen.append((y.grad_fn, y._version, y))
+    return [(type(node).__name__, version, t.requires_grad, t.tolist()) for node, version, t in seen]
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_c10d_calls_without_tangents_are_upstreams(one_rank_group):
+    # Our kernels call the kernels beneath Autograd through the dispatcher (which releases
+    # the GIL); where an input requires grad, upstream's autograd fallback still runs.
+    ours = _c10d_calls_without_tangents(one_rank_group)
+    torch_fwdad.disable()
+    try:
+        upstream = _c10d_calls_without_tangents(one_rank_group)
+    finally:
+        torch_fwdad.enable()
+    assert ours == upstream
+    assert ("CppFunction", 1, True, [2.0] * 3) in upstream  # the fallback's node: the comparison reaches it
+
+
 def test_disable_and_enable_switch_the_collective_rules(one_rank_group):
     x, t = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
 

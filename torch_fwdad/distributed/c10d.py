@@ -16,8 +16,7 @@ import torch
 import torch.autograd.forward_ad as _fwad
 import torch.distributed as dist
 
-from ..engine import register_jvp
-from .switches import KernelSwitch, switch
+from .switches import KernelSwitch, released_gil_upstream, rule_switch, switch
 
 c10d = torch.ops.c10d
 functional = torch.ops._c10d_functional  # the in-place ones; loaded with torch, not _functional_collectives
@@ -91,7 +90,7 @@ def _allgather_base_jvp(primals, tangents, output):
     return None, None
 
 
-def reduce_scatter_base_kernel(captured):
+def reduce_scatter_base_kernel(upstream):
     """c10d::_reduce_scatter_base_ (dist.reduce_scatter_tensor) with tangents.
 
     Not a register_jvp rule: gloo's Work copies the scattered chunk into the output on
@@ -105,11 +104,11 @@ def reduce_scatter_base_kernel(captured):
     def kernel(keyset, out, x, group, reduce_op, async_op=True, timeout=-1):
         level = _fwad._current_level
         if level < 0:
-            return captured.call_boxed(keyset, out, x, group, reduce_op, async_op, timeout)
+            return upstream(keyset, out, x, group, reduce_op, async_op, timeout)
         x_primal, x_tangent = torch._VF._unpack_dual(x, level)
         out_tangent = torch._VF._unpack_dual(out, level)[1]
         if x_tangent is None and out_tangent is None:
-            return captured.call_boxed(keyset, out, x, group, reduce_op, async_op, timeout)
+            return upstream(keyset, out, x, group, reduce_op, async_op, timeout)
         op = c10d._reduce_scatter_base_.default
         _linear_reduce_op(op, reduce_op)
         _require_input_tangent(op, (out_tangent, x_tangent))
@@ -174,5 +173,6 @@ def register_c10d_rules() -> None:
     }
     rules.update({getattr(c10d, name).default: _refuse(getattr(c10d, name).default) for name in REFUSED})
     for op, rule in rules.items():
-        register_jvp(op, rule, _origin="torch_fwdad.distributed")
-    switch(KernelSwitch(c10d._reduce_scatter_base_.default, reduce_scatter_base_kernel))
+        switch(rule_switch(op, rule))
+    scatter = c10d._reduce_scatter_base_.default
+    switch(KernelSwitch(scatter, lambda captured: reduce_scatter_base_kernel(released_gil_upstream(scatter, captured))))
