@@ -21,11 +21,13 @@ C10D_AND_DTENSOR = [
     "case_disable_restores_upstream", "case_dtensor_forward_ad", "case_docs_tensor_parallel_example",
     "case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero",
 ]
+FSDP2 = ["case_fsdp2_forward_ad_wrt_input_and_parameters", "case_fsdp2_refusals_and_reverse_mode"]
 # CI runs one 2-rank group over these; it starts with a case that fails on rank 0 only, so
 # it also shows that a failure is reported on every rank and the next cases still run.
 CI_SUBSET = [
     "case_fails_on_rank_0_only", "case_all_reduce", "case_all_gather_every_dim", "case_reduce_scatter",
     "case_c10d_in_place", "case_refusals_name_the_op", "case_dtensor_forward_ad",
+    "case_fsdp2_forward_ad_wrt_input_and_parameters",
 ]
 
 
@@ -47,12 +49,12 @@ def test_world_size_2_subset():
 
 @pytest.mark.slow
 def test_every_case_world_size_2():
-    assert_all_pass(COLLECTIVES + C10D_AND_DTENSOR, 2)
+    assert_all_pass(COLLECTIVES + C10D_AND_DTENSOR + FSDP2, 2)
 
 
 @pytest.mark.slow
 def test_every_case_world_size_4():
-    assert_all_pass(COLLECTIVES + C10D_AND_DTENSOR, 4)
+    assert_all_pass(COLLECTIVES + C10D_AND_DTENSOR + FSDP2, 4)
 
 
 # --- in one process: a one-rank gloo group is enough for what does not need peers ---------

@@ -245,3 +245,65 @@ def case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero(rank, worl
     x = torch.randn(2, 4, dtype=DTYPE)
     with fwAD.dual_level(), pytest.raises(RuntimeError, match="got mixed torch.Tensor and DTensor"):
         block(fwAD.make_dual(x, torch.ones_like(x)))
+
+
+def _fsdp_mlp(world):
+    """A fully_shard MLP (each linear its own group) and the same MLP in one process."""
+    import torch.nn as nn
+    from torch.distributed.fsdp import fully_shard
+
+    torch.manual_seed(0)  # the same weights on every rank
+    reference = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    model.load_state_dict(reference.state_dict())
+    for layer in (model[0], model[2], model):
+        fully_shard(layer)
+    return model, reference
+
+
+def case_fsdp2_forward_ad_wrt_input_and_parameters(rank, world):
+    from torch.distributed.tensor import distribute_tensor
+
+    model, reference = _fsdp_mlp(world)
+    x, t, _, _ = inputs(rank, (2, 4))  # each rank its own batch: FSDP is data parallel
+    w_dot = {name: torch.randn_like(w) for name, w in reference.named_parameters()}  # same on every rank (seeded)
+    for first_call in ("plain forward", "functional_call"):
+        if first_call == "plain forward":
+            expected = torch.func.jvp(reference, (x,), (t,))
+            check("fsdp2 w.r.t. input", model, reference, x, t, x, t)
+            continue
+        expected = torch.func.jvp(lambda v, w: torch.func.functional_call(reference, w, (v,)),
+                                  (x, dict(reference.named_parameters())), (t, w_dot))
+        for repeat in range(2):  # a second forward in the same level must not reuse the first one's tangents
+            with fwAD.dual_level():
+                weights = {name: fwAD.make_dual(w.detach(), distribute_tensor(w_dot[name], w.device_mesh, w.placements))
+                           for name, w in model.named_parameters()}
+                y, y_dot = fwAD.unpack_dual(torch.func.functional_call(model, weights, (fwAD.make_dual(x, t),)))
+                _, no_weight_tangent = fwAD.unpack_dual(model(fwAD.make_dual(x, t)))
+            torch.testing.assert_close(y, expected[0])
+            torch.testing.assert_close(y_dot, expected[1], msg=f"fsdp2 w.r.t. input and parameters, forward {repeat}")
+            torch.testing.assert_close(no_weight_tangent, torch.func.jvp(reference, (x,), (t,))[1])
+
+
+def case_fsdp2_refusals_and_reverse_mode(rank, world):
+    model, reference = _fsdp_mlp(world)
+    x, t, _, _ = inputs(rank, (2, 4))
+
+    def gradients():
+        model.zero_grad()
+        model(x).square().sum().backward()
+        return [w.grad.full_tensor() for w in model.parameters()]
+
+    with_rules = gradients()
+    full = {name: w.detach().full_tensor() for name, w in model.named_parameters()}
+    with fwAD.dual_level(), pytest.raises(NotImplementedError, match=r"0.weight.*not the module's own sharded parameter"):
+        torch.func.functional_call(model, {n: fwAD.make_dual(w.clone(), torch.ones_like(w)) for n, w in full.items()}, (x,))
+    torch.testing.assert_close(model(x), reference(x))  # FSDP still runs after the refusals
+    torch_fwdad.disable()
+    try:
+        upstream = gradients()
+        with fwAD.dual_level(), pytest.raises(RuntimeError, match="jvp is not returning a view"):
+            model(fwAD.make_dual(x, t))  # upstream's failure: the premise of the patch (leaves FSDP unsharded)
+    finally:
+        torch_fwdad.enable()
+    assert all(torch.equal(a, b) for a, b in zip(with_rules, upstream))

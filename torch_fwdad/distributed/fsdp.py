@@ -32,6 +32,8 @@ def unsharded_with_tangent(original):
         if level < 0:
             return original(self)
         held = self._module_info.module._parameters.get(self._module_info.param_name)
+        if held is not None and held is not self.sharded_param and torch._C._functorch.peek_interpreter_stack() is not None:
+            _refuse_under_torch_func(self)
         tangent = None if held is None else _fwad.unpack_dual(held).tangent
         if tangent is not None:  # checked and gathered first: a refusal leaves FSDP's state as it was
             tangent = _full_tangent(self, held, tangent)
@@ -43,13 +45,9 @@ def unsharded_with_tangent(original):
 
 
 def _full_tangent(fsdp_param, held, tangent) -> torch.Tensor:
-    name = fsdp_param._param_fqn or fsdp_param._module_info.param_name
+    name = _name(fsdp_param)
     if torch._C._functorch.peek_interpreter_stack() is not None:
-        raise NotImplementedError(
-            f"torch_fwdad: a JVP w.r.t. the FSDP2 parameter {name} under torch.func is not supported "
-            f"(FSDP all-gathers its own parameters, outside the transform); use torch.autograd.forward_ad "
-            f"with torch.func.functional_call and dual parameters"
-        )
+        _refuse_under_torch_func(fsdp_param)
     if not _shares_storage(_fwad.unpack_dual(held).primal, fsdp_param.sharded_param):
         raise NotImplementedError(
             f"torch_fwdad: the parameter {name} passed to an FSDP2 module carries a tangent but is not the "
@@ -60,6 +58,18 @@ def _full_tangent(fsdp_param, held, tangent) -> torch.Tensor:
     if isinstance(tangent, DTensor):
         tangent = tangent.redistribute(tangent.device_mesh, [Replicate()] * tangent.device_mesh.ndim).to_local()
     return tangent.reshape(fsdp_param._unsharded_param.shape)
+
+
+def _name(fsdp_param) -> str:
+    return fsdp_param._param_fqn or fsdp_param._module_info.param_name
+
+
+def _refuse_under_torch_func(fsdp_param):
+    raise NotImplementedError(
+        f"torch_fwdad: a JVP w.r.t. the FSDP2 parameter {_name(fsdp_param)} under torch.func is not supported "
+        f"(FSDP all-gathers its own sharded parameters, which the transform does not see); use "
+        f"torch.autograd.forward_ad with torch.func.functional_call and dual parameters"
+    )
 
 
 def _shares_storage(a, b) -> bool:
