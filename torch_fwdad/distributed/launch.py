@@ -13,7 +13,9 @@ What made such runs flaky on a loaded machine, and what this launcher does about
   they run before the group exists and before the first case;
 - a TCP rendezvous on a port found free and released can meet another program's group on
   the same port: the rendezvous is a file store in a fresh directory, and gloo's own
-  sockets are bound to the loopback interface.
+  sockets are bound to the loopback interface;
+- importing torch in every rank took most of the run: ranks fork from a server that
+  imported it once.
 A hung case ends at the group's timeout; the whole run ends at `timeout` seconds, when the
 parent kills whatever is left. torch.multiprocessing's spawn has no overall deadline.
 """
@@ -51,7 +53,7 @@ def run_cases(module: str, cases: list[str], world_size: int, *, timeout: float 
     Returns case name -> CaseResult. A rank that dies or a run that exceeds `timeout`
     raises RuntimeError naming what was still running.
     """
-    context = mp.get_context("spawn")
+    context = _context(module)
     results = context.Queue()
     with tempfile.TemporaryDirectory(prefix="torch_fwdad_dist_") as directory:
         store_path = os.path.join(directory, "store")
@@ -73,6 +75,16 @@ def run_cases(module: str, cases: list[str], world_size: int, *, timeout: float 
         name: CaseResult(name, {rank: reports[rank][i] for rank in reports if reports[rank][i] is not None})
         for i, name in enumerate(cases)
     }
+
+
+def _context(module: str):
+    """Ranks fork from one server that imported torch, torch_fwdad and the cases once (an
+    import of torch alone took ~35 s of wall time on the loaded 2-core machine); the server
+    is started per process and reused by later launches. Forked from a process that has
+    run nothing, unlike the caller (which may have started OpenMP threads)."""
+    context = mp.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "torch_fwdad", "torch.distributed._functional_collectives", module])
+    return context
 
 
 def _collect(results, processes, timeout: float, what: str) -> dict[int, list]:
