@@ -21,7 +21,7 @@ C10D_AND_DTENSOR = [
     "case_disable_restores_upstream", "case_dtensor_forward_ad", "case_docs_tensor_parallel_example",
     "case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero",
 ]
-FSDP2 = ["case_fsdp2_forward_ad_wrt_input_and_parameters", "case_fsdp2_refusals_and_reverse_mode"]
+FSDP2 = ["case_fsdp2_forward_ad_wrt_input_and_parameters", "case_fsdp2_refusals_and_reverse_mode", "case_docs_fsdp2_example"]
 # CI runs one 2-rank group over these; it starts with a case that fails on rank 0 only, so
 # it also shows that a failure is reported on every rank and the next cases still run.
 CI_SUBSET = [

@@ -148,6 +148,8 @@ def case_c10d_in_place(rank, world):
 
 
 def case_refusals_name_the_op(rank, world):
+    import torch.distributed.nn.functional as dist_nn
+
     x, t, _, _ = inputs(rank, (3,))
     with fwAD.dual_level():
         with pytest.raises(NotImplementedError, match=r"allreduce_.*ReduceOp.MAX.*functional collectives"):
@@ -156,6 +158,8 @@ def case_refusals_name_the_op(rank, world):
             dist.reduce(fwAD.make_dual(x.clone(), t), dst=0)
         with pytest.raises(NotImplementedError, match=r"_reduce_scatter_base_.*ReduceOp.MAX.*functional collectives"):
             dist.reduce_scatter_tensor(torch.empty(1, dtype=DTYPE), fwAD.make_dual(torch.ones(world, dtype=DTYPE), torch.ones(world, dtype=DTYPE)), op=dist.ReduceOp.MAX)
+        with pytest.raises(NotImplementedError, match=r"must implement the jvp function"):
+            dist_nn.all_reduce(fwAD.make_dual(x.clone(), t))  # PyTorch's own refusal: its Function has no jvp
         with pytest.raises(NotImplementedError, match=r"_reduce_scatter_base_.*without its tangent"):
             dist.reduce_scatter_tensor(fwAD.make_dual(torch.zeros(1, dtype=DTYPE), torch.ones(1, dtype=DTYPE)), torch.ones(world, dtype=DTYPE))
 
@@ -222,14 +226,22 @@ def case_fails_on_rank_0_only(rank, world):
         raise RuntimeError("deliberate failure on rank 0")
 
 
-def case_docs_tensor_parallel_example(rank, world):
-    """The worked example of docs/distributed.md, as written there (it asserts itself)."""
+def _run_docs_example(marker, rank, world):
     import pathlib
     import re
 
     doc = (pathlib.Path(__file__).parents[1] / "docs" / "distributed.md").read_text()
-    code = re.search(r"<!-- tp-example -->\n```python\n(.*?)```", doc, re.S).group(1)
+    code = re.search(rf"<!-- {marker} -->\n```python\n(.*?)```", doc, re.S).group(1)
     exec(compile(code, "docs/distributed.md", "exec"), {"rank": rank, "world": world})
+
+
+def case_docs_tensor_parallel_example(rank, world):
+    """The worked example of docs/distributed.md, as written there (it asserts itself)."""
+    _run_docs_example("tp-example", rank, world)
+
+
+def case_docs_fsdp2_example(rank, world):
+    _run_docs_example("fsdp-example", rank, world)
 
 
 def case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero(rank, world):
