@@ -87,7 +87,7 @@ def main():
     parser.add_argument("--world-size", type=int, default=2)
     args = parser.parse_args()
     os.environ["TORCH_FWDAD_BENCH_SIZES"] = f"{args.batch},{args.width},{args.runs}"
-    results = run_cases("bench_distributed", ["bench_rank"], args.world_size, timeout=600)
+    results = run_cases("bench_distributed", ["bench_rank"], args.world_size, timeout=600, collective_timeout=300)
     for result in results.values():
         if not result.ok:
             sys.exit("\n".join(result.errors.values()))
