@@ -6,7 +6,8 @@ storage) and is waited for before the op returns. Where the collective writes in
 tensor without a tangent (the output of all_gather_into_tensor), the rule gives it one
 in place. Nonlinear in-place reductions (max, min, product) would need the values the
 op has already overwritten: they raise and name the functional collective to use.
-dist.reduce_scatter_tensor has a kernel of its own (see reduce_scatter_base_kernel). Every other c10d collective raises when a tangent reaches it, rather than pass the
+dist.reduce_scatter_tensor has a kernel of its own (see reduce_scatter_base_kernel).
+Every other c10d collective raises when a tangent reaches it, rather than pass the
 tangent through unchanged (what PyTorch does, silently wrong on every rank).
 """
 
