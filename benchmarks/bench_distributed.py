@@ -5,7 +5,8 @@ linear (each rank holds half the hidden units), tanh, a row-parallel linear, the
 all_reduce of the partial outputs. Printed (rank 0; medians of a fixed number of runs,
 the same count on every rank so that the collectives pair up):
 - JVP ÷ primal with torch_fwdad on 2 ranks, next to JVP ÷ primal of the same MLP in one process;
-- the all_reduce on the tangent against the all_reduce on the primal.
+- the all_reduce on the tangent against the all_reduce on the primal, with two floors: the
+  same transform on a function without the collective, and a second primal all_reduce.
 
     python benchmarks/bench_distributed.py [--batch 256 --width 1024 --runs 30]
 """
@@ -63,15 +64,20 @@ def bench_rank(rank, world):
     one_primal = median_ms("mlp(x, w1, w2)", env, runs)
     one_jvp = median_ms("torch.func.jvp(lambda v: mlp(v, w1, w2), (x,), (t,))", env, runs)
     reduce_primal = median_ms("reduce(y)", env, runs)
+    reduce_twice = median_ms("reduce(y); reduce(t)", env, runs)
+    transform_floor = median_ms("torch.func.jvp(lambda v: v * 1, (y,), (t,))", env, runs)
     reduce_jvp = median_ms("torch.func.jvp(reduce, (y,), (t,))", env, runs)
     if rank == 0:
         print(f"tensor-parallel MLP, batch {batch}, width {width} -> {4 * width} -> {width}, float32, {world} ranks (gloo, CPU)")
         print(f"  {world} ranks:    primal {tp_primal:8.2f} ms   jvp {tp_jvp:8.2f} ms   jvp/primal {tp_jvp / tp_primal:5.2f}x")
         print(f"  one process: primal {one_primal:8.2f} ms   jvp {one_jvp:8.2f} ms   jvp/primal {one_jvp / one_primal:5.2f}x")
-        tangent_reduce = reduce_jvp - reduce_primal
-        print(f"  all_reduce of one {batch}x{width} output: on the primal {reduce_primal:6.2f} ms, "
-              f"under jvp {reduce_jvp:6.2f} ms (tangent's share {tangent_reduce:6.2f} ms, "
-              f"{tangent_reduce / reduce_primal:4.2f}x the primal's)", flush=True)
+        tangent_reduce = reduce_jvp - transform_floor - reduce_primal
+        print(f"  all_reduce of one {batch}x{width} output: on the primal {reduce_primal:6.2f} ms; two back to back "
+              f"{reduce_twice:6.2f} ms; torch.func.jvp of `v * 1` (the transform, no collective) {transform_floor:6.2f} ms; "
+              f"torch.func.jvp of the all_reduce {reduce_jvp:6.2f} ms")
+        print(f"  tangent's share (jvp - transform - primal collective) {tangent_reduce:6.2f} ms, "
+              f"{tangent_reduce / reduce_primal:4.2f}x the primal's collective; "
+              f"a second collective on its own costs {reduce_twice - reduce_primal:6.2f} ms", flush=True)
 
 
 def main():
@@ -81,7 +87,7 @@ def main():
     parser.add_argument("--world-size", type=int, default=2)
     args = parser.parse_args()
     os.environ["TORCH_FWDAD_BENCH_SIZES"] = f"{args.batch},{args.width},{args.runs}"
-    results = run_cases("bench_distributed", ["bench_rank"], args.world_size, timeout=600)
+    results = run_cases("bench_distributed", ["bench_rank"], args.world_size, timeout=600, collective_timeout=300)
     for result in results.values():
         if not result.ok:
             sys.exit("\n".join(result.errors.values()))

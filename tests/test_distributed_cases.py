@@ -124,31 +124,44 @@ def case_c10d_in_place(rank, world):
             return v
         return f
 
-    def gathered(v):
-        out = torch.empty(world * v.shape[0], *v.shape[1:], dtype=v.dtype)
-        dist.all_gather_into_tensor(out, v)
-        return out
+    def into_output(op, rows, *, async_op=False):
+        def f(v):
+            out = torch.empty(rows, *v.shape[1:], dtype=v.dtype)
+            work = op(out, v, async_op=async_op)
+            if async_op:
+                work.wait()
+                work.wait()  # gloo's reduce-scatter copies into the output again on each wait
+            return out
+        return f
 
-    # forward_ad only for the ops that write into a fresh output: torch.func.jvp would have
-    # to capture the output buffer (see docs/distributed.md).
-    for name, f, reference, apis in (
-        ("dist.all_reduce", in_place(dist.all_reduce), lambda v: v.sum(0), ("torch.func.jvp", "forward_ad")),
-        ("dist.broadcast", in_place(lambda v: dist.broadcast(v, 0)), lambda v: v[0], ("torch.func.jvp", "forward_ad")),
-        ("dist.all_gather_into_tensor", gathered, lambda v: v.reshape(-1, 3), ("forward_ad",)),
+    scatter = lambda v: v.sum(0)[rank:rank + 1]  # noqa: E731
+    for name, f, reference in (
+        ("dist.all_reduce", in_place(dist.all_reduce), lambda v: v.sum(0)),
+        ("dist.broadcast", in_place(lambda v: dist.broadcast(v, 0)), lambda v: v[0]),
+        ("dist.all_gather_into_tensor", into_output(dist.all_gather_into_tensor, world * world), lambda v: v.reshape(-1, 3)),
+        ("dist.reduce_scatter_tensor", into_output(dist.reduce_scatter_tensor, 1), scatter),
+        ("dist.reduce_scatter_tensor async_op", into_output(dist.reduce_scatter_tensor, 1, async_op=True), scatter),
     ):
-        check(name, f, reference, x, t, xs, ts, apis)
+        check(name, f, reference, x, t, xs, ts)
+    avg_into_dual = lambda v: (lambda out: (dist.reduce_scatter_tensor(out, v, op=dist.ReduceOp.AVG), out)[1])(v[:1] * 0)  # noqa: E731
+    check("dist.reduce_scatter_tensor AVG into a dual output", avg_into_dual, lambda v: v.mean(0)[rank:rank + 1], x, t, xs, ts)
 
 
 def case_refusals_name_the_op(rank, world):
+    import torch.distributed.nn.functional as dist_nn
+
     x, t, _, _ = inputs(rank, (3,))
     with fwAD.dual_level():
         with pytest.raises(NotImplementedError, match=r"allreduce_.*ReduceOp.MAX.*functional collectives"):
             dist.all_reduce(fwAD.make_dual(x.clone(), t), op=dist.ReduceOp.MAX)
         with pytest.raises(NotImplementedError, match=r"c10d.reduce_.*functional collectives"):
             dist.reduce(fwAD.make_dual(x.clone(), t), dst=0)
-        with pytest.raises(NotImplementedError, match=r"all_reduce with reduce_op='bxor'"):
-            torch.ops._c10d_functional.all_reduce(fwAD.make_dual(x, t), "bxor", group().group_name)
-    dist.barrier()
+        with pytest.raises(NotImplementedError, match=r"_reduce_scatter_base_.*ReduceOp.MAX.*functional collectives"):
+            dist.reduce_scatter_tensor(torch.empty(1, dtype=DTYPE), fwAD.make_dual(torch.ones(world, dtype=DTYPE), torch.ones(world, dtype=DTYPE)), op=dist.ReduceOp.MAX)
+        with pytest.raises(NotImplementedError, match=r"must implement the jvp function"):
+            dist_nn.all_reduce(fwAD.make_dual(x.clone(), t))  # PyTorch's own refusal: its Function has no jvp
+        with pytest.raises(NotImplementedError, match=r"_reduce_scatter_base_.*without its tangent"):
+            dist.reduce_scatter_tensor(fwAD.make_dual(torch.zeros(1, dtype=DTYPE), torch.ones(1, dtype=DTYPE)), torch.ones(world, dtype=DTYPE))
 
 
 def case_reverse_mode_and_primal_bitwise_unchanged(rank, world):
@@ -213,14 +226,22 @@ def case_fails_on_rank_0_only(rank, world):
         raise RuntimeError("deliberate failure on rank 0")
 
 
-def case_docs_tensor_parallel_example(rank, world):
-    """The worked example of docs/distributed.md, as written there (it asserts itself)."""
+def _run_docs_example(marker, rank, world):
     import pathlib
     import re
 
     doc = (pathlib.Path(__file__).parents[1] / "docs" / "distributed.md").read_text()
-    code = re.search(r"<!-- tp-example -->\n```python\n(.*?)```", doc, re.S).group(1)
+    code = re.search(rf"<!-- {marker} -->\n```python\n(.*?)```", doc, re.S).group(1)
     exec(compile(code, "docs/distributed.md", "exec"), {"rank": rank, "world": world})
+
+
+def case_docs_tensor_parallel_example(rank, world):
+    """The worked example of docs/distributed.md, as written there (it asserts itself)."""
+    _run_docs_example("tp-example", rank, world)
+
+
+def case_docs_fsdp2_example(rank, world):
+    _run_docs_example("fsdp-example", rank, world)
 
 
 def case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero(rank, world):
@@ -236,3 +257,65 @@ def case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero(rank, worl
     x = torch.randn(2, 4, dtype=DTYPE)
     with fwAD.dual_level(), pytest.raises(RuntimeError, match="got mixed torch.Tensor and DTensor"):
         block(fwAD.make_dual(x, torch.ones_like(x)))
+
+
+def _fsdp_mlp(world):
+    """A fully_shard MLP (each linear its own group) and the same MLP in one process."""
+    import torch.nn as nn
+    from torch.distributed.fsdp import fully_shard
+
+    torch.manual_seed(0)  # the same weights on every rank
+    reference = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    model.load_state_dict(reference.state_dict())
+    for layer in (model[0], model[2], model):
+        fully_shard(layer)
+    return model, reference
+
+
+def case_fsdp2_forward_ad_wrt_input_and_parameters(rank, world):
+    from torch.distributed.tensor import distribute_tensor
+
+    model, reference = _fsdp_mlp(world)
+    x, t, _, _ = inputs(rank, (2, 4))  # each rank its own batch: FSDP is data parallel
+    w_dot = {name: torch.randn_like(w) for name, w in reference.named_parameters()}  # same on every rank (seeded)
+    for first_call in ("plain forward", "functional_call"):
+        if first_call == "plain forward":
+            expected = torch.func.jvp(reference, (x,), (t,))
+            check("fsdp2 w.r.t. input", model, reference, x, t, x, t)
+            continue
+        expected = torch.func.jvp(lambda v, w: torch.func.functional_call(reference, w, (v,)),
+                                  (x, dict(reference.named_parameters())), (t, w_dot))
+        for repeat in range(2):  # a second forward in the same level must not reuse the first one's tangents
+            with fwAD.dual_level():
+                weights = {name: fwAD.make_dual(w.detach(), distribute_tensor(w_dot[name], w.device_mesh, w.placements))
+                           for name, w in model.named_parameters()}
+                y, y_dot = fwAD.unpack_dual(torch.func.functional_call(model, weights, (fwAD.make_dual(x, t),)))
+                _, no_weight_tangent = fwAD.unpack_dual(model(fwAD.make_dual(x, t)))
+            torch.testing.assert_close(y, expected[0])
+            torch.testing.assert_close(y_dot, expected[1], msg=f"fsdp2 w.r.t. input and parameters, forward {repeat}")
+            torch.testing.assert_close(no_weight_tangent, torch.func.jvp(reference, (x,), (t,))[1])
+
+
+def case_fsdp2_refusals_and_reverse_mode(rank, world):
+    model, reference = _fsdp_mlp(world)
+    x, t, _, _ = inputs(rank, (2, 4))
+
+    def gradients():
+        model.zero_grad()
+        model(x).square().sum().backward()
+        return [w.grad.full_tensor() for w in model.parameters()]
+
+    with_rules = gradients()
+    full = {name: w.detach().full_tensor() for name, w in model.named_parameters()}
+    with fwAD.dual_level(), pytest.raises(NotImplementedError, match=r"0.weight.*not the module's own sharded parameter"):
+        torch.func.functional_call(model, {n: fwAD.make_dual(w.clone(), torch.ones_like(w)) for n, w in full.items()}, (x,))
+    torch.testing.assert_close(model(x), reference(x))  # FSDP still runs after the refusals
+    torch_fwdad.disable()
+    try:
+        upstream = gradients()
+        with fwAD.dual_level(), pytest.raises(RuntimeError, match="jvp is not returning a view"):
+            model(fwAD.make_dual(x, t))  # upstream's failure: the premise of the patch (leaves FSDP unsharded)
+    finally:
+        torch_fwdad.enable()
+    assert all(torch.equal(a, b) for a, b in zip(with_rules, upstream))

@@ -5,7 +5,8 @@ those ops exist as soon as torch is imported) and defers the rest until the modu
 sit on is first imported, so `import torch_fwdad` pays for neither:
 - the functional collectives' rules wait for `torch.distributed._functional_collectives`,
   whose reverse-mode kernels they sit on (installed earlier, that import would replace them);
-- DTensor's wait for `torch.distributed.tensor` (about 1 s to import).
+- DTensor's wait for `torch.distributed.tensor` (about 1 s to import);
+- FSDP2's for the module that defines its parameter groups.
 
 Imports: engine.
 """
@@ -19,6 +20,7 @@ import sys
 import torch
 
 DTENSOR_MODULE = "torch.distributed.tensor"
+FSDP_MODULE = "torch.distributed.fsdp._fully_shard._fsdp_param_group"
 
 
 FUNCTIONAL_MODULE = "torch.distributed._functional_collectives"
@@ -35,6 +37,7 @@ def install() -> None:
     register_c10d_rules()
     when_imported(FUNCTIONAL_MODULE, _register_functional)
     when_imported(DTENSOR_MODULE, _register_dtensor)
+    when_imported(FSDP_MODULE, _register_fsdp)
 
 
 def when_imported(name: str, callback) -> None:
@@ -54,6 +57,12 @@ def _register_dtensor() -> None:
     from .dtensor import register_dtensor_rules
 
     register_dtensor_rules()
+
+
+def _register_fsdp() -> None:
+    from .fsdp import register_fsdp_rules
+
+    register_fsdp_rules()
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):

@@ -6,6 +6,7 @@ storage) and is waited for before the op returns. Where the collective writes in
 tensor without a tangent (the output of all_gather_into_tensor), the rule gives it one
 in place. Nonlinear in-place reductions (max, min, product) would need the values the
 op has already overwritten: they raise and name the functional collective to use.
+dist.reduce_scatter_tensor has a kernel of its own (see reduce_scatter_base_kernel).
 Every other c10d collective raises when a tangent reaches it, rather than pass the
 tangent through unchanged (what PyTorch does, silently wrong on every rank).
 """
@@ -16,7 +17,7 @@ import torch
 import torch.autograd.forward_ad as _fwad
 import torch.distributed as dist
 
-from ..engine import register_jvp
+from .switches import KernelSwitch, released_gil_upstream, rule_switch, switch
 
 c10d = torch.ops.c10d
 functional = torch.ops._c10d_functional  # the in-place ones; loaded with torch, not _functional_collectives
@@ -70,8 +71,8 @@ def _broadcast_jvp(primals, tangents, output):
 
 
 def _require_input_tangent(op, tangents) -> None:
-    # The rule runs because some argument is dual; if the input is not (gloo's
-    # reduce_scatter_tensor reaches this op with an input that lost it), a zero would be silent.
+    # The rule runs because some argument is dual; if only the output is, its new tangent
+    # is unknown, and a zero would be silent.
     if tangents[1] is None:
         raise NotImplementedError(
             f"torch_fwdad: forward-mode AD through {op}: the input reached the collective without "
@@ -90,16 +91,43 @@ def _allgather_base_jvp(primals, tangents, output):
     return None, None
 
 
-def _reduce_scatter_base_jvp(primals, tangents, output):
-    out, x, group, reduce_op, _, timeout = primals
-    _linear_reduce_op(c10d._reduce_scatter_base_.default, reduce_op)
-    _require_input_tangent(c10d._reduce_scatter_base_.default, tangents)
-    x_tangent = tangents[1]
-    scattered = torch.empty_like(out)
-    c10d._reduce_scatter_base_.default(scattered, x_tangent.contiguous(), group, reduce_op, False, timeout)[1].wait()
-    output[1].wait()
-    _set_tangent_in_place(out, tangents[0], scattered)
-    return None, None
+def reduce_scatter_base_kernel(upstream):
+    """c10d::_reduce_scatter_base_ (dist.reduce_scatter_tensor) with tangents.
+
+    Not a register_jvp rule: gloo's Work copies the scattered chunk into the output on
+    every `wait()` (measured: a second wait copies again), and the wait that
+    torch.distributed makes after the op returns would be a plain `copy_` into the dual
+    output, whose forward formula zeros its tangent (the silent zero of this op). So the
+    primal is scattered into a scratch buffer and waited for here, the output gets values
+    and tangent from it in one dual copy, and the op returns an already completed Work.
+    """
+
+    def kernel(keyset, out, x, group, reduce_op, async_op=True, timeout=-1):
+        level = _fwad._current_level
+        if level < 0:
+            return upstream(keyset, out, x, group, reduce_op, async_op, timeout)
+        x_primal, x_tangent = torch._VF._unpack_dual(x, level)
+        out_tangent = torch._VF._unpack_dual(out, level)[1]
+        if x_tangent is None and out_tangent is None:
+            return upstream(keyset, out, x, group, reduce_op, async_op, timeout)
+        op = c10d._reduce_scatter_base_.default
+        _linear_reduce_op(op, reduce_op)
+        _require_input_tangent(op, (out_tangent, x_tangent))
+        scattered, scattered_tangent = torch.empty_like(out), torch.empty_like(out)
+        works = [c10d._reduce_scatter_base_.default(buffer, source, group, reduce_op, True, timeout)[1]
+                 for buffer, source in ((scattered, x_primal), (scattered_tangent, x_tangent.contiguous()))]
+        for work in works:
+            work.wait()
+        out.copy_(_fwad.make_dual(scattered, scattered_tangent))
+        return out, completed_work()
+
+    return kernel
+
+
+def completed_work():
+    done = torch.futures.Future()
+    done.set_result(None)
+    return torch._C._distributed_c10d._create_work_from_future(done).boxed()  # ops return the TorchScript class
 
 
 def _functional_all_reduce_jvp(primals, tangents, output):
@@ -139,7 +167,6 @@ def register_c10d_rules() -> None:
         c10d.allreduce_.default: _allreduce_jvp,
         c10d.broadcast_.default: _broadcast_jvp,
         c10d._allgather_base_.default: _allgather_base_jvp,
-        c10d._reduce_scatter_base_.default: _reduce_scatter_base_jvp,
         functional.all_reduce_.default: _functional_all_reduce_jvp,
         functional.broadcast_.default: _functional_broadcast_jvp,
         functional.all_gather_into_tensor_out.default: _refuse(functional.all_gather_into_tensor_out.default),
@@ -147,4 +174,6 @@ def register_c10d_rules() -> None:
     }
     rules.update({getattr(c10d, name).default: _refuse(getattr(c10d, name).default) for name in REFUSED})
     for op, rule in rules.items():
-        register_jvp(op, rule, _origin="torch_fwdad.distributed")
+        switch(rule_switch(op, rule))
+    scatter = c10d._reduce_scatter_base_.default
+    switch(KernelSwitch(scatter, lambda captured: reduce_scatter_base_kernel(released_gil_upstream(scatter, captured))))

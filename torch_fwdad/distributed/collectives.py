@@ -9,23 +9,17 @@ other ranks' values.
 
 from __future__ import annotations
 
-import types
-
 import torch
 import torch.autograd.forward_ad as _fwad
 import torch.distributed as dist
 import torch.distributed._functional_collectives as fc  # registers the reverse-mode kernels our rules sit on
 from torch.distributed.distributed_c10d import _resolve_process_group
 
-from ..engine import register_jvp
-from ..engine.kernel import make_override
-from ..engine.schema import OpSignature
-from .switches import KernelSwitch, switch
+from .switches import KernelSwitch, rule_switch, switch
 
 functional = torch.ops._c10d_functional
 functional_autograd = torch.ops._c10d_functional_autograd
 
-ORIGIN = "torch_fwdad.distributed"
 LINEAR_REDUCTIONS = frozenset({"sum", "avg"})
 SELECTING_REDUCTIONS = frozenset({"max", "min"})
 
@@ -173,9 +167,6 @@ def wrap_tensor_kernel(captured):
     return kernel
 
 
-_INSTALLED = types.SimpleNamespace(active=True)
-
-
 class _Boxed:
     """A Python kernel in the shape wrap_tensor_kernel calls (`call_boxed`)."""
 
@@ -195,17 +186,6 @@ def upstream_autograd_kernel(op, name: str):
     return torch._library.autograd.make_autograd_impl(op, info)
 
 
-def rule_switch(op, rule, upstream):
-    """`rule` installed over the Python kernel `upstream` (see upstream_autograd_kernel)."""
-    signature = OpSignature.from_schema(op._schema)
-
-    def make_kernel(_captured):
-        # the KernelSwitch installs and removes this kernel itself: always active while installed
-        return make_override(op, rule, upstream, signature, ORIGIN, switch=_INSTALLED)
-
-    return KernelSwitch(op, make_kernel, restore=upstream)
-
-
 def register_functional_rules() -> None:
     rules = {  # op: (rule, name of its backward in _functional_collectives)
         functional.all_reduce.default: (_all_reduce_jvp, "all_reduce"),
@@ -221,9 +201,10 @@ def register_functional_rules() -> None:
         functional_autograd.all_to_all_single.default: (_all_to_all_jvp, "all_to_all_single"),
     }
     for op, (rule, name) in rules.items():
-        switch(rule_switch(op, rule, upstream_autograd_kernel(op, name)))
+        upstream = upstream_autograd_kernel(op, name)
+        switch(rule_switch(op, rule, upstream, restore=upstream))
     # broadcast has no reverse mode upstream (its Autograd kernel is PyTorch's C++ fallback).
-    register_jvp(functional.broadcast.default, _broadcast_jvp, _origin=ORIGIN)
+    switch(rule_switch(functional.broadcast.default, _broadcast_jvp))
     wrap = functional._wrap_tensor_autograd.default
     wrap_upstream = torch._library.autograd.make_autograd_impl(wrap, fc._wrap_tensor_autograd)
     switch(KernelSwitch(wrap, lambda _captured: wrap_tensor_kernel(_Boxed(wrap_upstream)), restore=wrap_upstream))

@@ -7,11 +7,17 @@ and restores the original. Both are added with `engine.registry.add_switch`.
 
 from __future__ import annotations
 
+import types
 from typing import Callable
 
 import torch
 
+from ..engine.kernel import make_override
 from ..engine.registry import _quiet_override_warning, add_switch
+from ..engine.schema import OpSignature
+
+ORIGIN = "torch_fwdad.distributed"
+_INSTALLED = types.SimpleNamespace(active=True)  # a KernelSwitch installs and removes its kernel itself
 
 
 class KernelSwitch:
@@ -68,3 +74,41 @@ class AttributeSwitch:
 
 def switch(override) -> None:
     add_switch(override.install, override.uninstall)
+
+
+def released_gil_upstream(op, captured):
+    """The kernels beneath Autograd, called through the dispatcher where no input requires grad.
+
+    Not the captured Autograd kernel there: `SafeKernelFunction.call_boxed` keeps the GIL
+    while the collective is enqueued (measured: another Python thread barely ran during a
+    call), and gloo's worker thread, holding its queue's lock, can need the GIL to free a
+    finished Work whose tensors Python had let go; each waited for the other, a hang that
+    no collective timeout ends. A call through the dispatcher releases the GIL. Upstream's
+    Autograd kernel for these ops is PyTorch's autograd fallback, which only acts on inputs
+    that require grad (it marks an output it wrote as requiring grad): those calls keep it.
+    """
+    below_autograd = torch._C._after_autograd_keyset
+
+    def upstream(keyset, *args, **kwargs):
+        if torch.is_grad_enabled() and any(map(_requires_grad, args)):
+            return captured.call_boxed(keyset, *args, **kwargs)
+        return op.redispatch(keyset & below_autograd, *args, **kwargs)
+
+    return upstream
+
+
+def _requires_grad(arg) -> bool:
+    if isinstance(arg, (list, tuple)):
+        return any(map(_requires_grad, arg))
+    return isinstance(arg, torch.Tensor) and arg.requires_grad
+
+
+def rule_switch(op, rule, upstream=None, restore=None):
+    """`rule` as op's Autograd kernel on top of `upstream` (default: released_gil_upstream)."""
+    signature = OpSignature.from_schema(op._schema)
+
+    def make_kernel(captured):
+        below = upstream or released_gil_upstream(op, captured)
+        return make_override(op, rule, below, signature, ORIGIN, switch=_INSTALLED)
+
+    return KernelSwitch(op, make_kernel, restore=restore)
