@@ -15,10 +15,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from torch_fwdad.functional.assembly import OUTPUTS, Assembly, Compressed
-from torch_fwdad.functional.coloring import DEFAULT_ORDERING, Coloring, coloring
-from torch_fwdad.functional.decompress import DECOMPRESSIONS
-from torch_fwdad.functional.patterns import DETECT_SPECS, Banded, BlockDiagonal, explicit_pattern, resolve_pattern, symmetrized
+from torch_fwdad.sparse_ad.assembly import OUTPUTS, Assembly, Compressed
+from torch_fwdad.sparse_ad.coloring import DEFAULT_ORDERING, Coloring, coloring
+from torch_fwdad.sparse_ad.decompress import DECOMPRESSIONS
+from torch_fwdad.sparse_ad.patterns import DETECT_SPECS, Banded, BlockDiagonal, explicit_pattern, resolve_pattern, symmetrized
 
 JACOBIAN_MODES = ("auto", "column", "row")
 HESSIAN_METHODS = ("auto", "star", "acyclic")
@@ -327,7 +327,7 @@ class JacobianPlan(_Plan):
         return Prepared.build(pattern, kinds, self.ordering, self.refine)
 
     def _detect(self, func, x):
-        from torch_fwdad.functional.detect import detect_pattern
+        from torch_fwdad.sparse_ad.detect import detect_pattern
         return detect_pattern(func, x, method=self.sparsity)
 
     def _rows(self, func, x, inputs) -> int:
@@ -409,7 +409,7 @@ class HessianPlan(_Plan):
         return Prepared.build(pattern, kinds, self.ordering, self.refine)
 
     def _detect(self, func, x):
-        from torch_fwdad.functional.detect import detect_hessian_pattern
+        from torch_fwdad.sparse_ad.detect import detect_hessian_pattern
         return detect_hessian_pattern(func, x, method=self.sparsity)
 
     def _rows(self, func, x, inputs) -> int:

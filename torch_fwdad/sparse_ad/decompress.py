@@ -14,8 +14,8 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import depth_first_order
 
-from torch_fwdad.functional.coloring import Coloring, two_colored_components
-from torch_fwdad.functional.patterns import adjacency
+from torch_fwdad.sparse_ad.coloring import Coloring, two_colored_components
+from torch_fwdad.sparse_ad.patterns import adjacency
 
 
 def _on(cache: dict, device, arrays: dict) -> dict:

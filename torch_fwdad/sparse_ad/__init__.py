@@ -4,8 +4,8 @@
 preparation (pattern, colouring) from repeated evaluation. See docs/sparse.md.
 """
 
-from torch_fwdad.functional.assembly import OUTPUTS, Compressed
-from torch_fwdad.functional.coloring import (
+from torch_fwdad.sparse_ad.assembly import OUTPUTS, Compressed
+from torch_fwdad.sparse_ad.coloring import (
     DEFAULT_ORDERING,
     DEFAULT_REFINE,
     ORDERINGS,
@@ -16,9 +16,9 @@ from torch_fwdad.functional.coloring import (
     row_coloring,
     star_coloring,
 )
-from torch_fwdad.functional.detect import numeric_pattern, structural_pattern
-from torch_fwdad.functional.patterns import Banded, BlockDiagonal
-from torch_fwdad.functional.plans import (
+from torch_fwdad.sparse_ad.detect import numeric_pattern, structural_pattern
+from torch_fwdad.sparse_ad.patterns import Banded, BlockDiagonal
+from torch_fwdad.sparse_ad.plans import (
     HessianPlan,
     JacobianPlan,
     SparsityPatternError,

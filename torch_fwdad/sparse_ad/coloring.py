@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from torch_fwdad.functional.patterns import adjacency, column_intersection_graph, symmetrized
+from torch_fwdad.sparse_ad.patterns import adjacency, column_intersection_graph, symmetrized
 
 ORDERINGS = ("natural", "largest_first", "smallest_last", "incidence_degree", "dynamic_largest_first")
 #: Chosen on benchmarks/bench_sparse.py: fewest colours in total over its six problems.

@@ -21,8 +21,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 from torch.utils.weak import WeakIdKeyDictionary
 
-from torch_fwdad.functional.patterns import as_bool_csr, from_coordinates
-from torch_fwdad.functional.plans import FlatInputs, hvp_products, jvp_products
+from torch_fwdad.sparse_ad.patterns import as_bool_csr, from_coordinates
+from torch_fwdad.sparse_ad.plans import FlatInputs, hvp_products, jvp_products
 
 aten = torch.ops.aten
 

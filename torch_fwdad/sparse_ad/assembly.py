@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from torch_fwdad.functional.coloring import Coloring
+from torch_fwdad.sparse_ad.coloring import Coloring
 
 #: "sparse" is "coo"; "scipy" is a scipy.sparse CSR array, "scipy-csc" a CSC one (both 2-D).
 OUTPUTS = ("sparse", "coo", "csr", "dense", "scipy", "scipy-csc", "compressed")
