@@ -24,7 +24,8 @@ from torch.utils.benchmark import Timer
 
 from torch_fwdad.sparse_ad import Banded, hessian_plan, jacobian_plan
 from torch_fwdad.sparse_ad.examples import PROBLEMS
-from torch_fwdad.sparse_ad.plans import FlatInputs, hvp_products, jvp_products
+from torch_fwdad.sparse_ad.inputs import FlatInputs
+from torch_fwdad.sparse_ad.products import hvp_products, jvp_products
 
 SIZES = [
     ("tridiagonal", {"n": 10_000}),

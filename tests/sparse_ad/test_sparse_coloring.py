@@ -10,7 +10,7 @@ from torch_fwdad.sparse_ad import (
     ORDERINGS, Coloring, acyclic_coloring, column_coloring, is_valid_coloring, row_coloring, star_coloring,
 )
 from torch_fwdad.sparse_ad.coloring import greedy_coloring, vertex_order
-from torch_fwdad.sparse_ad.detect import structural_pattern
+from torch_fwdad.sparse_ad.detection import structural_pattern
 from torch_fwdad.sparse_ad.examples import PROBLEMS
 from torch_fwdad.sparse_ad.patterns import adjacency, as_bool_csr, column_intersection_graph, symmetrized
 

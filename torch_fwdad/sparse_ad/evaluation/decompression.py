@@ -14,8 +14,8 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import depth_first_order
 
-from torch_fwdad.sparse_ad.coloring import Coloring, two_colored_components
-from torch_fwdad.sparse_ad.patterns import adjacency
+from torch_fwdad.sparse_ad.coloring import ColoredPattern, Coloring, two_colored_components
+from torch_fwdad.sparse_ad.patterns import adjacency, csr_coordinates
 
 
 def _on(cache: dict, device, arrays: dict) -> dict:
@@ -23,11 +23,6 @@ def _on(cache: dict, device, arrays: dict) -> dict:
     if device not in cache:
         cache[device] = {name: torch.from_numpy(array).to(device) for name, array in arrays.items()}
     return cache[device]
-
-
-def _rows_cols(pattern: sp.csr_array):
-    rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
-    return rows, pattern.indices.astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,12 +43,12 @@ class DirectDecompression:
 
 def column_decompression(pattern: sp.csr_array, coloring: Coloring) -> DirectDecompression:
     """compressed[c, i] = sum of J[i, j] over columns j of colour c: exactly one is in row i's pattern."""
-    rows, cols = _rows_cols(pattern)
+    rows, cols = csr_coordinates(pattern)
     return DirectDecompression(coloring.colors[cols] * pattern.shape[0] + rows)
 
 
 def row_decompression(pattern: sp.csr_array, coloring: Coloring) -> DirectDecompression:
-    rows, cols = _rows_cols(pattern)
+    rows, cols = csr_coordinates(pattern)
     return DirectDecompression(coloring.colors[rows] * pattern.shape[1] + cols)
 
 
@@ -61,7 +56,7 @@ def star_decompression(pattern: sp.csr_array, coloring: Coloring) -> DirectDecom
     """H[i, j] = compressed[color[j], i] when j is i's only neighbour of its colour, else compressed[color[i], j]."""
     n, colors = pattern.shape[0], coloring.colors
     k = max(coloring.num_colors, 1)
-    rows, cols = _rows_cols(pattern)
+    rows, cols = csr_coordinates(pattern)
     off = rows != cols
     per_row_color = np.bincount(rows[off] * k + colors[cols[off]], minlength=n * k)
     alone = per_row_color[rows * k + colors[cols]] == 1
@@ -120,7 +115,7 @@ def substitution_decompression(pattern: sp.csr_array, coloring: Coloring) -> Sub
     depth, size = _depths_and_sizes(preorder, parent)
     child = np.where(parent[a] == b, a, b)  # the edge (a, b) hangs below its child node
 
-    rows, cols = _rows_cols(pattern)
+    rows, cols = csr_coordinates(pattern)
     off = rows != cols
     edge_of_entry = _edge_ids(graph, a, b, nodes, k, n)
     entry_child = child[edge_of_entry]
@@ -186,3 +181,8 @@ DECOMPRESSIONS = {
     "star": star_decompression,
     "acyclic": substitution_decompression,
 }
+
+
+def decompression_for(colored: ColoredPattern):
+    """The decompression the colouring's mode needs, its index arrays built now."""
+    return DECOMPRESSIONS[colored.mode](colored.pattern, colored.coloring)
