@@ -12,8 +12,9 @@ from torch_fwdad.sparse_ad.plans import JACOBIAN_MODES, HessianPlan, JacobianPla
 def jacobian_plan(sparsity, *, mode="auto", ordering=DEFAULT_ORDERING, refine=None, compile=False) -> JacobianPlan:
     """A reusable sparse-Jacobian plan. See `jacobian` for `sparsity`, `mode` and `refine`.
 
-    compile=True evaluates the products and the decompression through torch.compile (from the
-    second call on, per function); worth it when the plan is evaluated many times.
+    compile=True evaluates the products through torch.compile (from the second call on, per
+    function; the O(nnz) decompression stays eager gathers); worth it when the plan is evaluated
+    many times.
     """
     return JacobianPlan(sparsity, ordering, refine, compile, mode=mode)
 

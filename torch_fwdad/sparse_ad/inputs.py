@@ -14,6 +14,7 @@ class FlatInputs:
 
     shapes: tuple
     is_tuple: bool
+    dtype: torch.dtype
 
     @classmethod
     def of(cls, x) -> "FlatInputs":
@@ -24,7 +25,7 @@ class FlatInputs:
             raise TypeError("all tensors in x must share one dtype and device (they form one flat vector)")
         if not parts[0].is_floating_point() and not parts[0].is_complex():
             raise TypeError(f"x must be floating point to be differentiated, got {parts[0].dtype}")
-        return cls(tuple(tuple(p.shape) for p in parts), isinstance(x, tuple))
+        return cls(tuple(tuple(p.shape) for p in parts), isinstance(x, tuple), parts[0].dtype)
 
     @property
     def numels(self):
@@ -35,8 +36,9 @@ class FlatInputs:
         return sum(self.numels)
 
     def flatten(self, x) -> torch.Tensor:
-        parts = x if self.is_tuple else (x,)
-        return torch.cat([p.reshape(-1) for p in parts])
+        if not self.is_tuple:
+            return x.reshape(-1)
+        return torch.cat([p.reshape(-1) for p in x])
 
     def unflatten(self, flat: torch.Tensor) -> tuple:
         return tuple(chunk.reshape(shape) for chunk, shape in zip(flat.split(self.numels), self.shapes))

@@ -54,16 +54,17 @@ class _Plan:
     def __call__(self, func, x, *, chunk_size=None, output="sparse", check="auto"):
         validate_choice("output", output, OUTPUTS)
         inputs = FlatInputs.of(x)
-        prepared = self.prepare(func, x)
+        prepared = self._prepared(func, x, inputs)
         _check_columns(prepared.pattern, inputs.numel)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
         if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
-            evaluate = prepared.compiled(func, flat_func, x_flat, chunk_size, self.compile)
+            products = prepared.compiled_products(func, flat_func, x_flat, chunk_size, self.compile)
         else:
-            evaluate = prepared.evaluation(flat_func, x_flat, chunk_size, values=output != "compressed")
-        compressed, values, prepared.out_shape = evaluate(x_flat)
+            products = prepared.products(flat_func, x_flat, chunk_size)
+        compressed, prepared.out_shape = products(x_flat)
         if output == "compressed":
             return Compressed(compressed, prepared.coloring, prepared.pattern)
+        values = prepared.values(compressed)
         how = prepared.check_mode(check)
         check_against_probe(values, prepared.pattern, lambda v: self._exact_product(flat_func, x_flat, v), how,
                             self.KIND)
@@ -73,10 +74,12 @@ class _Plan:
 
     def prepare(self, func, x) -> PreparedEvaluation:
         """Pattern (given or detected, cached per input shapes and dtype) and its colouring."""
-        inputs = FlatInputs.of(x)
-        key = (inputs.shapes, str(inputs_dtype(x)))
+        return self._prepared(func, x, FlatInputs.of(x))
+
+    def _prepared(self, func, x, inputs) -> PreparedEvaluation:
         if "static" in self._cache:
             return self._cache["static"]
+        key = (inputs.shapes, inputs.dtype)
         if key not in self._cache:
             detected = self.sparsity in DETECT_SPECS
             if detected:
@@ -169,10 +172,6 @@ class HessianPlan(_Plan):
 def _check_columns(pattern, numel):
     if pattern.shape[1] != numel:
         raise ValueError(f"sparsity pattern has {pattern.shape[1]} columns but x has {numel} entries")
-
-
-def inputs_dtype(x):
-    return (x[0] if isinstance(x, tuple) else x).dtype
 
 
 def _evaluate_once(func, x):

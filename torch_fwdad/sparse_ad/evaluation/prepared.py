@@ -55,28 +55,34 @@ class PreparedEvaluation:
             return "raise"
         return None
 
-    def evaluation(self, flat_func, like, chunk_size, values=True):
-        """x_flat -> (compressed products, values in the pattern's CSR order or None, output shape):
-        all of a call's arithmetic, closing over tensors and functions only (what torch.compile
-        guards on). The products follow the colouring's mode: JVPs, VJPs or HVPs."""
+    def products(self, flat_func, like, chunk_size):
+        """x_flat -> (compressed products, output shape): the coloured JVPs, VJPs or HVPs the
+        mode asks for, closing over tensors and functions only (what torch.compile guards on)."""
         mode, seeds, rows = self.colored.mode, self.seeds(like), self.pattern.shape[0]
-        decompress = self.decompression.function(like.device) if values else None
 
         def evaluate(x_flat):
             compressed, out_shape = _products(mode, flat_func, x_flat, seeds, chunk_size)
             if mode in ("column", "row") and math.prod(out_shape) != rows:
                 raise ValueError(f"sparsity pattern has {rows} rows but func returns "
                                  f"{math.prod(out_shape)} values (shape {out_shape})")
-            if decompress is None:
-                return compressed, None, out_shape
-            return compressed, decompress(compressed.reshape(len(compressed), -1)), out_shape
+            return compressed, out_shape
         return evaluate
 
-    def compiled(self, func, flat_func, like, chunk_size, backend):
-        """torch.compile of `evaluation(...)` for this function, made at its first use (chunk_size included)."""
+    def compiled_products(self, func, flat_func, like, chunk_size, backend):
+        """torch.compile of `products(...)` for this function, made at its first use (chunk_size included).
+
+        The decompression stays eager: one index_select (direct) or two and a cumsum
+        (substitution) on O(nnz) entries. Compiled into the same program, inductor's gathers
+        measured slower than eager index_select, and slowed the products down as well
+        (benchmarks/bench_sparse.py, 64x64 Laplacian and arrowhead Hessians)."""
         if func not in self._compiled:
-            self._compiled[func] = CompiledOrEager(self.evaluation(flat_func, like, chunk_size), backend)
+            self._compiled[func] = CompiledOrEager(self.products(flat_func, like, chunk_size), backend)
         return self._compiled[func]
+
+    def values(self, compressed):
+        """The pattern's values in CSR order from the compressed products: gathers with index
+        tensors built at preparation, so O(nnz) work per call."""
+        return self.decompression.function(compressed.device, compressed.dtype)(compressed.reshape(len(compressed), -1))
 
 
 def _products(mode, flat_func, x_flat, seeds, chunk_size):
