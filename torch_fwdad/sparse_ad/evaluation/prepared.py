@@ -82,7 +82,7 @@ class PreparedEvaluation:
     def values(self, compressed):
         """The pattern's values in CSR order from the compressed products: gathers with index
         tensors built at preparation, so O(nnz) work per call."""
-        return self.decompression.function(compressed.device, compressed.dtype)(compressed.reshape(len(compressed), -1))
+        return self.decompression.values(compressed.reshape(len(compressed), -1))
 
 
 def _products(mode, flat_func, x_flat, seeds, chunk_size):
