@@ -1,4 +1,4 @@
-"""Sparse Jacobians/Hessians (torch_fwdad.functional): prepared evaluation against the primal.
+"""Sparse Jacobians/Hessians (torch_fwdad.sparse_ad): prepared evaluation against the primal.
 
 For the problems of issue 15 this prints, measured side by side in interleaved
 rounds with torch.utils.benchmark (fastest block per call, medians beside; float64, one intra-op
@@ -22,9 +22,10 @@ import warnings
 import torch
 from torch.utils.benchmark import Timer
 
-from torch_fwdad.functional import Banded, hessian_plan, jacobian_plan
-from torch_fwdad.functional.examples import PROBLEMS
-from torch_fwdad.functional.plans import FlatInputs, hvp_products, jvp_products
+from torch_fwdad.sparse_ad import Banded, hessian_plan, jacobian_plan
+from torch_fwdad.sparse_ad.examples import PROBLEMS
+from torch_fwdad.sparse_ad.inputs import FlatInputs
+from torch_fwdad.sparse_ad.products import hvp_products, jvp_products
 
 SIZES = [
     ("tridiagonal", {"n": 10_000}),

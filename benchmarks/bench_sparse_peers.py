@@ -1,7 +1,7 @@
 """The problems of bench_sparse.py in JAX, through asdex and sparsejac (optional peers).
 
 Imported by `bench_sparse.py --peers` only; needs `pip install jax asdex sparsejac`, which
-are never test dependencies. Every function mirrors torch_fwdad/functional/examples.py.
+are never test dependencies. Every function mirrors torch_fwdad/sparse_ad/examples.py.
 Times are the fastest of many jit-compiled calls (block_until_ready), float64, like ours.
 """
 

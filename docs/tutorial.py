@@ -473,7 +473,7 @@ except torch_fwdad.SparsityPatternError as error:
 # Hessians are coloured with star or acyclic colourings, which exploit symmetry.
 
 # %%
-from torch_fwdad.functional.examples import arrowhead, brusselator
+from torch_fwdad.sparse_ad.examples import arrowhead, brusselator
 
 rhs, state, _ = brusselator(N=8)
 detected = jacobian_plan("detect")

@@ -44,19 +44,19 @@ _register_linear_cross_entropy_rules()
 _importlib.import_module("torch_fwdad.distributed").install()
 
 # Sparse Jacobians pull in scipy: loaded on first use, not at import.
-_FUNCTIONAL = (
+_SPARSE_AD = (
     "jacobian", "hessian", "jacobian_plan", "hessian_plan", "BlockDiagonal", "Banded",
     "SparsityPatternError", "JacobianPlan", "HessianPlan", "Coloring",
 )
 
 
 def __getattr__(name):
-    if name in _FUNCTIONAL:
-        return getattr(_importlib.import_module("torch_fwdad.functional"), name)
+    if name in _SPARSE_AD:
+        return getattr(_importlib.import_module("torch_fwdad.sparse_ad"), name)
     raise AttributeError(f"module 'torch_fwdad' has no attribute {name!r}")
 
 
 __all__ = [
     "JvpCheckError", "RegisteredRule", "builtin_status", "check_jvp", "custom_jvp", "disable",
-    "enable", "is_enabled", "register_jvp", "registered_ops", "unregister_jvp", *_FUNCTIONAL,
+    "enable", "is_enabled", "register_jvp", "registered_ops", "unregister_jvp", *_SPARSE_AD,
 ]

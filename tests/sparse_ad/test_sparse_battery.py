@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_fwdad.functional import hessian, jacobian, structural_pattern
-from torch_fwdad.functional.detect import detect_hessian_pattern
+from torch_fwdad.sparse_ad import hessian, jacobian, structural_pattern
+from torch_fwdad.sparse_ad.detection import detect_hessian_pattern
 
 torch.set_default_dtype(torch.float64)
 _generator = torch.Generator().manual_seed(15)

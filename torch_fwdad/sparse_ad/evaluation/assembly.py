@@ -13,7 +13,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from torch_fwdad.functional.coloring import Coloring
+from torch_fwdad.sparse_ad.coloring import Coloring
+from torch_fwdad.sparse_ad.patterns import csr_coordinates
 
 #: "sparse" is "coo"; "scipy" is a scipy.sparse CSR array, "scipy-csc" a CSC one (both 2-D).
 OUTPUTS = ("sparse", "coo", "csr", "dense", "scipy", "scipy-csc", "compressed")
@@ -82,8 +83,7 @@ class Assembly:
     """Split the (m, n) values into blocks by output and input tensor, each like jacfwd's."""
 
     def __init__(self, pattern, row_shapes, col_shapes, output, row_tuple, col_tuple, device):
-        rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
-        cols = pattern.indices.astype(np.int64)
+        rows, cols = csr_coordinates(pattern)
         row_edges = np.cumsum([0] + [math.prod(s) for s in row_shapes])
         col_edges = np.cumsum([0] + [math.prod(s) for s in col_shapes])
         single = len(row_shapes) == 1 and len(col_shapes) == 1

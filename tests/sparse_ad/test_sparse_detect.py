@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_fwdad.functional import jacobian_plan, numeric_pattern, structural_pattern
+from torch_fwdad.sparse_ad import jacobian_plan, numeric_pattern, structural_pattern
 
 torch.set_default_dtype(torch.float64)
 SPARSE_CONSTANT = torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])

@@ -5,10 +5,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from torch_fwdad.functional import (
+from torch_fwdad.sparse_ad import (
     Banded, BlockDiagonal, SparsityPatternError, hessian, hessian_plan, jacobian, jacobian_plan,
 )
-from torch_fwdad.functional.examples import PROBLEMS
+from torch_fwdad.sparse_ad.examples import PROBLEMS
 
 torch.set_default_dtype(torch.float64)
 
@@ -278,8 +278,8 @@ def test_inductor_compiled_plans_match_dense():
 def test_prepared_plans_do_no_pattern_work_per_call(sparsity, monkeypatch):
     """After the first call a plan only runs the products: no pattern, colouring, decompression or
     index-buffer building, whatever the sparsity form (Banded used to rebuild its pattern)."""
-    import torch_fwdad.functional.assembly as assembly
-    import torch_fwdad.functional.plans as plans
+    import torch_fwdad.sparse_ad.evaluation.prepared as prepared
+    import torch_fwdad.sparse_ad.plans as plans
     func, x = (lambda x: torch.sin(x) * x), torch.linspace(0, 1, 24)  # diagonal: fits every form below
     if sparsity == "explicit":
         sparsity = Banded(1, 1).build(24, 24)
@@ -293,8 +293,8 @@ def test_prepared_plans_do_no_pattern_work_per_call(sparsity, monkeypatch):
             return original(*args, **kwargs)
         return wrapper
     monkeypatch.setattr(plans, "resolve_pattern", counting("pattern", plans.resolve_pattern))
-    monkeypatch.setattr(plans, "coloring", counting("coloring", plans.coloring))
-    monkeypatch.setattr(assembly.Assembly, "__init__", counting("assembly", assembly.Assembly.__init__))
+    monkeypatch.setattr(plans, "color_pattern", counting("coloring", plans.color_pattern))
+    monkeypatch.setattr(prepared.Assembly, "__init__", counting("assembly", prepared.Assembly.__init__))
     for point in (x, x + 1, x * 3):
         result = plan(func, point)
     torch.testing.assert_close(dense(result), torch.func.jacfwd(func)(x * 3))

@@ -65,6 +65,12 @@ def from_coordinates(rows, cols, m: int, n: int) -> sp.csr_array:
     return as_bool_csr(sp.coo_array((data, (np.asarray(rows), np.asarray(cols))), shape=(m, n)))
 
 
+def csr_coordinates(pattern: sp.csr_array) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of every entry in CSR (row-major) order, as int64: the order of a plan's values."""
+    rows = np.repeat(np.arange(pattern.shape[0], dtype=np.int64), np.diff(pattern.indptr))
+    return rows, pattern.indices.astype(np.int64)
+
+
 def as_bool_csr(matrix) -> sp.csr_array:
     """Canonical form: CSR, bool, sorted indices, no duplicates, no explicit zeros."""
     csr = sp.csr_array(matrix)

@@ -1,159 +1,28 @@
-"""Sparsity detection: numerically (Jacobians at random points) or structurally (tracing).
+"""Per-op dependency rules of the structural tracer: which input entries each output element reads.
 
-Structural detection runs `func` once on a real point under a `__torch_dispatch__` mode and
-propagates, for every tensor element, the set of input entries it depends on (a boolean
-scipy CSR matrix of shape (numel, inputs)). Rules cover pointwise ops (broadcasting),
-reductions, ops that mix along one dim (softmax, cumsum, sort), data movement (views,
-slicing, indexing, cat, padding, scatter of values), matmul and convolution. Any other op
-falls back to "every output depends on every input it sees" and is named in a warning.
-Control flow that depends on values follows the traced point (see docs/sparse.md).
+Rules cover pointwise ops (broadcasting), reductions, ops that mix along one dim (softmax,
+cumsum, sort), data movement (views, slicing, indexing, cat, padding, scatter of values), matmul
+and convolution. `rule_for` picks one from the tables at the end, or None (dense fallback).
+Each rule takes (tracer, func, args, kwargs, outs) and returns one (numel, inputs) sparse
+matrix per output; it reads the tracer's `deps_of`, `tracked`, `num_inputs` and `unknown`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
-from torch.utils.weak import WeakIdKeyDictionary
 
-from torch_fwdad.functional.patterns import as_bool_csr, from_coordinates
-from torch_fwdad.functional.plans import FlatInputs, hvp_products, jvp_products
+from torch_fwdad.engine.schema import OpSignature
 
 aten = torch.ops.aten
 
 
-# ----------------------------------------------------------------------------- numerical detection
-
-def numeric_pattern(func, x, *, num_points=3, chunk_size=None, seed=0, hessian=False) -> sp.csr_array:
-    """Union of the nonzeros of the Jacobian (or Hessian) at `num_points` random points near x.
-
-    Memory stays O(chunk_size * outputs): the identity basis is pushed `chunk_size` columns at a time.
-    A nonzero that vanishes at every sampled point is missed (use check="raise" to catch it).
-    """
-    inputs = FlatInputs.of(x)
-    flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
-    products = hvp_products if hessian else jvp_products
-    n = inputs.numel
-    generator = torch.Generator().manual_seed(seed)
-    rows, cols = [], []
-    m = n
-    for _ in range(num_points):
-        noise = torch.rand(n, generator=generator, dtype=x_flat.real.dtype).to(x_flat)
-        point = x_flat + (noise - 0.5) * (x_flat.abs() + 1) * 0.2
-        if not hessian:
-            with torch.no_grad():
-                m = flat_func(point).numel()
-        step = chunk_size or max(1, min(n, 2 ** 22 // max(m, 1)))
-        for start in range(0, n, step):
-            basis = torch.eye(n, dtype=x_flat.dtype, device=x_flat.device)[start:start + step]
-            block = products(flat_func, point, basis).reshape(len(basis), -1)
-            col, row = (block != 0).nonzero(as_tuple=True)
-            rows.append(row.cpu().numpy())
-            cols.append(col.cpu().numpy() + start)
-    return from_coordinates(np.concatenate(rows), np.concatenate(cols), m, n)
-
-
-# ----------------------------------------------------------------------------- structural detection
-
-def structural_pattern(func, x) -> sp.csr_array:
-    """Trace func once at x and return the (outputs, inputs) dependency pattern."""
-    inputs = FlatInputs.of(x)
-    parts = tuple(p.detach().clone() for p in (x if inputs.is_tuple else (x,)))
-    tracer = _DependencyTracer(inputs.numel)
-    offset = 0
-    for part in parts:
-        rows = np.arange(part.numel())
-        tracer.deps[part] = from_coordinates(rows, rows + offset, part.numel(), inputs.numel)
-        offset += part.numel()
-    # functionalize: writes into views become out-of-place scatters the rules can follow
-    with torch.no_grad(), tracer:
-        out = torch.func.functionalize(func)(*parts)
-    if not isinstance(out, torch.Tensor):
-        raise TypeError(f"func must return a single tensor, got {type(out).__name__}")
-    if tracer.unknown:
-        warnings.warn(f"sparsity detection does not know {sorted(tracer.unknown)}: assumed every output "
-                      "of these ops depends on every input entry they receive (a denser pattern, still correct)",
-                      RuntimeWarning, stacklevel=2)
-    return tracer.deps_of(out)
-
-
-def detect_pattern(func, x, method="detect") -> sp.csr_array:
-    if method == "detect-numeric":
-        return numeric_pattern(func, x)
-    return structural_pattern(func, x)
-
-
-def detect_hessian_pattern(func, x, method="detect") -> sp.csr_array:
-    """Hessian pattern: numerically from HVPs, or structurally as the Jacobian pattern of the gradient
-    (tracing torch.func.grad of func, so the backward ops are traced too)."""
-    if method == "detect-numeric":
-        return numeric_pattern(func, x, hessian=True)
-    inputs = FlatInputs.of(x)
-    flat_func = inputs.flat_function(func)
-
-    def gradient(flat):
-        return torch.func.grad(lambda v: flat_func(v).reshape(()))(flat)
-    return structural_pattern(gradient, inputs.flatten(x).detach())
-
-
-class _DependencyTracer(TorchDispatchMode):
-    def __init__(self, num_inputs):
-        super().__init__()
-        self.num_inputs = num_inputs
-        self.deps = WeakIdKeyDictionary()
-        self.unknown = set()
-
-    def deps_of(self, tensor) -> sp.csr_array:
-        found = self.deps.get(tensor)
-        if found is None:
-            return sp.csr_array((tensor.numel(), self.num_inputs), dtype=bool)
-        return found
-
-    def tracked(self, tensor) -> bool:
-        return isinstance(tensor, torch.Tensor) and tensor in self.deps and self.deps[tensor].nnz > 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        leaves, _ = tree_flatten((args, kwargs))
-        if not any(self.tracked(t) for t in leaves):
-            return out
-        name = str(func.overloadpacket.__name__)
-        if any(t._base is not None and self.tracked(t._base) for t in _written_arguments(func, args, kwargs)):
-            # the write reaches the view's base, whose dependencies this tracer cannot update
-            raise NotImplementedError(
-                f"sparsity detection cannot follow the in-place {name} on a view that survived "
-                "functionalization; pass an explicit pattern or use sparsity='detect-numeric'")
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-        for tensor, deps in zip(outs, self._dependencies(func, name, args, kwargs, outs)):
-            if tensor.is_floating_point() or tensor.is_complex():
-                self.deps[tensor] = as_bool_csr(deps)
-        return out
-
-    def _dependencies(self, func, name, args, kwargs, outs):
-        """The op's rule, or dense dependence on everything it reads (named in the warning)."""
-        rule = _rule_for(func, args, kwargs)
-        if rule is not None:
-            try:
-                results = rule(self, func, args, kwargs, outs)
-                if all(deps.shape == (t.numel(), self.num_inputs) for t, deps in zip(outs, results)):
-                    return results
-                self.unknown.add(f"{name} (its rule gave the wrong number of rows)")
-            except Exception as error:  # a rule outside its domain: stay correct, go dense
-                self.unknown.add(f"{name} ({type(error).__name__} in its rule)")
-        else:
-            self.unknown.add(name)
-        return _dense_rule(self, func, args, kwargs, outs)
-
-
-# ----------------------------------------------------------------------------- rules
-
-def _written_arguments(func, args, kwargs):
+def written_arguments(func, args, kwargs):
     if not func._schema.is_mutable:
         return []
     bound = _bind(func, args, kwargs)
@@ -161,16 +30,15 @@ def _written_arguments(func, args, kwargs):
             if a.alias_info is not None and a.alias_info.is_write and isinstance(bound.get(a.name), torch.Tensor)]
 
 
+@functools.lru_cache(maxsize=None)
+def _signature(func) -> OpSignature:
+    return OpSignature.from_schema(func._schema)
+
+
 def _bind(func, args, kwargs) -> dict:
-    bound = {}
-    for i, argument in enumerate(func._schema.arguments):
-        if i < len(args):
-            bound[argument.name] = args[i]
-        elif argument.name in kwargs:
-            bound[argument.name] = kwargs[argument.name]
-        elif argument.has_default_value():
-            bound[argument.name] = argument.default_value
-    return bound
+    """Argument name -> value (defaults filled), by the engine's own binding."""
+    signature = _signature(func)
+    return dict(zip(signature.arg_names, signature.bind(tuple(args), kwargs)))
 
 
 def _broadcast(tracer, tensor, shape) -> sp.csr_array:
@@ -196,7 +64,7 @@ def _constant_rule(tracer, func, args, kwargs, outs):
     return [sp.csr_array((t.numel(), tracer.num_inputs), dtype=bool) for t in outs]
 
 
-def _dense_rule(tracer, func, args, kwargs, outs):
+def dense_rule(tracer, func, args, kwargs, outs):
     union = _all_deps(tracer, args, kwargs)
     return [sp.csr_array(np.ones((t.numel(), 1), dtype=bool)) @ union for t in outs]
 
@@ -387,7 +255,7 @@ def _convolution_rule(tracer, func, args, kwargs, outs):
     x, weight, bias, stride, padding, dilation, transposed, output_padding, groups = args[:9]
     if transposed or x.dim() != weight.dim():
         tracer.unknown.add("convolution (transposed or unbatched)")
-        return _dense_rule(tracer, func, args, kwargs, outs)
+        return dense_rule(tracer, func, args, kwargs, outs)
     batch, channels = x.shape[:2]
     out_channels, per_group = weight.shape[:2]
     taps = math.prod(weight.shape[2:])
@@ -446,7 +314,7 @@ _SPECIAL = {
 }
 
 
-def _rule_for(func, args, kwargs):
+def rule_for(func, args, kwargs):
     name = func.overloadpacket.__name__
     if name in _SPECIAL:
         return _SPECIAL[name]

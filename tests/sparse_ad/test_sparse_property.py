@@ -15,8 +15,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from torch_fwdad.functional import structural_pattern
-from torch_fwdad.functional.detect import detect_hessian_pattern
+from torch_fwdad.sparse_ad import structural_pattern
+from torch_fwdad.sparse_ad.detection import detect_hessian_pattern
 
 torch.set_default_dtype(torch.float64)
 SIZE = 12

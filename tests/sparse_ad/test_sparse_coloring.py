@@ -6,13 +6,13 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from torch_fwdad.functional import (
+from torch_fwdad.sparse_ad import (
     ORDERINGS, Coloring, acyclic_coloring, column_coloring, is_valid_coloring, row_coloring, star_coloring,
 )
-from torch_fwdad.functional.coloring import greedy_coloring, vertex_order
-from torch_fwdad.functional.detect import structural_pattern
-from torch_fwdad.functional.examples import PROBLEMS
-from torch_fwdad.functional.patterns import adjacency, as_bool_csr, column_intersection_graph, symmetrized
+from torch_fwdad.sparse_ad.coloring import greedy_coloring, vertex_order
+from torch_fwdad.sparse_ad.detection import structural_pattern
+from torch_fwdad.sparse_ad.examples import PROBLEMS
+from torch_fwdad.sparse_ad.patterns import adjacency, as_bool_csr, column_intersection_graph, symmetrized
 
 COLORINGS = {"column": column_coloring, "row": row_coloring, "star": star_coloring, "acyclic": acyclic_coloring}
 
