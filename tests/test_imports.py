@@ -162,13 +162,7 @@ def module_graph(package: str) -> dict[str, set[str]]:
     return graph
 
 
-# functional/ is being laid out by stage (sparse AD redesign), which removes this cycle.
-_MODULE_CYCLES_BEING_REMOVED = {"functional": "functional/plans.py and detect.py import each other (sparse AD redesign)"}
-
-
-@pytest.mark.parametrize("package", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=_MODULE_CYCLES_BEING_REMOVED[p]))
-    if p in _MODULE_CYCLES_BEING_REMOVED else p for p in subpackages()])
+@pytest.mark.parametrize("package", subpackages())
 def test_no_import_cycle_between_the_modules_of_a_package(package):
     cycle = find_cycle(module_graph(package))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)

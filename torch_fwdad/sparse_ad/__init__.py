@@ -15,6 +15,8 @@ Imports run one way: detection -> coloring -> evaluation in stage order, nothing
 imports a later one: detection imports only the bottom layer (inputs, products, patterns);
 coloring imports patterns; evaluation imports coloring's result types and the bottom layer;
 only `plans` (and `api` above it) import all three stages.
+
+Imports: engine.
 """
 
 from torch_fwdad.sparse_ad.api import hessian, hessian_plan, jacobian, jacobian_plan
