@@ -259,7 +259,8 @@ def remember_output_tangents(op, sig, output, level: int, bound) -> None:
     find the tangents of the outputs they saved."""
     records = {}
     for index, dual in _flat_outputs(output):
-        if not (dual.is_floating_point() or dual.is_complex()):
+        # a nested output's tangent is kept beside it (engine/nested.py), not on it
+        if not (dual.is_floating_point() or dual.is_complex()) or dual.is_nested:
             continue
         tangent = torch._VF._unpack_dual(dual, level)[1]
         # make_dual returned a view: its base is the output PyTorch's node saved

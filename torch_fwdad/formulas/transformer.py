@@ -9,6 +9,14 @@ below are that math differentiated by hand, recomputing the intermediates the ke
 do not return, with differentiable ops only, so the rules compose with outer
 derivatives. A tangent of None is a zero tangent and costs nothing; each helper
 returns (primal, tangent).
+
+nn.TransformerEncoder with src_key_padding_mask in eval mode takes a third path: it packs
+the batch into a nested tensor (_nested_tensor_from_mask), runs each layer's kernel on it
+and pads the result with zeros (to_padded_tensor). PyTorch cannot make a nested tensor
+dual, so the engine keeps a nested tensor's tangent beside it, padded and zero past each
+sequence's end (engine/nested.py). The layer's tangent is then the padded one with the
+padding as key padding mask: each sequence attends to its own tokens only, exactly as in
+the nested kernel, and the padded rows are zero, as to_padded_tensor writes them.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ import torch.nn.functional as F
 
 from ._common import sum_tangents
 
-__all__ = ["native_multi_head_attention_jvp", "transformer_encoder_layer_jvp"]
+__all__ = ["native_multi_head_attention_jvp", "nested_from_mask_jvp", "nested_to_padded_jvp",
+           "transformer_encoder_layer_jvp"]
 
 
 def _linear(x, x_t, weight, weight_t, bias, bias_t):
@@ -108,10 +117,34 @@ def _multi_head_attention(query, query_t, key, key_t, value, value_t, num_head, 
 def _refuse_nested(op, *tensors):
     if any(t is not None and t.is_nested for t in tensors):
         raise NotImplementedError(
-            f"torch_fwdad: forward-mode AD through {op} on a nested tensor is not supported: PyTorch "
-            f"cannot attach a tangent to a nested tensor. nn.TransformerEncoder builds one from "
-            f"src_key_padding_mask in eval mode; construct it with enable_nested_tensor=False"
+            f"torch_fwdad: forward-mode AD through {op} on a nested tensor is not supported (only "
+            f"_transformer_encoder_layer_fwd takes nested input, as nn.TransformerEncoder passes it)"
         )
+
+
+def nested_from_mask_jvp(t_t, result):
+    """Tangent of _nested_tensor_from_mask, padded: sequence i keeps its first len_i rows."""
+    lengths = result._nested_tensor_size()[:, 0]
+    longest = int(lengths.max()) if lengths.numel() else 0
+    return t_t[:, :longest].masked_fill(_past_the_end(lengths, longest)[..., None], 0)
+
+
+def nested_to_padded_jvp(self_t, result):
+    """Tangent of to_padded_tensor: the kept padded tangent, widened with zeros to the output's shape."""
+    widen = [size for have, want in zip(reversed(self_t.shape), reversed(result.shape)) for size in (0, want - have)]
+    return F.pad(self_t, widen) if any(widen) else self_t
+
+
+def _past_the_end(lengths, longest):
+    """(batch, longest) boolean: True at the padding after each sequence's length."""
+    return torch.arange(longest, device=lengths.device) >= lengths[:, None]
+
+
+def _padded_sequences(nested):
+    """(padded primal, key padding mask) of a nested batch of (length_i, embed) sequences."""
+    lengths = nested._nested_tensor_size()[:, 0]
+    padded = torch.nn.utils.rnn.pad_sequence(nested.unbind(), batch_first=True)
+    return padded, _past_the_end(lengths, padded.shape[1])
 
 
 def native_multi_head_attention_jvp(query, key, value, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight,
@@ -147,8 +180,11 @@ def transformer_encoder_layer_jvp(src, num_heads, qkv_weight, qkv_bias, proj_wei
     x = src + attention(norm₁(src)); out = x + ffn(norm₂(x))      (norm_first)
     x = norm₁(src + attention(src)); out = norm₂(x + ffn(x))      (otherwise)
     """
-    _refuse_nested("_transformer_encoder_layer_fwd", src)
-    if result.numel() == 0:
+    padding = None
+    if src.is_nested:  # from nn.TransformerEncoder, without masks; src_t is already padded
+        src, padding = _padded_sequences(src)
+        mask, mask_type = padding, 1
+    elif result.numel() == 0:
         return torch.zeros_like(result)
     norm1 = lambda x, x_t: _layer_norm(x, x_t, norm_weight_1, norm_weight_1_t, norm_bias_1, norm_bias_1_t, eps)  # noqa: E731
     norm2 = lambda x, x_t: _layer_norm(x, x_t, norm_weight_2, norm_weight_2_t, norm_bias_2, norm_bias_2_t, eps)  # noqa: E731
@@ -170,4 +206,6 @@ def transformer_encoder_layer_jvp(src, num_heads, qkv_weight, qkv_bias, proj_wei
     else:
         x, x_t = norm1(*_add(x, x_t, *attention(x, x_t)))
         _, x_t = norm2(*_add(x, x_t, *feed_forward(x, x_t)))
+    if padding is not None:
+        return torch.zeros_like(src) if x_t is None else x_t.masked_fill(padding[..., None], 0)
     return _zeros_if_none(x_t, result)
