@@ -4,7 +4,8 @@ Models, float32 on CPU, as users run them:
   - nn.TransformerEncoderLayer (d=512, L=256, B=8) in eval mode under no_grad, where it
     takes the fused _transformer_encoder_layer_fwd kernel, and in train mode (dropout,
     parameters requiring grad), where it runs the unfused modules;
-  - a float32 nn.LSTM in eval mode under no_grad (mkldnn_rnn_layer);
+  - a float32 nn.LSTM in eval mode under no_grad and in train mode (both mkldnn_rnn_layer
+    on CPU);
   - a ResNet-style stack of conv / batch-norm / ReLU blocks in eval mode under no_grad.
 
 Columns, all measured in one run with torch.utils.benchmark (median of blocked_autorange):
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import subprocess
 import sys
 
@@ -51,11 +53,14 @@ def build_models(d_model, length, batch, small):
     layer = lambda: nn.TransformerEncoderLayer(d_model, heads, 4 * d_model, batch_first=True)  # noqa: E731
     tokens = torch.randn(batch, length, d_model)
     lstm_size = 16 if small else 256
+    lstm = nn.LSTM(lstm_size, lstm_size, 2, batch_first=True)
+    sequence = torch.randn(batch, length // 4, lstm_size)
     return {
         f"encoder layer d={d_model} L={length} B={batch}, eval+no_grad": (layer().eval(), tokens, True),
         f"encoder layer d={d_model} L={length} B={batch}, train": (layer().train(), tokens, False),
         f"LSTM 2x{lstm_size}, T={length // 4}, B={batch}, eval+no_grad":
-            (nn.LSTM(lstm_size, lstm_size, 2, batch_first=True).eval(), torch.randn(batch, length // 4, lstm_size), True),
+            (lstm.eval(), sequence, True),
+        f"LSTM 2x{lstm_size}, T={length // 4}, B={batch}, train": (copy.deepcopy(lstm).train(), sequence, False),
         f"conv stack 4 blocks, {batch}x{channels}x{side}x{side}, eval+no_grad":
             (nn.Sequential(*[ConvBlock(channels) for _ in range(4)]).eval(), torch.randn(batch, channels, side, side), True),
     }
@@ -162,10 +167,11 @@ def main():
           f"ratios are JVP time / primal time of the same model, measured side by side")
     models = build_models(args.d_model, args.length, args.batch, args.small)
     ratios = {name: measure(name, *spec, args) for name, spec in models.items()}
-    eval_name, train_name = list(models)[:2]
-    verdict = "holds" if ratios[eval_name] <= ratios[train_name] else "does NOT hold"
-    print(f"target 'encoder layer JVP/primal in eval+no_grad <= in train': {ratios[eval_name]:.2f}x vs "
-          f"{ratios[train_name]:.2f}x, {verdict}")
+    names = list(models)
+    for model, (eval_name, train_name) in (("encoder layer", names[0:2]), ("LSTM", names[2:4])):
+        verdict = "holds" if ratios[eval_name] <= ratios[train_name] else "does NOT hold"
+        print(f"target '{model} JVP/primal in eval+no_grad <= in train': {ratios[eval_name]:.2f}x vs "
+              f"{ratios[train_name]:.2f}x, {verdict}")
     if args.compile != "none":
         for index, name in enumerate(models):
             compiled_in_subprocess(index, name, args)

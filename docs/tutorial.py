@@ -234,8 +234,8 @@ print("Hessian", tuple(H.shape), "matches the MATH backend")
 # `_native_multi_head_attention`, `mkldnn_rnn_layer`. torch_fwdad has rules for them, so
 # the usual inference-time uses of forward mode (sensitivities, linearised models) work
 # without leaving the fast path. (`nn.TransformerEncoder` with a `src_key_padding_mask`
-# builds a nested tensor in eval mode, which PyTorch cannot give a tangent: construct it
-# with `enable_nested_tensor=False` for forward mode.)
+# builds a nested tensor in eval mode: that path works under `torch.autograd.forward_ad`;
+# `torch.func` transforms cannot wrap a nested tensor, in plain PyTorch either.)
 
 # %%
 layer = nn.TransformerEncoderLayer(16, 2, 32, batch_first=True).double().eval()

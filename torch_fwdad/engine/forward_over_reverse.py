@@ -260,7 +260,8 @@ def remember_output_tangents(op, sig, output, level: int, bound) -> None:
     find the tangents of the outputs they saved."""
     records = {}
     for index, dual in _flat_outputs(output):
-        if not differentiable(dual):
+        # a nested output's tangent is kept beside it (engine/nested.py), not on it
+        if not differentiable(dual) or dual.is_nested:
             continue
         tangent = torch._VF._unpack_dual(dual, level)[1]
         # make_dual returned a view: its base is the output PyTorch's node saved

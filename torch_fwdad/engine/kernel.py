@@ -16,6 +16,7 @@ import torch.autograd.forward_ad as _fwad
 from torch import _VF
 
 from . import forward_over_reverse
+from .nested import keep_nested_tangent, nested_tangent
 from .schema import OpSignature
 from .tangent_check import check_tangent
 from .upstream import has_upstream_forward_ad
@@ -27,6 +28,7 @@ JvpRule = Callable[[tuple, tuple, object], object]
 # storage, which sparse layouts lack; a nested tensor has no sizes to check against), so
 # such an argument never carries a tangent, and unpacking one raises: it is passed through
 # as a constant (tests/test_sparse_ops.py and tests/test_models_fast_paths.py pin this).
+# A nested tensor's tangent, when a rule gave one, is kept beside it (engine/nested.py).
 SPARSE_LAYOUTS = frozenset({torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc})
 
 
@@ -165,9 +167,21 @@ def named_upstream(op, upstream: Callable) -> Callable:
             return upstream(keyset, *args, **kwargs)
         except RuntimeError as error:
             raise_if_upstream_vanished(op, error)
+            raise_if_nested_under_torch_func(op, error)
             raise
 
     return call_upstream
+
+
+def raise_if_nested_under_torch_func(op, error: RuntimeError) -> None:
+    """torch.func cannot wrap a nested tensor (plain PyTorch fails the same way): say what works."""
+    if str(error).startswith("Internal error: NestedTensorImpl doesn't support") and _peek_interpreter_stack() is not None:
+        raise RuntimeError(
+            f"torch_fwdad: {op} made or received a nested tensor under a torch.func transform, which "
+            f"cannot wrap one (PyTorch: {error}; plain PyTorch fails here too, tangents or not). "
+            f"nn.TransformerEncoder takes this path in eval mode with src_key_padding_mask: use "
+            f"torch.autograd.forward_ad (dual_level, make_dual), under which torch_fwdad differentiates it"
+        ) from None
 
 
 def raise_if_upstream_vanished(op, error: RuntimeError) -> None:
@@ -197,6 +211,10 @@ def unpack_tangents(sig: OpSignature, bound: list, level: int):
                 tangent = forward_over_reverse.recover_saved_output_tangent(arg)
                 if tangent is not None:
                     tangents[i], has_tangent = tangent, True
+        elif arg is not None and arg.is_nested:
+            tangent = nested_tangent(arg, level)
+            if tangent is not None:
+                tangents[i], has_tangent = tangent, True
     for i in sig.tensor_list_args:
         unpacked = [_unpack_or_none(a, level) for a in bound[i] or ()]
         if any(t is not None for _, t in unpacked):
@@ -299,6 +317,9 @@ def _attach_one(op, name, out, tangent, level, origin):
         return out
     if isinstance(out, list):  # a Tensor[] output (_foreach_*): one tangent (or None) per tensor
         return _attach_list(op, name, out, tangent, level, origin)
+    if isinstance(out, torch.Tensor) and out.is_nested:
+        keep_nested_tangent(f"the forward rule of {op} ({origin})", name, out, tangent, level)
+        return out
     check_tangent(f"the forward rule of {op} ({origin})", name, out, tangent)
     return _VF._make_dual(out, tangent, level)
 

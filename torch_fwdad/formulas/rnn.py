@@ -77,10 +77,11 @@ def mkldnn_lstm_layer_jvp(input, w_ih, w_hh, b_ih, b_hh, hx, cx, input_t, w_ih_t
     """Tangents of (output, hy, cy) of one direction of one layer of the float32 CPU LSTM.
 
     nn.LSTM hands the kernel a time-major input (T, B, I), whatever batch_first says,
-    and runs it backwards in time when `reverse`. The recurrence is the LSTM cell's
-    (gates i, f, g, o, as fused_lstm_cell_jvp), walked step by step with the primal
-    states recomputed; without biases the kernel receives the weights again in their
-    place and ignores them.
+    and runs it backwards in time when `reverse`; without biases the kernel receives the
+    weights again in their place and ignores them. The kernel's output holds every
+    hidden state, so every step's gates come from two matrix products over the whole
+    sequence; only the cell state (elementwise) and the tangent's own recurrence through
+    w_hh are walked step by step. Gate order i, f, g, o, as fused_lstm_cell_jvp.
     """
     if mode != _MODE_LSTM or len(batch_sizes) != 0:
         raise NotImplementedError(
@@ -88,30 +89,42 @@ def mkldnn_lstm_layer_jvp(input, w_ih, w_hh, b_ih, b_hh, hx, cx, input_t, w_ih_t
             f"reaches; got mode {mode} with {len(batch_sizes)} batch sizes")
     if not has_biases:
         b_ih = b_hh = b_ih_t = b_hh_t = None
-    steps = range(input.shape[0] - 1, -1, -1) if reverse else range(input.shape[0])
-    input_gates = _sum_defined(torch.nn.functional.linear(input, w_ih), b_ih, b_hh)
-    input_gates_t = _sum_defined(None if input_t is None else torch.nn.functional.linear(input_t, w_ih),
-                                 None if w_ih_t is None else torch.nn.functional.linear(input, w_ih_t), b_ih_t, b_hh_t)
-    h, c = hx, cx
+    steps = list(range(input.shape[0] - 1, -1, -1) if reverse else range(input.shape[0]))
+    if not steps:
+        return torch.zeros_like(output), zeros_if_none(hx_t, hx), zeros_if_none(cx_t, cx)
+    linear = torch.nn.functional.linear
+    # the hidden state each step reads: hx first, then the previous step's output
+    h_prev = torch.cat([output[1:], hx[None]]) if reverse else torch.cat([hx[None], output[:-1]])
+    i, f, g, o = _sum_defined(linear(input, w_ih), linear(h_prev, w_hh), b_ih, b_hh).chunk(4, -1)
+    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    c_prev, c_all = _cell_states(i * g, f, cx, steps)
+    tanh_c = c_all.tanh()
+    # gates' tangent = known_t + h_t(previous step) @ w_hhᵀ; all but the recurrence up front
+    known_t = _sum_defined(None if input_t is None else linear(input_t, w_ih),
+                           None if w_ih_t is None else linear(input, w_ih_t),
+                           None if w_hh_t is None else linear(h_prev, w_hh_t), b_ih_t, b_hh_t)
+    known_t = torch.zeros_like(output).repeat(1, 1, 4) if known_t is None else known_t.expand(*output.shape[:2], -1)
+    # c_t = i'g + i g' + f'c_prev + f c'_prev and h_t = o' tanh c + o (1 - tanh² c) c_t,
+    # with i' = i (1 - i) gates_t[i] (and so on): per gate, one coefficient times gates_t
+    cell_coefficients = torch.cat([i * (1 - i) * g, f * (1 - f) * c_prev, (1 - g * g) * i], -1)
+    out_coefficient, cell_to_hidden = o * (1 - o) * tanh_c, o * (1 - tanh_c * tanh_c)
+    hidden = w_hh.shape[1]
     h_t, c_t = hx_t, cx_t
-    outputs_t = [None] * input.shape[0]
+    outputs_t = [None] * len(steps)
     for step in steps:
-        hidden_gates = h @ w_hh.T
-        hidden_gates_t = _sum_defined(None if h_t is None else h_t @ w_hh.T, None if w_hh_t is None else h @ w_hh_t.T)
-        gates = input_gates[step] + hidden_gates
-        c_next = _cell_state(gates, c)
-        h_t, c_t = fused_lstm_cell_jvp(input_gates[step], hidden_gates, c, None, None,
-                                       None if input_gates_t is None else input_gates_t.expand_as(input_gates)[step],
-                                       hidden_gates_t, c_t, None, None, c_next)
-        h, c = _hidden_state(gates, c_next), c_next
+        gates_t = known_t[step] if h_t is None else torch.addmm(known_t[step], h_t, w_hh.T)
+        c_step_t = (cell_coefficients[step] * gates_t[:, :3 * hidden]).unflatten(-1, (3, hidden)).sum(-2)
+        c_t = c_step_t if c_t is None else torch.addcmul(c_step_t, f[step], c_t)
+        h_t = torch.addcmul(out_coefficient[step] * gates_t[:, 3 * hidden:], cell_to_hidden[step], c_t)
         outputs_t[step] = h_t
     return torch.stack(outputs_t), h_t, c_t
 
 
-def _cell_state(gates, c):
-    i, f, g, _ = gates.chunk(4, 1)
-    return f.sigmoid() * c + i.sigmoid() * g.tanh()
-
-
-def _hidden_state(gates, c_next):
-    return gates.chunk(4, 1)[3].sigmoid() * c_next.tanh()
+def _cell_states(update, forget, cx, steps):
+    """(previous cell state, cell state) at every step of c = forget * c_prev + update."""
+    c = cx
+    previous, states = [None] * len(steps), [None] * len(steps)
+    for step in steps:
+        previous[step] = c
+        c = states[step] = torch.addcmul(update[step], forget[step], c)
+    return torch.stack(previous), torch.stack(states)

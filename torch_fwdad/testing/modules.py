@@ -31,6 +31,9 @@ class ModuleCase:
     forward: Callable = _call  # forward(module, *inputs): how the module is called
     dtype: torch.dtype = torch.float64
     note: str = ""
+    # how the eval + no_grad column takes its JVP: "forward_ad" where torch.func cannot run
+    # the module's eval path (nested tensors)
+    eval_via: str = "torch.func"
 
     def inputs(self, dtype: torch.dtype, generator: torch.Generator) -> list:
         """Fresh inputs: float tensors in `dtype` for shapes, the rest from their makers."""
@@ -170,7 +173,7 @@ MODULES: tuple[ModuleCase, ...] = (
                ((2, 5, 8),)),
     ModuleCase("TransformerEncoder.padding_mask", "transformer",
                lambda: nn.TransformerEncoder(_encoder_layer(), 2, enable_nested_tensor=True), ((2, 5, 8),),
-               forward=_encoder_with_padding),
+               forward=_encoder_with_padding, eval_via="forward_ad"),
     ModuleCase("TransformerDecoderLayer", "transformer", _decoder_layer, ((2, 4, 8), (2, 5, 8))),
     ModuleCase("TransformerDecoder", "transformer", lambda: nn.TransformerDecoder(_decoder_layer(), 2),
                ((2, 4, 8), (2, 5, 8))),
