@@ -77,6 +77,7 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
                     raise
             except RuntimeError as error:
                 raise_if_upstream_vanished(op, error)
+                raise_if_nested_under_torch_func(op, error)
                 raise
         bound = sig.bind(args, kwargs)
         if when is not None and not when(bound):
@@ -255,6 +256,8 @@ def carries_tangent(arg, level: int) -> bool:
     # PyTorch gives tangents to floating and complex tensors only (make_dual asserts it).
     if arg is None or not (arg.is_floating_point() or arg.is_complex()):
         return False
+    if arg.is_nested:  # its tangent, if a rule gave one, is kept beside it (engine/nested.py)
+        return nested_tangent(arg, level) is not None
     try:
         return _unpack_dual(arg, level)[1] is not None
     except Exception:  # sparse and nested tensors cannot be unpacked (see SPARSE_LAYOUTS)
