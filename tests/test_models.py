@@ -150,10 +150,11 @@ MODELS = {
     "embedding_bag_scores": bag_scores,
     "embedding_bag_table": bag_table,
 }
-# PyTorch has no reverse mode through the embedding-bag backward ops (not_implemented),
+# PyTorch has no reverse mode through the embedding-bag backward ops or _ctc_loss_backward
+# (not_implemented),
 # so reverse-over-reverse cannot serve as reference there: central differences of the
 # reverse-mode gradient do.
-HESSIAN_BY_DIFFERENCES = {"embedding_bag_scores", "embedding_bag_table"}
+HESSIAN_BY_DIFFERENCES = {"embedding_bag_scores", "embedding_bag_table", "ctc_head"}
 
 
 def _fd_hessian(f, x):
@@ -187,12 +188,7 @@ def test_jacfwd_matches_jacrev(name):
     torch.testing.assert_close(torch.func.jacfwd(fn, randomness="same")(x), torch.func.jacrev(fn)(x))
 
 
-_CTC_SECOND_ORDER = pytest.mark.xfail(strict=True, reason=(
-    "forward-over-reverse through CTC needs the JVP of _ctc_loss_backward, which has no derivative "
-    "in PyTorch (known_failures: _ctc_loss second_order)"))
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=_CTC_SECOND_ORDER) if n == "ctc_head" else n for n in MODELS])
+@pytest.mark.parametrize("name", MODELS)
 def test_hessian_forward_over_reverse(name):
     fn, x = MODELS[name]()
     f = _scalar(fn)
