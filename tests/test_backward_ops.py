@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import torch_fwdad
 from torch_fwdad._generated.jvp_rules import ENTRIES
 from torch_fwdad.engine.upstream import resolve_overload
-from torch_fwdad.testing import sample_registry
+from torch_fwdad.testing import plain_pytorch, sample_registry
 from torch_fwdad.testing.checks import as_function
 from torch_fwdad.testing.samples.backward_ops import (
     UPSTREAM_CASES,
@@ -77,11 +77,8 @@ def _upstream_params():
 @pytest.mark.parametrize("backward_op, f, size, via", _upstream_params())
 def test_upstream_decomposition_covers(backward_op, f, size, via):
     assert f"aten::{backward_op}" not in OURS, "covered upstream: derivatives.yaml must not add a formula"
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         _check_hessian(f, _fixed(size, seed=0), backward_op, via)
-    finally:
-        torch_fwdad.enable()
 
 
 # ---------------------------------------------------------------- added by derivatives.yaml
@@ -267,12 +264,9 @@ def test_backward_op_primal_unchanged(name):
     op = resolve_overload(f"aten::{name}")
     for sample in SOURCES[f"aten::{name}"].generate(DT, "cpu"):
         ours = _primal_with_tangents(op, sample)
-        torch_fwdad.disable()
-        try:
+        with plain_pytorch():
             fn, inputs = as_function(op, sample)
             plain = fn(*inputs)
-        finally:
-            torch_fwdad.enable()
         for got, expected in zip(ours, plain):
             assert torch.equal(got, expected), sample.desc
 

@@ -66,7 +66,7 @@ import torch  # noqa: E402
 import torch.distributed._functional_collectives as fc  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-import torch_fwdad  # noqa: E402
+from torch_fwdad.testing import plain_pytorch  # noqa: E402
 
 
 @pytest.fixture
@@ -92,11 +92,8 @@ def _reverse_through_async_tensors(group):
 
 def test_reverse_mode_through_async_tensors_and_modes_is_bitwise_upstream(one_rank_group):
     with_rules = _reverse_through_async_tensors(one_rank_group)
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         upstream = _reverse_through_async_tensors(one_rank_group)
-    finally:
-        torch_fwdad.enable()
     again = _reverse_through_async_tensors(one_rank_group)
     for ours, theirs, re_enabled in zip(with_rules, upstream, again):
         assert torch.equal(ours, theirs) and torch.equal(re_enabled, theirs)
@@ -131,11 +128,8 @@ def test_c10d_calls_without_tangents_are_upstreams(one_rank_group):
     # Our kernels call the kernels beneath Autograd through the dispatcher (which releases
     # the GIL); where an input requires grad, upstream's autograd fallback still runs.
     ours = _c10d_calls_without_tangents(one_rank_group)
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         upstream = _c10d_calls_without_tangents(one_rank_group)
-    finally:
-        torch_fwdad.enable()
     assert ours == upstream
     # calls on inputs that require grad (upstream's autograd fallback) are compared too
     assert ("MulBackward0", 0, True, [2.0] * 3) in upstream
@@ -148,11 +142,8 @@ def test_disable_and_enable_switch_the_collective_rules(one_rank_group):
         return torch.func.jvp(lambda v: fc.all_reduce(v, "sum", one_rank_group) * 1, (x,), (t,))[1]
 
     torch.testing.assert_close(tangent(), t)
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         assert torch.equal(tangent(), torch.zeros_like(t))  # upstream's silent zero: the rule is off
-    finally:
-        torch_fwdad.enable()
     torch.testing.assert_close(tangent(), t)
 
 

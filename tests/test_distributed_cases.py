@@ -12,6 +12,7 @@ import torch.distributed._functional_collectives as fc
 
 import torch_fwdad
 import torch_fwdad.distributed
+from torch_fwdad.testing import plain_pytorch
 
 torch_fwdad.distributed.install()
 
@@ -176,24 +177,18 @@ def case_reverse_mode_and_primal_bitwise_unchanged(rank, world):
         return y.detach(), v.grad
 
     with_rules = run()
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         without = run()
-    finally:
-        torch_fwdad.enable()
     assert torch.equal(with_rules[0], without[0]) and torch.equal(with_rules[1], without[1])
 
 
 def case_disable_restores_upstream(rank, world):
     # Upstream (torch_fwdad disabled): torch.func.jvp through all_reduce returns a zero tangent.
     x, t, _, ts = inputs(rank, (3,))
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         _, upstream = torch.func.jvp(lambda v: fc.all_reduce(v, "sum", group()) * 1, (x,), (t,))
         from torch.distributed.tensor import _api
         assert "jvp" not in _api._FromTorchTensor.__dict__
-    finally:
-        torch_fwdad.enable()
     _, ours = torch.func.jvp(lambda v: fc.all_reduce(v, "sum", group()) * 1, (x,), (t,))
     assert torch.equal(upstream, torch.zeros_like(t)), "upstream behaviour changed: the test's premise is stale"
     torch.testing.assert_close(ours, ts.sum(0))
@@ -311,11 +306,8 @@ def case_fsdp2_refusals_and_reverse_mode(rank, world):
     with fwAD.dual_level(), pytest.raises(NotImplementedError, match=r"0.weight.*not the module's own sharded parameter"):
         torch.func.functional_call(model, {n: fwAD.make_dual(w.clone(), torch.ones_like(w)) for n, w in full.items()}, (x,))
     torch.testing.assert_close(model(x), reference(x))  # FSDP still runs after the refusals
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         upstream = gradients()
         with fwAD.dual_level(), pytest.raises(RuntimeError, match="jvp is not returning a view"):
             model(fwAD.make_dual(x, t))  # upstream's failure: the premise of the patch (leaves FSDP unsharded)
-    finally:
-        torch_fwdad.enable()
     assert all(torch.equal(a, b) for a, b in zip(with_rules, upstream))

@@ -6,7 +6,7 @@ import torch
 import torch_fwdad
 from torch_fwdad._generated.jvp_rules import ENTRIES
 from torch_fwdad.engine.upstream import resolve_overload
-from torch_fwdad.testing import CHECKS, expected_failure, sample_registry
+from torch_fwdad.testing import CHECKS, expected_failure, plain_pytorch, sample_registry
 from torch_fwdad.testing.checks import check_same_error
 
 SOURCES = sample_registry()
@@ -70,11 +70,8 @@ def _upstream_cases():
 @pytest.mark.parametrize("name, sample, check", list(_upstream_cases()))
 def test_upstream_covers_without_torch_fwdad(name, sample, check):
     """A report-only sample passes the report's check with torch_fwdad disabled: torch covers the gap."""
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         CHECKS[check](resolve_overload(name), sample)
-    finally:
-        torch_fwdad.enable()
 
 
 def test_every_expected_failure_names_a_check():

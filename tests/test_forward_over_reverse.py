@@ -16,6 +16,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch_fwdad.testing.second_order import OpsSeen, fd_hessian, split
+from torch_fwdad.testing import plain_pytorch
 
 DT = torch.float64
 TOL = dict(atol=1e-5, rtol=1e-4)
@@ -184,14 +185,9 @@ def _scatter_reduce_second_order(reduce):
 @pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
 def test_scatter_reduce_outside_prod_is_plain_pytorch(reduce):
     # `when: reduce == "prod"`: every other reduce runs PyTorch's own formula, bitwise.
-    import torch_fwdad
-
     got = _scatter_reduce_second_order(reduce)
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         expected = _scatter_reduce_second_order(reduce)
-    finally:
-        torch_fwdad.enable()
     for (primal, tangent), (primal_ref, tangent_ref) in zip(got, expected):
         assert torch.equal(primal, primal_ref) and torch.equal(tangent, tangent_ref)
 

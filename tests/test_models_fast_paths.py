@@ -18,6 +18,7 @@ import torch.autograd.forward_ad as fwAD
 from torch.func import functional_call
 
 import torch_fwdad  # noqa: F401  (installs the forward rules)
+from torch_fwdad.testing import plain_pytorch
 from torch_fwdad.testing.models import FAST_PATH_KERNELS, FAST_PATH_MODELS, kernels_called
 
 FD_EPS = 1e-6
@@ -150,10 +151,7 @@ def test_nested_tensor_path_under_a_dispatch_mode_is_plain_pytorch():
             outputs.append(encoder(x, src_key_padding_mask=mask))
 
     seen = kernels_called(run)  # the recording mode is the dispatch mode
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         run()
-    finally:
-        torch_fwdad.enable()
     assert torch.ops.aten._nested_tensor_from_mask.default in seen
     assert torch.equal(outputs[0], outputs[1])

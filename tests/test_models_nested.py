@@ -19,6 +19,7 @@ from torch.func import functional_call
 
 import torch_fwdad
 from torch_fwdad.testing.models import kernels_called
+from torch_fwdad.testing import plain_pytorch
 
 FD_EPS = 1e-6
 FLOAT32_TOL = dict(atol=2e-4, rtol=2e-3)
@@ -124,12 +125,9 @@ def test_primal_bitwise_plain_pytorch(name):
     f, x, params = _build(name, torch.float32)
     dx, dparams = _directions(x, params, "input")
     primal, _ = _jvp(f, x, params, dx, dparams)
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         with torch.no_grad():
             plain = f(x, params)
-    finally:
-        torch_fwdad.enable()
     assert torch.equal(primal, plain)
 
 

@@ -15,7 +15,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 
-import torch_fwdad
+from torch_fwdad.testing import plain_pytorch
 
 F64 = torch.float64
 EPS = 1e-6
@@ -138,11 +138,8 @@ def test_func_jvp_matches_finite_differences(name):
 
 @contextlib.contextmanager
 def _disabled():
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         yield
-    finally:
-        torch_fwdad.enable()
 
 
 @pytest.mark.parametrize("name", [n for n, case in CASES.items() if case[2] is not None])

@@ -13,8 +13,8 @@ import torch
 import torch.autograd.forward_ad as fwAD
 from torch import _VF
 
-import torch_fwdad
 from torch_fwdad.testing.samples.sparse import sparse_matrix, to_csr
+from torch_fwdad.testing import plain_pytorch
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -69,12 +69,9 @@ def test_opinfo_sparse_mm_reduce_forward_ad(op, sample):
 def test_opinfo_sparse_mm_reduce_fails_without_torch_fwdad():
     op, samples = _opinfo_samples("sparse.mm", "reduce")
     sample = samples[0]
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         with fwAD.dual_level(), pytest.raises(NotImplementedError, match="_sparse_mm_reduce_impl"):
             op(sample.input.detach(), fwAD.make_dual(sample.args[0].detach(), torch.ones_like(sample.args[0])), sample.args[1])
-    finally:
-        torch_fwdad.enable()
 
 
 @pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])

@@ -4,6 +4,6 @@ Imports: torch_fwdad, _generated, engine.
 """
 
 from .samples import ErrorSample, Sample, expected_failure, samples_for, sample_registry
-from .checks import CHECKS
+from .checks import CHECKS, plain_pytorch
 
-__all__ = ["CHECKS", "ErrorSample", "Sample", "expected_failure", "sample_registry", "samples_for"]
+__all__ = ["CHECKS", "ErrorSample", "Sample", "expected_failure", "plain_pytorch", "sample_registry", "samples_for"]

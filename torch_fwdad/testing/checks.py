@@ -22,6 +22,19 @@ FD_TOL = dict(atol=1e-5, rtol=1e-3)  # gradcheck's defaults, for finite differen
 LOW_PRECISION_TOL = dict(atol=1e-5, rtol=1e-5)
 
 
+
+@contextlib.contextmanager
+def plain_pytorch():
+    """torch_fwdad's rules uninstalled for the block: what PyTorch alone computes or raises."""
+    import torch_fwdad
+
+    torch_fwdad.disable()
+    try:
+        yield
+    finally:
+        torch_fwdad.enable()
+
+
 def diff_positions(sample: Sample) -> list[tuple[int, int | None]]:
     """(arg index, list index or None) of every differentiable tensor input."""
     positions = []
@@ -110,8 +123,6 @@ def check_jvp_vjp(op, sample: Sample) -> None:
 
 def check_unchanged(op, sample: Sample) -> None:
     """Primal outputs and reverse-mode gradients bitwise equal to plain PyTorch's."""
-    import torch_fwdad
-
     fn, inputs = as_function(op, sample)
     tangents = _random_like(inputs, 0)
 
@@ -127,11 +138,8 @@ def check_unchanged(op, sample: Sample) -> None:
         return [o.detach() for o in primals], grads
 
     with_fwdad = primal_and_grads(dual=True)
-    torch_fwdad.disable()
-    try:
+    with plain_pytorch():
         plain = primal_and_grads(dual=False)
-    finally:
-        torch_fwdad.enable()
     for ours, theirs in zip(with_fwdad[0], plain[0]):
         assert torch.equal(ours, theirs), "primal output differs from plain PyTorch's"
     for ours, theirs in zip(with_fwdad[1], plain[1]):
