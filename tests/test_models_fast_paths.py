@@ -68,16 +68,22 @@ def _float64_cases():
     return [name for name, kernel in FAST_PATH_KERNELS.items() if kernel != torch.ops.aten.mkldnn_rnn_layer.default]
 
 
-@pytest.mark.parametrize("via", ["torch.func", "forward_ad"])
-@pytest.mark.parametrize("wrt", ["input", "params"])
-@pytest.mark.parametrize("name", _float64_cases())
-def test_float64_against_finite_differences(name, wrt, via):
-    model, x, kwargs, params = _build(name, torch.float64)
+def _fast_path_jvp(name, dtype, wrt, via):
+    """The model's JVP w.r.t. `wrt` through `via`, asserting it reached the fused kernel."""
+    model, x, kwargs, params = _build(name, dtype)
     f = _call(model, kwargs)
     dx, dparams = _directions(x, params, wrt)
     seen = kernels_called(_jvp, f, x, params, dx, dparams, via)
     assert FAST_PATH_KERNELS[name] in seen, f"the JVP did not reach {FAST_PATH_KERNELS[name]}"
     tangents = _jvp(f, x, params, dx, dparams, via)
+    return f, x, params, dx, dparams, tangents
+
+
+@pytest.mark.parametrize("via", ["torch.func", "forward_ad"])
+@pytest.mark.parametrize("wrt", ["input", "params"])
+@pytest.mark.parametrize("name", _float64_cases())
+def test_float64_against_finite_differences(name, wrt, via):
+    f, x, params, dx, dparams, tangents = _fast_path_jvp(name, torch.float64, wrt, via)
     for got, expected in zip(tangents, _differences(f, x, params, dx, dparams), strict=True):
         torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
 
@@ -86,12 +92,7 @@ def test_float64_against_finite_differences(name, wrt, via):
 @pytest.mark.parametrize("wrt", ["input", "params"])
 @pytest.mark.parametrize("name", FAST_PATH_MODELS)
 def test_float32_against_float64(name, wrt, via):
-    model, x, kwargs, params = _build(name, torch.float32)
-    f = _call(model, kwargs)
-    dx, dparams = _directions(x, params, wrt)
-    seen = kernels_called(_jvp, f, x, params, dx, dparams, via)
-    assert FAST_PATH_KERNELS[name] in seen, f"the JVP did not reach {FAST_PATH_KERNELS[name]}"
-    tangents = _jvp(f, x, params, dx, dparams, via)
+    f, x, params, dx, dparams, tangents = _fast_path_jvp(name, torch.float32, wrt, via)
     as64 = lambda t: t.to(torch.float64)  # noqa: E731
     reference = _jvp(f, as64(x), {k: as64(v) for k, v in params.items()}, as64(dx),
                      {k: as64(v) for k, v in dparams.items()}, via)
