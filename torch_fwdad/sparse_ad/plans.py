@@ -10,13 +10,20 @@ detection, which exact product, how the output blocks are shaped).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import scipy.sparse as sp
 import torch
 
 from torch_fwdad.sparse_ad.coloring import DEFAULT_ORDERING, Coloring, color_pattern
 from torch_fwdad.sparse_ad.detection import detect_hessian_pattern, detect_pattern
-from torch_fwdad.sparse_ad.evaluation import OUTPUTS, Compressed, PreparedEvaluation, check_against_probe
+from torch_fwdad.sparse_ad.evaluation import (
+    OUTPUTS,
+    Compressed,
+    PreparedEvaluation,
+    check_against_probe,
+    cheaper_symmetric_coloring,
+)
 from torch_fwdad.sparse_ad.inputs import FlatInputs
 from torch_fwdad.sparse_ad.patterns import DETECT_SPECS, Banded, BlockDiagonal, explicit_pattern, resolve_pattern, symmetrized
 from torch_fwdad.sparse_ad.products import hvp, jvp
@@ -42,6 +49,9 @@ class _Plan:
     #: if compiling fails
     compile: bool | str = False
     _cache: dict = field(default_factory=dict, repr=False)
+    #: "last": (key, evaluation) of the last call that needed no check, repeated by the next call
+    #: with the same function, input signature and arguments
+    _calls: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self):
         if self.sparsity is None:
@@ -52,25 +62,47 @@ class _Plan:
             self._cache["static"] = self._prepare(explicit_pattern(self.sparsity))
 
     def __call__(self, func, x, *, chunk_size=None, output="sparse", check="auto"):
+        key = (func, _signature(x), chunk_size, output, check)
+        last = self._calls.get("last")
+        if last is not None and last[0][0] is func and last[0][1:] == key[1:]:
+            return last[1](x)
+        return self._evaluate(func, x, chunk_size=chunk_size, output=output, check=check, key=key)
+
+    def _evaluate(self, func, x, *, chunk_size=None, output="sparse", check="auto", key=None):
+        """A call with every step: validation, preparation (first call per shape), the check.
+        Once a call needs no check, the evaluation it did is kept as the plan's last call, which a
+        call with the same function, input signature and arguments repeats directly."""
         validate_choice("output", output, OUTPUTS)
         inputs = FlatInputs.of(x)
         prepared = self._prepared(func, x, inputs)
         _check_columns(prepared.pattern, inputs.numel)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
+        # compile=True compiles at the second call: the first, eager, learns the output shape
+        final = not self.compile or prepared.out_shape is not None or not prepared.coloring.num_colors
         if self.compile and prepared.out_shape is not None and prepared.coloring.num_colors:
             products = prepared.compiled_products(func, flat_func, x_flat, chunk_size, self.compile)
         else:
             products = prepared.products(flat_func, x_flat, chunk_size)
         compressed, prepared.out_shape = products(x_flat)
         if output == "compressed":
-            return Compressed(compressed, prepared.coloring, prepared.pattern)
-        values = prepared.values(compressed)
+            finish = partial(Compressed, coloring=prepared.coloring, pattern=prepared.pattern)
+            self._remember(key, final and prepared.check_mode(check) is None, inputs, products, finish)
+            return finish(compressed)
         how = prepared.check_mode(check)
+        values = prepared.values(compressed)
         check_against_probe(values, prepared.pattern, lambda v: self._exact_product(flat_func, x_flat, v), how,
                             self.KIND)
         prepared.checked = prepared.checked or how == "raise"
         row_shapes, col_shapes, row_tuple, col_tuple = self._blocks(prepared.out_shape, inputs)
-        return prepared.assembly(output, row_shapes, col_shapes, row_tuple, col_tuple, x_flat.device)(values)
+        assembly = prepared.assembly(output, row_shapes, col_shapes, row_tuple, col_tuple, x_flat.device)
+        self._remember(key, final and prepared.check_mode(check) is None, inputs, products,
+                       lambda c: assembly(prepared.values(c)))
+        return assembly(values)
+
+    def _remember(self, key, repeatable, inputs, products, finish):
+        """Keep a call that needed no check (and ran its final products) as the plan's last call."""
+        if key is not None and repeatable:
+            self._calls["last"] = (key, lambda x: finish(products(inputs.flatten(x).detach())[0]))
 
     def prepare(self, func, x) -> PreparedEvaluation:
         """Pattern (given or detected, cached per input shapes and dtype) and its colouring."""
@@ -90,7 +122,8 @@ class _Plan:
         return self._cache[key]
 
     def _prepare(self, pattern, detected=False) -> PreparedEvaluation:
-        colored = color_pattern(self._pattern_for(pattern), self._kinds(), self.ordering, self.refine)
+        pattern = self._pattern_for(pattern)
+        colored = color_pattern(pattern, self._kinds(), self.ordering, self.refine, self._choose(pattern))
         return PreparedEvaluation(colored, detected)
 
     def _only_prepared(self) -> PreparedEvaluation:
@@ -133,6 +166,9 @@ class JacobianPlan(_Plan):
     def _pattern_for(self, pattern):
         return pattern
 
+    def _choose(self, pattern):
+        return None  # column or row: the fewer products (both recover entries directly)
+
     def _rows(self, func, x, inputs) -> int:
         return _evaluate_once(func, x).numel()
 
@@ -156,8 +192,12 @@ class HessianPlan(_Plan):
         super().__post_init__()
 
     def _kinds(self):
-        # star first: on a tie prefer direct recovery (no substitution round-off)
         return {"auto": ("star", "acyclic"), "star": ("star",), "acyclic": ("acyclic",)}[self.method]
+
+    def _choose(self, pattern):
+        """auto: the cheaper call for this plan's compile setting (evaluation.cost), not merely
+        the fewer colours; star on ties (direct recovery, no substitution round-off)."""
+        return lambda colorings: cheaper_symmetric_coloring(colorings, pattern, compiled=bool(self.compile))
 
     def _pattern_for(self, pattern):
         return symmetrized(pattern)
@@ -167,6 +207,13 @@ class HessianPlan(_Plan):
 
     def _blocks(self, out_shape, inputs):
         return inputs.shapes, inputs.shapes, inputs.is_tuple, inputs.is_tuple
+
+
+def _signature(x):
+    """What a call's evaluation depends on in x besides its values: shapes, dtype, device."""
+    parts = x if isinstance(x, tuple) else (x,)
+    return isinstance(x, tuple), tuple((type(p), getattr(p, "shape", None), getattr(p, "dtype", None),
+                                        getattr(p, "device", None), getattr(p, "layout", None)) for p in parts)
 
 
 def _check_columns(pattern, numel):

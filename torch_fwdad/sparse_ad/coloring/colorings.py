@@ -93,10 +93,12 @@ def coloring(pattern: sp.csr_array, kind: str, ordering: str = DEFAULT_ORDERING,
 
 
 def color_pattern(pattern: sp.csr_array, kinds, ordering: str = DEFAULT_ORDERING,
-                  refine: int | None = None) -> ColoredPattern:
-    """Colour for every kind in `kinds` and keep the one needing the fewest products (ties: first)."""
+                  refine: int | None = None, choose=None) -> ColoredPattern:
+    """Colour for every kind in `kinds` and keep `choose(colourings)`; by default the one needing
+    the fewest products (ties: the first)."""
     colorings = [coloring(pattern, kind, ordering, refine) for kind in kinds]
-    return ColoredPattern(pattern, min(colorings, key=lambda c: c.num_colors))
+    chosen = choose(colorings) if choose is not None else min(colorings, key=lambda c: c.num_colors)
+    return ColoredPattern(pattern, chosen)
 
 
 def _max_row_nnz(pattern):

@@ -72,27 +72,29 @@ class SubstitutionDecompression:
     u's parent edge is y_u = sum over u's subtree of (-1)^(depth - depth_u) b. With the nodes in
     depth-first order a subtree is a contiguous range: one cumulative sum gives every y_u.
 
-    Every entry is then read as ext[high] - ext[low] (times its sign) from one buffer
+    Every entry is then read as ext[high] - ext[low] from one buffer
     ext = [0, cumulative sums..., compressed.flatten()...]: an off-diagonal entry reads its
-    subtree's range of the cumulative sums, a diagonal entry reads compressed[color[i], i] (high)
-    minus the leading zero (low). Two gathers and one cumsum per call, all of size O(nnz).
+    subtree's range of the cumulative sums (high and low swapped where the subtree's sign is
+    negative), a diagonal entry reads compressed[color[i], i] (high) minus the leading zero (low).
+    `pairs` holds every high, then every low, so both are one gather and no sign is multiplied
+    per entry: six kernels per call, all of size O(nnz).
     """
 
     node_source: np.ndarray  # nodes in preorder -> flat index into compressed
     node_sign: np.ndarray  # (-1)^depth, preorder
-    high: np.ndarray  # per pattern entry, in CSR order: index into ext
-    low: np.ndarray
-    entry_sign: np.ndarray  # +-1 per entry (+1 on the diagonal)
+    pairs: np.ndarray  # (2 * entries,): per pattern entry in CSR order, high then low, into ext
     _tensors: dict = field(default_factory=dict, repr=False)
 
     def values(self, compressed: torch.Tensor) -> torch.Tensor:
         """The signs are kept in the products' dtype, so a call converts nothing."""
-        arrays = {name: getattr(self, name) for name in ("node_source", "node_sign", "high", "low", "entry_sign")}
-        t = _on(self._tensors, compressed.device, arrays, compressed.dtype, signs=("node_sign", "entry_sign"))
+        arrays = {"node_source": self.node_source, "node_sign": self.node_sign, "pairs": self.pairs}
+        t = _on(self._tensors, compressed.device, arrays, compressed.dtype, signs=("node_sign",))
         flat = compressed.reshape(-1)
         signed = flat.index_select(0, t["node_source"]) * t["node_sign"]
         ext = torch.cat([signed.new_zeros(1), torch.cumsum(signed, 0), flat])
-        return (ext.index_select(0, t["high"]) - ext.index_select(0, t["low"])) * t["entry_sign"]
+        high_low = ext.index_select(0, t["pairs"])
+        entries = len(high_low) // 2
+        return high_low[:entries] - high_low[entries:]
 
 
 def substitution_decompression(pattern: sp.csr_array, coloring: Coloring) -> SubstitutionDecompression:
@@ -120,12 +122,13 @@ def substitution_decompression(pattern: sp.csr_array, coloring: Coloring) -> Sub
     high[off] = start - 1 + size[entry_child]
     low = np.zeros(len(rows), dtype=np.int64)
     low[off] = start - 1
-    entry_sign = np.ones(len(rows), dtype=np.int8)
-    entry_sign[off] = sign[entry_child]
+    negative = np.zeros(len(rows), dtype=bool)
+    negative[off] = sign[entry_child] < 0
+    high[negative], low[negative] = low[negative], high[negative]  # -(a - b) == b - a
     return SubstitutionDecompression(
         node_source=(nodes[node_order] % k) * n + nodes[node_order] // k,
         node_sign=sign[node_order].astype(np.int8),
-        high=high, low=low, entry_sign=entry_sign,
+        pairs=np.concatenate([high, low]),
     )
 
 
