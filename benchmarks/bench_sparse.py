@@ -11,6 +11,7 @@ problems through asdex (and sparsejac for Jacobians), jit-compiled, with their r
     python benchmarks/bench_sparse.py                 # every problem (compiling takes a while)
     python benchmarks/bench_sparse.py --quick         # smaller problems, no compile
     python benchmarks/bench_sparse.py --peers         # add asdex / sparsejac if installed
+    python benchmarks/bench_sparse.py --choice        # star vs acyclic Hessians: what method="auto" weighs
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ QUICK_SIZES = [
 ]
 
 
+CHOICE_SIZES = [
+    ("laplacian_hessian", {"side": 64}),
+    ("laplacian_hessian", {"side": 256}),
+    ("laplacian_squared_hessian", {"side": 64}),
+    ("laplacian_squared_hessian", {"side": 256}),
+    ("banded_dense_row_hessian", {"n": 10_000}),
+]
+
+
 def best_seconds(call, min_run_time):
     """Fastest block's time per call: on a shared machine, the figure least inflated by other
     processes taking the core (medians are printed too, for the spread)."""
@@ -50,8 +60,10 @@ def best_seconds(call, min_run_time):
     return min(measurement.times), measurement.median
 
 
-def plan_for(kind, compile):
-    return (hessian_plan if kind == "hessian" else jacobian_plan)("detect", compile=compile)
+def plan_for(kind, compile, method="auto"):
+    if kind == "hessian":
+        return hessian_plan("detect", compile=compile, method=method)
+    return jacobian_plan("detect", compile=compile)
 
 
 def dense_call(func, x, kind):
@@ -84,15 +96,27 @@ def run_problem(name, size, args, peers):
         banded = jacobian_plan(Banded(1, 1))
         banded(func, x)
         calls["eager Banded(1, 1)"] = lambda: banded(func, x)
+    # before: every call takes the full path (validation, lookups, the check decision); after:
+    # the plan repeats its last call
+    calls["eager, full path"] = lambda: eager._evaluate(func, x)
     if args.compile:
         compiled = plan_for(kind, True)
         compiled(func, x)
         start = time.perf_counter()
         compiled(func, x)  # compiles
         row["compile_s"] = time.perf_counter() - start
-        torch.testing.assert_close(torch.from_numpy(compiled(func, x, output="scipy").data),
-                                   torch.from_numpy(eager(func, x, output="scipy").data))
+        row["compiled_kind"], row["compiled_colors"] = compiled.coloring.kind, compiled.num_colors
+        _assert_same(compiled, eager, func, x)
         calls["compiled"] = lambda: compiled(func, x)
+        calls["compiled, full path"] = lambda: compiled._evaluate(func, x)
+        if kind == "hessian":  # before: auto took the fewer colours (acyclic where it saves any)
+            other = {"star": "acyclic", "acyclic": "star"}[compiled.coloring.kind]
+            forced = plan_for(kind, True, other)
+            forced(func, x)
+            forced(func, x)
+            _assert_same(forced, eager, func, x)
+            row["forced_colors"], row["forced_kind"] = forced.num_colors, other
+            calls[f"compiled {other}"] = lambda: forced(func, x)
         # the floor of any compiled call: guards + runtime wrappers around a one-op program
         trivial = torch.compile(lambda v: v * 2, dynamic=False)
         trivial(x)
@@ -115,6 +139,11 @@ def run_problem(name, size, args, peers):
     return row
 
 
+def _assert_same(plan, reference, func, x):
+    """Exact against the eager plan (itself compared with dense jacfwd/hessian below)."""
+    torch.testing.assert_close(plan(func, x, output="dense"), reference(func, x, output="dense"))
+
+
 def print_row(row):
     primal = row["primal"]
     parts = [f"\n== {row['problem']}: n={row['n']:,} nnz={row['nnz']:,}, {row['colors']} colours ({row['kind']}, "
@@ -127,10 +156,19 @@ def print_row(row):
     if "eager Banded(1, 1)" in row:
         parts.append(f"   eager Banded(1, 1) plan {row['eager Banded(1, 1)'] * 1e3:9.3f} ms  = "
                      f"{row['eager Banded(1, 1)'] / primal:7.1f}x primal")
+    parts.append(f"   eager, full path every call {row['eager, full path'] * 1e3:9.3f} ms  = "
+                 f"{row['eager, full path'] / primal:7.1f}x primal (before: no repeated last call)")
     if "compiled" in row:
         parts.append(f"   compiled plan {row['compiled'] * 1e3:9.3f} ms  = {row['compiled'] / primal:7.1f}x primal "
-                     f"(median {row['compiled median'] * 1e3:.3f} ms = {row['compiled median'] / row['primal median']:.1f}x "
-                     f"the primal's median; compiling took {row['compile_s']:.1f} s)")
+                     f"({row['compiled_kind']}; median {row['compiled median'] * 1e3:.3f} ms = "
+                     f"{row['compiled median'] / row['primal median']:.1f}x the primal's median; "
+                     f"compiling took {row['compile_s']:.1f} s)")
+        parts.append(f"   compiled, full path every call {row['compiled, full path'] * 1e3:9.3f} ms  = "
+                     f"{row['compiled, full path'] / primal:7.1f}x primal")
+    if "forced_kind" in row:
+        label = f"compiled {row['forced_kind']}"
+        parts.append(f"   {label} plan ({row['forced_colors']} colours) {row[label] * 1e3:9.3f} ms  = "
+                     f"{row[label] / primal:7.1f}x primal")
     if "compiled v * 2" in row:
         parts.append(f"   floor: torch.compile'd `v * 2` {row['compiled v * 2'] * 1e3:9.3f} ms  = "
                      f"{row['compiled v * 2'] / primal:7.1f}x primal (a compiled call's fixed cost)")
@@ -147,16 +185,64 @@ def print_row(row):
 
 
 def summary(rows):
-    print("\n| problem | colours | primal ms | eager plan | vmap(jvp) alone | compiled plan | compiled v*2 | asdex | sparsejac |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\nplan time / primal; 'before' columns: every call through the full path, and for Hessians the"
+          " other colouring (the old auto took the fewer colours)")
+    print("\n| problem | colours (eager / compiled) | primal ms | eager plan (before) | vmap(jvp) alone | "
+          "compiled plan (before) | compiled, other colouring | compiled v*2 | asdex | sparsejac |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         p = row["primal"]
-        cells = [row["problem"], str(row["colors"]), f"{p * 1e3:.3f}", f"{row['eager'] / p:.1f}x",
+        compiled_colors = f" / {row['compiled_colors']} {row['compiled_kind']}" if "compiled_kind" in row else ""
+        forced = f"compiled {row.get('forced_kind')}"
+        cells = [row["problem"], f"{row['colors']} {row['kind']}{compiled_colors}", f"{p * 1e3:.3f}",
+                 f"{row['eager'] / p:.1f}x ({row['eager, full path'] / p:.1f}x)",
                  f"{row['products alone'] / p:.1f}x",
-                 f"{row['compiled'] / p:.1f}x" if "compiled" in row else "-",
+                 f"{row['compiled'] / p:.1f}x ({row['compiled, full path'] / p:.1f}x)" if "compiled" in row else "-",
+                 f"{row[forced] / p:.1f}x ({row['forced_colors']} {row['forced_kind']})" if forced in row else "-",
                  f"{row['compiled v * 2'] / p:.1f}x" if "compiled v * 2" in row else "-"]
         cells += [f"{row[k] / row[k + '_primal']:.1f}x" if k in row else "-" for k in ("asdex", "sparsejac")]
         print("| " + " | ".join(cells) + " |")
+
+
+def choice_table(args):
+    """The measurements behind evaluation/cost.py: products and decompression of the star and the
+    acyclic colouring side by side, and the colours the substitution was worth per nnz / n."""
+    from torch_fwdad.sparse_ad.evaluation.cost import SUBSTITUTION_COLORS_PER_ROW_NNZ  # noqa: PLC0415
+    print(f"model: acyclic when it saves more colours than c * nnz / n, c = {SUBSTITUTION_COLORS_PER_ROW_NNZ} "
+          "(eager False, compiled True)")
+    for name, size in CHOICE_SIZES:
+        func, x, _ = PROBLEMS[name](**size)
+        inputs = FlatInputs.of(x)
+        flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
+        for compile in ((False, True) if args.compile else (False,)):
+            calls, prepared = {"primal": lambda: func(x)}, {}
+            for method in ("star", "acyclic"):
+                plan = hessian_plan("detect", method=method)
+                plan(func, x)
+                prepared[method] = plan._only_prepared()
+                products = prepared[method].products(flat_func, x_flat, None)
+                if compile:
+                    products = torch.compile(products, dynamic=False)
+                compressed = products(x_flat)[0]
+                calls[f"{method} products"] = lambda products=products: products(x_flat)
+                calls[f"{method} decompression"] = lambda p=prepared[method], c=compressed: p.values(c)
+            times = {label: [] for label in calls}
+            for _ in range(args.rounds):
+                for label, call in calls.items():
+                    times[label].append(best_seconds(call, args.min_run_time)[0])
+            best = {label: min(t) for label, t in times.items()}
+            colors = {m: prepared[m].coloring.num_colors for m in prepared}
+            pattern = prepared["star"].pattern
+            per_color = (best["star products"] - best["acyclic products"]) / max(colors["star"] - colors["acyclic"], 1)
+            extra = best["acyclic decompression"] - best["star decompression"]
+            worth = extra / per_color / (pattern.nnz / pattern.shape[0]) if per_color > 0 else float("inf")
+            chosen = hessian_plan("detect", compile=compile).prepare(func, x).coloring.kind
+            print(f"{name} {size} compile={compile}: star {colors['star']} / acyclic {colors['acyclic']} colours, "
+                  f"nnz/n {pattern.nnz / pattern.shape[0]:.1f}; primal {best['primal'] * 1e3:.3f} ms; "
+                  + ", ".join(f"{label} {best[label] * 1e3:.3f} ms" for label in calls if label != "primal")
+                  + f"; substitution worth {worth:.2f} colours per nnz/n; faster here: "
+                  f"{'star' if best['star products'] + best['star decompression'] <= best['acyclic products'] + best['acyclic decompression'] else 'acyclic'}"
+                  f", auto takes {chosen}", flush=True)
 
 
 def main():
@@ -167,6 +253,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--min-run-time", type=float, default=0.2)
     parser.add_argument("--dense-max", type=int, default=5_000)
+    parser.add_argument("--choice", action="store_true",
+                        help="star vs acyclic Hessians side by side: the figures behind method='auto'")
     parser.add_argument("--only", default=None, help="run problems whose name contains this")
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op threads for every contender (default 1: fair and stable on a shared machine)")
@@ -188,6 +276,9 @@ def main():
     tiny, point, _ = PROBLEMS["tridiagonal"](n=10)
     jacobian_plan("detect")(tiny, point)  # first use of functionalize and the tracer: seconds, once per process
     print(f"warm-up (first detection in this process) {time.perf_counter() - start:.1f} s; prep below is warm")
+    if args.choice:
+        choice_table(args)
+        return
     rows = []
     for name, size in (QUICK_SIZES if args.quick else SIZES):
         if args.only and args.only not in name:

@@ -44,6 +44,15 @@ def laplacian_energy(side=64, dtype=torch.float64):
     return func, torch.linspace(0, 1, side * side, dtype=dtype).reshape(side, side), "hessian"
 
 
+def laplacian_squared_energy(side=64, dtype=torch.float64):
+    """|L u|^2 + sum u^4 on a side x side grid (zero boundary): a 13-point Hessian, 9 acyclic colours."""
+    def func(u):
+        padded = torch.nn.functional.pad(u, (1, 1, 1, 1))
+        lu = padded[2:, 1:-1] + padded[:-2, 1:-1] + padded[1:-1, 2:] + padded[1:-1, :-2] - 4 * u
+        return (lu ** 2).sum() + (u ** 4).sum()
+    return func, torch.linspace(0, 1, side * side, dtype=dtype).reshape(side, side), "hessian"
+
+
 def arrowhead(n=3_200, dtype=torch.float64):
     """x[0] couples to every entry, the others only to themselves: an arrowhead Hessian."""
     def func(x):
@@ -75,6 +84,7 @@ PROBLEMS = {
     "diagonal_square": diagonal_square,
     "brusselator": brusselator,
     "laplacian_hessian": laplacian_energy,
+    "laplacian_squared_hessian": laplacian_squared_energy,
     "arrowhead_hessian": arrowhead,
     "banded_dense_row_hessian": banded_dense_row,
     "burgers_flux": burgers_flux,
