@@ -14,7 +14,8 @@ def jacobian_plan(sparsity, *, mode="auto", ordering=DEFAULT_ORDERING, refine=No
 
     compile=True evaluates the products through torch.compile (from the second call on, per
     function; the O(nnz) decompression stays eager gathers); worth it when the plan is evaluated
-    many times.
+    many times. A call with the same function object, input signature and arguments as the
+    plan's last unchecked call repeats it without validation or lookups.
     """
     return JacobianPlan(sparsity, ordering, refine, compile, mode=mode)
 
@@ -50,7 +51,8 @@ def hessian(func, x, *, sparsity=None, method="auto", chunk_size=None, output="s
     """Hessian of the scalar `func` at `x` from Hessian-vector products (forward-over-reverse).
 
     method: "star" (direct recovery), "acyclic" (fewer colours, recovery by substitution) or
-    "auto" (fewer colours; star on ties). Other arguments as in `jacobian`.
+    "auto" (the cheaper call, estimated: acyclic only when it saves more colours than its
+    substitution costs, which depends on compile; star on ties). Other arguments as in `jacobian`.
     """
     if sparsity is None:
         FlatInputs.of(x)
