@@ -237,12 +237,12 @@ def choice_table(args):
             extra = best["acyclic decompression"] - best["star decompression"]
             worth = extra / per_color / (pattern.nnz / pattern.shape[0]) if per_color > 0 else float("inf")
             chosen = hessian_plan("detect", compile=compile).prepare(func, x).coloring.kind
+            faster = min(("star", "acyclic"), key=lambda m: best[f"{m} products"] + best[f"{m} decompression"])
             print(f"{name} {size} compile={compile}: star {colors['star']} / acyclic {colors['acyclic']} colours, "
                   f"nnz/n {pattern.nnz / pattern.shape[0]:.1f}; primal {best['primal'] * 1e3:.3f} ms; "
                   + ", ".join(f"{label} {best[label] * 1e3:.3f} ms" for label in calls if label != "primal")
-                  + f"; substitution worth {worth:.2f} colours per nnz/n; faster here: "
-                  f"{'star' if best['star products'] + best['star decompression'] <= best['acyclic products'] + best['acyclic decompression'] else 'acyclic'}"
-                  f", auto takes {chosen}", flush=True)
+                  + f"; substitution worth {worth:.2f} colours per nnz/n; faster here: {faster}, auto takes {chosen}",
+                  flush=True)
 
 
 def main():
