@@ -140,8 +140,11 @@ def run_problem(name, size, args, peers):
 
 
 def _assert_same(plan, reference, func, x):
-    """Exact against the eager plan (itself compared with dense jacfwd/hessian below)."""
-    torch.testing.assert_close(plan(func, x, output="dense"), reference(func, x, output="dense"))
+    """Exact against the eager plan (itself compared with dense jacfwd/hessian below); scipy
+    output, as the dense matrix does not fit for the largest problems."""
+    got, expected = plan(func, x, output="scipy"), reference(func, x, output="scipy")
+    assert (got.indptr == expected.indptr).all() and (got.indices == expected.indices).all()
+    torch.testing.assert_close(torch.from_numpy(got.data), torch.from_numpy(expected.data))
 
 
 def print_row(row):
