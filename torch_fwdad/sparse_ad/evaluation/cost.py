@@ -16,8 +16,10 @@ from torch_fwdad.sparse_ad.coloring import Coloring
 
 #: colours the substitution is worth, per stored nonzero per row, eager (False) and compiled
 #: (True). Measured with benchmarks/bench_sparse.py --choice (products and decompression of
-#: both colourings timed side by side; float64, one thread, on a shared 2-core machine):
-#: 5-point Laplacian and its square, 64^2 and 256^2 grids, and a banded Hessian with a dense row.
+#: both colourings timed side by side; float64, one thread, on a shared 2-core machine),
+#: 5-point Laplacian and its square on 64^2 and 256^2 grids: eager 0.13-0.14 on the 256^2 grids
+#: (acyclic faster), compiled star faster on all four, so the compiled constant only keeps
+#: acyclic for colourings that save many colours on very sparse rows.
 SUBSTITUTION_COLORS_PER_ROW_NNZ = {False: 0.17, True: 1.5}
 
 
