@@ -81,7 +81,7 @@ def bare_products(plan, func, x, kind):
 
 
 def run_problem(name, size, args, peers):
-    torch._dynamo.reset()  # every plan compiles the same `evaluate`: stay under the recompile limit
+    torch._dynamo.reset()  # drop the previous problem's compiled programs
     func, x, kind = PROBLEMS[name](**size)
     row = {"problem": f"{name} {size}", "n": x.numel()}
     start = time.perf_counter()
@@ -219,7 +219,7 @@ def choice_table(args):
         inputs = FlatInputs.of(x)
         flat_func, x_flat = inputs.flat_function(func), inputs.flatten(x).detach()
         for compile in ((False, True) if args.compile else (False,)):
-            torch._dynamo.reset()  # every plan compiles the same `evaluate`: stay under the recompile limit
+            torch._dynamo.reset()  # drop the previous problem's compiled programs
             calls, prepared = {"primal": lambda: func(x)}, {}
             for method in ("star", "acyclic"):
                 plan = hessian_plan("detect", method=method)

@@ -140,3 +140,23 @@ def test_repeated_calls_with_tuple_inputs_and_compressed_output():
         # column colouring: JVPs J @ seed; row colouring: VJPs seed @ J
         expected = seeds @ (J.T if compressed.coloring.kind == "column" else J)
         torch.testing.assert_close(compressed.matrix, expected)
+
+
+@pytest.mark.filterwarnings("error:compile=True:RuntimeWarning")
+def test_compiled_plans_do_not_share_one_compile_cache():
+    """Every plan's evaluation is the same closure code; dynamo caches and limits recompiles per
+    code object. With the limit at 1, a second and third plan still compile (the backend sees
+    three graphs) when each plan has its own code object."""
+    graphs = []
+
+    def counting_backend(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+    stencil, x, _ = PROBLEMS["tridiagonal"](n=12)
+    functions = [stencil, lambda v: v ** 3 + torch.nn.functional.pad(v, (0, 1))[1:], lambda v: torch.cos(v) * v]
+    with torch._dynamo.config.patch(recompile_limit=1):
+        for func in functions:
+            plan = jacobian_plan(Banded(1, 1), compile=counting_backend)
+            for point in (x, x + 1, x * 2):  # eager, compiled, repeated
+                torch.testing.assert_close(dense(plan(func, point)), torch.func.jacfwd(func)(point))
+    assert len(graphs) == len(functions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import torch
@@ -12,7 +13,7 @@ class CompiledOrEager:
 
     def __init__(self, run, backend):
         backend = "inductor" if backend is True else backend
-        self.run, self.compiled = run, torch.compile(run, dynamic=False, backend=backend)
+        self.run, self.compiled = run, torch.compile(_own_code(run), dynamic=False, backend=backend)
 
     def __call__(self, *args):
         if self.compiled is not None:
@@ -23,3 +24,12 @@ class CompiledOrEager:
                               "evaluating eagerly", RuntimeWarning, stacklevel=3)
                 self.compiled = None
         return self.run(*args)
+
+
+def _own_code(run):
+    """`run` with a code object of its own. Dynamo keeps compiled programs, checks their guards
+    and counts recompiles per code object; every plan's evaluation is the same closure code, so
+    without this the plans of one process would share one cache: each call would check the
+    other plans' guards first, and past dynamo's recompile limit (8) new plans would run eagerly."""
+    code = run.__code__.replace()  # a copy: same bytecode, a new object
+    return types.FunctionType(code, run.__globals__, run.__name__, run.__defaults__, run.__closure__)
