@@ -122,12 +122,17 @@ class StrategySwitch:
 
     def install(self) -> None:
         register_op_strategy(self.op, self.schema_info)(self.strategy)
-        self.propagator.propagate_op_sharding.cache_clear()
+        self.clear_caches()
 
     def uninstall(self) -> None:
         self.propagator.op_strategy_funcs.pop(self.op, None)
         self.propagator.op_to_schema_info.pop(self.op, None)
+        self.clear_caches()
+
+    def clear_caches(self) -> None:
+        # DTensor caches sharding decisions in Python and in its C++ fast path
         self.propagator.propagate_op_sharding.cache_clear()
+        torch._C._clear_DTensor_sharding_propagator_cache()
 
 
 UNDER_TORCH_FUNC = (
