@@ -6,9 +6,7 @@ all_reduce of the partial outputs. Printed (rank 0; medians of a fixed number of
 the same count on every rank so that the collectives pair up):
 - JVP ÷ primal with torch_fwdad on 2 ranks, next to JVP ÷ primal of the same MLP in one process;
 - the all_reduce on the tangent against the all_reduce on the primal, with two floors: the
-  same transform on a function without the collective, and a second primal all_reduce;
-  and the same JVP with the tangent's collective routed through the ops' own kernels (the
-  path a differentiable tangent takes, and every tangent's path before the direct one).
+  same transform on a function without the collective, and a second primal all_reduce.
 
     python benchmarks/bench_distributed.py [--batch 256 --width 1024 --runs 30]
 """
@@ -16,7 +14,6 @@ the same count on every rank so that the collectives pair up):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
@@ -29,7 +26,6 @@ from torch.utils.benchmark import Timer
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch_fwdad  # noqa: E402,F401 - installs the collective rules
-from torch_fwdad.distributed import collectives  # noqa: E402
 from torch_fwdad.distributed.launch import run_cases  # noqa: E402
 
 SIZES = {"batch": 256, "width": 1024, "runs": 30}
@@ -71,12 +67,8 @@ def bench_rank(rank, world):
     def reduce(v):
         return fc.all_reduce(v, "sum", group) * 1  # `* 1` waits, as a consumer would
 
-    def jvp_through_op_kernels(v, v_dot):
-        with through_op_kernels():
-            return torch.func.jvp(reduce, (v,), (v_dot,))
-
     env = dict(torch=torch, mlp=mlp, x=x, t=t, w1=w1, w2=w2, s1=shard1, s2=shard2, reduce=reduce,
-               jvp_through_op_kernels=jvp_through_op_kernels, y=torch.randn(batch, width, generator=generator))
+               y=torch.randn(batch, width, generator=generator))
     ms = medians_ms({
         "tp_primal": "mlp(x, s1, s2, reduce)",
         "tp_jvp": "torch.func.jvp(lambda v: mlp(v, s1, s2, reduce), (x,), (t,))",
@@ -86,7 +78,6 @@ def bench_rank(rank, world):
         "reduce_twice": "reduce(y); reduce(t)",
         "transform_floor": "torch.func.jvp(lambda v: v * 1, (y,), (t,))",
         "reduce_jvp": "torch.func.jvp(reduce, (y,), (t,))",
-        "reduce_jvp_kernels": "jvp_through_op_kernels(y, t)",
     }, env, runs)
     if rank == 0:
         print(f"tensor-parallel MLP, batch {batch}, width {width} -> {4 * width} -> {width}, float32, {world} ranks "
@@ -99,23 +90,11 @@ def bench_rank(rank, world):
               f"{ms['reduce_twice']:6.2f} ms; torch.func.jvp of `v * 1` (the transform, no collective) "
               f"{ms['transform_floor']:6.2f} ms; torch.func.jvp of the all_reduce {ms['reduce_jvp']:6.2f} ms")
         second = ms["reduce_twice"] - ms["reduce_primal"]
-        for label, jvp in (("", ms["reduce_jvp"]), (" with its collective through the ops' own kernels", ms["reduce_jvp_kernels"])):
-            share = jvp - ms["transform_floor"] - ms["reduce_primal"]
-            print(f"  tangent's share{label} (jvp - transform - primal collective) {share:6.2f} ms, "
-                  f"{share / ms['reduce_primal']:4.2f}x the primal's collective (jvp {jvp:6.2f} ms)")
+        share = ms["reduce_jvp"] - ms["transform_floor"] - ms["reduce_primal"]
+        print(f"  tangent's share (jvp - transform - primal collective) {share:6.2f} ms, "
+              f"{share / ms['reduce_primal']:4.2f}x the primal's collective")
         print(f"  floor: a second collective on its own costs {second:6.2f} ms, "
               f"{second / ms['reduce_primal']:4.2f}x the first", flush=True)
-
-
-@contextlib.contextmanager
-def through_op_kernels():
-    """Every tangent takes the path of a differentiable one (through the ops' own kernels)."""
-    plain = collectives._plain
-    collectives._plain = lambda tensor: False
-    try:
-        yield
-    finally:
-        collectives._plain = plain
 
 
 def main():

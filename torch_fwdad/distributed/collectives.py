@@ -28,31 +28,6 @@ def wait(tensor: torch.Tensor) -> torch.Tensor:
     return functional.wait_tensor(tensor)
 
 
-BELOW_AUTOGRAD = torch._C._after_autograd_keyset
-
-
-def on_tangent(op, tangent: torch.Tensor, *args) -> torch.Tensor:
-    """`op(tangent, *args)`, waited for.
-
-    A plain tangent (first-order forward mode, the usual case) goes straight to the kernels
-    beneath Autograd, for the collective and its wait: through the dispatcher (which
-    releases the GIL, see switches.released_gil_upstream), past our override and
-    upstream's Python autograd wrapper, whose calls cost more than the collective itself
-    on small tensors (measured: benchmarks/bench_distributed.py). A tangent that is itself
-    differentiable (nested transforms, reverse over forward) takes the ops' own kernels.
-    """
-    tangent = tangent.contiguous()
-    if not _plain(tangent):
-        return wait(op(tangent, *args))
-    keys = torch._C._dispatch_keys(tangent) & BELOW_AUTOGRAD
-    return functional.wait_tensor.default.redispatch(keys, op.redispatch(keys, tangent, *args))
-
-
-def _plain(tensor: torch.Tensor) -> bool:
-    return (type(tensor) is torch.Tensor and not tensor.requires_grad and not torch._C._functorch.is_functorch_wrapped_tensor(tensor)
-            and _fwad.unpack_dual(tensor).tangent is None)
-
-
 def group_of(group_name) -> dist.ProcessGroup:
     return _resolve_process_group(group_name) if isinstance(group_name, str) else group_name
 
@@ -64,7 +39,7 @@ def all_reduce_tangent(x, t, reduce_op: str, group_name, reduced=None):
     """Tangent of all_reduce(x, reduce_op) for the rank's tangent `t`."""
     reduce_op = reduce_op.lower()
     if reduce_op in LINEAR_REDUCTIONS:
-        return on_tangent(functional.all_reduce.default, t, reduce_op, group_name)
+        return wait(functional.all_reduce(t.contiguous(), reduce_op, group_name))
     if reduce_op in SELECTING_REDUCTIONS:
         if reduced is None:
             reduced = wait(functional.all_reduce(x.contiguous(), reduce_op, group_name))
@@ -118,7 +93,7 @@ def _all_reduce_coalesced_jvp(primals, tangents, output):
 
 def _all_gather_jvp(primals, tangents, output):
     _, group_size, group_name = primals
-    return on_tangent(functional.all_gather_into_tensor.default, tangents[0], group_size, group_name)
+    return wait(functional.all_gather_into_tensor(tangents[0].contiguous(), group_size, group_name))
 
 
 def _all_gather_coalesced_jvp(primals, tangents, output):
@@ -132,7 +107,7 @@ def _all_gather_coalesced_jvp(primals, tangents, output):
 def reduce_scatter_tangent(x, t, reduce_op: str, group_size: int, group_name):
     reduce_op = reduce_op.lower()
     if reduce_op in LINEAR_REDUCTIONS:
-        return on_tangent(functional.reduce_scatter_tensor.default, t, reduce_op, group_size, group_name)
+        return wait(functional.reduce_scatter_tensor(t.contiguous(), reduce_op, group_size, group_name))
     # Nonlinear: this rank's chunk of the all_reduce tangent (costs a full all_reduce).
     full = all_reduce_tangent(x, t, reduce_op, group_name)
     rank = dist.get_rank(group_of(group_name))
@@ -154,12 +129,12 @@ def _reduce_scatter_coalesced_jvp(primals, tangents, output):
 
 def _all_to_all_jvp(primals, tangents, output):
     _, output_split_sizes, input_split_sizes, group_name = primals
-    return on_tangent(functional.all_to_all_single.default, tangents[0], output_split_sizes, input_split_sizes, group_name)
+    return wait(functional.all_to_all_single(tangents[0].contiguous(), output_split_sizes, input_split_sizes, group_name))
 
 
 def _broadcast_jvp(primals, tangents, output):
     _, src, group_name = primals
-    return on_tangent(functional.broadcast.default, tangents[0], src, group_name)
+    return wait(functional.broadcast(tangents[0].contiguous(), src, group_name))
 
 
 def _identity_jvp(primals, tangents, output):
