@@ -349,6 +349,8 @@ def case_torch_func_through_dtensor_refused_alike_on_every_rank(rank, world):
     x, t, xs, ts = inputs(rank, (2, 4))
     _same_refusal_on_every_rank("tensor parallel w.r.t. input", lambda: torch.func.jvp(block, (x,), (t,)),
                                 "DTensor.from_local " + refused)
+    with pytest.raises(RuntimeError, match="must override the setup_context"):  # torch.func.grad: upstream's error, unchanged
+        torch.func.grad(lambda v: block(v).sum())(x)
     weights = {name: w.detach() for name, w in block.named_parameters()}
     w_dot = {name: torch.ones_like(w) for name, w in weights.items()}
     _same_refusal_on_every_rank(

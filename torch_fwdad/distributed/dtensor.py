@@ -10,8 +10,9 @@
   storage differs from its primal's (it does on some ranks only, e.g. FSDP's padded shards,
   so its missing strategy failed those ranks alone), gets a sharding strategy registered
   through DTensor's `register_op_strategy`: zeros laid out like the primal.
-- Under torch.func transforms those Functions, and `distribute_tensor` of a transformed
-  tensor, raise one clear error on every rank before any collective: functorch hands
+- Under torch.func.jvp those Functions, and `distribute_tensor` of a transformed tensor,
+  raise one clear error on every rank before any collective (other transforms keep
+  upstream's behaviour): functorch hands
   DTensor code a plain `torch.Tensor` wrapper (no DTensor methods), and
   `distribute_tensor` of such a wrapper failed on the source rank only, leaving the
   others waiting in the scatter until the group's timeout.
@@ -24,6 +25,8 @@ import functools
 
 import torch
 import torch.distributed.tensor as dtensor_package
+from torch._C._functorch import TransformType
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 from torch.distributed.tensor import DTensor
 from torch.distributed.tensor import _api as dtensor_api
 from torch.distributed.tensor import _redistribute
@@ -143,6 +146,13 @@ UNDER_TORCH_FUNC = (
 )
 
 
+def under_torch_func_jvp() -> bool:
+    """A torch.func.jvp (or jacfwd, hessian) transform is active. Other transforms (grad,
+    vmap) keep upstream's behaviour and errors: this module is about forward mode."""
+    return torch._C._are_functorch_transforms_active() and any(
+        interpreter.key() == TransformType.Jvp for interpreter in retrieve_all_functorch_interpreters())
+
+
 def refuse_under_torch_func(what: str):
     raise NotImplementedError(f"torch_fwdad: a JVP through {what} {UNDER_TORCH_FUNC}")
 
@@ -153,7 +163,7 @@ def refusing_apply_under_torch_func(function_class, what: str):
     original = function_class.apply
 
     def apply(cls, *args, **kwargs):
-        if torch._C._are_functorch_transforms_active():
+        if under_torch_func_jvp():
             refuse_under_torch_func(what)
         return original(*args, **kwargs)
 
@@ -162,7 +172,7 @@ def refusing_apply_under_torch_func(function_class, what: str):
 
 def refusing_distribute_tensor(original):
     def distribute_tensor(tensor, *args, **kwargs):
-        if torch._C._are_functorch_transforms_active() and torch._C._functorch.is_functorch_wrapped_tensor(tensor):
+        if under_torch_func_jvp() and torch._C._functorch.is_functorch_wrapped_tensor(tensor):
             refuse_under_torch_func("distribute_tensor")
         return original(tensor, *args, **kwargs)
 

@@ -12,7 +12,7 @@
 - Under torch.func, parameters passed to an FSDP module (functional_call) are functorch
   wrappers, on which FSDP's lazy init and forward AD's tangent layout check failed
   differently on different ranks (one rank waited in the all-gather until the timeout):
-  `FSDPState._root_pre_forward` here refuses first, on every rank alike.
+  `FSDPState._root_pre_forward` here refuses first under torch.func.jvp, on every rank alike.
 All are undone by torch_fwdad.disable().
 """
 
@@ -23,6 +23,7 @@ import torch.autograd.forward_ad as _fwad
 from torch.distributed.fsdp._fully_shard import _fsdp_param, _fsdp_param_group, _fsdp_state
 from torch.distributed.tensor import DTensor, Replicate
 
+from .dtensor import under_torch_func_jvp
 from .switches import AttributeSwitch, switch
 
 
@@ -66,7 +67,7 @@ def _full_tangent(fsdp_param, held, tangent) -> torch.Tensor:
 
 def refusing_root_pre_forward(original):
     def _root_pre_forward(self, module, args, kwargs):
-        if torch._C._are_functorch_transforms_active():
+        if under_torch_func_jvp():
             for name, param in module.named_parameters():
                 if torch._C._functorch.is_functorch_wrapped_tensor(param):
                     _refuse_parameter_under_torch_func(name)
