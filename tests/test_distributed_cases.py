@@ -373,6 +373,9 @@ def case_torch_func_through_dtensor_refused_alike_on_every_rank(rank, world):
     y, y_dot = torch.func.jvp(lambda v: v.sin(), (distribute_tensor(full_x, mesh, [Shard(0)]),),
                               (distribute_tensor(full_t, mesh, [Shard(0)]),))
     torch.testing.assert_close(y_dot.full_tensor(), full_t * full_x.cos())
+    _, s_dot = torch.func.jvp(lambda v: (v * v).sum(), (distribute_tensor(full_x, mesh, [Shard(0)]),),
+                              (distribute_tensor(full_t, mesh, [Shard(0)]),))
+    torch.testing.assert_close(s_dot.full_tensor(), 2 * (full_x * full_t).sum())
 
 
 def case_dtensor_tangent_in_other_storage(rank, world):
