@@ -12,10 +12,9 @@
   through DTensor's `register_op_strategy`: zeros laid out like the primal.
 - Under torch.func.jvp those Functions, and `distribute_tensor` of a transformed tensor,
   raise one clear error on every rank before any collective (other transforms keep
-  upstream's behaviour): functorch hands
-  DTensor code a plain `torch.Tensor` wrapper (no DTensor methods), and
-  `distribute_tensor` of such a wrapper failed on the source rank only, leaving the
-  others waiting in the scatter until the group's timeout.
+  upstream's behaviour): functorch hands DTensor code a plain `torch.Tensor` wrapper (no
+  DTensor methods), and `distribute_tensor` of such a wrapper failed on the source rank
+  only, leaving the others waiting in the scatter until the group's timeout.
 All of it is undone by torch_fwdad.disable().
 """
 
@@ -30,7 +29,6 @@ from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 from torch.distributed.tensor import DTensor
 from torch.distributed.tensor import _api as dtensor_api
 from torch.distributed.tensor import _redistribute
-
 from torch.distributed.tensor._dtensor_spec import DTensorSpec
 from torch.distributed.tensor._op_schema import OpSchema, OpSpec, OpStrategy, RuntimeSchemaInfo
 from torch.distributed.tensor._ops.utils import generate_redistribute_costs, register_op_strategy
@@ -158,8 +156,8 @@ def refuse_under_torch_func(what: str):
 
 
 def refusing_apply_under_torch_func(function_class, what: str):
-    """`apply` that refuses under torch.func transforms, before the Function runs (so every
-    rank refuses at the same point, with no collective in flight)."""
+    """`apply` that refuses under torch.func.jvp, before the Function runs (so every rank
+    refuses at the same point, with no collective in flight)."""
     original = function_class.apply
 
     def apply(cls, *args, **kwargs):
