@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 
 import torch
@@ -40,10 +41,19 @@ def mlp(x, w1, w2, reduce=None):
     return partial if reduce is None else reduce(partial)
 
 
-def median_ms(statement, env, runs):
-    dist.barrier()
-    measurement = Timer(statement, globals=env).timeit(runs)  # fixed count: every rank runs the same collectives
-    return 1e3 * measurement.median
+def medians_ms(statements: dict[str, str], env, rounds) -> dict[str, float]:
+    """Median of `rounds` single calls of each statement, the statements interleaved round by
+    round (so that load on a shared machine falls on all of them alike). Every rank runs the
+    same calls in the same order, so the collectives pair up."""
+    timers = {name: Timer(statement, globals=env) for name, statement in statements.items()}
+    for timer in timers.values():
+        timer.timeit(1)  # warm-up
+    samples = {name: [] for name in statements}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            dist.barrier()
+            samples[name].append(timer.timeit(1).mean)
+    return {name: 1e3 * statistics.median(times) for name, times in samples.items()}
 
 
 def bench_rank(rank, world):
@@ -59,25 +69,32 @@ def bench_rank(rank, world):
 
     env = dict(torch=torch, mlp=mlp, x=x, t=t, w1=w1, w2=w2, s1=shard1, s2=shard2, reduce=reduce,
                y=torch.randn(batch, width, generator=generator))
-    tp_primal = median_ms("mlp(x, s1, s2, reduce)", env, runs)
-    tp_jvp = median_ms("torch.func.jvp(lambda v: mlp(v, s1, s2, reduce), (x,), (t,))", env, runs)
-    one_primal = median_ms("mlp(x, w1, w2)", env, runs)
-    one_jvp = median_ms("torch.func.jvp(lambda v: mlp(v, w1, w2), (x,), (t,))", env, runs)
-    reduce_primal = median_ms("reduce(y)", env, runs)
-    reduce_twice = median_ms("reduce(y); reduce(t)", env, runs)
-    transform_floor = median_ms("torch.func.jvp(lambda v: v * 1, (y,), (t,))", env, runs)
-    reduce_jvp = median_ms("torch.func.jvp(reduce, (y,), (t,))", env, runs)
+    ms = medians_ms({
+        "tp_primal": "mlp(x, s1, s2, reduce)",
+        "tp_jvp": "torch.func.jvp(lambda v: mlp(v, s1, s2, reduce), (x,), (t,))",
+        "one_primal": "mlp(x, w1, w2)",
+        "one_jvp": "torch.func.jvp(lambda v: mlp(v, w1, w2), (x,), (t,))",
+        "reduce_primal": "reduce(y)",
+        "reduce_twice": "reduce(y); reduce(t)",
+        "transform_floor": "torch.func.jvp(lambda v: v * 1, (y,), (t,))",
+        "reduce_jvp": "torch.func.jvp(reduce, (y,), (t,))",
+    }, env, runs)
     if rank == 0:
-        print(f"tensor-parallel MLP, batch {batch}, width {width} -> {4 * width} -> {width}, float32, {world} ranks (gloo, CPU)")
-        print(f"  {world} ranks:    primal {tp_primal:8.2f} ms   jvp {tp_jvp:8.2f} ms   jvp/primal {tp_jvp / tp_primal:5.2f}x")
-        print(f"  one process: primal {one_primal:8.2f} ms   jvp {one_jvp:8.2f} ms   jvp/primal {one_jvp / one_primal:5.2f}x")
-        tangent_reduce = reduce_jvp - transform_floor - reduce_primal
-        print(f"  all_reduce of one {batch}x{width} output: on the primal {reduce_primal:6.2f} ms; two back to back "
-              f"{reduce_twice:6.2f} ms; torch.func.jvp of `v * 1` (the transform, no collective) {transform_floor:6.2f} ms; "
-              f"torch.func.jvp of the all_reduce {reduce_jvp:6.2f} ms")
-        print(f"  tangent's share (jvp - transform - primal collective) {tangent_reduce:6.2f} ms, "
-              f"{tangent_reduce / reduce_primal:4.2f}x the primal's collective; "
-              f"a second collective on its own costs {reduce_twice - reduce_primal:6.2f} ms", flush=True)
+        print(f"tensor-parallel MLP, batch {batch}, width {width} -> {4 * width} -> {width}, float32, {world} ranks "
+              f"(gloo, CPU); medians of {runs} interleaved rounds")
+        print(f"  {world} ranks:    primal {ms['tp_primal']:8.2f} ms   jvp {ms['tp_jvp']:8.2f} ms   "
+              f"jvp/primal {ms['tp_jvp'] / ms['tp_primal']:5.2f}x")
+        print(f"  one process: primal {ms['one_primal']:8.2f} ms   jvp {ms['one_jvp']:8.2f} ms   "
+              f"jvp/primal {ms['one_jvp'] / ms['one_primal']:5.2f}x")
+        print(f"  all_reduce of one {batch}x{width} output: on the primal {ms['reduce_primal']:6.2f} ms; two back to back "
+              f"{ms['reduce_twice']:6.2f} ms; torch.func.jvp of `v * 1` (the transform, no collective) "
+              f"{ms['transform_floor']:6.2f} ms; torch.func.jvp of the all_reduce {ms['reduce_jvp']:6.2f} ms")
+        second = ms["reduce_twice"] - ms["reduce_primal"]
+        share = ms["reduce_jvp"] - ms["transform_floor"] - ms["reduce_primal"]
+        print(f"  tangent's share (jvp - transform - primal collective) {share:6.2f} ms, "
+              f"{share / ms['reduce_primal']:4.2f}x the primal's collective")
+        print(f"  floor: a second collective on its own costs {second:6.2f} ms, "
+              f"{second / ms['reduce_primal']:4.2f}x the first", flush=True)
 
 
 def main():

@@ -20,6 +20,7 @@ C10D_AND_DTENSOR = [
     "case_c10d_in_place", "case_refusals_name_the_op", "case_reverse_mode_and_primal_bitwise_unchanged",
     "case_disable_restores_upstream", "case_dtensor_forward_ad", "case_docs_tensor_parallel_example",
     "case_tensor_parallel_without_a_weight_tangent_is_refused_not_zero",
+    "case_torch_func_through_dtensor_refused_alike_on_every_rank", "case_dtensor_tangent_in_other_storage",
 ]
 FSDP2 = ["case_fsdp2_forward_ad_wrt_input_and_parameters", "case_fsdp2_refusals_and_reverse_mode", "case_docs_fsdp2_example"]
 # CI runs one 2-rank group over these; it starts with a case that fails on rank 0 only, so
@@ -27,7 +28,8 @@ FSDP2 = ["case_fsdp2_forward_ad_wrt_input_and_parameters", "case_fsdp2_refusals_
 CI_SUBSET = [
     "case_fails_on_rank_0_only", "case_all_reduce", "case_all_gather_every_dim", "case_reduce_scatter",
     "case_c10d_in_place", "case_refusals_name_the_op", "case_dtensor_forward_ad",
-    "case_fsdp2_forward_ad_wrt_input_and_parameters",
+    "case_fsdp2_forward_ad_wrt_input_and_parameters", "case_torch_func_through_dtensor_refused_alike_on_every_rank",
+    "case_dtensor_tangent_in_other_storage",
 ]
 
 

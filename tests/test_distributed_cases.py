@@ -185,10 +185,19 @@ def case_reverse_mode_and_primal_bitwise_unchanged(rank, world):
 def case_disable_restores_upstream(rank, world):
     # Upstream (torch_fwdad disabled): torch.func.jvp through all_reduce returns a zero tangent.
     x, t, _, ts = inputs(rank, (3,))
+    import torch.distributed.tensor as dtensor_package
+    from torch.distributed.fsdp._fully_shard._fsdp_state import FSDPState
+    from torch.distributed.tensor import _api
+
+    refusing = (_api._FromTorchTensor.apply, dtensor_package.distribute_tensor, FSDPState._root_pre_forward)
     with plain_pytorch():
         _, upstream = torch.func.jvp(lambda v: fc.all_reduce(v, "sum", group()) * 1, (x,), (t,))
-        from torch.distributed.tensor import _api
-        assert "jvp" not in _api._FromTorchTensor.__dict__
+        assert "jvp" not in _api._FromTorchTensor.__dict__ and "apply" not in _api._FromTorchTensor.__dict__
+        assert dtensor_package.distribute_tensor is _api.distribute_tensor and not hasattr(_api.distribute_tensor, "__wrapped__")
+        assert refusing[2] is not FSDPState._root_pre_forward
+        with pytest.raises(RuntimeError, match="must override the setup_context"):  # upstream's refusal
+            torch.func.jvp(lambda v: _api.DTensor.from_local(v, _api.DeviceMesh("cpu", list(range(world)))).to_local(), (x,), (t,))
+    assert refusing == (_api._FromTorchTensor.apply, dtensor_package.distribute_tensor, FSDPState._root_pre_forward)
     _, ours = torch.func.jvp(lambda v: fc.all_reduce(v, "sum", group()) * 1, (x,), (t,))
     assert torch.equal(upstream, torch.zeros_like(t)), "upstream behaviour changed: the test's premise is stale"
     torch.testing.assert_close(ours, ts.sum(0))
@@ -311,3 +320,79 @@ def case_fsdp2_refusals_and_reverse_mode(rank, world):
         with fwAD.dual_level(), pytest.raises(RuntimeError, match="jvp is not returning a view"):
             model(fwAD.make_dual(x, t))  # upstream's failure: the premise of the patch (leaves FSDP unsharded)
     assert all(torch.equal(a, b) for a, b in zip(with_rules, upstream))
+
+
+def _same_refusal_on_every_rank(name, run, match):
+    """`run` raises NotImplementedError matching `match`, with the same message on every rank."""
+    with pytest.raises(NotImplementedError, match=match) as refusal:
+        run()
+    messages = [None] * dist.get_world_size()
+    dist.all_gather_object(messages, str(refusal.value))
+    assert len(set(messages)) == 1, f"{name}: ranks refused differently: {messages}"
+
+
+def case_torch_func_through_dtensor_refused_alike_on_every_rank(rank, world):
+    """Under torch.func, DTensor code sees plain torch.Tensor wrappers: tensor parallel,
+    distribute_tensor and FSDP2 parameters raise one clear error on every rank, before any
+    collective (upstream: some ranks failed, in different places, and the rest waited until
+    the group's timeout). Elementwise DTensor ops that need no DTensor method stay exact."""
+    import torch.nn as nn
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+    from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+    refused = r"is not supported under torch.func transforms.*use torch.autograd.forward_ad"
+    mesh = init_device_mesh("cpu", (world,))
+    torch.manual_seed(0)
+    block = parallelize_module(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 4)).double(), mesh,
+                               {"0": ColwiseParallel(), "2": RowwiseParallel()})
+    x, t, xs, ts = inputs(rank, (2, 4))
+    _same_refusal_on_every_rank("tensor parallel w.r.t. input", lambda: torch.func.jvp(block, (x,), (t,)),
+                                "DTensor.from_local " + refused)
+    with pytest.raises(RuntimeError, match="must override the setup_context"):  # torch.func.grad: upstream's error, unchanged
+        torch.func.grad(lambda v: block(v).sum())(x)
+    weights = {name: w.detach() for name, w in block.named_parameters()}
+    w_dot = {name: torch.ones_like(w) for name, w in weights.items()}
+    _same_refusal_on_every_rank(
+        "tensor parallel w.r.t. weights",
+        lambda: torch.func.jvp(lambda w: torch.func.functional_call(block, w, (x,)), (weights,), (w_dot,)),
+        "DTensor.from_local " + refused)
+    _same_refusal_on_every_rank(
+        "distribute_tensor", lambda: torch.func.jvp(lambda v: distribute_tensor(v, mesh, [Shard(0)]), (x,), (t,)),
+        "distribute_tensor " + refused)
+    model, _ = _fsdp_mlp(world)
+    params = {name: w.detach() for name, w in model.named_parameters()}
+    p_dot = {name: torch.ones_like(w) for name, w in params.items()}
+    for when in ("before FSDP's first forward", "after it"):
+        _same_refusal_on_every_rank(
+            f"FSDP2 parameters {when}",
+            lambda: torch.func.jvp(lambda w: torch.func.functional_call(model, w, (x,)), (params,), (p_dot,)),
+            r"FSDP2 parameter 0.weight under torch.func is not supported")
+        model(x)
+    full_x, full_t = xs.reshape(-1, 4), ts.reshape(-1, 4)
+    y, y_dot = torch.func.jvp(lambda v: v.sin(), (distribute_tensor(full_x, mesh, [Shard(0)]),),
+                              (distribute_tensor(full_t, mesh, [Shard(0)]),))
+    torch.testing.assert_close(y_dot.full_tensor(), full_t * full_x.cos())
+    _, s_dot = torch.func.jvp(lambda v: (v * v).sum(), (distribute_tensor(full_x, mesh, [Shard(0)]),),
+                              (distribute_tensor(full_t, mesh, [Shard(0)]),))
+    torch.testing.assert_close(s_dot.full_tensor(), 2 * (full_x * full_t).sum())
+
+
+def case_dtensor_tangent_in_other_storage(rank, world):
+    """A tangent whose local storage differs from its primal's makes forward AD call
+    _new_zeros_with_same_feature_meta (rank-dependent in real use: FSDP's padded shards);
+    the strategy registered for it lays the zeros out like the primal."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import DTensor, Shard
+
+    mesh = init_device_mesh("cpu", (world,))
+    x, t, xs, ts = inputs(rank, (2, 3))
+    padded = torch.cat([x, torch.zeros(1, 3, dtype=DTYPE)])[:2]  # a view into a larger storage
+    primal = DTensor.from_local(padded, mesh, [Shard(0)])
+    tangent = DTensor.from_local(t.clone(), mesh, [Shard(0)])
+    assert not torch.ops.aten._has_same_storage_numel(padded, tangent._local_tensor)  # the premise: forward AD must copy
+    with fwAD.dual_level():
+        y, y_dot = fwAD.unpack_dual(fwAD.make_dual(primal, tangent).exp())
+    torch.testing.assert_close(y_dot.full_tensor(), ts.reshape(-1, 3) * xs.reshape(-1, 3).exp())
+    with plain_pytorch(), pytest.raises(NotImplementedError, match="_new_zeros_with_same_feature_meta.*sharding strategy"):
+        torch.ops.aten._new_zeros_with_same_feature_meta(tangent, primal)

@@ -6,7 +6,7 @@ sit on is first imported, so `import torch_fwdad` pays for neither:
 - the functional collectives' rules wait for `torch.distributed._functional_collectives`,
   whose reverse-mode kernels they sit on (installed earlier, that import would replace them);
 - DTensor's wait for `torch.distributed.tensor` (about 1 s to import);
-- FSDP2's for the module that defines its parameter groups.
+- FSDP2's for the module that defines its state (it imports the parameter and group modules).
 
 Imports: engine.
 """
@@ -20,7 +20,7 @@ import sys
 import torch
 
 DTENSOR_MODULE = "torch.distributed.tensor"
-FSDP_MODULE = "torch.distributed.fsdp._fully_shard._fsdp_param_group"
+FSDP_MODULE = "torch.distributed.fsdp._fully_shard._fsdp_state"
 
 
 FUNCTIONAL_MODULE = "torch.distributed._functional_collectives"

@@ -9,16 +9,21 @@
   module held (`functional_call` with dual parameters) was dropped, a silent zero.
   `FSDPParam.to_unsharded` here also all-gathers that tangent and gives it to the
   unsharded parameter, or raises where it cannot be exact.
-Both are undone by torch_fwdad.disable().
+- Under torch.func, parameters passed to an FSDP module (functional_call) are functorch
+  wrappers, on which FSDP's lazy init and forward AD's tangent layout check failed
+  differently on different ranks (one rank waited in the all-gather until the timeout):
+  `FSDPState._root_pre_forward` here refuses first under torch.func.jvp, on every rank alike.
+All are undone by torch_fwdad.disable().
 """
 
 from __future__ import annotations
 
 import torch
 import torch.autograd.forward_ad as _fwad
-from torch.distributed.fsdp._fully_shard import _fsdp_param, _fsdp_param_group
+from torch.distributed.fsdp._fully_shard import _fsdp_param, _fsdp_param_group, _fsdp_state
 from torch.distributed.tensor import DTensor, Replicate
 
+from .dtensor import under_torch_func_jvp
 from .switches import AttributeSwitch, switch
 
 
@@ -60,13 +65,28 @@ def _full_tangent(fsdp_param, held, tangent) -> torch.Tensor:
     return tangent.reshape(fsdp_param._unsharded_param.shape)
 
 
+def refusing_root_pre_forward(original):
+    def _root_pre_forward(self, module, args, kwargs):
+        if under_torch_func_jvp():
+            for name, param in module.named_parameters():
+                if torch._C._functorch.is_functorch_wrapped_tensor(param):
+                    _refuse_parameter_under_torch_func(name)
+        return original(self, module, args, kwargs)
+
+    return _root_pre_forward
+
+
 def _name(fsdp_param) -> str:
     return fsdp_param._param_fqn or fsdp_param._module_info.param_name
 
 
 def _refuse_under_torch_func(fsdp_param):
+    _refuse_parameter_under_torch_func(_name(fsdp_param))
+
+
+def _refuse_parameter_under_torch_func(name: str):
     raise NotImplementedError(
-        f"torch_fwdad: a JVP w.r.t. the FSDP2 parameter {_name(fsdp_param)} under torch.func is not supported "
+        f"torch_fwdad: a JVP w.r.t. the FSDP2 parameter {name} under torch.func is not supported "
         f"(FSDP all-gathers its own sharded parameters, which the transform does not see); use "
         f"torch.autograd.forward_ad with torch.func.functional_call and dual parameters"
     )
@@ -92,3 +112,5 @@ def register_fsdp_rules() -> None:
     switch(AttributeSwitch(function, "jvp", staticmethod(_post_backward_jvp)))
     fsdp_param = _fsdp_param.FSDPParam
     switch(AttributeSwitch(fsdp_param, "to_unsharded", unsharded_with_tangent(fsdp_param.to_unsharded)))
+    state = _fsdp_state.FSDPState
+    switch(AttributeSwitch(state, "_root_pre_forward", refusing_root_pre_forward(state._root_pre_forward)))
