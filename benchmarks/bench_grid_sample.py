@@ -14,7 +14,7 @@ milliseconds):
   jvp      torch.func.jvp through F.grid_sample with torch_fwdad: primal + tangent
 Ratios: jvp / primal, floor / primal, jvp / floor. --cpu-time times one thread's CPU time
 (time.thread_time, one torch thread): figures that hold when other processes share the cores.
-Usage: python benchmarks/bench_grid_sample.py [--min-run-time 0.3] [--cpu-time]
+Usage: python benchmarks/bench_grid_sample.py [--min-run-time 0.3] [--cpu-time] [--small]
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ import torch_fwdad  # noqa: F401  (installs the rules)
 CASES = [  # (dims, input shape, grid shape, modes)
     ("2-d", (8, 16, 64, 64), (8, 64, 64, 2), ("bilinear", "nearest", "bicubic")),
     ("3-d", (2, 8, 16, 16, 16), (2, 16, 16, 16, 3), ("bilinear", "nearest")),
+]
+SMALL_CASES = [  # --small: the same table on tiny shapes (a smoke run)
+    ("2-d", (1, 2, 8, 8), (1, 8, 8, 2), ("bilinear", "nearest", "bicubic")),
+    ("3-d", (1, 2, 4, 4, 4), (1, 4, 4, 4, 3), ("bilinear", "nearest")),
 ]
 
 
@@ -62,6 +66,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per timing (torch.utils.benchmark)")
     parser.add_argument("--cpu-time", action="store_true", help="one thread, timed by its CPU time")
+    parser.add_argument("--small", action="store_true", help="tiny shapes (a smoke run)")
     args = parser.parse_args(argv)
     if args.cpu_time:
         torch.set_num_threads(1)
@@ -71,7 +76,7 @@ def main(argv=None):
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, milliseconds of {clock}")
     print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'jvp':>7}"
           f"  {'jvp/primal':>10} {'floor/primal':>12} {'jvp/floor':>9}")
-    for dims, x_shape, grid_shape, modes in CASES:
+    for dims, x_shape, grid_shape, modes in SMALL_CASES if args.small else CASES:
         x, tx = torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g)
         # a few points outside [-1, 1], where padding acts
         grid, tgrid = torch.rand(grid_shape, generator=g) * 2.2 - 1.1, torch.randn(grid_shape, generator=g)
