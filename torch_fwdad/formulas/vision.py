@@ -163,15 +163,17 @@ class _Taps:
         """Every tap as its offset along each dim (x first)."""
         return itertools.product(range(len(self.values[0])), repeat=len(self.sizes))
 
+    def position(self, d, offset):
+        """Integer source coordinate along d of the tap at `offset` (an int, or a tensor of
+        offsets broadcast against (N, *out)); outside the input: no value."""
+        position = self.floors[d] + (offset + self.first_tap)
+        if self.first_tap:  # bicubic pads each tap's integer coordinate, as get_value_bounded
+            position = _pad_tap(position, self.sizes[d], self.padding_mode, self.align_corners)
+        return position
+
     def positions(self, taps):
-        """Integer source coordinates (x first) of one tap, each (N, *out); outside the input: no value."""
-        positions = []
-        for d, tap in enumerate(taps):
-            position = self.floors[d] + (tap + self.first_tap)
-            if self.first_tap:  # bicubic pads each tap's integer coordinate, as get_value_bounded
-                position = _pad_tap(position, self.sizes[d], self.padding_mode, self.align_corners)
-            positions.append(position)
-        return positions
+        """Integer source coordinates (x first) of one tap, each (N, *out)."""
+        return [self.position(d, tap) for d, tap in enumerate(taps)]
 
     def sample(self):
         """The input at every tap, (N, C, taps, *out) in offsets() order, 0 outside.
@@ -182,13 +184,22 @@ class _Taps:
         x = ((g + 1) size - 1) / 2, reaches every integer, for a size of 1 too.
         """
         N, C = self.input.shape[:2]
-        taps = [torch.stack([(2 * position + 1) * (1 / size) - 1 for position, size in zip(self.positions(offsets), self.sizes)], -1)
-                for offsets in self.offsets()]
-        out = taps[0].shape[1:-1]
-        tap_grid = torch.stack(taps, 1).reshape(N, len(taps) * out[0], *out[1:], len(self.sizes))
-        sampler = torch.ops.aten.grid_sampler_2d if len(self.sizes) == 2 else torch.ops.aten.grid_sampler_3d
+        dims, count = len(self.sizes), len(self.values[0])
+        offsets = torch.arange(count, dtype=self.floors[0].dtype, device=self.floors[0].device)
+        offsets = offsets.view(count, *(1,) * self.floors[0].dim())
+        per_dim = []  # normalised coordinates of every tap along d: (count, N, *out), broadcast over the other dims
+        for d, size in enumerate(self.sizes):
+            position = self.position(d, offsets)
+            per_dim.append(((2 * position + 1) * (1 / size) - 1).reshape(*(1,) * d, count, *(1,) * (dims - 1 - d),
+                                                                            *position.shape[1:]))
+        shape = torch.broadcast_shapes(*(c.shape for c in per_dim))
+        # (count, ..., count, N, *out, dims) in offsets() order -> (N, taps * out[0], *out[1:], dims)
+        tap_grid = torch.stack([c.expand(shape) for c in per_dim], -1).flatten(0, dims - 1).movedim(0, 1)
+        out = tap_grid.shape[2:-1]
+        tap_grid = tap_grid.reshape(N, count ** dims * out[0], *out[1:], dims)
+        sampler = torch.ops.aten.grid_sampler_2d if dims == 2 else torch.ops.aten.grid_sampler_3d
         input, tap_grid = _batch_dims_in_front(self.input, tap_grid)
-        return sampler(input, tap_grid, NEAREST, ZEROS, False).view(N, C, len(taps), *out)
+        return sampler(input, tap_grid, NEAREST, ZEROS, False).view(N, C, count ** dims, *out)
 
     def __iter__(self):
         """(taps, spread, valid) per tap: its offset along each dim, its flat index expanded
