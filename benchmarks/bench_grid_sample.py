@@ -12,7 +12,9 @@ milliseconds):
            grid (what a fused kernel would pay); nearest has none
   floor    primal + input + grid
   jvp      torch.func.jvp through F.grid_sample with torch_fwdad: primal + tangent
-Ratios: jvp / primal, floor / primal, jvp / floor. --cpu-time times one thread's CPU time
+  fwad     the same through torch.autograd.forward_ad (no torch.func wrapping: the
+           difference is torch.func's per-call cost)
+Ratios: jvp / primal, floor / primal, jvp / floor, fwad / floor. --cpu-time times one thread's CPU time
 (time.thread_time, one torch thread): figures that hold when other processes share the cores.
 Usage: python benchmarks/bench_grid_sample.py [--min-run-time 0.3] [--cpu-time] [--small]
 """
@@ -24,6 +26,7 @@ import itertools
 import time
 
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch.utils import benchmark
 
@@ -50,7 +53,7 @@ def median(fn, min_run_time):
 
 
 def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
-    """(primal, input, grid, jvp) milliseconds for one configuration."""
+    """(primal, input, grid, jvp, fwad) milliseconds for one configuration."""
 
     def sample(x, grid):
         return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=align_corners)
@@ -59,7 +62,12 @@ def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
     input_term = median(lambda: sample(tx, grid), min_run_time)
     grid_term = median(lambda: sample(x, grid), min_run_time) if mode != "nearest" else 0.0  # nearest: zero
     jvp = median(lambda: torch.func.jvp(sample, (x, grid), (tx, tgrid)), min_run_time)
-    return primal, input_term, grid_term, jvp
+
+    def forward_ad():
+        with fwAD.dual_level():
+            return fwAD.unpack_dual(sample(fwAD.make_dual(x, tx), fwAD.make_dual(grid, tgrid))).tangent
+
+    return primal, input_term, grid_term, jvp, median(forward_ad, min_run_time)
 
 
 def main(argv=None):
@@ -74,19 +82,19 @@ def main(argv=None):
     g = torch.Generator().manual_seed(0)
     clock = "CPU time of one thread" if args.cpu_time else "wall clock"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, milliseconds of {clock}")
-    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'jvp':>7}"
-          f"  {'jvp/primal':>10} {'floor/primal':>12} {'jvp/floor':>9}")
+    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'jvp':>7} {'fwad':>7}"
+          f"  {'jvp/primal':>10} {'floor/primal':>12} {'jvp/floor':>9} {'fwad/floor':>10}")
     for dims, x_shape, grid_shape, modes in SMALL_CASES if args.small else CASES:
         x, tx = torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g)
         # a few points outside [-1, 1], where padding acts
         grid, tgrid = torch.rand(grid_shape, generator=g) * 2.2 - 1.1, torch.randn(grid_shape, generator=g)
         for mode, padding, align_corners in itertools.product(modes, ("zeros", "border"), (False, True)):
-            primal, input_term, grid_term, jvp = row(x, grid, tx, tgrid, mode, padding, align_corners,
+            primal, input_term, grid_term, jvp, fwad = row(x, grid, tx, tgrid, mode, padding, align_corners,
                                                      args.min_run_time)
             floor = primal + input_term + grid_term
             case = f"{dims} {mode} {padding} align_corners={align_corners}"
-            print(f"{case:42} {primal:7.2f} {input_term:7.2f} {grid_term:7.2f} {floor:7.2f} {jvp:7.2f}"
-                  f"  {jvp / primal:9.2f}x {floor / primal:11.2f}x {jvp / floor:8.2f}x", flush=True)
+            print(f"{case:42} {primal:7.2f} {input_term:7.2f} {grid_term:7.2f} {floor:7.2f} {jvp:7.2f} {fwad:7.2f}"
+                  f"  {jvp / primal:9.2f}x {floor / primal:11.2f}x {jvp / floor:8.2f}x {fwad / floor:9.2f}x", flush=True)
 
 
 if __name__ == "__main__":
