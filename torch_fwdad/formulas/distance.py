@@ -83,8 +83,10 @@ def _euclidean_terms(x1_p, x1_t, x2_p, x2_t, dist):
 def _no_zero_on_cpu(dist: torch.Tensor) -> bool:
     """True when dist, a plain CPU tensor (reading the answer costs no device sync), has no
     zero: one reduction pass, against a mask and a masked fill (~6x dearer) over [P, R].
-    False while tracing (fake tensors, torch.compile): the answer depends on the data."""
-    plain = type(dist) is torch.Tensor and not torch.compiler.is_compiling()
+    False while tracing (torch.compile, fake tensors, make_fx and other dispatch modes):
+    a traced program would keep this one answer for every input."""
+    plain = (type(dist) is torch.Tensor and not torch.compiler.is_compiling()
+             and torch._C._len_torch_dispatch_stack() == 0)
     return plain and dist.device.type == "cpu" and dist.numel() > 0 and bool(dist.amin() > 0)
 
 
