@@ -1,49 +1,100 @@
-"""F.grid_sample under forward mode: (primal + tangent) / primal time, per mode.
+"""F.grid_sample under forward mode: the JVP beside its floor, side by side in one run.
 
 Tangents on the input and the grid; float32, N=8, C=16, 64x64 input, 64x64 grid (2-D)
-and 16^3 (3-D). Beside each JVP, its floor with PyTorch's kernels, timed bare in the same
-run: the primal, the sampler applied to the input's tangent (the input term), and one
-sampler call per spatial dimension (each ∂out/∂x_d is an interpolation of the same taps
-with other weights: the grid term needs those gathers once per dimension).
-Usage: python benchmarks/bench_grid_sample.py
+and N=2, C=8, 16^3 input and grid (3-D); every mode, zeros and border padding (reflection
+costs as border), align_corners both ways. Columns (medians of torch.utils.benchmark,
+milliseconds):
+  primal   the sampler alone
+  input    the input term: the sampler applied to the input's tangent (it is linear in the input)
+  grid     the grid term's minimum, Σ_d ẋ_d ∂out/∂x_d: it reads the same taps as the
+           primal (for bilinear, the 4 taps' differences), weighted by the weights'
+           derivatives: one more pass over the taps, timed as one sampler call with the same
+           grid (what a fused kernel would pay); nearest has none
+  floor    primal + input + grid
+  jvp      torch.func.jvp through F.grid_sample with torch_fwdad: primal + tangent
+  fwad     the same through torch.autograd.forward_ad (no torch.func wrapping: the
+           difference is torch.func's per-call cost)
+Ratios: jvp / primal, floor / primal, jvp / floor, fwad / floor. --cpu-time times one thread's CPU time
+(time.thread_time, one torch thread): figures that hold when other processes share the cores.
+Usage: python benchmarks/bench_grid_sample.py [--min-run-time 0.3] [--cpu-time] [--small]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+import time
 
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch.utils import benchmark
 
-import torch_fwdad  # noqa: F401
+import torch_fwdad  # noqa: F401  (installs the rules)
+
+CASES = [  # (dims, input shape, grid shape, modes)
+    ("2-d", (8, 16, 64, 64), (8, 64, 64, 2), ("bilinear", "nearest", "bicubic")),
+    ("3-d", (2, 8, 16, 16, 16), (2, 16, 16, 16, 3), ("bilinear", "nearest")),
+]
+SMALL_CASES = [  # --small: the same table on tiny shapes (a smoke run)
+    ("2-d", (1, 2, 8, 8), (1, 8, 8, 2), ("bilinear", "nearest", "bicubic")),
+    ("3-d", (1, 2, 4, 4, 4), (1, 4, 4, 4, 3), ("bilinear", "nearest")),
+]
+
+
+CLOCK = {"timer": time.perf_counter}  # --cpu-time: time.thread_time
 
 
 def median(fn, min_run_time):
-    """Median seconds of fn() (torch.utils.benchmark, torch's thread count)."""
-    timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
-    return timer.blocked_autorange(min_run_time=min_run_time).median
+    """Median milliseconds of fn() (torch.utils.benchmark, torch's thread count)."""
+    fn()  # warm up
+    timer = benchmark.Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads(), timer=CLOCK["timer"])
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
+    """(primal, input, grid, jvp, fwad) milliseconds for one configuration."""
+
+    def sample(x, grid):
+        return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=align_corners)
+
+    primal = median(lambda: sample(x, grid), min_run_time)
+    input_term = median(lambda: sample(tx, grid), min_run_time)
+    grid_term = median(lambda: sample(x, grid), min_run_time) if mode != "nearest" else 0.0  # nearest: zero
+    jvp = median(lambda: torch.func.jvp(sample, (x, grid), (tx, tgrid)), min_run_time)
+
+    def forward_ad():
+        with fwAD.dual_level():
+            return fwAD.unpack_dual(sample(fwAD.make_dual(x, tx), fwAD.make_dual(grid, tgrid))).tangent
+
+    return primal, input_term, grid_term, jvp, median(forward_ad, min_run_time)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--min-run-time", type=float, default=0.5, help="seconds per timing (torch.utils.benchmark)")
+    parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per timing (torch.utils.benchmark)")
+    parser.add_argument("--cpu-time", action="store_true", help="one thread, timed by its CPU time")
+    parser.add_argument("--small", action="store_true", help="tiny shapes (a smoke run)")
     args = parser.parse_args(argv)
+    if args.cpu_time:
+        torch.set_num_threads(1)
+        CLOCK["timer"] = time.thread_time
     g = torch.Generator().manual_seed(0)
-    cases = [("2-d", (8, 16, 64, 64), (8, 64, 64, 2), ("bilinear", "nearest", "bicubic")),
-             ("3-d", (2, 8, 16, 16, 16), (2, 16, 16, 16, 3), ("bilinear", "nearest"))]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32")
-    for dims, x_shape, grid_shape, modes in cases:
+    clock = "CPU time of one thread" if args.cpu_time else "wall clock"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, milliseconds of {clock}")
+    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'jvp':>7} {'fwad':>7}"
+          f"  {'jvp/primal':>10} {'floor/primal':>12} {'jvp/floor':>9} {'fwad/floor':>10}")
+    for dims, x_shape, grid_shape, modes in SMALL_CASES if args.small else CASES:
         x, tx = torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g)
+        # a few points outside [-1, 1], where padding acts
         grid, tgrid = torch.rand(grid_shape, generator=g) * 2.2 - 1.1, torch.randn(grid_shape, generator=g)
-        for mode in modes:
-            fn = (lambda x, grid: F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False))
-            primal = median(lambda: fn(x, grid), args.min_run_time)
-            jvp = median(lambda: torch.func.jvp(fn, (x, grid), (tx, tgrid)), args.min_run_time)
-            samplers = 2 + (grid.size(-1) if mode != "nearest" else 0)  # nearest: no grid term
-            floor = median(lambda: [fn(x, grid) for _ in range(samplers)], args.min_run_time)
-            print(f"{dims} {mode:9} primal {primal * 1e3:7.2f} ms  jvp {jvp * 1e3:7.2f} ms  ratio {jvp / primal:5.2f}x"
-                  f"  floor {floor / primal:5.2f}x ({samplers} sampler calls)  jvp / floor {jvp / floor:5.2f}x")
+        for mode, padding, align_corners in itertools.product(modes, ("zeros", "border"), (False, True)):
+            primal, input_term, grid_term, jvp, fwad = row(x, grid, tx, tgrid, mode, padding, align_corners,
+                                                     args.min_run_time)
+            floor = primal + input_term + grid_term
+            case = f"{dims} {mode} {padding} align_corners={align_corners}"
+            print(f"{case:42} {primal:7.2f} {input_term:7.2f} {grid_term:7.2f} {floor:7.2f} {jvp:7.2f} {fwad:7.2f}"
+                  f"  {jvp / primal:9.2f}x {floor / primal:11.2f}x {jvp / floor:8.2f}x {fwad / floor:9.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,45 @@ def test_grid_tangent_from_the_backward_kernel_matches_the_differentiable_one(mo
     torch.testing.assert_close(fast, differentiable.detach())
 
 
+def _grid_at_kinks(spatial, points, dims, align_corners):
+    """Grid coordinates on integer source coordinates (tap boundaries), on the clip limits,
+    just inside and far outside them, and random ones."""
+    def normalized(source, size):  # inverse of PyTorch's unnormalisation
+        return source * 2 / (size - 1) - 1 if align_corners else (2 * source + 1) / size - 1
+
+    columns = []
+    for d in range(dims):
+        size = spatial[-1 - d]
+        sources = torch.tensor([0, 1, size - 1, size - 2, -1, size, -0.5, size - 0.5, -5, size + 5, 0.25, 1.75],
+                               dtype=F64)
+        sources = sources[torch.randperm(len(sources), generator=torch.Generator().manual_seed(d))]
+        columns.append(normalized(sources, size) if size > 1 or not align_corners else sources)
+    grid = torch.stack(columns, -1)
+    return grid.repeat(points // len(grid) + 1, 1)[:points]
+
+
+@pytest.mark.parametrize("dims, mode", [(2, 0), (2, 2), (3, 0)], ids=["2-d bilinear", "2-d bicubic", "3-d bilinear"])
+@pytest.mark.parametrize("padding_mode", [0, 1, 2], ids=["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("spatial", [(4, 5, 3), (1, 3, 1)], ids=["4x5x3", "1x3x1"])
+def test_tap_gather_matches_the_backward_kernel_at_tap_boundaries_and_limits(dims, mode, padding_mode, align_corners,
+                                                                           spatial):
+    # the differentiable path gathers taps with the nearest sampler at integer coordinates:
+    # where a coordinate sits on a tap, a limit or outside, PyTorch's backward (the values
+    # path) decides which taps count; both must agree there, and on inputs of size 1
+    from torch_fwdad.formulas import vision
+
+    spatial = spatial[:dims]
+    x = randn(2, 3, *spatial, seed=1)
+    points = 12
+    grid = _grid_at_kinks(spatial, 2 * points, dims, align_corners).reshape(2, points, *(1,) * (dims - 1), dims)
+    grid_t = randn(*grid.shape, seed=2)
+    by_backward = vision._grid_tangent_by_backward(x, grid, grid_t, mode, padding_mode, align_corners)
+    gathered = vision.grid_sampler_grid_jvp(x, grid.requires_grad_(), grid_t, mode, padding_mode, align_corners)
+    assert gathered.requires_grad
+    torch.testing.assert_close(gathered.detach(), by_backward, rtol=1e-12, atol=1e-12)
+
+
 def test_nearest_has_zero_grid_tangent_like_the_backward():
     x, grid = randn(1, 1, 4, 4, seed=1), randn(1, 3, 3, 2, seed=2)
     fn = (lambda grid: F.grid_sample(x, grid, mode="nearest", align_corners=True))
