@@ -9,14 +9,23 @@ the tangent of that argument. The tangent is dense, in the layout of
 
 It is kept as the forward grad of a dense carrier at the same level, so PyTorch drops it
 when the level exits, as it drops every tangent of that level.
+
+Only rules read a kept tangent: an op without one, given such a nested tensor, returns a
+result without it. So from the first tangent kept until `end_nested_tangents()` (the rule
+of to_padded_tensor, which ends nn.TransformerEncoder's path), a nested tensor reaching a
+rule without its tangent is refused as dropped, not read as zero.
 """
 
 from __future__ import annotations
+
+import threading
 
 import torch
 from torch.utils.weak import WeakTensorKeyDictionary
 
 _carriers = WeakTensorKeyDictionary()
+# While nested tangents are live: a carrier dual at their level (so it ends with the level too)
+_live = threading.local()
 _make_dual = torch._C._VariableFunctions._make_dual
 _unpack_dual = torch._C._VariableFunctions._unpack_dual
 
@@ -29,9 +38,29 @@ def padded_shape(nested: torch.Tensor) -> tuple[int, ...]:
 
 
 def nested_tangent(nested: torch.Tensor, level: int):
-    """The padded tangent kept for `nested` at `level`, or None."""
+    """The padded tangent kept for `nested` at `level`, or None; raises when nested tangents
+    are live at `level` and `nested` has none (an op without a rule dropped it)."""
     carrier = _carriers.get(nested)
-    return None if carrier is None else _unpack_dual(carrier, level)[1]
+    tangent = None if carrier is None else _unpack_dual(carrier, level)[1]
+    if tangent is None and _tangents_live(level):
+        raise RuntimeError(
+            "torch_fwdad: a nested tensor reached a forward-mode rule without its tangent: an op on "
+            "nn.TransformerEncoder's nested path (src_key_padding_mask in eval mode) dropped it. Only the "
+            "layers' fused kernel (_transformer_encoder_layer_fwd) and to_padded_tensor carry a nested "
+            "tensor's tangent; a layer that leaves the fused path must not be used there: build the "
+            "encoder with enable_nested_tensor=False"
+        )
+    return tangent
+
+
+def _tangents_live(level: int) -> bool:
+    marker = getattr(_live, "marker", None)
+    return marker is not None and _unpack_dual(marker, level)[1] is not None
+
+
+def end_nested_tangents() -> None:
+    """The nested path ended (its tangent was padded back): no nested tangent is live."""
+    _live.marker = None
 
 
 def keep_nested_tangent(who: str, name: str, nested: torch.Tensor, tangent, level: int) -> None:
@@ -44,3 +73,6 @@ def keep_nested_tangent(who: str, name: str, nested: torch.Tensor, tangent, leve
             f"dtype {nested.dtype}"
         )
     _carriers[nested] = _make_dual(tangent, tangent, level)
+    if not _tangents_live(level):
+        flag = torch.ones(())
+        _live.marker = _make_dual(flag, flag, level)

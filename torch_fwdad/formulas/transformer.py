@@ -31,6 +31,7 @@ the nested kernel, and the padded rows are zero, as to_padded_tensor writes them
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from typing import NamedTuple
 
@@ -38,6 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.kernel import run_upstream_with
+from ..engine.nested import end_nested_tangents
 from ._common import outer_transforms_around, sum_tangents
 from .fused_recording import Recording, can_record
 
@@ -340,6 +342,7 @@ def _refuse_nested(op, *tensors):
 
 def nested_from_mask_jvp(t_t, result):
     """Tangent of _nested_tensor_from_mask, padded: sequence i keeps its first len_i rows."""
+    _refuse_outside_encoder()
     lengths = result._nested_tensor_size()[:, 0]
     longest = int(lengths.max()) if lengths.numel() else 0
     return t_t[:, :longest].masked_fill(_past_the_end(lengths, longest).to(t_t.device)[..., None], 0)
@@ -347,8 +350,33 @@ def nested_from_mask_jvp(t_t, result):
 
 def nested_to_padded_jvp(self_t, result):
     """Tangent of to_padded_tensor: the kept padded tangent, widened with zeros to the output's shape."""
+    end_nested_tangents()
     widen = [size for have, want in zip(reversed(self_t.shape), reversed(result.shape)) for size in (0, want - have)]
     return F.pad(self_t, widen) if any(widen) else self_t
+
+
+_ENCODER_FORWARD = torch.nn.TransformerEncoder.forward.__code__
+_FRAMES_TO_CALLER = 8  # this rule, the generated rule, the engine's kernel, then the caller
+
+
+def _refuse_outside_encoder():
+    """A nested tensor's tangent is kept beside it (engine/nested.py) and read only by the ops
+    of nn.TransformerEncoder's own forward (its layers' fused kernel, to_padded_tensor):
+    called from anywhere else, other ops on the nested result would drop it silently."""
+    frame = sys._getframe(1)
+    for _ in range(_FRAMES_TO_CALLER):
+        if frame is None:
+            break
+        if frame.f_code is _ENCODER_FORWARD:
+            return
+        frame = frame.f_back
+    raise NotImplementedError(
+        "torch_fwdad: forward-mode AD through torch._nested_tensor_from_mask is supported only along "
+        "nn.TransformerEncoder's path (eval mode with src_key_padding_mask), where the layers' fused "
+        "kernel and to_padded_tensor carry the tangent; elsewhere other ops on the nested result would "
+        "drop it. Keep the batch padded and pass the mask to the attention (key_padding_mask / "
+        "src_key_padding_mask) instead"
+    )
 
 
 def _past_the_end(lengths, longest):
