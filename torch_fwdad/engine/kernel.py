@@ -71,6 +71,7 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
     # cannot be given tangents, so forward-over-reverse through it stays refused.
     keeps_saved_tangents = op.namespace == "aten"
     any_tangent = tangent_test(sig)
+    op_name = op._schema.name
 
     def override(keyset, *args, **kwargs):
         if not switch.active:
@@ -101,7 +102,7 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
         if keeps_saved_tangents and forward_over_reverse.records_graph(bound, sig.tensor_args, sig.tensor_list_args):
             return _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, args, kwargs, bound, tangents, level)
         pos, kw = sig.split(bound)
-        runner = _upstream_runners.get(op._schema.name)
+        runner = _upstream_runners.get(op_name)
         with record():
             output = call_upstream(keyset, *pos, **kw) if runner is None else runner(
                 lambda: call_upstream(keyset, *pos, **kw), op, pos, kw, bound, tangents)

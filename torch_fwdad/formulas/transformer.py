@@ -102,14 +102,18 @@ def _linear_tangent(x, x_t, weight, weight_t, bias_t):
     return total if total is None or total.shape == shape else total.expand(shape)
 
 
-def _layer_norm_tangent(norm: _Norm, x_t, weight, weight_t, bias_t):
-    """y' = w ⊙ x̂' + w' ⊙ x̂ + b', with x̂' = (c - x̂ · mean(x̂ ⊙ c)) · rstd, c = x' - mean x'."""
+def _layer_norm_tangent(norm: _Norm, x_t, weight, weight_t, bias_t, in_place=False):
+    """y' = w ⊙ x̂' + w' ⊙ x̂ + b', with x̂' = (x' - mean x' - x̂ · mean(x̂ ⊙ x')) · rstd (mean x̂ = 0).
+    `in_place`: the fresh intermediates may be written over (nothing outside saved them)."""
     normed_t = None
     if x_t is not None:
         centred_t = x_t - x_t.mean(-1, keepdim=True)
-        normed_t = (centred_t - norm.normed * (norm.normed * centred_t).mean(-1, keepdim=True)) * norm.rstd
-    total = sum_tangents(None if normed_t is None else normed_t * weight,
-                         None if weight_t is None else norm.normed * weight_t, bias_t)
+        along_normed = (norm.normed * x_t).mean(-1, keepdim=True)
+        if in_place:
+            normed_t = centred_t.addcmul_(norm.normed, along_normed, value=-1).mul_(norm.rstd).mul_(weight)
+        else:
+            normed_t = torch.addcmul(centred_t, norm.normed, along_normed, value=-1) * norm.rstd * weight
+    total = sum_tangents(normed_t, None if weight_t is None else norm.normed * weight_t, bias_t)
     return total if total is None or total.shape == norm.output.shape else total.expand_as(norm.output)
 
 
@@ -119,7 +123,8 @@ def _activation_tangent(layer: _Layer, x_t, use_gelu: bool):
     if use_gelu:  # exact (erf) GELU: Φ(x) + x φ(x)
         x = layer.pre_activation
         return x_t * (0.5 * (1 + torch.erf(x * (1 / math.sqrt(2)))) + x * torch.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi)))
-    return x_t * (layer.hidden > 0)  # ReLU: slope 0 at 0, as relu's backward; relu(x) > 0 iff x > 0
+    # ReLU: x' where the output is positive (relu(x) > 0 iff x > 0), 0 elsewhere: relu's own backward op
+    return torch.ops.aten.threshold_backward(x_t, layer.hidden, 0)
 
 
 def _attention_tangent(attention: _Attention, q_t, k_t, v_t, in_place: bool, need_probs_t: bool = False):
@@ -130,7 +135,11 @@ def _attention_tangent(attention: _Attention, q_t, k_t, v_t, in_place: bool, nee
     written over (nothing outside can have saved it).
     """
     q, k, v, probs, context = attention
-    scores_t = sum_tangents(None if q_t is None else q_t @ k.mT, None if k_t is None else q @ k_t.mT)
+    if q_t is not None and k_t is not None:  # one product: [q̇, q] [k, k̇]ᵀ
+        scores_t = torch.cat([q_t, q], -1) @ torch.cat([k, k_t], -1).mT
+    else:
+        scores_t = None if q_t is None else q_t @ k.mT
+        scores_t = scores_t if k_t is None else q @ k_t.mT
     context_t = probs_t = None
     if scores_t is not None:
         weighted = scores_t.mul_(probs) if in_place else probs * scores_t
@@ -138,7 +147,9 @@ def _attention_tangent(attention: _Attention, q_t, k_t, v_t, in_place: bool, nee
         context_t = torch.addcmul(weighted @ v, row_sums, context, value=-1)
         if need_probs_t:
             probs_t = torch.addcmul(weighted, probs, row_sums, value=-1)
-    return sum_tangents(context_t, None if v_t is None else probs @ v_t), probs_t
+    if v_t is None:
+        return context_t, probs_t
+    return probs @ v_t if context_t is None else context_t.add_(probs @ v_t), probs_t
 
 
 def _split_heads(t, num_head):
@@ -185,8 +196,8 @@ def _layer_tangent(layer: _Layer, src, src_t, p: _Params, num_heads, use_gelu, n
     x = norm₁(src + attention(src)); out = norm₂(x + ffn(x))      (otherwise)
     """
     norm1, norm2 = layer.norms
-    norm1_t = lambda x_t: _layer_norm_tangent(norm1, x_t, *p.norm_weight_1, p.norm_bias_1[1])  # noqa: E731
-    norm2_t = lambda x_t: _layer_norm_tangent(norm2, x_t, *p.norm_weight_2, p.norm_bias_2[1])  # noqa: E731
+    norm1_t = lambda x_t: _layer_norm_tangent(norm1, x_t, *p.norm_weight_1, p.norm_bias_1[1], in_place)  # noqa: E731
+    norm2_t = lambda x_t: _layer_norm_tangent(norm2, x_t, *p.norm_weight_2, p.norm_bias_2[1], in_place)  # noqa: E731
 
     def attention_t(x, x_t):
         return _attention_block_tangent(layer.attention, (x,) * 3, (x_t,) * 3, num_heads, *p.qkv_weight,
