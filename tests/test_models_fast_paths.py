@@ -182,3 +182,20 @@ def test_fused_kernels_intermediates_are_kept_not_recomputed(name, via, monkeypa
     tangents = _jvp(f, x, params, dx, dparams, via)
     for got, expected in zip(tangents, _differences(f, x, params, dx, dparams), strict=True):
         torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["multihead_attention_weights", "encoder_layer_relu", "encoder_layer_gelu_norm_first"])
+def test_forward_over_forward_recomputes_differentiably(name):
+    """Under an outer torch.func.jvp the kept intermediates would be constants to it: the
+    rule recomputes them with differentiable ops (second derivative against differences)."""
+    model, x, kwargs, params = _build(name, torch.float64)
+    f = _call(model, kwargs)
+    torch.manual_seed(2)
+    u, v = torch.randn_like(x), torch.randn_like(x)
+    inner = lambda x: torch.func.jvp(lambda x: f(x, params), (x,), (v,))[1]  # noqa: E731
+    with torch.no_grad():
+        assert FAST_PATH_KERNELS[name] in kernels_called(torch.func.jvp, inner, (x,), (u,))
+        second = torch.func.jvp(inner, (x,), (u,))[1]
+        differences = [(p - m) / (2 * FD_EPS) for p, m in zip(inner(x + FD_EPS * u), inner(x - FD_EPS * u))]
+    for got, expected in zip(second, differences, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
