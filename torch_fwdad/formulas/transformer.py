@@ -120,9 +120,8 @@ def _layer_norm_tangent(norm: _Norm, x_t, weight, weight_t, bias_t, in_place=Fal
 def _activation_tangent(layer: _Layer, x_t, use_gelu: bool):
     if x_t is None:
         return None
-    if use_gelu:  # exact (erf) GELU: Φ(x) + x φ(x)
-        x = layer.pre_activation
-        return x_t * (0.5 * (1 + torch.erf(x * (1 / math.sqrt(2)))) + x * torch.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi)))
+    if use_gelu:  # exact (erf) GELU: x' (Φ(x) + x φ(x)), by gelu's own backward op (one pass)
+        return torch.ops.aten.gelu_backward(x_t, layer.pre_activation)
     # ReLU: x' where the output is positive (relu(x) > 0 iff x > 0), 0 elsewhere: relu's own backward op
     return torch.ops.aten.threshold_backward(x_t, layer.hidden, 0)
 
