@@ -11,21 +11,17 @@ It is kept as the forward grad of a dense carrier at the same level, so PyTorch 
 when the level exits, as it drops every tangent of that level.
 
 Only rules read a kept tangent: an op without one, given such a nested tensor, returns a
-result without it. So from the first tangent kept until `end_nested_tangents()` (the rule
-of to_padded_tensor, which ends nn.TransformerEncoder's path), a nested tensor reaching a
+result without it. So while a nested tensor with a kept tangent is alive (on
+nn.TransformerEncoder's path: until to_padded_tensor ends it), a nested tensor reaching a
 rule without its tangent is refused as dropped, not read as zero.
 """
 
 from __future__ import annotations
 
-import threading
-
 import torch
 from torch.utils.weak import WeakTensorKeyDictionary
 
 _carriers = WeakTensorKeyDictionary()
-# While nested tangents are live: a carrier dual at their level (so it ends with the level too)
-_live = threading.local()
 _make_dual = torch._C._VariableFunctions._make_dual
 _unpack_dual = torch._C._VariableFunctions._unpack_dual
 
@@ -54,13 +50,9 @@ def nested_tangent(nested: torch.Tensor, level: int):
 
 
 def _tangents_live(level: int) -> bool:
-    marker = getattr(_live, "marker", None)
-    return marker is not None and _unpack_dual(marker, level)[1] is not None
-
-
-def end_nested_tangents() -> None:
-    """The nested path ended (its tangent was padded back): no nested tangent is live."""
-    _live.marker = None
+    """Whether a nested tensor with a tangent at `level` is alive (few are: the encoder path
+    holds one at a time)."""
+    return any(_unpack_dual(carrier, level)[1] is not None for carrier in list(_carriers.values()))
 
 
 def keep_nested_tangent(who: str, name: str, nested: torch.Tensor, tangent, level: int) -> None:
@@ -73,6 +65,3 @@ def keep_nested_tangent(who: str, name: str, nested: torch.Tensor, tangent, leve
             f"dtype {nested.dtype}"
         )
     _carriers[nested] = _make_dual(tangent, tangent, level)
-    if not _tangents_live(level):
-        flag = torch.ones(())
-        _live.marker = _make_dual(flag, flag, level)

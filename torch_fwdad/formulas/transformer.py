@@ -39,7 +39,6 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.kernel import run_upstream_with
-from ..engine.nested import end_nested_tangents
 from ._common import outer_transforms_around, sum_tangents
 from .fused_recording import Recording, can_record
 
@@ -360,7 +359,6 @@ def nested_from_mask_jvp(t_t, result):
 
 def nested_to_padded_jvp(self_t, result):
     """Tangent of to_padded_tensor: the kept padded tangent, widened with zeros to the output's shape."""
-    end_nested_tangents()
     widen = [size for have, want in zip(reversed(self_t.shape), reversed(result.shape)) for size in (0, want - have)]
     return F.pad(self_t, widen) if any(widen) else self_t
 
