@@ -6,7 +6,9 @@ Models, float32 on CPU, as users run them:
     parameters requiring grad), where it runs the unfused modules;
   - a float32 nn.LSTM in eval mode under no_grad and in train mode (both mkldnn_rnn_layer
     on CPU);
-  - a ResNet-style stack of conv / batch-norm / ReLU blocks in eval mode under no_grad.
+  - a ResNet-style stack of conv / batch-norm / ReLU blocks in eval mode under no_grad;
+  - the eval encoder layer again with grad enabled (parameters requiring grad), where it
+    runs the unfused modules: the JVP PyTorch computes without the fused kernel.
 
 Columns, all measured in one run with torch.utils.benchmark (median of blocked_autorange):
   primal    the model's forward alone (the floor every ratio is measured against);
@@ -63,6 +65,9 @@ def build_models(d_model, length, batch, small):
         f"LSTM 2x{lstm_size}, T={length // 4}, B={batch}, train": (copy.deepcopy(lstm).train(), sequence, False),
         f"conv stack 4 blocks, {batch}x{channels}x{side}x{side}, eval+no_grad":
             (nn.Sequential(*[ConvBlock(channels) for _ in range(4)]).eval(), torch.randn(batch, channels, side, side), True),
+        # the same eval layer with grad enabled: the unfused modules, PyTorch's own forward
+        # formulas (its JVP time is the one to compare with the eval+no_grad row's)
+        f"encoder layer d={d_model} L={length} B={batch}, eval, grad enabled (unfused)": (layer().eval(), tokens, False),
     }
 
 

@@ -156,3 +156,46 @@ def test_nested_tensor_path_under_a_dispatch_mode_is_plain_pytorch():
         run()
     assert torch.ops.aten._nested_tensor_from_mask.default in seen
     assert torch.equal(outputs[0], outputs[1])
+
+
+def _fused_cases():
+    return [name for name, kernel in FAST_PATH_KERNELS.items() if kernel != torch.ops.aten.mkldnn_rnn_layer.default]
+
+
+@pytest.mark.parametrize("via", ["torch.func", "forward_ad"])
+@pytest.mark.parametrize("name", _fused_cases())
+def test_fused_kernels_intermediates_are_kept_not_recomputed(name, via, monkeypatch):
+    """In eval + no_grad the attention and encoder-layer rules read what the fused kernel
+    computed (formulas/fused_recording.py): with recomputation made to fail, the JVP still
+    matches finite differences."""
+    from torch_fwdad.formulas import transformer
+
+    def recomputing(*args, **kwargs):
+        raise AssertionError("the rule recomputed the primal")
+
+    monkeypatch.setattr(transformer, "_recomputed_layer", recomputing)
+    monkeypatch.setattr(transformer, "_recomputed_attention", recomputing)
+    model, x, kwargs, params = _build(name, torch.float64)
+    f = _call(model, kwargs)
+    dx, dparams = _directions(x, params, "input")
+    dparams = {k: torch.randn_like(v) for k, v in params.items()}  # input and parameters at once
+    tangents = _jvp(f, x, params, dx, dparams, via)
+    for got, expected in zip(tangents, _differences(f, x, params, dx, dparams), strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["multihead_attention_weights", "encoder_layer_relu", "encoder_layer_gelu_norm_first"])
+def test_forward_over_forward_recomputes_differentiably(name):
+    """Under an outer torch.func.jvp the kept intermediates would be constants to it: the
+    rule recomputes them with differentiable ops (second derivative against differences)."""
+    model, x, kwargs, params = _build(name, torch.float64)
+    f = _call(model, kwargs)
+    torch.manual_seed(2)
+    u, v = torch.randn_like(x), torch.randn_like(x)
+    inner = lambda x: torch.func.jvp(lambda x: f(x, params), (x,), (v,))[1]  # noqa: E731
+    with torch.no_grad():
+        assert FAST_PATH_KERNELS[name] in kernels_called(torch.func.jvp, inner, (x,), (u,))
+        second = torch.func.jvp(inner, (x,), (u,))[1]
+        differences = [(p - m) / (2 * FD_EPS) for p, m in zip(inner(x + FD_EPS * u), inner(x - FD_EPS * u))]
+    for got, expected in zip(second, differences, strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-5)

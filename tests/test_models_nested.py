@@ -18,6 +18,7 @@ import torch.autograd.forward_ad as fwAD
 from torch.func import functional_call
 
 import torch_fwdad
+from torch_fwdad.engine import nested as nested_engine
 from torch_fwdad.testing.models import kernels_called
 from torch_fwdad.testing import plain_pytorch
 
@@ -143,14 +144,49 @@ def test_padding_rows_have_zero_tangent():
 
 
 def test_kept_tangent_ends_with_its_level():
-    """A nested tensor made inside a dual level carries no tangent into the next one."""
+    """A nested tensor's tangent kept inside a dual level is gone in the next one, and so is
+    the guard against dropped tangents."""
+    nested = torch.nested.nested_tensor([torch.randn(2, 4), torch.randn(3, 4)])
+    tangent = torch.randn(nested_engine.padded_shape(nested))
+    with fwAD.dual_level() as level:
+        nested_engine.keep_nested_tangent("test", "out", nested, tangent, level)
+        assert torch.equal(nested_engine.nested_tangent(nested, level), tangent)
+        with pytest.raises(RuntimeError, match="reached a forward-mode rule without its tangent"):
+            nested_engine.nested_tangent(torch.nested.nested_tensor([torch.randn(1, 4)]), level)
+    with fwAD.dual_level() as level:
+        assert nested_engine.nested_tangent(nested, level) is None
+
+
+def test_nested_tensor_from_mask_outside_the_encoder_is_refused():
+    """Called directly on a dual tensor, any op but the encoder's would drop the kept tangent:
+    refused, naming the op and what works instead."""
     t, mask = torch.randn(2, 3, 4), torch.tensor([[True, True, False], [True, False, False]])
     with fwAD.dual_level():
-        nested = torch._nested_tensor_from_mask(fwAD.make_dual(t, torch.ones_like(t)), mask)
-        tangent = fwAD.unpack_dual(nested.to_padded_tensor(0.0)).tangent
-        assert torch.equal(tangent, mask[..., None].expand_as(t)[:, :2].to(t.dtype))
-    with fwAD.dual_level():
-        assert fwAD.unpack_dual(nested.to_padded_tensor(0.0)).tangent is None
+        dual = fwAD.make_dual(t, torch.ones_like(t))
+        with pytest.raises(NotImplementedError, match="_nested_tensor_from_mask.*nn.TransformerEncoder's path"):
+            torch._nested_tensor_from_mask(dual, mask)
+        # without a tangent it is plain PyTorch's
+        plain = torch._nested_tensor_from_mask(t, mask)
+        assert torch.equal(plain.to_padded_tensor(0.0), torch._nested_tensor_from_mask(t, mask).to_padded_tensor(0.0))
+
+
+def test_a_layer_leaving_the_fused_path_is_refused_not_dropped():
+    """A layer with a forward hook leaves the fused kernel and runs the unfused ops on the
+    nested tensor, which plain PyTorch allows: the tangent cannot follow them, so forward
+    mode refuses with an error naming the op rather than dropping it."""
+    f, x, params = _build("relu_final_norm", torch.float64)
+    encoder = f.__closure__[0].cell_contents
+    hook = encoder.layers[1].register_forward_hook(lambda module, args, out: None)
+    dx, _ = _directions(x, params, "input")
+    with torch.no_grad():
+        f(x, params)  # plain forward: fine
+        with fwAD.dual_level():
+            with pytest.raises(NotImplementedError, match="_native_multi_head_attention on a nested tensor"):
+                f(fwAD.make_dual(x, dx), params)
+            hook.remove()  # the same level goes on: nothing of the refused call is left live
+            tangent = fwAD.unpack_dual(f(fwAD.make_dual(x, dx), params)).tangent
+    torch.testing.assert_close(tangent, _differences(f, x, params, dx, {k: torch.zeros_like(v) for k, v in params.items()}),
+                               atol=1e-6, rtol=1e-5)
 
 
 def test_torch_func_error_names_forward_ad():

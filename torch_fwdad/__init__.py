@@ -28,6 +28,7 @@ from .engine import (
 )
 from .engine import install_builtin as _install_builtin
 from .formulas.linear_cross_entropy import register_rules as _register_linear_cross_entropy_rules
+from .formulas.transformer import record_fused_kernels as _record_fused_kernels
 
 __version__ = "0.1.0"
 
@@ -39,6 +40,9 @@ builtin_status = _install_builtin(_ENTRIES)
 
 # Rules outside derivatives.yaml: F.linear_cross_entropy's chunked custom ops (torch_nn::...).
 _register_linear_cross_entropy_rules()
+
+# The fused transformer kernels' rules keep the intermediates the kernels compute.
+_record_fused_kernels()
 
 # In-place c10d rules now; the functional collectives' and DTensor's when their modules load.
 _importlib.import_module("torch_fwdad.distributed").install()

@@ -43,6 +43,18 @@ def can_carry_tangent(arg) -> bool:
 # its primal then runs without recording (it has no reverse mode upstream either).
 _FORWARD_ONLY = frozenset({"aten::_embedding_bag_forward_only"})
 
+# Ops whose upstream call a rule's companion runs, by op name: a rule that needs
+# intermediates the kernel computes but does not return records them while the kernel runs
+# (formulas/transformer.py, the fused encoder layer) instead of computing them again.
+_upstream_runners: dict[str, Callable] = {}
+
+
+def run_upstream_with(op_name: str, runner: Callable) -> None:
+    """On calls of `op_name` ("aten::...") with tangents (never on the no-tangent fast path),
+    the upstream kernel runs as `runner(call, op, args, kwargs, primals, tangents)`, which
+    returns its output; `call()` runs it as the engine otherwise would."""
+    _upstream_runners[op_name] = runner
+
 
 def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origin: str, *, switch, when=None):
     """Build the boxed Python kernel for `op`.
@@ -59,6 +71,7 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
     # cannot be given tangents, so forward-over-reverse through it stays refused.
     keeps_saved_tangents = op.namespace == "aten"
     any_tangent = tangent_test(sig)
+    op_name = op._schema.name
 
     def override(keyset, *args, **kwargs):
         if not switch.active:
@@ -89,8 +102,10 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
         if keeps_saved_tangents and forward_over_reverse.records_graph(bound, sig.tensor_args, sig.tensor_list_args):
             return _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, args, kwargs, bound, tangents, level)
         pos, kw = sig.split(bound)
+        runner = _upstream_runners.get(op_name)
         with record():
-            output = call_upstream(keyset, *pos, **kw)
+            output = call_upstream(keyset, *pos, **kw) if runner is None else runner(
+                lambda: call_upstream(keyset, *pos, **kw), op, pos, kw, bound, tangents)
         _guard_plain_forward_over_reverse(op, output)
         return attach_tangents(op, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level, origin)
 

@@ -9,6 +9,11 @@ the tangent of that argument. The tangent is dense, in the layout of
 
 It is kept as the forward grad of a dense carrier at the same level, so PyTorch drops it
 when the level exits, as it drops every tangent of that level.
+
+Only rules read a kept tangent: an op without one, given such a nested tensor, returns a
+result without it. So while a nested tensor with a kept tangent is alive (on
+nn.TransformerEncoder's path: until to_padded_tensor ends it), a nested tensor reaching a
+rule without its tangent is refused as dropped, not read as zero.
 """
 
 from __future__ import annotations
@@ -29,9 +34,25 @@ def padded_shape(nested: torch.Tensor) -> tuple[int, ...]:
 
 
 def nested_tangent(nested: torch.Tensor, level: int):
-    """The padded tangent kept for `nested` at `level`, or None."""
+    """The padded tangent kept for `nested` at `level`, or None; raises when nested tangents
+    are live at `level` and `nested` has none (an op without a rule dropped it)."""
     carrier = _carriers.get(nested)
-    return None if carrier is None else _unpack_dual(carrier, level)[1]
+    tangent = None if carrier is None else _unpack_dual(carrier, level)[1]
+    if tangent is None and _tangents_live(level):
+        raise RuntimeError(
+            "torch_fwdad: a nested tensor reached a forward-mode rule without its tangent: an op on "
+            "nn.TransformerEncoder's nested path (src_key_padding_mask in eval mode) dropped it. Only the "
+            "layers' fused kernel (_transformer_encoder_layer_fwd) and to_padded_tensor carry a nested "
+            "tensor's tangent; a layer that leaves the fused path must not be used there: build the "
+            "encoder with enable_nested_tensor=False"
+        )
+    return tangent
+
+
+def _tangents_live(level: int) -> bool:
+    """Whether a nested tensor with a tangent at `level` is alive (few are: the encoder path
+    holds one at a time)."""
+    return any(_unpack_dual(carrier, level)[1] is not None for carrier in list(_carriers.values()))
 
 
 def keep_nested_tangent(who: str, name: str, nested: torch.Tensor, tangent, level: int) -> None:
