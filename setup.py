@@ -30,7 +30,7 @@ def fast_path_build() -> dict:
         def get_outputs(self):
             return [] if not self.extensions else super().get_outputs()
 
-    extension = CppExtension(FAST_PATH, ["torch_fwdad/engine/_fast_path.cpp"], extra_compile_args=["-O2"])
+    extension = CppExtension(FAST_PATH, ["torch_fwdad/engine/_fast_path.cpp"], extra_compile_args=["-O2", "-g0"])
     return {"ext_modules": [extension], "cmdclass": {"build_ext": OptionalBuild.with_options(use_ninja=False)}}
 
 
