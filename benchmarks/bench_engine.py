@@ -5,11 +5,12 @@
    inputs without tangents). For cdist the cost is in [P, R]-sized passes that every
    tangent shares, so the saving shows on a per-input entry: a dilated convolution,
    whose input and weight terms are separate kernel calls.
-3. Per-call overhead of the no-tangent fast path: a tiny cdist with torch_fwdad enabled
-   (outside any dual level, and inside one with no tangent on the arguments) against the
-   same call with torch_fwdad disabled (PyTorch's own kernel, outside and inside a level),
-   against a bare Python kernel that only forwards (the floor of any kernel written in
-   Python), and against one that also unpacks each tensor argument (the floor inside a level).
+3. Per-call overhead without a tangent: a tiny cdist outside any dual level, and inside one
+   with no tangent on the arguments, on torch_fwdad's two paths (the C++ no-tangent test of
+   engine/_fast_path.cpp where it is built, the pure-Python kernels), against the same call
+   with torch_fwdad disabled (PyTorch's own kernel) and against a bare Python kernel that
+   only forwards (the floor of any kernel written in Python; inside a level it also unpacks
+   each tensor argument, the cheapest tangent test Python has).
 """
 
 from __future__ import annotations
