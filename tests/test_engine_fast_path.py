@@ -172,6 +172,6 @@ def test_the_environment_variable_forces_python_silently():
 
 def test_asking_for_cpp_where_it_is_missing_says_why(monkeypatch):
     monkeypatch.setattr(fast_path, "_extension", None)
-    monkeypatch.setattr(fast_path, "_load_reason", "C++ kernel not built or not loadable (test)")
+    monkeypatch.setattr(fast_path, "_load_reason", "C++ kernel not built (test)")
     with pytest.raises(RuntimeError, match="C\\+\\+ kernel is not available: C\\+\\+ kernel not built"):
         fast_path.set_python_path(False)
