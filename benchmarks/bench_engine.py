@@ -5,11 +5,12 @@
    inputs without tangents). For cdist the cost is in [P, R]-sized passes that every
    tangent shares, so the saving shows on a per-input entry: a dilated convolution,
    whose input and weight terms are separate kernel calls.
-3. Per-call overhead of the no-tangent fast path: a tiny cdist with torch_fwdad enabled
-   (outside any dual level, and inside one with no tangent on the arguments) against the
-   same call with torch_fwdad disabled (PyTorch's own kernel, outside and inside a level),
-   against a bare Python kernel that only forwards (the floor of any kernel written in
-   Python), and against one that also unpacks each tensor argument (the floor inside a level).
+3. Per-call overhead without a tangent: a tiny cdist outside any dual level, and inside one
+   with no tangent on the arguments, on torch_fwdad's two paths (the C++ no-tangent test of
+   engine/_fast_path.cpp where it is built, the pure-Python kernels), against the same call
+   with torch_fwdad disabled (PyTorch's own kernel) and against a bare Python kernel that
+   only forwards (the floor of any kernel written in Python; inside a level it also unpacks
+   each tensor argument, the cheapest tangent test Python has).
 """
 
 from __future__ import annotations
@@ -63,48 +64,66 @@ def partial_dual_saving(min_run_time: float) -> None:
 
 
 def fast_path_overhead(min_run_time: float, rounds: int = 3) -> None:
-    """Plain PyTorch, the floors of any Python kernel, and torch_fwdad outside / inside a dual
-    level, interleaved `rounds` times; the best round of each is printed (the one least
-    disturbed by other processes).
+    """Plain PyTorch, the floors of any Python kernel, and torch_fwdad's Python and C++
+    paths outside / inside a dual level, interleaved `rounds` times; the best round of each
+    is printed (the one least disturbed by other processes).
 
     The floor is a bare kernel on the same key that only forwards to the captured upstream
     kernel: what the dispatcher's round trip through Python costs before any test is made.
     The in-level floor adds one `_unpack_dual` per tensor argument, the cheapest query for a
     tangent that Python has: no kernel written in Python can answer "no tangent" for less.
+    The C++ path (engine/_fast_path.cpp) is measured only where it is built.
     """
     env = {"torch": torch, "x": torch.randn(4, 3), "y": torch.randn(5, 3)}
     op = torch.ops.aten._cdist_forward.default
-    names = ("plain", "plain in level", "floor", "in-level floor", "no level", "in level")
+    cpp = torch_fwdad.engine_info()["built"]
+    paths = ("python", "c++") if cpp else ("python",)
+    names = ["plain", "plain in level", "floor", "in-level floor"]
+    names += [f"{path}{where}" for path in paths for where in (" no level", " in level")]
     times: dict[str, list[float]] = {name: [] for name in names}
-    for _ in range(rounds):
-        times["no level"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
-        with torch.autograd.forward_ad.dual_level():
-            times["in level"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
-        torch_fwdad.disable()
-        try:
-            times["plain"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
-            with torch.autograd.forward_ad.dual_level():
-                times["plain in level"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
-            with bare_forwarding_kernel(op):
-                times["floor"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
-            with bare_forwarding_kernel(op, unpack_tensor_args=True), torch.autograd.forward_ad.dual_level():
-                times["in-level floor"].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
-        finally:
-            torch_fwdad.enable()
+
+    def measure(name: str, in_level: bool = False) -> None:
+        with torch.autograd.forward_ad.dual_level() if in_level else contextlib.nullcontext():
+            times[name].append(median_seconds("torch.cdist(x, y)", env, min_run_time))
+
+    try:
+        for _ in range(rounds):
+            for path in paths:
+                torch_fwdad.engine.use_python_path(path == "python")
+                measure(f"{path} no level")
+                measure(f"{path} in level", in_level=True)
+            torch_fwdad.disable()
+            try:
+                measure("plain")
+                measure("plain in level", in_level=True)
+                with bare_forwarding_kernel(op):
+                    measure("floor")
+                with bare_forwarding_kernel(op, unpack_tensor_args=True):
+                    measure("in-level floor", in_level=True)
+            finally:
+                torch_fwdad.enable()
+    finally:
+        if cpp:
+            torch_fwdad.engine.use_python_path(False)
     best = {name: min(times[name]) for name in names}
-    plain = best["plain"]
     clock = "thread CPU time" if _timer is TIMERS["cpu"] else "wall time"
-    print(f"no-tangent fast path, cdist 4x3 by 5x3, {torch.get_num_threads()} threads, {clock}, best of {rounds} rounds")
-    for name, label, note in (
-        ("plain", "plain PyTorch", ""),
-        ("plain in level", "plain PyTorch, in dual level", ""),
-        ("floor", "bare Python kernel (floor)", ""),
-        ("in-level floor", "floor + _unpack_dual x2", " (floor of an in-level test)"),
-        ("no level", "torch_fwdad, no dual level", ""),
-        ("in level", "torch_fwdad, in dual level", " (no argument has a tangent)"),
+    print(f"no-tangent path, cdist 4x3 by 5x3, {torch.get_num_threads()} threads, {clock}, best of {rounds} "
+          f"rounds; added = over plain PyTorch at the same level")
+    if not cpp:
+        print(f"  (C++ path not measured: {torch_fwdad.engine_info()['reason']})")
+    print(f"  {'':34s}{'no dual level':>22s}{'in dual level, no tangent':>30s}")
+    for label, outside, inside in (
+        ("plain PyTorch", "plain", "plain in level"),
+        ("bare Python kernel (floor)", "floor", "in-level floor"),
+        ("torch_fwdad, Python path", "python no level", "python in level"),
+        ("torch_fwdad, C++ path", "c++ no level", "c++ in level"),
     ):
-        added = "" if name == "plain" else f"   added {(best[name] - plain) * 1e6:+.2f} us"
-        print(f"  {label:29s}{best[name] * 1e6:8.2f} us{added}{note}")
+        if outside not in best:
+            continue
+        cells = [f"{best[name] * 1e6:7.2f} us ({(best[name] - best[base]) * 1e6:+6.2f})"
+                 for name, base in ((outside, "plain"), (inside, "plain in level"))]
+        print(f"  {label:34s}{cells[0]:>22s}{cells[1]:>30s}")
+    print("  (the in-level floor also unpacks each tensor argument: the cheapest Python test for a tangent)")
 
 
 @contextlib.contextmanager

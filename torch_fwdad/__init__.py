@@ -21,6 +21,7 @@ from .engine import (
     RegisteredRule,
     disable,
     enable,
+    engine_info,
     is_enabled,
     register_jvp,
     registered_ops,
@@ -62,5 +63,5 @@ def __getattr__(name):
 
 __all__ = [
     "JvpCheckError", "RegisteredRule", "builtin_status", "check_jvp", "custom_jvp", "disable",
-    "enable", "is_enabled", "register_jvp", "registered_ops", "unregister_jvp", *_SPARSE_AD,
+    "enable", "engine_info", "is_enabled", "register_jvp", "registered_ops", "unregister_jvp", *_SPARSE_AD,
 ]

@@ -14,6 +14,8 @@ def summary() -> int:
     skipped = {name: why for name, why in torch_fwdad.builtin_status.items() if why != "installed"}
     print(f"torch_fwdad {torch_fwdad.__version__} on torch {torch.__version__}: "
           f"{len(rules)} forward rules installed, {len(skipped)} entries not needed here")
+    engine = torch_fwdad.engine_info()
+    print(f"no-tangent path: {engine['path']} ({engine['reason']})")
     for rule in rules:
         note = f"  (corrects upstream: {rule.corrects_upstream})" if rule.corrects_upstream else ""
         print(f"  + {rule.name:<60} {rule.origin}{note}")

@@ -39,6 +39,7 @@ import torch
 from torch._C._functorch import TransformType
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
+from . import fast_path
 from .rule_table import has_installed_aten_rule
 from .schema import output_names
 from .tangent_check import differentiable
@@ -159,11 +160,13 @@ class _OutputTangents:
         if torch.autograd.forward_ad._current_level == self.level and torch._C._is_fwd_grad_enabled():
             self.read.clear()
             _active.records.append(self)
+            fast_path.enter_recovery()
 
     def after_backward(self, grad_inputs, grad_outputs):
         if self not in _active.records:
             return None
         _active.records.remove(self)
+        fast_path.exit_recovery()
         unread = [f"output {i}" for i in self.unread_saved_outputs()]
         if not unread and not self.indirect:
             return None

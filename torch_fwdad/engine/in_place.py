@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from torch import _VF
 
-from .kernel import HIDDEN_LEVEL, can_carry_tangent, named_upstream, tangent_level
+from .kernel import HIDDEN_LEVEL, can_carry_tangent, named_upstream, tangent_level, tangent_test
 from .schema import OpSignature
 
 
 def make_in_place_override(op, functional, upstream, sig: OpSignature, *, switch, when=None):
     call_upstream = named_upstream(op, upstream)
     tensor_args = sig.tensor_args
+    any_tangent = tangent_test(sig)
 
     def override(keyset, *args, **kwargs):
         if not switch.active:
@@ -27,6 +28,8 @@ def make_in_place_override(op, functional, upstream, sig: OpSignature, *, switch
         # own dual level) it looks for tangents at level 0, as kernel.must_probe_without_level says.
         level = tangent_level(keyset)
         level = HIDDEN_LEVEL if level < 0 else level
+        if not any_tangent(args, kwargs, level):  # the common case, without binding
+            return call_upstream(keyset, *args, **kwargs)
         bound = sig.bind(args, kwargs)
         if when is not None and not when(bound):
             return call_upstream(keyset, *args, **kwargs)

@@ -15,11 +15,11 @@ import torch
 import torch.autograd.forward_ad as _fwad
 from torch import _VF
 
-from . import forward_over_reverse
+from . import fast_path, forward_over_reverse
 from .nested import keep_nested_tangent, nested_tangent
 from .schema import OpSignature
 from .tangent_check import check_tangent
-from .upstream import has_upstream_forward_ad
+from .upstream import has_upstream_forward_ad, resolve_overload
 
 # rule(primals, tangents, output) -> tangent or tuple of tangents (None: no tangent)
 JvpRule = Callable[[tuple, tuple, object], object]
@@ -187,6 +187,17 @@ def named_upstream(op, upstream: Callable) -> Callable:
             raise
 
     return call_upstream
+
+
+def translate_fast_path_error(name: str, message: str) -> None:
+    """The C++ kernel's upstream call raised (engine/_fast_path.cpp): raise what
+    `named_upstream` raises for the same error on the Python path, or return."""
+    op, error = resolve_overload(name), RuntimeError(message)
+    raise_if_upstream_vanished(op, error)
+    raise_if_nested_under_torch_func(op, error)
+
+
+fast_path.set_error_translator(translate_fast_path_error)
 
 
 def raise_if_nested_under_torch_func(op, error: RuntimeError) -> None:

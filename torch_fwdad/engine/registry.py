@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from . import rule_table
+from . import fast_path, rule_table
 from .in_place import make_in_place_override
 from .kernel import JvpRule, make_override
 from .schema import OpSignature, qualified_name
@@ -37,6 +37,7 @@ class Registration:
     in_place_of: torch._ops.OpOverload | None = None  # rule None: computed by this overload
     probe_linearity: bool = True  # transpose only: check the rule is linear on its first backward
     library: torch.library.Library | None = field(default=None, repr=False)
+    fast_library: object | None = field(default=None, repr=False)  # the C++ kernel above `library`
     transpose_library: torch.library.Library | None = field(default=None, repr=False)
     # False: the installed kernel passes every call through (disabled, or unregistered while
     # a library above holds it); read by the kernel on each call.
@@ -203,6 +204,24 @@ def is_enabled() -> bool:
     return _enabled
 
 
+def engine_info() -> dict[str, object]:
+    """Which kernel decides overridden calls without a tangent: {"path": "c++" or "python",
+    "built": whether the C++ kernel (engine/_fast_path.cpp) loaded, "reason": why this path}."""
+    return fast_path.info()
+
+
+def use_python_path(python: bool = True) -> None:
+    """Reinstall every rule with the pure-Python kernels (True) or with the C++ no-tangent
+    test above them (False; raises when it is not built). TORCH_FWDAD_ENGINE=python in the
+    environment does the first from import on."""
+    fast_path.set_python_path(python)
+    if _enabled:
+        for registration in _registrations.values():
+            _uninstall(registration)
+        for registration in _registrations.values():
+            _install(registration)
+
+
 def registered_ops() -> list[RegisteredRule]:
     """The rules active now, for this torch, sorted by operator name."""
     active = [r for r in _registrations.values() if r.active]
@@ -229,6 +248,9 @@ def _install(registration: Registration) -> None:
         call_upstream = derived
     else:
         call_upstream = _upstream_kernel(op)
+    # The C++ no-tangent test needs a kernel it can call without Python: not a custom_op's
+    # (Python) autograd, not a backward derived here.
+    captured = None if registration.transpose or _is_python_custom_op(op) else fast_path.capture(op)
     sig = OpSignature.from_schema(op._schema)
     if registration.in_place_of is not None:
         override = make_in_place_override(op, registration.in_place_of, call_upstream, sig,
@@ -237,8 +259,16 @@ def _install(registration: Registration) -> None:
         override = make_override(op, registration.rule, call_upstream, sig, registration.origin,
                                  switch=registration, when=registration.when)
     library = _register_autograd_kernel(op, override)
+    registration.library = library
+    if captured is not None:
+        with _quiet_override_warning():
+            registration.fast_library = fast_path.install(op, captured)
     registration.kernel_debug = _top_kernel_debug(op)
-    registration.library, registration.active = library, True
+    registration.active = True
+
+
+def _is_python_custom_op(op: torch._ops.OpOverload) -> bool:
+    return torch._library.custom_ops._maybe_get_opdef(op) is not None
 
 
 def _upstream_kernel(op: torch._ops.OpOverload):
@@ -249,9 +279,8 @@ def _upstream_kernel(op: torch._ops.OpOverload):
     tensor subclass is active (fake tensors under torch.compile): that is our override,
     which would recurse. For custom ops we call the kernel custom_op itself builds.
     """
-    opdef = torch._library.custom_ops._maybe_get_opdef(op)
-    if opdef is not None:
-        return torch._library.autograd.make_autograd_impl(op, opdef)
+    if _is_python_custom_op(op):
+        return torch._library.autograd.make_autograd_impl(op, torch._library.custom_ops._maybe_get_opdef(op))
     # torch.library.get_kernel needs a concrete backend key, so we capture AutogradCPU's
     # kernel, yet install on the Autograd alias key (_register_autograd_kernel), which
     # covers every backend at once: installing on the per-backend key is reported to
@@ -287,6 +316,9 @@ def _uninstall(registration: Registration) -> None:
     registration.active = False
     if registration.library is not None and _top_kernel_debug(registration.op) != registration.kernel_debug:
         return
+    if registration.fast_library is not None:  # the C++ kernel above the Python one
+        registration.fast_library.destroy()
+        registration.fast_library = None
     # Forward override first, then the derived backward it calls.
     for attribute in ("library", "transpose_library"):
         library = getattr(registration, attribute)
