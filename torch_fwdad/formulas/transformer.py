@@ -151,13 +151,15 @@ def _attention_tangent(attention: _Attention, q_t, k_t, v_t, in_place: bool, nee
 
 
 def _split_heads(t, num_head):
-    """(B, T, D) -> (B, H, T, D / H)."""
-    return t.unflatten(-1, (num_head, -1)).transpose(1, 2)
+    """(B, T, D) -> (B, H, T, D / H). reshape, not unflatten (nor flatten in _merge_heads):
+    gradcheck's batched forward grad runs rules under the legacy vmap, which has no
+    batching rule for either."""
+    return t.reshape(*t.shape[:-1], num_head, -1).transpose(1, 2)
 
 
 def _merge_heads(t):
     """(B, H, T, E) -> (B, T, H·E)."""
-    return t.transpose(1, 2).flatten(2)
+    return t.transpose(1, 2).reshape(*t.shape[:1], t.shape[2], -1)
 
 
 def _projection_tangents(inputs, inputs_t, num_head, scale, weight, weight_t, bias_t):
