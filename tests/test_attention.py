@@ -215,6 +215,7 @@ def test_tiles_on_worker_threads_agree_with_this_thread(monkeypatch, mask):
     try:
         p = gqa_problem(mask)
         monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 7 * 2)  # (1, 1, 2) tiles: 40 of them
+        monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 2 * 7)  # in-place tiles of 2 rows: 40 too
 
         def tangents(workers):
             monkeypatch.setattr(attention, "USE_TILE_WORKERS", workers)

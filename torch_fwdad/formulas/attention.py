@@ -98,7 +98,7 @@ def tile_sizes(batch: int, heads: int, queries: int, keys: int, threads: int = 1
 # fit in one core's L2 cache (512 KB on the machines measured), where the matmuls that
 # write them and the passes that read them back run faster than on blocks spilling to
 # memory.
-CACHE_TILE_ELEMENTS = 1 << 16
+CACHE_TILE_ELEMENTS = 1 << 18
 USE_CACHE_TILES = True
 
 
@@ -468,7 +468,8 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     # in-place cache-sized tiles (_terms_in_cache_tiles), on worker threads or on one thread
     in_cache = USE_CACHE_TILES and reuse and _lse_usable(lse, query) and _plain_values(*everything)
     on_workers = reuse and _enough_tiles_for_workers(query, key, in_cache) and _workers_can_run(*everything)
-    in_cache = in_cache and (on_workers or torch.get_num_threads() == 1)
+    # (ṡ is computed divided by the scale: a zero scale takes the blockwise tiles)
+    in_cache = in_cache and (on_workers or torch.get_num_threads() == 1) and scale != 0
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
     # worker threads see no torch.func levels; nor do buffers written in place
     plain = _unwrapped if on_workers or in_cache else (lambda t: t)
@@ -489,9 +490,9 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
         return value_term.to(out.dtype), None
     has_score_tangent = q_t is not None or k_t is not None or mask_t is not None
     if in_cache and not lse_is_constant:
-        terms = _terms_in_cache_tiles(problem, lse_c, AttentionInputs(q_t, k_t, v_t, mask_t),
-                                      run_tiles=_run_on_workers if on_workers else None)
-        return _output_tangent(terms, out_c, has_score_tangent, out.dtype)
+        terms, row_sums = _terms_in_cache_tiles(problem, lse_c, AttentionInputs(q_t, k_t, v_t, mask_t),
+                                                run_tiles=_run_on_workers if on_workers else None)
+        return _output_tangent(terms, row_sums, out_c, out.dtype)
     factors = problem.score_factors(q_t, k_t)
     # [v, 1]: the product with P ⊙ ṡ gives its row sums c as one more column; [v̇, 0] keeps it
     values = _with_column(problem.v, 1.0) if has_score_tangent else None
@@ -511,18 +512,19 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
 
     (terms,) = _stitch(tile_tangents, *problem.tiles(), over_rows=("cat",),
                        run_tiles=_run_on_workers if on_workers else None)
-    return _output_tangent(terms, out_c, has_score_tangent, out.dtype)
-
-
-def _output_tangent(terms, out, has_score_tangent, dtype):
-    """(Ȯ, l̇se) from the tiles' (P ⊙ ṡ)[v, 1] + P[v̇, 0] (P v̇ alone without ṡ).
-
-    Ȯ = (P ⊙ ṡ) v + P v̇ − c·O, once for the whole output rather than per tile.
-    """
     if not has_score_tangent:
+        return terms.to(out.dtype), None
+    return _output_tangent(terms[..., :-1], terms[..., -1], out_c, out.dtype)
+
+
+def _output_tangent(terms, row_sums, out, dtype):
+    """(Ȯ, l̇se) from the tiles' (P ⊙ ṡ) v + P v̇ (P v̇ alone without ṡ) and c = rowsum(P ⊙ ṡ).
+
+    Ȯ = (P ⊙ ṡ) v + P v̇ − c·O, once for the whole output rather than per tile; l̇se = c.
+    """
+    if row_sums is None:
         return terms.to(dtype), None
-    c = terms[..., -1:]
-    return torch.addcmul(terms[..., :-1], c, out, value=-1).to(dtype), c.squeeze(-1)
+    return torch.addcmul(terms, row_sums.unsqueeze(-1), out, value=-1).to(dtype), row_sums
 
 
 def _stitch(compute, batches, heads, rows, over_rows=("cat", "cat"), run_tiles=None):
@@ -554,7 +556,8 @@ def _stitch(compute, batches, heads, rows, over_rows=("cat", "cat"), run_tiles=N
 
 
 def _terms_in_cache_tiles(problem: _Attention, lse, tangents: AttentionInputs, run_tiles=None):
-    """_tile_output_terms of every tile, written into one result: values only (no autograd).
+    """((P ⊙ ṡ) v + P v̇, c = rowsum(P ⊙ ṡ)) for every query row (c None without ṡ): values
+    only (no autograd), written tile by tile into one result.
 
     tangents: q̇, k̇, v̇ (key/value heads repeated) and ṁask, as the problem's tensors.
     Tiles of cache_tile_sizes, one after another on each thread, each written over the
@@ -565,15 +568,16 @@ def _terms_in_cache_tiles(problem: _Attention, lse, tangents: AttentionInputs, r
     B, H, L, S = problem.B, problem.H, problem.L, problem.S
     q_t, k_t, v_t, mask_t = tangents
     has_score_tangent = q_t is not None or k_t is not None or mask_t is not None
-    values = _stacked_values(problem.v, v_t) if has_score_tangent else v_t
+    values = _stacked_values(problem.v, v_t, problem.scale) if has_score_tangent else v_t
     terms = problem.q.new_empty(B, H, L, values.size(-1))
-    # scale·(q̇ kᵀ + q k̇ᵀ) as one matmul: [q̇, q]·[k, k̇]ᵀ (q̇ kᵀ or q k̇ᵀ with one tangent)
+    row_sums = problem.q.new_empty(B, H, L) if has_score_tangent else None
+    # ṡ / scale = q̇ kᵀ + q k̇ᵀ as one matmul: [q̇, q]·[k, k̇]ᵀ (q̇ kᵀ or q k̇ᵀ with one tangent)
     score_query = q_t if k_t is None else problem.q if q_t is None else torch.cat([q_t, problem.q], -1)
     score_key = problem.k if k_t is None else k_t if q_t is None else torch.cat([problem.k, k_t], -1)
     tile_heads, rows = cache_tile_sizes(H, L, S)
-    group = functools.partial(_TileGroup, problem, terms=terms, values=values, lse=lse * _LOG2_E,
-                              score_query=score_query if has_score_tangent else None, score_key=score_key,
-                              mask_t=mask_t, with_v_t=v_t is not None)
+    group = functools.partial(_TileGroup, problem, terms=terms, row_sums=row_sums, values=values,
+                              lse=lse * _LOG2_E, score_query=score_query if q_t is not None or k_t is not None else None,
+                              score_key=score_key, mask_t=mask_t, with_v_t=v_t is not None)
     tiles = [(group(b, heads), block) for b in range(B) for heads in _slices(H, tile_heads)
              for block in _slices(L, rows)]
     buffers = threading.local()
@@ -589,25 +593,24 @@ def _terms_in_cache_tiles(problem: _Attention, lse, tangents: AttentionInputs, r
             tile_terms(tile)
     else:
         run_tiles(tile_terms, tiles)
-    return terms
+    return terms, None if row_sums is None else row_sums.mul_(problem.scale)
 
 
 _LOG2_E = 1 / math.log(2)
 
 
-def _stacked_values(v, v_t):
-    """[v, 1] over [v̇, 0] along keys ([v, 1] alone without v̇), one allocation.
+def _stacked_values(v, v_t, scale):
+    """scale·v over v̇ along keys (scale·v alone without v̇), one allocation.
 
-    One product with [ṡ ⊙ P, P] side by side gives (ṡ ⊙ P) v + P v̇ and, in the last
-    column, c = rowsum(ṡ ⊙ P).
+    One product with [ṡ/scale ⊙ P, P] side by side gives (ṡ ⊙ P) v + P v̇. (A column of
+    ones beside v would give c as well, but a 65-column product cost more than a
+    64-column one and a row sum together.)
     """
-    S, E = v.shape[-2:]
-    stacked = v.new_empty(*v.shape[:-2], S if v_t is None else 2 * S, E + 1)
-    stacked[..., :S, :E].copy_(v)
-    stacked[..., :S, E].fill_(1)
+    S = v.size(-2)
+    stacked = v.new_empty(*v.shape[:-2], S if v_t is None else 2 * S, v.size(-1))
+    torch.mul(v, scale, out=stacked[..., :S, :])
     if v_t is not None:
-        stacked[..., S:, :E].copy_(v_t)
-        stacked[..., S:, E].fill_(0)
+        stacked[..., S:, :].copy_(v_t)
     return stacked
 
 
@@ -616,11 +619,12 @@ class _TileGroup:
     cut once: a tile then only narrows query rows (and keys, when causal).
 
     P = 2^(log₂e·(s − lse)): exp2 costs half of exp on CPU; log₂e·scale rides in the
-    matmul's alpha and log₂e·mask in its beta.
+    matmul's alpha and log₂e·mask in its beta. ṡ is computed divided by scale (scale is
+    in the stacked values and applied to c once).
     """
 
-    def __init__(self, problem: _Attention, b, heads, *, terms, values, lse, score_query, score_key, mask_t,
-                 with_v_t):
+    def __init__(self, problem: _Attention, b, heads, *, terms, row_sums, values, lse, score_query, score_key,
+                 mask_t, with_v_t):
         def cut(t):  # batch entry b and these heads, kept broadcast where t broadcasts
             if t is None:
                 return None
@@ -628,7 +632,8 @@ class _TileGroup:
             return t if t.size(0) == 1 else t[heads]
 
         self.problem, self.S, self.with_v_t = problem, problem.S, with_v_t
-        self.terms, self.values, self.q, self.k_t = cut(terms), cut(values), cut(problem.q), cut(problem.k).mT
+        self.terms, self.row_sums, self.values = cut(terms), cut(row_sums), cut(values)
+        self.q, self.k_t = cut(problem.q), cut(problem.k).mT
         self.neg_lse = cut(lse.narrow(-1, 0, problem.L).unsqueeze(-1)).neg()
         self.mask, self.mask_t = cut(problem.mask), cut(mask_t)
         self.score_query = cut(score_query)
@@ -641,11 +646,13 @@ class _TileGroup:
         return t[..., :keys] if t.size(-1) == self.S and keys < self.S else t
 
     def compute(self, block: slice, buffer):
-        """Write the tile's (P ⊙ ṡ)[v, 1] + P[v̇, 0] (P v̇ alone without ṡ) into terms."""
+        """Write the tile's (P ⊙ ṡ) v + P v̇ (P v̇ alone without ṡ) and rowsum(P ⊙ ṡ)/scale."""
         out = self.terms[:, block]
         keys = self.problem.visible_keys(block)
-        if keys <= 0:
-            out.zero_()  # every key hidden: the output is constant
+        if keys <= 0:  # every key hidden: the output is constant
+            out.zero_()
+            if self.row_sums is not None:
+                self.row_sums[:, block].zero_()
             return
         heads, rows = out.shape[:2]
         S, scale = self.S, self.problem.scale
@@ -664,17 +671,17 @@ class _TileGroup:
             if first_hidden < keys:
                 p.masked_fill_(torch.ones(rows, keys, dtype=torch.bool).triu_(first_hidden), -math.inf)
         p.exp2_()
-        if self.score_query is None and self.mask_t is None:  # no ṡ: P v̇ alone
+        if self.row_sums is None:  # no ṡ: P v̇ alone
             torch.bmm(p, self.values[:, :keys], out=out)
             return
         if self.score_query is not None:
             key_t = self.score_key_t if keys == S else self.score_key_t[..., :keys]
-            torch.baddbmm(ds, self.score_query[:, block], key_t, beta=0, alpha=scale, out=ds)
+            torch.bmm(self.score_query[:, block], key_t, out=ds)
             if self.mask_t is not None:
-                ds.add_(self.rows_of(self.mask_t, block, keys))
+                ds.add_(self.rows_of(self.mask_t, block, keys), alpha=1 / scale)
         else:
-            ds.copy_(self.rows_of(self.mask_t, block, keys))
-        ds.mul_(p)
+            ds.copy_(self.rows_of(self.mask_t, block, keys)).div_(scale)
+        torch.sum(ds.mul_(p), -1, out=self.row_sums[:, block])
         if not self.with_v_t:
             torch.bmm(ds, self.values[:, :keys], out=out)
         elif keys == S:
