@@ -629,3 +629,29 @@ def test_cache_tiles_match_reference_and_blockwise_rule(monkeypatch, case, tilin
         assert in_cache[1] is None and blockwise[1] is None
     for got, other in zip(in_cache, blockwise):
         torch.testing.assert_close(got, other)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cache_tiles_under_torch_func_jvp(monkeypatch, threads):
+    # torch.func.jvp hands the rule wrapped tensors; the in-place tiles compute on the
+    # plain values under them, on this thread (1 thread) or on worker threads (2)
+    import torch_fwdad.formulas.attention as attention
+
+    primals = tuple(randn(2, 3, 8, 4, seed=i) for i in range(3))
+    tangents = tuple(randn(2, 3, 8, 4, seed=10 + i) for i in range(3))
+    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 3 * 8)  # 3 query rows a tile
+    reached = []
+    original = attention._terms_in_cache_tiles
+    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(1) or original(*a, **kw))
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = torch.func.jvp(fn, primals, tangents)
+    finally:
+        torch.set_num_threads(before)
+    assert reached, "in-place tiles not reached"
+    assert_tangents_close(got, math_jvp(fn, primals, tangents))
