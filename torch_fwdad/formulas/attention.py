@@ -471,8 +471,10 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     # in-place cache-sized tiles (_terms_in_cache_tiles), on worker threads or on one thread
     in_cache = USE_CACHE_TILES and reuse and _lse_usable(lse, query) and _plain_values(*everything)
     on_workers = reuse and _enough_tiles_for_workers(query, key, in_cache) and _workers_can_run(*everything)
-    # (ṡ is computed divided by the scale: a zero scale takes the blockwise tiles)
-    in_cache = in_cache and (on_workers or torch.get_num_threads() == 1) and scale != 0
+    # (ṡ is computed divided by the scale: a zero scale takes the blockwise tiles; so does a
+    # problem of one in-place tile, where building the stacked values costs more than it saves)
+    in_cache = in_cache and (on_workers or torch.get_num_threads() == 1) and scale != 0 and (
+        query.numel() // max(query.size(-1), 1) * key.size(-2) > CACHE_TILE_ELEMENTS)
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
     # worker threads see no torch.func levels; nor do buffers written in place
     plain = _unwrapped if on_workers or in_cache else (lambda t: t)
