@@ -576,13 +576,13 @@ def _terms_in_cache_tiles(problem: _Attention, lse, tangents: AttentionInputs, r
     values = _stacked_values(problem.v, v_t, problem.scale) if has_score_tangent else v_t
     terms = problem.q.new_empty(B, H, L, values.size(-1))
     row_sums = problem.q.new_empty(B, H, L) if has_score_tangent else None
-    # ṡ / scale = q̇ kᵀ + q k̇ᵀ as one matmul: [q̇, q]·[k, k̇]ᵀ (q̇ kᵀ or q k̇ᵀ with one tangent)
-    score_query = q_t if k_t is None else problem.q if q_t is None else torch.cat([q_t, problem.q], -1)
-    score_key = problem.k if k_t is None else k_t if q_t is None else torch.cat([problem.k, k_t], -1)
+    # ṡ / scale = q̇ kᵀ + q k̇ᵀ: two accumulating products (as fast here as one product of
+    # [q̇, q]·[k, k̇]ᵀ, without building those: passes over O(L·E) cost more than it saved)
+    score_products = [(a, b) for a, b in ((q_t, problem.k), (problem.q, k_t)) if a is not None and b is not None]
     tile_heads, rows = cache_tile_sizes(H, L, S)
     group = functools.partial(_TileGroup, problem, terms=terms, row_sums=row_sums, values=values,
-                              lse=lse * _LOG2_E, score_query=score_query if q_t is not None or k_t is not None else None,
-                              score_key=score_key, mask_t=mask_t, with_v_t=v_t is not None)
+                              lse=lse * _LOG2_E, score_products=score_products, mask_t=mask_t,
+                              with_v_t=v_t is not None)
     tiles = [(group(b, heads), block) for b in range(B) for heads in _slices(H, tile_heads)
              for block in _slices(L, rows)]
     buffers = threading.local()
@@ -628,8 +628,8 @@ class _TileGroup:
     in the stacked values and applied to c once).
     """
 
-    def __init__(self, problem: _Attention, b, heads, *, terms, row_sums, values, lse, score_query, score_key,
-                 mask_t, with_v_t):
+    def __init__(self, problem: _Attention, b, heads, *, terms, row_sums, values, lse, score_products, mask_t,
+                 with_v_t):
         def cut(t):  # batch entry b and these heads, kept broadcast where t broadcasts
             if t is None:
                 return None
@@ -641,8 +641,7 @@ class _TileGroup:
         self.q, self.k_t = cut(problem.q), cut(problem.k).mT
         self.neg_lse = cut(lse.narrow(-1, 0, problem.L).unsqueeze(-1)).neg()
         self.mask, self.mask_t = cut(problem.mask), cut(mask_t)
-        self.score_query = cut(score_query)
-        self.score_key_t = None if score_query is None else cut(score_key).mT
+        self.score_products = [(cut(query), cut(key).mT) for query, key in score_products]
 
     def rows_of(self, t, block: slice, keys: int):
         """t's query rows `block` (unless broadcast over rows), and its first `keys` keys."""
@@ -679,9 +678,13 @@ class _TileGroup:
         if self.row_sums is None:  # no ṡ: P v̇ alone
             torch.bmm(p, self.values[:, :keys], out=out)
             return
-        if self.score_query is not None:
-            key_t = self.score_key_t if keys == S else self.score_key_t[..., :keys]
-            torch.bmm(self.score_query[:, block], key_t, out=ds)
+        if self.score_products:
+            for i, (query, key_t) in enumerate(self.score_products):
+                key_t = key_t if keys == S else key_t[..., :keys]
+                if i == 0:
+                    torch.bmm(query[:, block], key_t, out=ds)
+                else:
+                    ds.baddbmm_(query[:, block], key_t)
             if self.mask_t is not None:
                 ds.add_(self.rows_of(self.mask_t, block, keys), alpha=1 / scale)
         else:
