@@ -8,7 +8,9 @@ Three ways, one run, float32 (medians of torch.utils.benchmark):
 Then, at the first length: torch_fwdad with tangents on q only, k only, v only, and the
 floor of any rule built from batched matmuls: the primal plus the five matmul units the
 full tangent needs (s, ṡ with q̇ and k̇, two products with v), timed bare on
-preallocated blocks with nothing else (no exp, no elementwise passes, no allocation).
+preallocated blocks with nothing else (no exp, no elementwise passes, no allocation),
+in the better of the rule's two tilings: cache-sized tiles on worker threads
+(cache_tile_sizes) or large blockwise tiles split by intra-op parallelism (tile_sizes).
 
 Peak memory is measured in a fresh subprocess per (method, L) as the rise of the
 process's peak RSS (ru_maxrss) over its value after the inputs are built, so the figures
@@ -16,8 +18,11 @@ do not depend on what ran before.
 
 --contention: the time table at the first length twice, quiet and then with one busy
 process started by this script (a Python loop on one core, stopped when the table is
-done), ratios side by side; torch_fwdad also with its tiles computed in this thread
-(intra-op parallelism in every op) instead of on worker threads, for comparison.
+done), ratios side by side, with the floor measured in the same passes; torch_fwdad
+also with the blockwise tiles of earlier versions (large tiles, fresh P and ṡ, on worker
+threads) and with its tiles computed in this thread (intra-op parallelism in every op),
+for comparison.
+--cache-tiles N: CACHE_TILE_ELEMENTS (scores of one in-place tile) for this run.
 Usage: python benchmarks/bench_attention.py [--lengths 1024 4096] [--threads 2] [--contention]
 """
 
@@ -42,6 +47,11 @@ def make_inputs(L, B=2, H=8, E=64, seed=0):
     return primals, tangents
 
 
+# torch_fwdad with one of the rule's switches off: the blockwise tiles of earlier versions
+# (on worker threads), and tiles in this thread (intra-op parallelism in every op)
+SWITCHES = {"blockwise tiles (before)": "USE_CACHE_TILES", "tiles in this thread": "USE_TILE_WORKERS"}
+
+
 def run(method, primals, tangents):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -52,12 +62,14 @@ def run(method, primals, tangents):
         return F.scaled_dot_product_attention(*primals)
     if method == "torch_fwdad":
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
-    if method == "tiles in this thread":
-        workers, attention.USE_TILE_WORKERS = attention.USE_TILE_WORKERS, False
+    if method in SWITCHES:
+        name = SWITCHES[method]
+        saved = getattr(attention, name)
+        setattr(attention, name, False)
         try:
             return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
         finally:
-            attention.USE_TILE_WORKERS = workers
+            setattr(attention, name, saved)
     with sdpa_kernel(SDPBackend.MATH):
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
 
@@ -85,11 +97,14 @@ def tangent_subsets(primals, tangents, min_run_time):
 
 
 def matmul_floor(primals, min_run_time):
-    """Seconds of the five bare matmul units of the full tangent, tile by tile.
+    """Seconds of the five bare matmul units of the full tangent: the better of the rule's
+    two tilings (blockwise_matmul_units, cache_tile_matmul_units)."""
+    return min(blockwise_matmul_units(primals, min_run_time), cache_tile_matmul_units(primals, min_run_time))
 
-    The rule's tiles (tile_sizes), written into preallocated outputs: a lower bound for
-    any rule made of batched matmuls on this machine.
-    """
+
+def blockwise_matmul_units(primals, min_run_time):
+    """Seconds of the five bare matmul units in the blockwise rule's tiles (tile_sizes), in
+    this thread (intra-op parallelism), written into preallocated outputs."""
     from torch_fwdad.formulas.attention import tile_sizes
 
     B, H, L, E = primals[0].shape
@@ -111,6 +126,43 @@ def matmul_floor(primals, min_run_time):
                 torch.bmm(scores, v[m], out=values)  # P v̇
 
     covered = (B * H // group) * group * (L // R) * R
+    return timed(units, min_run_time) * (B * H * L) / covered
+
+
+def cache_tile_matmul_units(primals, min_run_time):
+    """Seconds of the five bare matmul units in the in-place rule's tiles (cache_tile_sizes):
+    s, ṡ ([q̇, q]·[k, k̇]ᵀ) and [ṡ ⊙ P, P]·[v over v̇], written over one buffer a thread,
+    on the rule's worker threads when there are several threads."""
+    import threading
+
+    from torch_fwdad.formulas import attention
+
+    B, H, L, E = primals[0].shape
+    heads, R = attention.cache_tile_sizes(H, L, L)
+    q, k, v = (t.flatten(0, 1) for t in primals)
+    q2, k2 = torch.cat([q, q], -1), torch.cat([k, k], -1)
+    stacked, out = torch.cat([v, v], -2), torch.empty(B * H, L, E)
+    tiles = [(slice(m, m + heads), slice(r, r + R)) for m in range(0, B * H - heads + 1, heads)
+             for r in range(0, L - R + 1, R)]
+    buffers = threading.local()
+
+    def tile(spans):
+        m, rows = spans
+        if getattr(buffers, "both", None) is None:
+            buffers.both = torch.empty(heads, R, 2 * L)
+        both = buffers.both
+        torch.bmm(q[m, rows], k[m].mT, out=both[..., L:])  # s
+        torch.bmm(q2[m, rows], k2[m].mT, out=both[..., :L])  # ṡ: two units
+        torch.bmm(both, stacked[m], out=out[m, rows])  # (ṡ ⊙ P) v + P v̇: two units
+
+    def units():
+        if torch.get_num_threads() > 1 and attention.USE_TILE_WORKERS:
+            attention._run_on_workers(tile, tiles)
+        else:
+            for spans in tiles:
+                tile(spans)
+
+    covered = len(tiles) * heads * R
     return timed(units, min_run_time) * (B * H * L) / covered
 
 
@@ -167,29 +219,33 @@ def one_busy_process(limit_s=600):
         busy.wait(timeout=30)
 
 
-CONTENTION_METHODS = ("primal", "torch_fwdad", "tiles in this thread", "MATH")
+CONTENTION_METHODS = ("primal", "torch_fwdad", "blockwise tiles (before)", "tiles in this thread", "MATH")
 
 
 def contention_table(L, min_run_time, rounds=3):
-    """Medians over `rounds` interleaved passes of each method, quiet then loaded."""
+    """Medians over `rounds` interleaved passes of each method and of the floor, quiet then loaded."""
     primals, tangents = make_inputs(L)
 
     def medians():
-        times = {m: [] for m in CONTENTION_METHODS}
+        times = {m: [] for m in (*CONTENTION_METHODS, "floor")}
         for _ in range(rounds):
             for method in CONTENTION_METHODS:
                 times[method].append(method_time(method, primals, tangents, min_run_time))
+            times["floor"].append(times["primal"][-1] + matmul_floor(primals, min_run_time))
         return {m: sorted(t)[len(t) // 2] for m, t in times.items()}
 
     quiet = medians()
     with one_busy_process():
         loaded = medians()
-    print(f"L={L}, {torch.get_num_threads()} threads; quiet, then with one busy process (medians of {rounds} passes)")
-    print(f"{'method':>22} {'quiet ms':>9} {'÷primal':>8} {'loaded ms':>10} {'÷primal':>8} {'loaded÷quiet ratio':>19}")
-    for method in CONTENTION_METHODS:
+    print(f"L={L}, {torch.get_num_threads()} threads; quiet, then with one busy process (medians of {rounds} passes);"
+          " floor: primal + 5 bare matmul units, same passes")
+    print(f"{'method':>24} {'quiet ms':>9} {'÷primal':>8} {'÷floor':>7} {'loaded ms':>10} {'÷primal':>8} {'÷floor':>7}"
+          f" {'loaded÷quiet ratio':>19}")
+    for method in (*CONTENTION_METHODS, "floor"):
         q, lo = quiet[method] / quiet["primal"], loaded[method] / loaded["primal"]
-        print(f"{method:>22} {quiet[method] * 1e3:>9.1f} {q:>7.2f}x {loaded[method] * 1e3:>10.1f} {lo:>7.2f}x"
-              f" {lo / q:>18.2f}x")
+        qf, lf = quiet[method] / quiet["floor"], loaded[method] / loaded["floor"]
+        print(f"{method:>24} {quiet[method] * 1e3:>9.1f} {q:>7.2f}x {qf:>6.2f}x {loaded[method] * 1e3:>10.1f}"
+              f" {lo:>7.2f}x {lf:>6.2f}x {lo / q:>18.2f}x")
 
 
 def main(argv=None):
@@ -199,15 +255,16 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--contention", action="store_true", help="quiet and loaded ratios side by side")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved passes per method with --contention")
+    parser.add_argument("--cache-tiles", type=int, default=None, help="CACHE_TILE_ELEMENTS for this run")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cache_tiles:
+        from torch_fwdad.formulas import attention
+
+        attention.CACHE_TILE_ELEMENTS = args.cache_tiles
     if args.contention:
         contention_table(args.lengths[0], args.min_run_time, args.rounds)
-        primals, _ = make_inputs(args.lengths[0])
-        primal = method_time("primal", primals, None, args.min_run_time)
-        floor = primal + matmul_floor(primals, args.min_run_time)
-        print(f"floor (quiet): primal + 5 bare matmul units = {floor / primal:.2f}x the primal")
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B=2 H=8 E=64 float32, L=S")
     print(f"{'L':>6} {'primal ms':>10} {'fwdad ms':>9} {'MATH ms':>9} {'fwdad/primal':>13} {'MATH/fwdad':>11}"

@@ -215,6 +215,7 @@ def test_tiles_on_worker_threads_agree_with_this_thread(monkeypatch, mask):
     try:
         p = gqa_problem(mask)
         monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * 7 * 2)  # (1, 1, 2) tiles: 40 of them
+        monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 2 * 7)  # in-place tiles of 2 rows: 40 too
 
         def tangents(workers):
             monkeypatch.setattr(attention, "USE_TILE_WORKERS", workers)
@@ -533,3 +534,124 @@ def test_long_sequence_peak_memory_below_math_workaround():
     ours, workaround = _peak_mb("fwdad", L), _peak_mb("MATH", L)
     assert workaround > 128, f"MATH workaround peak {workaround:.0f} MB: measurement broken?"
     assert ours < 0.4 * workaround, f"torch_fwdad peak {ours:.0f} MB vs MATH {workaround:.0f} MB"
+
+
+# ------------------------------------------------------------------ in-place tiles in cache
+
+
+def _reference_attention(q, k, v, mask, scale, causal_offset):
+    """(out, lse) of attention written out in plain ops (B, H, L, E); key/value heads repeated."""
+    k, v = (t.repeat_interleave(q.size(1) // t.size(1), 1) for t in (k, v))
+    s = scale * q @ k.mT
+    if mask is not None:
+        s = s + mask
+    if causal_offset is not None:
+        hidden = torch.ones(q.size(-2), k.size(-2), dtype=torch.bool).triu(causal_offset + 1)
+        s = s.masked_fill(hidden, -math.inf)
+    lse = torch.logsumexp(s, -1)
+    return torch.softmax(s, -1) @ v, lse
+
+
+# name -> (L, S, heads of key/value, mask, causal alignment, tangents present among q, k, v, mask)
+CACHE_TILE_CASES = {
+    "plain": (9, 7, 4, None, None, "qkv"),
+    "gqa": (9, 7, 2, None, None, "qkv"),
+    "q only": (9, 7, 4, None, None, "q"),
+    "k only": (9, 7, 4, None, None, "k"),
+    "q and v": (9, 7, 4, None, None, "qv"),
+    "additive mask with tangent": (9, 7, 4, "additive", None, "qkvm"),
+    "mask tangent only": (9, 7, 4, "additive", None, "m"),
+    "mask broadcast over rows": (9, 7, 4, "row broadcast", None, "qkv"),
+    "causal top left": (9, 9, 4, None, "top_left", "qkv"),
+    "causal top left L > S": (9, 6, 4, None, "top_left", "qkv"),
+    "causal bottom right L < S": (6, 9, 4, None, "bottom_right", "qkv"),
+    "causal, v only (no fused shortcut)": (6, 9, 4, None, "bottom_right", "v"),
+    "causal, no v tangent": (9, 9, 4, None, "top_left", "qk"),
+    "causal and mask": (9, 9, 2, "additive", "top_left", "qkvm"),
+}
+
+
+def _cache_tile_problem(case):
+    L, S, kv_heads, mask_kind, alignment, present = CACHE_TILE_CASES[case]
+    shapes = {"q": (2, 4, L, 5), "k": (2, kv_heads, S, 5), "v": (2, kv_heads, S, 5),
+              "m": {"additive": (1, 4, L, S), "row broadcast": (2, 1, 1, S), None: None}[mask_kind]}
+    primals = {n: None if s is None else randn(*s, seed=i) for i, (n, s) in enumerate(shapes.items())}
+    tangents = {n: randn(*shapes[n], seed=10 + i) if n in present else None for i, n in enumerate(shapes)}
+    causal_offset = None if alignment is None else (S - L if alignment == "bottom_right" else 0)
+    return primals, tangents, alignment, causal_offset
+
+
+@pytest.mark.parametrize("case", CACHE_TILE_CASES, ids=list(CACHE_TILE_CASES))
+@pytest.mark.parametrize("tiling", ["two rows a tile", "two heads a tile"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cache_tiles_match_reference_and_blockwise_rule(monkeypatch, case, tiling, threads):
+    # the in-place tiles (values only; worker threads at 2 threads) against reverse-free
+    # torch.func.jvp of attention written out in plain ops, and against the blockwise rule
+    import torch_fwdad.formulas.attention as attention
+
+    primals, tangents, alignment, causal_offset = _cache_tile_problem(case)
+    q, k, v, m = primals.values()
+    L, S = q.size(-2), k.size(-2)
+    scale = 0.4
+    out, lse = _reference_attention(q, k, v, m, scale, causal_offset)
+    given = [n for n, p in primals.items() if p is not None]  # no mask: m stays None
+
+    def reference(*inputs):
+        return _reference_attention(*{**primals, **dict(zip(given, inputs))}.values(), scale, causal_offset)
+
+    expected = torch.func.jvp(reference, tuple(primals[n] for n in given),
+                              tuple(torch.zeros_like(primals[n]) if tangents[n] is None else tangents[n]
+                                    for n in given))[1]
+
+    def rule():
+        return attention.attention_jvp(tuple(primals.values()), tuple(tangents.values()), out, lse, scale=scale,
+                                       is_causal=alignment is not None,
+                                       alignment=alignment or attention.TOP_LEFT)
+
+    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 2 * S if tiling == "two rows a tile" else 2 * L * S)
+    monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * S)  # several blockwise tiles too
+    reached = []
+    original = attention._terms_in_cache_tiles
+    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(kw) or original(*a, **kw))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        in_cache = rule()
+        monkeypatch.setattr(attention, "USE_CACHE_TILES", False)
+        blockwise = rule()
+    finally:
+        torch.set_num_threads(before)
+    assert len(reached) == 1 and (reached[0]["run_tiles"] is not None) == (threads > 1), "in-place tiles not reached"
+    torch.testing.assert_close(in_cache[0], expected[0])
+    if "q" in CACHE_TILE_CASES[case][-1] or "k" in CACHE_TILE_CASES[case][-1] or "m" in CACHE_TILE_CASES[case][-1]:
+        torch.testing.assert_close(in_cache[1], expected[1])
+    else:
+        assert in_cache[1] is None and blockwise[1] is None
+    for got, other in zip(in_cache, blockwise):
+        torch.testing.assert_close(got, other)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cache_tiles_under_torch_func_jvp(monkeypatch, threads):
+    # torch.func.jvp hands the rule wrapped tensors; the in-place tiles compute on the
+    # plain values under them, on this thread (1 thread) or on worker threads (2)
+    import torch_fwdad.formulas.attention as attention
+
+    primals = tuple(randn(2, 3, 8, 4, seed=i) for i in range(3))
+    tangents = tuple(randn(2, 3, 8, 4, seed=10 + i) for i in range(3))
+    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 3 * 8)  # 3 query rows a tile
+    reached = []
+    original = attention._terms_in_cache_tiles
+    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(1) or original(*a, **kw))
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = torch.func.jvp(fn, primals, tangents)
+    finally:
+        torch.set_num_threads(before)
+    assert reached, "in-place tiles not reached"
+    assert_tangents_close(got, math_jvp(fn, primals, tangents))

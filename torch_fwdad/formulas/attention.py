@@ -14,8 +14,11 @@ so the extra memory is one tile of about BLOCK_ELEMENTS scores (`tile_sizes`) pe
 Each tile costs few ops (every op is a parallel region that waits for its slowest
 thread: on a busy machine, regions cost more than their work): P from one matmul and
 one exp, ṡ from one matmul, P ⊙ ṡ, and two matmuls with [v, 1] and [v̇, 0] whose last
-column is l̇se. When nothing outside can differentiate the rule, worker threads with one
-intra-op thread each take the tiles (`_run_on_workers`), with no barrier between ops.
+column is l̇se. When nothing outside can differentiate the rule (values only), the tiles
+are smaller (`cache_tile_sizes`) and written in place into one buffer a thread
+(`_terms_in_cache_tiles`: out= matmuls, exp2, one product with [ṡ ⊙ P, P]), taken by
+worker threads with one intra-op thread each (`_run_on_workers`), with no barrier
+between ops; the larger blockwise tiles remain for outer derivatives.
 
 Layout: tensors are (B, H, L, E). Grouped-query attention (key/value with Hk heads, query
 with H = G·Hk heads, as the CPU kernel receives them under enable_gqa) repeats key/value
@@ -24,6 +27,7 @@ heads once per call (_repeat_kv_heads), so that every product is a plain batched
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -93,6 +97,23 @@ def tile_sizes(batch: int, heads: int, queries: int, keys: int, threads: int = 1
     return tile_batch, tile_heads, rows
 
 
+# Scores of one tile computed in place (_terms_in_cache_tiles): its P and ṡ (2 MB in
+# float32) stay in cache between the matmuls that write them and the passes that read
+# them back. Measured best of 2^17..2^20 at L=S=1024 on 1 and 2 threads: smaller tiles
+# repeat the GEMM packing of the keys and values on every call.
+CACHE_TILE_ELEMENTS = 1 << 18
+USE_CACHE_TILES = True
+
+
+def cache_tile_sizes(heads: int, queries: int, keys: int) -> tuple[int, int]:
+    """(heads, query rows) of one in-place tile of about CACHE_TILE_ELEMENTS scores: a
+    block of one head's query rows, or whole heads when one head's scores fit (the tile's
+    outputs are then one contiguous block of the result)."""
+    rows = max(1, min(queries, CACHE_TILE_ELEMENTS // max(keys, 1)))
+    tile_heads = 1 if rows < queries else min(heads, max(1, CACHE_TILE_ELEMENTS // (queries * max(keys, 1))))
+    return tile_heads, rows
+
+
 def _matmul_threads() -> int:
     return torch.get_num_threads()
 
@@ -134,13 +155,14 @@ def _forget_tile_workers():
 os.register_at_fork(after_in_child=_forget_tile_workers)
 
 
-def _workers_can_run(*tensors) -> bool:
-    """True when worker threads would compute what this thread computes: plain CPU tensors
-    (after unwrapping torch.func's), no dispatch mode or compiler tracing, several threads.
+def _plain_values(*tensors) -> bool:
+    """True when the tensors (after unwrapping torch.func's) are plain strided CPU tensors
+    and no dispatch mode or compiler tracing is on: what other threads, or out= writes into
+    buffers this rule owns, compute is then what this thread's ops would.
 
     Modes, tracing and transforms live in this thread's state, which workers do not share.
     """
-    if not USE_TILE_WORKERS or torch.get_num_threads() < 2 or torch.compiler.is_compiling():
+    if torch.compiler.is_compiling():
         return False
     if torch._C._dispatch_tls_is_dispatch_key_included(torch._C.DispatchKey.Python):  # a dispatch mode is on
         return False
@@ -148,13 +170,25 @@ def _workers_can_run(*tensors) -> bool:
                for t in map(_unwrapped, tensors))
 
 
-def _enough_tiles_for_workers(query, key) -> bool:
+def _workers_can_run(*tensors) -> bool:
+    """True when worker threads would compute what this thread computes (_plain_values),
+    with several threads."""
+    return USE_TILE_WORKERS and torch.get_num_threads() >= 2 and _plain_values(*tensors)
+
+
+def _enough_tiles_for_workers(query, key, in_cache: bool = False) -> bool:
     """At least two tiles a thread: fewer would leave a worker idle (one thread doing the
-    work of all), and intra-op parallelism splits each op instead."""
+    work of all), and intra-op parallelism splits each op instead.
+
+    in_cache: tiles of cache_tile_sizes (_terms_in_cache_tiles), else of tile_sizes.
+    """
     B, H, L, S = query.size(0), query.size(1), query.size(-2), key.size(-2)
     if B * H * L * S == 0:
         return False
     threads = torch.get_num_threads()
+    if in_cache:
+        heads, rows = cache_tile_sizes(H, L, S)
+        return B * math.ceil(H / heads) * math.ceil(L / rows) >= 2 * threads
     batch, heads, rows = tile_sizes(B, H, L, S, _matmul_threads())
     return math.ceil(B / batch) * math.ceil(H / heads) * math.ceil(L / rows) >= 2 * threads
 
@@ -271,8 +305,13 @@ class _Attention:
         self.empty = self.B * self.H * self.L * self.S == 0  # no scores: every tangent is zero
         self._k_ones = None
         # [q, −lse] for every query row at once (no mask: −lse rides in the logits' matmul)
-        self._q_shifted = None if lse is None or self.mask is not None or self.empty else torch.cat(
-            [self.q, -lse.narrow(-1, 0, self.L).unsqueeze(-1)], -1)
+        self._lse, self._q_shifted = lse, None
+
+    def shifted_query(self):
+        """[q, −lse] for every query row at once (built on first use)."""
+        if self._q_shifted is None:
+            self._q_shifted = torch.cat([self.q, -self._lse.narrow(-1, 0, self.L).unsqueeze(-1)], -1)
+        return self._q_shifted
 
     def scaled_k_and_ones(self, tile: Tile):
         """The tile's [k·scale, 1] along features (built once for every tile)."""
@@ -314,7 +353,7 @@ class _Attention:
         if isinstance(shift, str):
             # −lse rides in the matmul as one more feature, [q, −lse]·[k·scale, 1]ᵀ: no pass
             # over the tile to add it (baddbmm would first copy it into every column)
-            s = _matmul(self.part(self._q_shifted, tile), self.scaled_k_and_ones(tile).mT, into=into)
+            s = _matmul(self.part(self.shifted_query(), tile), self.scaled_k_and_ones(tile).mT, into=into)
             return self._hide_causal(s, tile)
         q, k = self.part(self.q, tile), self.part(self.k, tile, None)
         offset = sum_tangents(self.part(self.mask, tile), shift)
@@ -352,7 +391,7 @@ class _Attention:
             return p - p * delta
         # in place on the fresh logits (exp_ saves its result, nothing is overwritten that
         # a derivative needs), −lse added by the matmul: one pass over the tile
-        shift = "lse" if self._q_shifted is not None else -lse.unsqueeze(-1)
+        shift = "lse" if self._lse is not None and self.mask is None else -lse.unsqueeze(-1)
         return self.logits(tile, shift=shift, into=into).exp_()
 
     def score_factors(self, q_t, k_t):
@@ -378,6 +417,12 @@ class _Attention:
         if mask_t is not None:
             ds = sum_tangents(ds, self.part(mask_t, tile))
         return ds
+
+    def visible_keys(self, rows: slice) -> int:
+        """How many leading keys some query row of `rows` sees (all S without causal masking)."""
+        if self.causal_offset is None:
+            return self.S
+        return min(self.S, rows.stop + self.causal_offset)
 
     def _hidden_by_causal(self, rows, device):
         allowed = torch.ones(rows.stop - rows.start, self.S, dtype=torch.bool, device=device)
@@ -422,10 +467,17 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     # each tile's P and ṡ are written over the previous tile's, unless an outer
     # derivative may have saved them
     reuse = not outer_derivative_possible(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t)
-    on_workers = reuse and _enough_tiles_for_workers(query, key) and _workers_can_run(
-        query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t, out, lse)
+    everything = (query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t, out, lse)
+    # in-place cache-sized tiles (_terms_in_cache_tiles), on worker threads or on one thread
+    in_cache = USE_CACHE_TILES and reuse and _lse_usable(lse, query) and _plain_values(*everything)
+    on_workers = reuse and _enough_tiles_for_workers(query, key, in_cache) and _workers_can_run(*everything)
+    # (ṡ is computed divided by the scale: a zero scale takes the blockwise tiles; so does a
+    # problem of one in-place tile, where building the stacked values costs more than it saves)
+    in_cache = in_cache and (on_workers or torch.get_num_threads() == 1) and scale != 0 and (
+        query.numel() // max(query.size(-1), 1) * key.size(-2) > CACHE_TILE_ELEMENTS)
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
-    plain = _unwrapped if on_workers else (lambda t: t)  # worker threads see no torch.func levels
+    # worker threads see no torch.func levels; nor do buffers written in place
+    plain = _unwrapped if on_workers or in_cache else (lambda t: t)
     cast = (lambda t: None if t is None else plain(t).to(compute).contiguous())
     heads = query.size(1)
     q_t, k_t, v_t = cast(query_t), _repeat_kv_heads(cast(key_t), heads), _repeat_kv_heads(cast(value_t), heads)
@@ -441,8 +493,12 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
         value_term = F.scaled_dot_product_attention(problem.q, problem.k, v_t, attn_mask=problem.mask,
                                                     is_causal=problem.causal_offset == 0, scale=problem.scale)
         return value_term.to(out.dtype), None
+    has_score_tangent = q_t is not None or k_t is not None or mask_t is not None
+    if in_cache and not lse_is_constant:
+        terms, row_sums = _terms_in_cache_tiles(problem, lse_c, AttentionInputs(q_t, k_t, v_t, mask_t),
+                                                run_tiles=_run_on_workers if on_workers else None)
+        return _output_tangent(terms, row_sums, out_c, out.dtype)
     factors = problem.score_factors(q_t, k_t)
-    has_score_tangent = factors is not None or mask_t is not None
     # [v, 1]: the product with P ⊙ ṡ gives its row sums c as one more column; [v̇, 0] keeps it
     values = _with_column(problem.v, 1.0) if has_score_tangent else None
     values_t = _with_column(v_t, 0.0) if has_score_tangent else v_t
@@ -463,9 +519,17 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
                        run_tiles=_run_on_workers if on_workers else None)
     if not has_score_tangent:
         return terms.to(out.dtype), None
-    # Ȯ = (P ⊙ ṡ) v + P v̇ − c·O, once for the whole output rather than per tile
-    c = terms[..., -1:]
-    return torch.addcmul(terms[..., :-1], c, out_c, value=-1).to(out.dtype), c.squeeze(-1)
+    return _output_tangent(terms[..., :-1], terms[..., -1], out_c, out.dtype)
+
+
+def _output_tangent(terms, row_sums, out, dtype):
+    """(Ȯ, l̇se) from the tiles' (P ⊙ ṡ) v + P v̇ (P v̇ alone without ṡ) and c = rowsum(P ⊙ ṡ).
+
+    Ȯ = (P ⊙ ṡ) v + P v̇ − c·O, once for the whole output rather than per tile; l̇se = c.
+    """
+    if row_sums is None:
+        return terms.to(dtype), None
+    return torch.addcmul(terms, row_sums.unsqueeze(-1), out, value=-1).to(dtype), row_sums
 
 
 def _stitch(compute, batches, heads, rows, over_rows=("cat", "cat"), run_tiles=None):
@@ -494,6 +558,145 @@ def _stitch(compute, batches, heads, rows, over_rows=("cat", "cat"), run_tiles=N
         return tuple(join([part[i] for part in parts], dim) for i in range(len(over_rows)))
 
     return over(batches, 0, lambda b: over(heads, 1, lambda h: over_rows_of(b, h)))
+
+
+def _terms_in_cache_tiles(problem: _Attention, lse, tangents: AttentionInputs, run_tiles=None):
+    """((P ⊙ ṡ) v + P v̇, c = rowsum(P ⊙ ṡ)) for every query row (c None without ṡ): values
+    only (no autograd), written tile by tile into one result.
+
+    tangents: q̇, k̇, v̇ (key/value heads repeated) and ṁask, as the problem's tensors.
+    Tiles of cache_tile_sizes, one after another on each thread, each written over the
+    previous tile's P and ṡ (one buffer a thread) by out= matmuls and in-place passes: no
+    allocation a tile. Under causal masking, keys hidden from every row of a tile are
+    skipped. run_tiles: as in _stitch.
+    """
+    B, H, L, S = problem.B, problem.H, problem.L, problem.S
+    q_t, k_t, v_t, mask_t = tangents
+    has_score_tangent = q_t is not None or k_t is not None or mask_t is not None
+    values = _stacked_values(problem.v, v_t, problem.scale) if has_score_tangent else v_t
+    terms = problem.q.new_empty(B, H, L, values.size(-1))
+    row_sums = problem.q.new_empty(B, H, L) if has_score_tangent else None
+    # ṡ / scale = q̇ kᵀ + q k̇ᵀ: two accumulating products (as fast here as one product of
+    # [q̇, q]·[k, k̇]ᵀ, without building those: passes over O(L·E) cost more than it saved)
+    score_products = [(a, b) for a, b in ((q_t, problem.k), (problem.q, k_t)) if a is not None and b is not None]
+    tile_heads, rows = cache_tile_sizes(H, L, S)
+    group = functools.partial(_TileGroup, problem, terms=terms, row_sums=row_sums, values=values,
+                              lse=lse * _LOG2_E, score_products=score_products, mask_t=mask_t,
+                              with_v_t=v_t is not None)
+    tiles = [(group(b, heads), block) for b in range(B) for heads in _slices(H, tile_heads)
+             for block in _slices(L, rows)]
+    buffers = threading.local()
+
+    def tile_terms(tile):
+        tile_group, block = tile
+        if getattr(buffers, "scores", None) is None:
+            buffers.scores = torch.empty(tile_heads * rows * 2 * S, dtype=terms.dtype)
+        tile_group.compute(block, buffers.scores)
+
+    if run_tiles is None:
+        for tile in tiles:
+            tile_terms(tile)
+    else:
+        run_tiles(tile_terms, tiles)
+    return terms, None if row_sums is None else row_sums.mul_(problem.scale)
+
+
+_LOG2_E = 1 / math.log(2)
+
+
+def _stacked_values(v, v_t, scale):
+    """scale·v over v̇ along keys (scale·v alone without v̇), one allocation.
+
+    One product with [ṡ/scale ⊙ P, P] side by side gives (ṡ ⊙ P) v + P v̇. (A column of
+    ones beside v would give c as well, but a 65-column product cost more than a
+    64-column one and a row sum together.)
+    """
+    S = v.size(-2)
+    stacked = v.new_empty(*v.shape[:-2], S if v_t is None else 2 * S, v.size(-1))
+    torch.mul(v, scale, out=stacked[..., :S, :])
+    if v_t is not None:
+        stacked[..., S:, :].copy_(v_t)
+    return stacked
+
+
+class _TileGroup:
+    """The blocks of one batch entry and group of heads that its tiles read and write,
+    cut once: a tile then only narrows query rows (and keys, when causal).
+
+    P = 2^(log₂e·(s − lse)): exp2 costs half of exp on CPU; log₂e·scale rides in the
+    matmul's alpha and log₂e·mask in its beta. ṡ is computed divided by scale (scale is
+    in the stacked values and applied to c once).
+    """
+
+    def __init__(self, problem: _Attention, b, heads, *, terms, row_sums, values, lse, score_products, mask_t,
+                 with_v_t):
+        def cut(t):  # batch entry b and these heads, kept broadcast where t broadcasts
+            if t is None:
+                return None
+            t = t[b if t.size(0) > 1 else 0]
+            return t if t.size(0) == 1 else t[heads]
+
+        self.problem, self.S, self.with_v_t = problem, problem.S, with_v_t
+        self.terms, self.row_sums, self.values = cut(terms), cut(row_sums), cut(values)
+        self.q, self.k_t = cut(problem.q), cut(problem.k).mT
+        self.neg_lse = cut(lse.narrow(-1, 0, problem.L).unsqueeze(-1)).neg()
+        self.mask, self.mask_t = cut(problem.mask), cut(mask_t)
+        self.score_products = [(cut(query), cut(key).mT) for query, key in score_products]
+
+    def rows_of(self, t, block: slice, keys: int):
+        """t's query rows `block` (unless broadcast over rows), and its first `keys` keys."""
+        if t.size(-2) > 1:
+            t = t[:, block]
+        return t[..., :keys] if t.size(-1) == self.S and keys < self.S else t
+
+    def compute(self, block: slice, buffer):
+        """Write the tile's (P ⊙ ṡ) v + P v̇ (P v̇ alone without ṡ) and rowsum(P ⊙ ṡ)/scale."""
+        out = self.terms[:, block]
+        keys = self.problem.visible_keys(block)
+        if keys <= 0:  # every key hidden: the output is constant
+            out.zero_()
+            if self.row_sums is not None:
+                self.row_sums[:, block].zero_()
+            return
+        heads, rows = out.shape[:2]
+        S, scale = self.S, self.problem.scale
+        # ṡ and P side by side in one buffer, for one product with the stacked values
+        both = buffer[:heads * rows * 2 * keys].view(heads, rows, 2 * keys)
+        ds, p = both[..., :keys], both[..., keys:]
+        k_t = self.k_t if keys == S else self.k_t[..., :keys]
+        if self.mask is None:
+            torch.baddbmm(self.neg_lse[:, block], self.q[:, block], k_t, alpha=scale * _LOG2_E, out=p)
+        else:
+            torch.baddbmm(self.rows_of(self.mask, block, keys), self.q[:, block], k_t, beta=_LOG2_E,
+                          alpha=scale * _LOG2_E, out=p)
+            p.add_(self.neg_lse[:, block])
+        if self.problem.causal_offset is not None:
+            first_hidden = block.start + self.problem.causal_offset + 1  # key, for the tile's first row
+            if first_hidden < keys:
+                p.masked_fill_(torch.ones(rows, keys, dtype=torch.bool).triu_(first_hidden), -math.inf)
+        p.exp2_()
+        if self.row_sums is None:  # no ṡ: P v̇ alone
+            torch.bmm(p, self.values[:, :keys], out=out)
+            return
+        if self.score_products:
+            for i, (query, key_t) in enumerate(self.score_products):
+                key_t = key_t if keys == S else key_t[..., :keys]
+                if i == 0:
+                    torch.bmm(query[:, block], key_t, out=ds)
+                else:
+                    ds.baddbmm_(query[:, block], key_t)
+            if self.mask_t is not None:
+                ds.add_(self.rows_of(self.mask_t, block, keys), alpha=1 / scale)
+        else:
+            ds.copy_(self.rows_of(self.mask_t, block, keys)).div_(scale)
+        torch.sum(ds.mul_(p), -1, out=self.row_sums[:, block])
+        if not self.with_v_t:
+            torch.bmm(ds, self.values[:, :keys], out=out)
+        elif keys == S:
+            torch.bmm(both, self.values, out=out)
+        else:  # fewer keys than the stacked values hold: two products
+            torch.bmm(ds, self.values[:, :keys], out=out)
+            out.baddbmm_(p, self.values[:, S:S + keys])
 
 
 def _linear_in_value_only(problem: _Attention, q_t, k_t, mask_t, v_t):
