@@ -632,6 +632,37 @@ def test_cache_tiles_match_reference_and_blockwise_rule(monkeypatch, case, tilin
 
 
 @pytest.mark.parametrize("threads", [1, 2])
+def test_cache_tiles_leave_reverse_mode_beneath_torch_func_alone(monkeypatch, threads):
+    # a model whose parameters require grad, under torch.func.jvp: the wrapped tensors the
+    # rule sees do not require grad, the plain ones under them do. The in-place tiles
+    # (out= writes) must not be taken, and the JVP must stay differentiable in reverse.
+    import torch_fwdad.formulas.attention as attention
+
+    primals = tuple(randn(2, 3, 8, 4, seed=i).requires_grad_() for i in range(3))
+    tangents = tuple(randn(2, 3, 8, 4, seed=10 + i) for i in range(3))
+    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 3 * 8)
+    reached = []
+    original = attention._terms_in_cache_tiles
+    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(1) or original(*a, **kw))
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = torch.func.jvp(fn, primals, tangents)
+        grads = torch.autograd.grad(got[1].square().sum(), primals)
+    finally:
+        torch.set_num_threads(before)
+    assert not reached, "in-place tiles taken beneath reverse mode"
+    expected = math_jvp(fn, primals, tangents)
+    assert_tangents_close(got, expected)
+    for got_grad, expected_grad in zip(grads, torch.autograd.grad(expected[1].square().sum(), primals)):
+        torch.testing.assert_close(got_grad, expected_grad)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 def test_cache_tiles_under_torch_func_jvp(monkeypatch, threads):
     # torch.func.jvp hands the rule wrapped tensors; the in-place tiles compute on the
     # plain values under them, on this thread (1 thread) or on worker threads (2)

@@ -38,7 +38,21 @@ def outer_derivative_possible(*tensors: torch.Tensor | None) -> bool:
     buffers autograd may have saved, or calling kernels whose own derivatives are missing.
     Outer torch.func transforms are invisible from inside a rule except by their count.
     """
-    return any(t is not None and t.requires_grad for t in tensors) or outer_transforms_around()
+    return any(t is not None and requires_grad_at_any_level(t) for t in tensors) or outer_transforms_around()
+
+
+def requires_grad_at_any_level(t: torch.Tensor) -> bool:
+    # Under torch.func.jvp the wrapper a rule sees does not require grad even when the
+    # tensor beneath it does (a model whose parameters require grad): reverse mode there
+    # differentiates the rule's tangent, so it counts as an outer derivative.
+    return t.requires_grad or (torch._C._functorch.is_functorch_wrapped_tensor(t) and unwrapped(t).requires_grad)
+
+
+def unwrapped(t: torch.Tensor | None) -> torch.Tensor | None:
+    """The plain tensor under every torch.func wrapper (for values only)."""
+    while t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t):
+        t = torch._C._functorch.get_unwrapped(t)
+    return t
 
 
 def outer_transforms_around() -> bool:

@@ -38,7 +38,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from ._common import outer_derivative_possible, outer_transforms_around, sum_tangents
+from ._common import (outer_derivative_possible, outer_transforms_around, requires_grad_at_any_level, sum_tangents,
+                      unwrapped)
 
 __all__ = [
     "BOTTOM_RIGHT",
@@ -156,9 +157,9 @@ os.register_at_fork(after_in_child=_forget_tile_workers)
 
 
 def _plain_values(*tensors) -> bool:
-    """True when the tensors (after unwrapping torch.func's) are plain strided CPU tensors
-    and no dispatch mode or compiler tracing is on: what other threads, or out= writes into
-    buffers this rule owns, compute is then what this thread's ops would.
+    """True when the tensors (after unwrapping torch.func's) are plain strided CPU tensors that
+    do not require grad, and no dispatch mode or compiler tracing is on: what other threads,
+    or out= writes into buffers this rule owns, compute is then what this thread's ops would.
 
     Modes, tracing and transforms live in this thread's state, which workers do not share.
     """
@@ -166,8 +167,11 @@ def _plain_values(*tensors) -> bool:
         return False
     if torch._C._dispatch_tls_is_dispatch_key_included(torch._C.DispatchKey.Python):  # a dispatch mode is on
         return False
-    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu" and t.layout == torch.strided)
-               for t in map(_unwrapped, tensors))
+    # requires_grad after unwrapping: under torch.func.jvp, reverse mode beneath the transform
+    # (a model whose parameters require grad) shows only on the unwrapped tensors
+    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu" and t.layout == torch.strided
+                             and not t.requires_grad)
+               for t in map(unwrapped, tensors))
 
 
 def _workers_can_run(*tensors) -> bool:
@@ -203,13 +207,6 @@ def _run_on_workers(compute, tiles):
     3.3x slower at 2 threads than at 1 with one other process busy).
     """
     return list(_tile_pool(torch.get_num_threads()).map(compute, tiles))
-
-
-def _unwrapped(t):
-    """The plain tensor under a torch.func wrapper (values only: no outer transform)."""
-    while t is not None and torch._C._functorch.is_functorch_wrapped_tensor(t):
-        t = torch._C._functorch.get_unwrapped(t)
-    return t
 
 
 @dataclass(frozen=True)
@@ -477,7 +474,7 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
         query.numel() // max(query.size(-1), 1) * key.size(-2) > CACHE_TILE_ELEMENTS)
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
     # worker threads see no torch.func levels; nor do buffers written in place
-    plain = _unwrapped if on_workers or in_cache else (lambda t: t)
+    plain = unwrapped if on_workers or in_cache else (lambda t: t)
     cast = (lambda t: None if t is None else plain(t).to(compute).contiguous())
     heads = query.size(1)
     q_t, k_t, v_t = cast(query_t), _repeat_kv_heads(cast(key_t), heads), _repeat_kv_heads(cast(value_t), heads)
@@ -732,7 +729,7 @@ def _lse_cut_from_inputs(lse, *inputs):
     mode over this formula (grad of a jvp, plain or through torch.func) would treat it as
     a constant. Outer torch.func transforms are invisible from here except by their count.
     """
-    if any(t is not None and t.requires_grad for t in inputs) and not lse.requires_grad:
+    if any(t is not None and requires_grad_at_any_level(t) for t in inputs) and not requires_grad_at_any_level(lse):
         return True
     return outer_transforms_around()
 

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.kernel import run_upstream_with
-from ._common import outer_transforms_around, sum_tangents
+from ._common import outer_transforms_around, requires_grad_at_any_level, sum_tangents
 from .fused_recording import Recording, can_record
 
 __all__ = ["native_multi_head_attention_jvp", "nested_from_mask_jvp", "nested_to_padded_jvp",
@@ -324,9 +324,9 @@ def _run_below_jvp(level, recording, op, args, kwargs):
 
 def _outer_derivative_possible(tensors) -> bool:
     """Reverse mode (grad enabled, an input requiring grad) or an outer torch.func transform
-    could differentiate the rule: the kept intermediates, computed below autograd, would be
-    constants to it."""
-    return outer_transforms_around() or (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+    could differentiate the rule (under torch.func.jvp, beneath its wrappers too): the kept
+    intermediates, computed below autograd, would be constants to it."""
+    return outer_transforms_around() or (torch.is_grad_enabled() and any(requires_grad_at_any_level(t) for t in tensors))
 
 
 def _take_recording(first_primal) -> Recording | None:
