@@ -631,34 +631,41 @@ def test_cache_tiles_match_reference_and_blockwise_rule(monkeypatch, case, tilin
         torch.testing.assert_close(got, other)
 
 
+def _causal_attention(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def _jvp_counting_cache_tiles(monkeypatch, threads, primals, tangents, then=lambda got: None):
+    """torch.func.jvp of causal attention with 3 query rows a cache tile, on `threads`
+    threads: (its result, whether the in-place tiles ran, then(result))."""
+    import torch_fwdad.formulas.attention as attention
+
+    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 3 * 8)  # 3 query rows a tile
+    reached = []
+    original = attention._terms_in_cache_tiles
+    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(1) or original(*a, **kw))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        got = torch.func.jvp(_causal_attention, primals, tangents)
+        return got, bool(reached), then(got)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_cache_tiles_leave_reverse_mode_beneath_torch_func_alone(monkeypatch, threads):
     # a model whose parameters require grad, under torch.func.jvp: the wrapped tensors the
     # rule sees do not require grad, the plain ones under them do. The in-place tiles
     # (out= writes) must not be taken, and the JVP must stay differentiable in reverse.
-    import torch_fwdad.formulas.attention as attention
-
     primals = tuple(randn(2, 3, 8, 4, seed=i).requires_grad_() for i in range(3))
     tangents = tuple(randn(2, 3, 8, 4, seed=10 + i) for i in range(3))
-    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 3 * 8)
-    reached = []
-    original = attention._terms_in_cache_tiles
-    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(1) or original(*a, **kw))
-
-    def fn(q, k, v):
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        got = torch.func.jvp(fn, primals, tangents)
-        grads = torch.autograd.grad(got[1].square().sum(), primals)
-    finally:
-        torch.set_num_threads(before)
+    tangent_grads = lambda got: torch.autograd.grad(got[1].square().sum(), primals)  # noqa: E731
+    got, reached, grads = _jvp_counting_cache_tiles(monkeypatch, threads, primals, tangents, tangent_grads)
     assert not reached, "in-place tiles taken beneath reverse mode"
-    expected = math_jvp(fn, primals, tangents)
+    expected = math_jvp(_causal_attention, primals, tangents)
     assert_tangents_close(got, expected)
-    for got_grad, expected_grad in zip(grads, torch.autograd.grad(expected[1].square().sum(), primals)):
+    for got_grad, expected_grad in zip(grads, tangent_grads(expected)):
         torch.testing.assert_close(got_grad, expected_grad)
 
 
@@ -666,23 +673,8 @@ def test_cache_tiles_leave_reverse_mode_beneath_torch_func_alone(monkeypatch, th
 def test_cache_tiles_under_torch_func_jvp(monkeypatch, threads):
     # torch.func.jvp hands the rule wrapped tensors; the in-place tiles compute on the
     # plain values under them, on this thread (1 thread) or on worker threads (2)
-    import torch_fwdad.formulas.attention as attention
-
     primals = tuple(randn(2, 3, 8, 4, seed=i) for i in range(3))
     tangents = tuple(randn(2, 3, 8, 4, seed=10 + i) for i in range(3))
-    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 3 * 8)  # 3 query rows a tile
-    reached = []
-    original = attention._terms_in_cache_tiles
-    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(1) or original(*a, **kw))
-
-    def fn(q, k, v):
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        got = torch.func.jvp(fn, primals, tangents)
-    finally:
-        torch.set_num_threads(before)
+    got, reached, _ = _jvp_counting_cache_tiles(monkeypatch, threads, primals, tangents)
     assert reached, "in-place tiles not reached"
-    assert_tangents_close(got, math_jvp(fn, primals, tangents))
+    assert_tangents_close(got, math_jvp(_causal_attention, primals, tangents))
