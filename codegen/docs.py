@@ -82,7 +82,9 @@ def _entry(entry: Entry, status: str, comment: str = "") -> str:
     if entry.corrects_upstream:
         lines.append(f"Corrects upstream: {entry.corrects_upstream}\n")
     if entry.when:
-        lines.append(f"Applies when `{_code(entry.when)}`; otherwise PyTorch's own kernel and formula run unchanged.\n")
+        flag = (" (`outer_derivative`: reverse mode or an outer torch.func transform can differentiate "
+                "the tangent)") if entry.when_outer_derivative else ""
+        lines.append(f"Applies when `{_code(entry.when)}`{flag}; otherwise PyTorch's own kernel and formula run unchanged.\n")
     if entry.in_place_of:
         lines.append(f"- computed as `{entry.in_place_of}`, then copied into `self` (`copy_` carries the tangent)")
     if entry.same_as:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .model import AutoLinear, Entry, Expression, Formula, NotImplemented_, PerInput, Term, auto_linear_call
+import io
+import tokenize
+
+from .model import (
+    OUTER_DERIVATIVE, AutoLinear, Entry, Expression, Formula, NotImplemented_, PerInput, Term, auto_linear_call,
+)
 
 STAMP = (
     "# @generated from derivatives.yaml by `python -m codegen`. Do not edit:\n"
@@ -44,6 +49,8 @@ def emit_module(entries: tuple[Entry, ...], helpers: frozenset[str]) -> str:
 def helpers_used(entries: tuple[Entry, ...], helpers: frozenset[str]) -> tuple[str, ...]:
     used = {"add_tangents"}
     for entry in entries:
+        if entry.when_outer_derivative:
+            used.add(OUTER_DERIVATIVE)
         for formula in entry.formulas:
             used |= {name for expression in formula.expressions() for name in expression.names} & helpers
             if isinstance(formula.body, PerInput) and any(isinstance(t.body, NotImplemented_) for t in formula.body.terms):
@@ -82,15 +89,29 @@ def emit_rule(entry: Entry) -> str:
 
 
 def emit_condition(entry: Entry) -> str:
-    """when(arguments) -> bool, over the bound arguments in schema order (Tensors unused)."""
+    """when(arguments) -> bool, over the bound arguments in schema order (Tensors unused,
+    except by the flag outer_derivative, which becomes a call on all of them)."""
     used = Expression(entry.when).names
-    names = [a.name if a.name in used and not a.carries_tangent else "_" for a in entry.arguments]
+    tensors = [a.name for a in entry.arguments if a.carries_tangent]
+    flagged = entry.when_outer_derivative
+    names = [a.name if a.name in used or (flagged and a.carries_tangent) else "_" for a in entry.arguments]
+    condition = _call_flag(entry.when, f"{OUTER_DERIVATIVE}({', '.join(tensors)})") if flagged else entry.when
     return "\n".join([
         f"def {entry.condition_name}(arguments):",
         f"    # {entry.location}: when: {entry.when}",
         f"    {_unpack(names)} = arguments",
-        f"    return {entry.when}",
+        f"    return {condition}",
     ]) + "\n"
+
+
+def _call_flag(expression: str, call: str) -> str:
+    """`expression` with each use of the name outer_derivative replaced by `call` (tokens,
+    so a string that happens to contain the word is left alone)."""
+    tokens = tokenize.generate_tokens(io.StringIO(expression).readline)
+    starts = [t.start[1] for t in tokens if t.type == tokenize.NAME and t.string == OUTER_DERIVATIVE]
+    for start in reversed(starts):
+        expression = expression[:start] + call + expression[start + len(OUTER_DERIVATIVE):]
+    return expression
 
 
 def term_expression(entry: Entry, term: Term) -> str:

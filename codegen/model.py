@@ -83,6 +83,12 @@ class Expression:
         return frozenset(free_names(ast.parse(self.text, mode="eval")))
 
 
+# The flag a `when:` condition may name besides the non-Tensor arguments: true when reverse
+# mode or an outer torch.func transform can differentiate the call's tangent. The generated
+# condition calls torch_fwdad.formulas' function of that name on every Tensor argument.
+OUTER_DERIVATIVE = "outer_derivative"
+
+
 def free_names(tree: ast.AST) -> set[str]:
     loaded, bound = set(), set()
     for node in ast.walk(tree):
@@ -179,7 +185,7 @@ class Entry:
     schema_text: str  # after "- name:": the schema as torch prints it, without "aten::"
     formulas: tuple[Formula, ...]
     corrects_upstream: str | None = None
-    when: str | None = None  # Python condition over non-Tensor arguments; elsewhere upstream runs
+    when: str | None = None  # Python condition over non-Tensor arguments and outer_derivative; elsewhere upstream runs
     output_differentiability: tuple[bool, ...] | None = None  # False: floating output without tangent
     in_place_of: str | None = None  # "aten::index_reduce": computed by it, then copied into self
     same_as: str | None = None  # "aten::grid_sampler_2d": its formulas, checked against this schema
@@ -219,6 +225,11 @@ class Entry:
     def op_expression(self) -> str:
         """The overload as Python: torch.ops.aten.scatter_reduce.two."""
         return f"torch.ops.aten.{self.schema.name.split('::', 1)[1]}.{self.schema.overload_name or 'default'}"
+
+    @property
+    def when_outer_derivative(self) -> bool:
+        """Whether `when` names the flag outer_derivative."""
+        return bool(self.when) and OUTER_DERIVATIVE in Expression(self.when).names
 
     @property
     def condition_name(self) -> str:

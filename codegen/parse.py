@@ -19,8 +19,8 @@ import yaml
 
 from .facts import formula_helpers, installed_schema, torch_version
 from .model import (
-    AutoLinear, DerivativesError, Entry, Expression, Formula, Location, NonDifferentiable, NotImplemented_,
-    PerInput, Term, Whole, free_names,
+    OUTER_DERIVATIVE, AutoLinear, DerivativesError, Entry, Expression, Formula, Location, NonDifferentiable,
+    NotImplemented_, PerInput, Term, Whole, free_names,
 )
 
 ENTRY_KEYS = {"name", "corrects_upstream", "when", "output_differentiability", "in_place_of", "same_as"}
@@ -128,7 +128,7 @@ def parse_entry(raw: RawEntry, path: str, helpers: frozenset[str], earlier: dict
         schema_text=raw.schema_text,
         formulas=tuple(formulas),
         corrects_upstream=_scalar(corrects[1], path, "corrects_upstream") if corrects else None,
-        when=parse_condition(when[1], skeleton, path) if when else None,
+        when=parse_condition(when[1], skeleton, path, corrects is not None) if when else None,
         output_differentiability=differentiability or None,
         in_place_of=in_place or None,
         same_as=shared.name if same_as else None,
@@ -336,9 +336,10 @@ def parse_differentiability(node, outputs, given, path) -> tuple[bool, ...]:
     return flags
 
 
-def parse_condition(node, entry: Entry, path) -> str:
-    """`when: <expression>` over the entry's non-Tensor arguments: where it is false, the
-    override calls PyTorch's kernel unchanged, so upstream's own formula (or error) stays."""
+def parse_condition(node, entry: Entry, path, corrects_upstream: bool) -> str:
+    """`when: <expression>` over the entry's non-Tensor arguments and the flag
+    `outer_derivative`: where it is false, the override calls PyTorch's kernel unchanged,
+    so upstream's own formula (or error) stays."""
     location = _at(path, node)
     expression = _scalar(node, path, "when")
     try:
@@ -346,21 +347,42 @@ def parse_condition(node, entry: Entry, path) -> str:
     except SyntaxError as error:
         raise DerivativesError(location, f"condition 'when' is not valid Python: {error.msg}: {expression}") from None
     plain = {a.name for a in entry.arguments if not a.carries_tangent}
+    allowed = f"the non-Tensor arguments ({', '.join(sorted(plain)) or 'none'}) and the flag {OUTER_DERIVATIVE}"
     for name in sorted(free_names(tree)):
         if name in plain or name in dir(builtins):
+            continue
+        if name == OUTER_DERIVATIVE:
+            check_outer_derivative(tree, entry, corrects_upstream, location)
             continue
         if any(a.name == name for a in entry.arguments):
             raise DerivativesError(
                 location,
                 f"condition 'when' may not use the Tensor argument '{name}': it is decided before "
-                f"tangents are unpacked, from the non-Tensor arguments ({', '.join(sorted(plain)) or 'none'})",
+                f"tangents are unpacked, from {allowed}",
             )
+        raise DerivativesError(location, f"unknown name '{name}' in condition 'when'; it may use {allowed}")
+    return expression
+
+
+def check_outer_derivative(tree: ast.AST, entry: Entry, corrects_upstream: bool, location: Location) -> None:
+    """`outer_derivative` keeps upstream's formula wherever nothing differentiates the tangent:
+    only an entry over an upstream formula has one to keep, and the flag takes no arguments."""
+    if any(a.name == OUTER_DERIVATIVE for a in entry.arguments):
+        raise DerivativesError(location, f"'{OUTER_DERIVATIVE}' is an argument of this overload; the flag cannot be used here")
+    if not corrects_upstream:
         raise DerivativesError(
             location,
-            f"unknown name '{name}' in condition 'when'; it may use the non-Tensor arguments: "
-            f"{', '.join(sorted(plain)) or 'none'}",
+            f"condition '{OUTER_DERIVATIVE}' needs 'corrects_upstream: <reason>': where it is false "
+            f"the override falls back to upstream's own formula, which only an entry correcting "
+            f"one has; an entry for an overload without upstream formula applies always",
         )
-    return expression
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == OUTER_DERIVATIVE:
+            raise DerivativesError(
+                location,
+                f"'{OUTER_DERIVATIVE}' is a flag, not a function: write it bare (when: {OUTER_DERIVATIVE}); "
+                f"it looks at every Tensor argument of the call",
+            )
 
 
 def check_expression(expression, arguments, outputs, helpers, location, what) -> set[str]:

@@ -135,11 +135,11 @@ def _scatter_reduce_when(condition: str) -> str:
 class TestCondition(expecttest.TestCase):
     def test_condition_on_a_tensor_argument(self):
         actual = _error(_scatter_reduce_when("src.dim() == 2"))
-        self.assertExpectedInline(actual, """derivatives.yaml:4: condition 'when' may not use the Tensor argument 'src': it is decided before tangents are unpacked, from the non-Tensor arguments (dim, include_self, reduce)""")
+        self.assertExpectedInline(actual, """derivatives.yaml:4: condition 'when' may not use the Tensor argument 'src': it is decided before tangents are unpacked, from the non-Tensor arguments (dim, include_self, reduce) and the flag outer_derivative""")
 
     def test_condition_with_an_unknown_name(self):
         actual = _error(_scatter_reduce_when('reduction == "prod"'))
-        self.assertExpectedInline(actual, """derivatives.yaml:4: unknown name 'reduction' in condition 'when'; it may use the non-Tensor arguments: dim, include_self, reduce""")
+        self.assertExpectedInline(actual, """derivatives.yaml:4: unknown name 'reduction' in condition 'when'; it may use the non-Tensor arguments (dim, include_self, reduce) and the flag outer_derivative""")
 
     def test_condition_that_is_not_python(self):
         actual = _error(_scatter_reduce_when("reduce = 'prod'"))
@@ -153,6 +153,35 @@ def when_scatter_reduce_two(arguments):
     # derivatives.yaml:2: when: reduce in ("prod", "mean") and include_self
     _, _, _, _, reduce, include_self = arguments
     return reduce in ("prod", "mean") and include_self
+""")
+
+
+def _layer_norm_when(condition: str, corrects: bool = True) -> str:
+    corrects_line = "\n          corrects_upstream: mean and rstd lose their gradient" if corrects else ""
+    return f"""
+        - name: native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)
+          result0: cholesky_jvp(input_t, result0, eps)
+          output_differentiability: [True, False, False]
+          when: {condition}{corrects_line}
+        """
+
+
+class TestOuterDerivativeCondition(expecttest.TestCase):
+    def test_flag_needs_an_upstream_formula_to_fall_back_on(self):
+        actual = _error(_layer_norm_when("outer_derivative", corrects=False))
+        self.assertExpectedInline(actual, """derivatives.yaml:5: condition 'outer_derivative' needs 'corrects_upstream: <reason>': where it is false the override falls back to upstream's own formula, which only an entry correcting one has; an entry for an overload without upstream formula applies always""")
+
+    def test_flag_is_not_a_function(self):
+        actual = _error(_layer_norm_when("outer_derivative(weight)"))
+        self.assertExpectedInline(actual, """derivatives.yaml:5: 'outer_derivative' is a flag, not a function: write it bare (when: outer_derivative); it looks at every Tensor argument of the call""")
+
+    def test_flag_is_emitted_as_a_call_on_every_tensor_argument(self):
+        (entry,) = parse(textwrap.dedent(_layer_norm_when("eps > 0 and outer_derivative")), "derivatives.yaml", HELPERS)
+        self.assertExpectedInline(emit_condition(entry), """\
+def when_native_layer_norm(arguments):
+    # derivatives.yaml:2: when: eps > 0 and outer_derivative
+    input, _, weight, bias, eps = arguments
+    return eps > 0 and outer_derivative(input, weight, bias)
 """)
 
 

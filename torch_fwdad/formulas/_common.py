@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import torch
+from torch._C._functorch import TransformType
 from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
-# Generated rules sum per-input terms with add_tangents; the rest is for the helper modules,
-# which import it from here.
-__all__ = ["add_tangents"]
+# Generated rules sum per-input terms with add_tangents and decide `when: outer_derivative`
+# with outer_derivative; the rest is for the helper modules, which import it from here.
+__all__ = ["add_tangents", "outer_derivative"]
 
 
 def add_tangents(total: torch.Tensor | None, term: torch.Tensor | None) -> torch.Tensor | None:
@@ -39,6 +40,41 @@ def outer_derivative_possible(*tensors: torch.Tensor | None) -> bool:
     Outer torch.func transforms are invisible from inside a rule except by their count.
     """
     return any(t is not None and requires_grad_at_any_level(t) for t in tensors) or outer_transforms_around()
+
+
+def outer_derivative(*arguments) -> bool:
+    """derivatives.yaml's `when: outer_derivative`: True when something outside can
+    differentiate the tangent this call computes, so upstream's formula, exact in value but
+    not in how it depends on the inputs, must give way to a differentiable one.
+
+    That is reverse mode (grad mode on and an argument, a Tensor or a list of them, requiring
+    grad at any torch.func level), or a torch.func grad, vjp or jvp transform around the one
+    computing this tangent. Unlike outer_derivative_possible, a vmap around (jacfwd) does not
+    count: it only batches, and upstream's formula stays exact there.
+    """
+    if torch.is_grad_enabled() and any(requires_grad_at_any_level(t) for t in _tensors(arguments)):
+        return True
+    return _differentiating_transform_around()
+
+
+def _tensors(arguments):
+    for argument in arguments:
+        if isinstance(argument, torch.Tensor):
+            yield argument
+        elif isinstance(argument, (list, tuple)):
+            yield from (t for t in argument if isinstance(t, torch.Tensor))
+
+
+_DIFFERENTIATING = (TransformType.Grad, TransformType.Jvp)
+
+
+def _differentiating_transform_around() -> bool:
+    if torch._C._functorch.peek_interpreter_stack() is None:
+        return False
+    # The innermost transform is the jvp computing this tangent; a grad there can only be
+    # one around forward_ad's dual_level (which torch.func.jvp cannot hold inside).
+    *outer, innermost = retrieve_all_functorch_interpreters()
+    return innermost.key() == TransformType.Grad or any(i.key() in _DIFFERENTIATING for i in outer)
 
 
 def requires_grad_at_any_level(t: torch.Tensor) -> bool:
