@@ -1,12 +1,14 @@
-"""Linear algebra: Cholesky, Householder products (ormqr) and friends."""
+"""Linear algebra: Cholesky, Householder products (ormqr) and friends; det, slogdet and
+solve where an outer derivative differentiates the tangent (PyTorch's formulas read an LU
+factorization it declares non-differentiable, so they are exact in value only)."""
 
 from __future__ import annotations
 
 import torch
 
-from ._common import add_tangents
+from ._common import add_tangents, sum_tangents
 
-__all__ = ["cholesky_jvp", "ormqr_jvp"]
+__all__ = ["cholesky_jvp", "det_jvp", "ormqr_jvp", "slogdet_jvp", "solve_jvp"]
 
 
 def cholesky_jvp(A_t: torch.Tensor, factor: torch.Tensor, upper: bool) -> torch.Tensor:
@@ -89,3 +91,38 @@ def _apply_each(matrices, columns):
     """Column i of the result is matrices[..., i, :, :] @ columns[..., :, i]."""
     # matmul rather than einsum: legacy vmap (batched forward gradcheck) has no einsum rule
     return (matrices @ columns.mT.unsqueeze(-1)).squeeze(-1).mT
+
+
+def det_jvp(A: torch.Tensor, A_t: torch.Tensor, det: torch.Tensor) -> torch.Tensor:
+    """det' = det · tr(A⁻¹ A'), A's LU factorization recomputed differentiably. A zero pivot
+    is nudged by the dtype's eps, as PyTorch's linalg_det_jvp does for a singular A."""
+    LU, pivots, _ = torch.linalg.lu_factor_ex(A)
+    diagonal = LU.diagonal(dim1=-2, dim2=-1)
+    LU = LU + torch.diag_embed((diagonal == 0).to(LU.dtype) * torch.finfo(LU.dtype).eps)
+    return det * _trace_of_solve(LU, pivots, A_t)
+
+
+def slogdet_jvp(A: torch.Tensor, A_t: torch.Tensor, sign: torch.Tensor):
+    """(sign', logabsdet') with τ = tr(A⁻¹ A'): logabsdet' = Re τ, sign' = sign · i Im τ
+    (zero for a real A, whose sign is locally constant); PyTorch's slogdet_jvp, differentiable."""
+    trace = _trace_of_solve(*torch.linalg.lu_factor_ex(A)[:2], A_t)
+    if not A.is_complex():
+        return torch.zeros_like(sign), trace
+    return sign * (1j * trace.imag), trace.real
+
+
+def _trace_of_solve(LU, pivots, A_t) -> torch.Tensor:
+    return torch.linalg.lu_solve(LU, pivots, A_t).diagonal(dim1=-2, dim2=-1).sum(-1)
+
+
+def solve_jvp(A, A_t, B_t, X, left: bool) -> torch.Tensor:
+    """X' = A⁻¹ (B' - A' X) (left) or (B' - X A') A⁻¹ (right); a vector B (NumPy's rule,
+    PyTorch's linalg_solve_is_vector_rhs) is solved as one column. Like the primal of
+    linalg.solve_ex, a singular A gives no error here."""
+    vector = X.dim() == 1 or (X.dim() == A.dim() - 1 and X.shape == A.shape[:-1])
+    as_matrix = (lambda t: t.unsqueeze(-1)) if vector else (lambda t: t)
+    X_ = as_matrix(X)
+    rhs = sum_tangents(None if B_t is None else as_matrix(B_t),
+                       None if A_t is None else -(A_t @ X_ if left else X_ @ A_t))
+    X_t = torch.linalg.solve_ex(A, rhs, left=left)[0]
+    return X_t.squeeze(-1) if vector else X_t

@@ -5,7 +5,7 @@ from functools import partial
 import torch
 from torch.testing import make_tensor
 
-from . import ErrorSample, Sample, samples_for
+from . import ErrorSample, Sample, samples_for, xfail
 
 
 def _hermitian_pd(op, A, *args, **kwargs):
@@ -54,3 +54,57 @@ def ormqr_samples(dtype, device):
     yield Sample((reflectors, tau, make_arg(2, 2, 3), True, False), desc="batched wide")
     reflectors, tau = _reflectors(3, 0, dtype=dtype, device=device)
     yield Sample((reflectors, tau, make_arg(3, 2), True, True), desc="no reflectors")
+
+
+# det, slogdet and solve: the entries replace upstream's formula only under an outer
+# derivative (forward-over-forward, forward-over-reverse run them); inputs well away from
+# singular, where finite differences of the tangent are meaningful.
+def _well_conditioned(*shape, dtype, device):
+    n = shape[-1]
+    return make_tensor(*shape, dtype=dtype, device=device, low=-1, high=1) + 2 * torch.eye(n, dtype=dtype, device=device)
+
+
+def _square_errors(device):
+    yield ErrorSample((torch.ones(2, 3, dtype=torch.float64, device=device),), desc="not square")
+
+
+@samples_for("aten::_linalg_det", dtypes=(torch.float64, torch.complex128), errors=_square_errors)
+def det_samples(dtype, device):
+    matrix = partial(_well_conditioned, dtype=dtype, device=device)
+    yield Sample((matrix(3, 3),), desc="3x3")
+    yield Sample((matrix(2, 4, 4),), desc="batched")
+    yield Sample((matrix(4, 4).mT,), desc="transposed")
+    yield Sample((matrix(1, 1),), desc="1x1")
+    yield Sample((make_tensor(3, 3, dtype=dtype, device=device),), desc="general")
+
+
+@samples_for("aten::_linalg_slogdet", dtypes=(torch.float64, torch.complex128), errors=_square_errors)
+def slogdet_samples(dtype, device):
+    matrix = partial(_well_conditioned, dtype=dtype, device=device)
+    yield Sample((matrix(3, 3),), desc="3x3")
+    yield Sample((matrix(2, 4, 4),), desc="batched")
+    yield Sample((matrix(4, 4).mT,), desc="transposed")
+    yield Sample((-matrix(3, 3),), desc="negative determinant")
+
+
+def _solve_errors(device):
+    A = torch.eye(3, dtype=torch.float64, device=device)
+    yield ErrorSample((A, torch.ones(4, 2, dtype=torch.float64, device=device)), desc="rows of B != size of A")
+    yield ErrorSample((torch.zeros(3, 3, dtype=torch.float64, device=device), torch.ones(3, 2, dtype=torch.float64, device=device)),
+                      dict(check_errors=True), desc="singular, check_errors")
+
+
+@samples_for("aten::_linalg_solve_ex", dtypes=(torch.float64, torch.complex128), errors=_solve_errors)
+def solve_samples(dtype, device):
+    matrix = partial(_well_conditioned, dtype=dtype, device=device)
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((matrix(3, 3), make_arg(3, 2)), desc="left")
+    yield Sample((matrix(3, 3), make_arg(2, 3)), dict(left=False), desc="right")
+    yield Sample((matrix(3, 3), make_arg(3)), desc="vector")
+    yield Sample((matrix(2, 3, 3), make_arg(2, 3)), desc="batched vector")
+    # Plain PyTorch's vmap of linalg.solve gives a wrong primal when B broadcasts over A's batch
+    # (torch 2.13: vmap(torch.linalg.solve) of A (b, 2, 3, 3), B (b, 3, 2) differs from a loop).
+    yield Sample((matrix(2, 3, 3), make_arg(3, 2)), desc="B broadcast over the batch",
+                 xfails=xfail("plain PyTorch's vmap of _linalg_solve_ex computes a wrong primal when B "
+                              "broadcasts over A's batch dims (not a tangent: the primal differs)", "vmap_jvp"))
+    yield Sample((matrix(4, 4).mT, make_arg(4, 1)), dict(check_errors=True), desc="transposed, check_errors")
