@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from ..engine.kernel import run_upstream_with
 from ._common import outer_transforms_around, requires_grad_at_any_level, sum_tangents
 from .fused_recording import Recording, can_record
+from .normalization import standardize, standardized_tangent
 
 __all__ = ["native_multi_head_attention_jvp", "nested_from_mask_jvp", "nested_to_padded_jvp",
            "transformer_encoder_layer_jvp"]
@@ -106,12 +107,8 @@ def _layer_norm_tangent(norm: _Norm, x_t, weight, weight_t, bias_t, in_place=Fal
     `in_place`: the fresh intermediates may be written over (nothing outside saved them)."""
     normed_t = None
     if x_t is not None:
-        centred_t = x_t - x_t.mean(-1, keepdim=True)
-        along_normed = (norm.normed * x_t).mean(-1, keepdim=True)
-        if in_place:
-            normed_t = centred_t.addcmul_(norm.normed, along_normed, value=-1).mul_(norm.rstd).mul_(weight)
-        else:
-            normed_t = torch.addcmul(centred_t, norm.normed, along_normed, value=-1) * norm.rstd * weight
+        normed_t = standardized_tangent(norm.normed, norm.rstd, x_t, (-1,), in_place)
+        normed_t = normed_t.mul_(weight) if in_place else normed_t * weight
     total = sum_tangents(normed_t, None if weight_t is None else norm.normed * weight_t, bias_t)
     return total if total is None or total.shape == norm.output.shape else total.expand_as(norm.output)
 
@@ -254,11 +251,9 @@ def _recomputed_attention(query, key, value, num_head, qkv_weight, qkv_bias, mas
 
 
 def _recomputed_norm(x, weight, bias, eps) -> _Norm:
-    """mean and rstd with differentiable ops: native_layer_norm returns them, but gives them
-    no tangent, which forward-over-forward needs."""
-    mean = x.mean(-1, keepdim=True)
-    rstd = torch.rsqrt(x.var(-1, unbiased=False, keepdim=True) + eps)
-    return _Norm((x - mean) * rstd, rstd, F.layer_norm(x, (x.shape[-1],), weight, bias, eps))
+    """x̂ and rstd with differentiable ops: native_layer_norm returns mean and rstd, but gives
+    them no tangent, which forward-over-forward needs."""
+    return _Norm(*standardize(x, (-1,), eps), F.layer_norm(x, (x.shape[-1],), weight, bias, eps))
 
 
 def _recomputed_layer(src, p: _Params, num_heads, use_gelu, norm_first, eps, mask, mask_type) -> _Layer:

@@ -1,0 +1,203 @@
+"""Reverse mode through a forward-mode tangent: the gradient of a JVP-based objective.
+
+Plain PyTorch (2.13) gets this silently wrong for the ops whose forward formula reads an
+output whose own gradient PyTorch drops (native_layer_norm's mean and rstd, batch norm's
+saved statistics in training, the LU that det, slogdet and solve factor A into).
+torch_fwdad's `when: outer_derivative` entries replace those formulas exactly there.
+
+Each op is checked three ways, the directional derivative <∇h, d> of h(x) = <w, J(x) v>
+against central differences of h, which only needs first-order tangents (upstream's,
+exact in value):
+  - reverse mode beneath torch.func.jvp (inputs requiring grad, .backward()-style);
+  - forward_ad.make_dual on inputs requiring grad;
+  - torch.func.grad over torch.func.jvp.
+Without an outer derivative the tangent must stay bitwise plain PyTorch's.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+import torch.nn as nn
+import torch.nn.functional as F
+
+from torch_fwdad.testing import plain_pytorch
+
+DT = torch.float64
+EPS = 1e-6
+TOL = dict(rtol=1e-6, atol=1e-7)
+
+
+def _random(*shape, seed):
+    return torch.randn(shape, dtype=DT, generator=torch.Generator().manual_seed(seed))
+
+
+def _matrix(n, seed, batch=()):
+    return _random(*batch, n, n, seed=seed) + 3 * torch.eye(n, dtype=DT)
+
+
+def _running_stats(channels):
+    return torch.zeros(channels, dtype=DT), torch.ones(channels, dtype=DT)
+
+
+# name -> (f, inputs): f(*inputs) is one tensor
+CASES = {
+    "layer_norm": (lambda x, w, b: F.layer_norm(x, (5,), w, b), (_random(3, 4, 5, seed=0), _random(5, seed=1), _random(5, seed=2))),
+    "layer_norm_2d": (lambda x: F.layer_norm(x, (3, 4)), (_random(2, 3, 4, seed=3),)),
+    "batch_norm_training": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+                            (_random(4, 3, 2, seed=4), _random(3, seed=5), _random(3, seed=6))),
+    "batch_norm_training_running_stats": (lambda x: F.batch_norm(x, *_running_stats(3), training=True),
+                                          (_random(4, 3, 2, 2, seed=7),)),
+    "instance_norm": (lambda x: F.instance_norm(x), (_random(2, 3, 5, seed=8),)),
+    "native_batch_norm_legit": (lambda x, w: torch.ops.aten._native_batch_norm_legit(x, w, None, *_running_stats(3), True, 0.1, 1e-5)[0],
+                                (_random(4, 3, 2, seed=9), _random(3, seed=10))),
+    "native_batch_norm_legit_no_stats": (lambda x: torch.ops.aten._native_batch_norm_legit.no_stats(x, None, None, True, 0.1, 1e-5)[0],
+                                         (_random(4, 3, 2, seed=11),)),
+    "batch_norm_with_update": (lambda x, w: torch.ops.aten._batch_norm_with_update(x, w, None, *_running_stats(3), 0.1, 1e-5)[0],
+                               (_random(4, 3, 2, seed=12), _random(3, seed=13))),
+    "det": (torch.linalg.det, (_matrix(4, seed=14, batch=(2,)),)),
+    "slogdet": (lambda a: torch.linalg.slogdet(a).logabsdet, (_matrix(4, seed=15),)),
+    "logdet": (torch.logdet, (_matrix(3, seed=16) @ _matrix(3, seed=16).mT,)),
+    "solve": (torch.linalg.solve, (_matrix(4, seed=17), _random(4, 2, seed=18))),
+    "solve_right": (lambda a, b: torch.linalg.solve(a, b, left=False), (_matrix(3, seed=19), _random(2, 3, seed=20))),
+    "solve_vector": (torch.linalg.solve, (_matrix(3, seed=21, batch=(2,)), _random(2, 3, seed=22))),
+}
+
+
+def _tangent_function(f, tangents):
+    return lambda *xs: torch.func.jvp(f, xs, tangents)[1]
+
+
+def _case(name):
+    f, inputs = CASES[name]
+    tangents = tuple(_random(*x.shape, seed=100 + i) for i, x in enumerate(inputs))
+    weight = _random(*f(*inputs).shape, seed=200)
+    directions = tuple(_random(*x.shape, seed=300 + i) for i, x in enumerate(inputs))
+    return f, inputs, tangents, weight, directions
+
+
+def _finite_difference(f, inputs, tangents, weight, directions):
+    """Central differences of h(x) = <w, J(x) v> along `directions` (first-order tangents only)."""
+    tangent = _tangent_function(f, tangents)
+    with torch.no_grad():
+        plus = tangent(*[x + EPS * d for x, d in zip(inputs, directions)])
+        minus = tangent(*[x - EPS * d for x, d in zip(inputs, directions)])
+    return ((plus - minus) * weight).sum() / (2 * EPS)
+
+
+def _gradient_beneath_jvp(f, inputs, tangents, weight):
+    xs = [x.detach().requires_grad_() for x in inputs]
+    objective = (_tangent_function(f, tangents)(*xs) * weight).sum()
+    return torch.autograd.grad(objective, xs, allow_unused=True)  # a bias does not enter the tangent
+
+
+def _gradient_through_make_dual(f, inputs, tangents, weight):
+    xs = [x.detach().requires_grad_() for x in inputs]
+    with fwAD.dual_level():
+        tangent = fwAD.unpack_dual(f(*[fwAD.make_dual(x, t) for x, t in zip(xs, tangents)])).tangent
+        return torch.autograd.grad((tangent * weight).sum(), xs, allow_unused=True)
+
+
+def _func_grad_over_jvp(f, inputs, tangents, weight):
+    objective = lambda *xs: (_tangent_function(f, tangents)(*xs) * weight).sum()  # noqa: E731
+    return torch.func.grad(objective, argnums=tuple(range(len(inputs))))(*inputs)
+
+
+WAYS = {"beneath_jvp": _gradient_beneath_jvp, "make_dual": _gradient_through_make_dual,
+        "func_grad_over_jvp": _func_grad_over_jvp}
+
+
+@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("name", CASES)
+def test_gradient_of_the_tangent(name, way):
+    f, inputs, tangents, weight, directions = _case(name)
+    gradients = WAYS[way](f, inputs, tangents, weight)
+    along = sum((g * d).sum() for g, d in zip(gradients, directions) if g is not None)
+    torch.testing.assert_close(along, _finite_difference(f, inputs, tangents, weight, directions), **TOL)
+
+
+def _tangents_without_outer_derivative(f, inputs, tangents):
+    """The tangent where nothing differentiates it: torch.func.jvp, jacfwd's vmap over it,
+    forward_ad, and forward_ad under no_grad on inputs that require grad."""
+    detached = [x.detach() for x in inputs]
+    with fwAD.dual_level():
+        dual = fwAD.unpack_dual(f(*[fwAD.make_dual(x, t) for x, t in zip(detached, tangents)])).tangent
+    with torch.no_grad(), fwAD.dual_level():
+        xs = [x.detach().requires_grad_() for x in inputs]
+        no_grad = fwAD.unpack_dual(f(*[fwAD.make_dual(x, t) for x, t in zip(xs, tangents)])).tangent
+    jacobian = torch.func.jacfwd(f)(*detached)
+    return _tangent_function(f, tangents)(*detached), dual, no_grad, jacobian
+
+
+def test_without_outer_derivative_the_tangent_is_plain_pytorchs():
+    # one pass with torch_fwdad disabled for every case: disabling reinstalls every rule
+    cases = {name: _case(name)[:3] for name in CASES}
+    ours = {name: _tangents_without_outer_derivative(*case) for name, case in cases.items()}
+    with plain_pytorch():
+        plain = {name: _tangents_without_outer_derivative(*case) for name, case in cases.items()}
+    for name in CASES:
+        for how, got, expected in zip(("jvp", "forward_ad", "no_grad", "jacfwd"), ours[name], plain[name]):
+            assert torch.equal(got, expected), f"{name}, {how}: the tangent differs from plain PyTorch's"
+
+
+# ---------------------------------------------------------------- models, end to end
+
+def _model_gradient_check(model, x, params):
+    """<∇h, d> for h(θ) = <w, ∂_θ model(x) v> by reverse mode beneath torch.func.jvp
+    (parameters requiring grad), against central differences of h."""
+    tangents = {k: _random(*p.shape, seed=400 + i) for i, (k, p) in enumerate(params.items())}
+    directions = {k: _random(*p.shape, seed=500 + i) for i, (k, p) in enumerate(params.items())}
+
+    def h(theta):
+        _, tangent = torch.func.jvp(lambda p: torch.func.functional_call(model, p, (x,)), (theta,), (tangents,))
+        return (tangent * weight).sum()
+
+    weight = _random(*model(x).shape, seed=600)
+    leaves = {k: p.detach().clone().requires_grad_() for k, p in params.items()}
+    gradients = torch.autograd.grad(h(leaves), list(leaves.values()), allow_unused=True)
+    along = sum((g * directions[k]).sum() for g, k in zip(gradients, leaves) if g is not None)
+    with torch.no_grad():
+        plus = h({k: p.detach() + EPS * directions[k] for k, p in params.items()})
+        minus = h({k: p.detach() - EPS * directions[k] for k, p in params.items()})
+    torch.testing.assert_close(along, (plus - minus) / (2 * EPS), **TOL)
+
+
+def _encoder_layer():
+    torch.manual_seed(0)
+    return nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, dtype=DT)
+
+
+def test_transformer_encoder_layer_train_mode():
+    layer = _encoder_layer().train()
+    _model_gradient_check(layer, _random(2, 5, 8, seed=30), dict(layer.named_parameters()))
+
+
+@pytest.mark.parametrize("fast_path", [False, True], ids=["unfused", "fused_kernel"])
+def test_transformer_encoder_layer_eval_mode(fast_path):
+    """Eval mode: with the fast path on, torch.func lifts the parameters into wrappers that do not
+    require grad, so the layer runs _transformer_encoder_layer_fwd (proved below)."""
+    layer = _encoder_layer().eval()
+    x = _random(2, 5, 8, seed=31)
+    previous = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(fast_path)
+    try:
+        from torch_fwdad.testing.second_order import OpsSeen
+
+        params = dict(layer.named_parameters())
+        with OpsSeen() as seen:
+            torch.func.jvp(lambda p: torch.func.functional_call(layer, p, (x,)), (params,), (params,))
+        assert ("_transformer_encoder_layer_fwd" in seen.names) == fast_path
+        _model_gradient_check(layer, x, params)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(previous)
+
+
+def test_conv_batch_norm_block_train_mode():
+    # torch.func refuses a module that updates its buffers in place (num_batches_tracked):
+    # batch statistics without running ones, as in training under torch.func.
+    torch.manual_seed(0)
+    norm = lambda channels: nn.BatchNorm2d(channels, track_running_stats=False, dtype=DT)  # noqa: E731
+    block = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1, dtype=DT), norm(3), nn.ReLU(),
+                          nn.Conv2d(3, 2, 1, dtype=DT), norm(2)).train()
+    _model_gradient_check(block, _random(4, 2, 5, 5, seed=32), dict(block.named_parameters()))
