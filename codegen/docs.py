@@ -82,8 +82,8 @@ def _entry(entry: Entry, status: str, comment: str = "") -> str:
     if entry.corrects_upstream:
         lines.append(f"Corrects upstream: {entry.corrects_upstream}\n")
     if entry.when:
-        flag = (" (`outer_derivative`: reverse mode or an outer torch.func transform can differentiate "
-                "the tangent)") if entry.when_outer_derivative else ""
+        flag = (", where `outer_derivative` means that reverse mode or an outer torch.func grad/jvp "
+                "can differentiate the tangent") if entry.when_outer_derivative else ""
         lines.append(f"Applies when `{_code(entry.when)}`{flag}; otherwise PyTorch's own kernel and formula run unchanged.\n")
     if entry.in_place_of:
         lines.append(f"- computed as `{entry.in_place_of}`, then copied into `self` (`copy_` carries the tangent)")
