@@ -1,6 +1,7 @@
-"""Linear algebra: Cholesky, Householder products (ormqr) and friends; det, slogdet and
-solve where an outer derivative differentiates the tangent (PyTorch's formulas read an LU
-factorization it declares non-differentiable, so they are exact in value only)."""
+"""Linear algebra: Cholesky, Householder products (ormqr) and friends; det, slogdet, solve
+and householder_product where an outer derivative differentiates the tangent (PyTorch's
+formulas are exact in value only: the first three read an LU factorization it declares
+non-differentiable)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from ._common import add_tangents, sum_tangents
 
-__all__ = ["cholesky_jvp", "det_jvp", "ormqr_jvp", "slogdet_jvp", "solve_jvp"]
+__all__ = ["cholesky_jvp", "det_jvp", "householder_product_jvp", "ormqr_jvp", "slogdet_jvp", "solve_jvp"]
 
 
 def cholesky_jvp(A_t: torch.Tensor, factor: torch.Tensor, upper: bool) -> torch.Tensor:
@@ -41,6 +42,11 @@ def ormqr_jvp(input, tau, other, input_t, tau_t, other_t, left: bool, transpose:
     dQ = dQ.mH if transpose else dQ
     term = dQ @ other if left else other @ dQ
     return term if tangent is None else tangent + term
+
+
+def householder_product_jvp(input, tau, input_t, tau_t) -> torch.Tensor:
+    """Tangent of linalg.householder_product: the first n columns of dQ (input is m x n)."""
+    return _first_columns(householder_product_tangent(input, tau, input_t, tau_t), input.shape[-1])
 
 
 def householder_product_tangent(input, tau, input_t, tau_t) -> torch.Tensor:

@@ -108,3 +108,12 @@ def solve_samples(dtype, device):
                  xfails=xfail("plain PyTorch's vmap of _linalg_solve_ex computes a wrong primal when B "
                               "broadcasts over A's batch dims (not a tangent: the primal differs)", "vmap_jvp"))
     yield Sample((matrix(4, 4).mT, make_arg(4, 1)), dict(check_errors=True), desc="transposed, check_errors")
+
+
+@samples_for("aten::linalg_householder_product", dtypes=(torch.float64, torch.complex128))
+def householder_product_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device, low=-1, high=1)
+    yield Sample((make_arg(5, 3), make_arg(3)), desc="tall")
+    yield Sample((make_arg(4, 4), make_arg(4)), desc="square")
+    yield Sample((make_arg(5, 3), make_arg(2)), desc="fewer reflectors than columns")
+    yield Sample((make_arg(2, 4, 3), make_arg(2, 3)), desc="batched")
