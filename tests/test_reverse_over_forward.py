@@ -3,7 +3,7 @@
 Plain PyTorch (2.13) gets this silently wrong for the ops whose forward formula reads an
 output whose own gradient PyTorch drops (native_layer_norm's mean and rstd, batch norm's
 saved statistics in training, the LU that det, slogdet and solve factor A into), and for
-linalg.householder_product. torch_fwdad's `when: outer_derivative` entries replace those formulas exactly there.
+linalg.householder_product, and NaN for linalg.eigh's eigenvectors. torch_fwdad's `when: outer_derivative` entries replace those formulas exactly there.
 
 Each op is checked three ways, the directional derivative <∇h, d> of h(x) = <w, J(x) v>
 against central differences of h, which only needs first-order tangents (upstream's,
@@ -62,6 +62,7 @@ CASES = {
     "solve": (torch.linalg.solve, (_matrix(4, seed=17), _random(4, 2, seed=18))),
     "solve_right": (lambda a, b: torch.linalg.solve(a, b, left=False), (_matrix(3, seed=19), _random(2, 3, seed=20))),
     "solve_vector": (torch.linalg.solve, (_matrix(3, seed=21, batch=(2,)), _random(2, 3, seed=22))),
+    "eigh": (lambda a: torch.linalg.eigh(a + a.mT).eigenvectors, (_random(4, 4, seed=25),)),
     "householder_product": (torch.linalg.householder_product, (_random(5, 3, seed=23), _random(2, seed=24))),
 }
 

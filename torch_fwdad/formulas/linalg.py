@@ -9,7 +9,7 @@ import torch
 
 from ._common import add_tangents, sum_tangents
 
-__all__ = ["cholesky_jvp", "det_jvp", "householder_product_jvp", "ormqr_jvp", "slogdet_jvp", "solve_jvp"]
+__all__ = ["cholesky_jvp", "det_jvp", "eigh_jvp", "householder_product_jvp", "ormqr_jvp", "slogdet_jvp", "solve_jvp"]
 
 
 def cholesky_jvp(A_t: torch.Tensor, factor: torch.Tensor, upper: bool) -> torch.Tensor:
@@ -132,3 +132,16 @@ def solve_jvp(A, A_t, B_t, X, left: bool) -> torch.Tensor:
                        None if A_t is None else -(A_t @ X_ if left else X_ @ A_t))
     X_t = torch.linalg.solve_ex(A, rhs, left=left)[0]
     return X_t.squeeze(-1) if vector else X_t
+
+
+def eigh_jvp(A_t: torch.Tensor, L: torch.Tensor, V: torch.Tensor):
+    """(L', V') of a Hermitian A = V diag(L) Vᴴ: with P' = Vᴴ A' V, L' = Re diag(P') and
+    V' = V (P' ⊙ F), F_ij = 1 / (L_j - L_i) off the diagonal and 0 on it: PyTorch's
+    linalg_eig_jvp (Hermitian case), with the diagonal masked before the division so
+    that its derivatives stay finite."""
+    dP = V.mH @ A_t @ V
+    dL = dP.diagonal(dim1=-2, dim2=-1)
+    gaps = L.unsqueeze(-2) - L.unsqueeze(-1)  # gaps[i, j] = L_j - L_i
+    off_diagonal = ~torch.eye(L.shape[-1], dtype=torch.bool, device=L.device)
+    inverse_gaps = torch.where(off_diagonal, 1 / torch.where(off_diagonal, gaps, 1), 0)
+    return (dL.real if dL.is_complex() else dL), V @ (dP * inverse_gaps)

@@ -117,3 +117,16 @@ def householder_product_samples(dtype, device):
     yield Sample((make_arg(4, 4), make_arg(4)), desc="square")
     yield Sample((make_arg(5, 3), make_arg(2)), desc="fewer reflectors than columns")
     yield Sample((make_arg(2, 4, 3), make_arg(2, 3)), desc="batched")
+
+
+def _symmetric(op, A, *args, **kwargs):
+    # eigh reads one triangle; finite differences must move a symmetric matrix (OpInfo's wrapper)
+    return op(A + A.mT, *args, **kwargs)
+
+
+# float64 only: a complex eigenvector's phase is a gauge finite differences cannot follow.
+@samples_for("aten::_linalg_eigh")
+def eigh_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(4, 4),), desc="4x4", wrapper=_symmetric)
+    yield Sample((make_arg(2, 3, 3), "U"), desc="batched upper", wrapper=_symmetric)
