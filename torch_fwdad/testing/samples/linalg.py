@@ -68,23 +68,24 @@ def _square_errors(device):
     yield ErrorSample((torch.ones(2, 3, dtype=torch.float64, device=device),), desc="not square")
 
 
-@samples_for("aten::_linalg_det", dtypes=(torch.float64, torch.complex128), errors=_square_errors)
-def det_samples(dtype, device):
+def _square_matrices(dtype, device):
     matrix = partial(_well_conditioned, dtype=dtype, device=device)
     yield Sample((matrix(3, 3),), desc="3x3")
     yield Sample((matrix(2, 4, 4),), desc="batched")
     yield Sample((matrix(4, 4).mT,), desc="transposed")
-    yield Sample((matrix(1, 1),), desc="1x1")
+
+
+@samples_for("aten::_linalg_det", dtypes=(torch.float64, torch.complex128), errors=_square_errors)
+def det_samples(dtype, device):
+    yield from _square_matrices(dtype, device)
+    yield Sample((_well_conditioned(1, 1, dtype=dtype, device=device),), desc="1x1")
     yield Sample((make_tensor(3, 3, dtype=dtype, device=device),), desc="general")
 
 
 @samples_for("aten::_linalg_slogdet", dtypes=(torch.float64, torch.complex128), errors=_square_errors)
 def slogdet_samples(dtype, device):
-    matrix = partial(_well_conditioned, dtype=dtype, device=device)
-    yield Sample((matrix(3, 3),), desc="3x3")
-    yield Sample((matrix(2, 4, 4),), desc="batched")
-    yield Sample((matrix(4, 4).mT,), desc="transposed")
-    yield Sample((-matrix(3, 3),), desc="negative determinant")
+    yield from _square_matrices(dtype, device)
+    yield Sample((-_well_conditioned(3, 3, dtype=dtype, device=device),), desc="negative determinant")
 
 
 def _solve_errors(device):
