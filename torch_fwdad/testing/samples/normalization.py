@@ -63,36 +63,36 @@ def native_batch_norm_samples(dtype, device):
     make_arg = partial(make_tensor, dtype=dtype, device=device)
     for desc, x, weight, bias in _batch_norm_inputs(make_arg):
         yield Sample((x, weight, bias, None, None, True, MOMENTUM, EPS), desc=f"{desc} training", diff=(0, 1, 2))
-        stats = _stats(x.shape[1], dtype, device)
-        yield Sample((x, weight, bias, *stats, True, MOMENTUM, EPS), desc=f"{desc} training, running stats",
-                     diff=(0, 1, 2), xfails=VMAP_RUNNING_STATS)
     x = make_arg(3, 2, 4)
+    yield Sample((x, make_arg(2), make_arg(2), *_stats(2, dtype, device), True, MOMENTUM, EPS),
+                 desc="training, running stats", diff=(0, 1, 2), xfails=VMAP_RUNNING_STATS)
     running_var = make_tensor(2, dtype=dtype, device=device, low=0.5, high=2)
     yield Sample((x, make_arg(2), make_arg(2), make_arg(2), running_var, False, MOMENTUM, EPS), desc="eval (upstream)",
                  diff=(0, 1, 2))
 
 
+# The overloads below share native_batch_norm's formula (same_as): two inputs each.
+def _two_inputs(make_arg):
+    inputs = list(_batch_norm_inputs(make_arg))
+    return inputs[1], inputs[3]  # 3-d with affine, 3-d without
+
+
 @samples_for("aten::_native_batch_norm_legit")
 def native_batch_norm_legit_samples(dtype, device):
-    make_arg = partial(make_tensor, dtype=dtype, device=device)
-    for desc, x, weight, bias in _batch_norm_inputs(make_arg):
-        stats = _stats(x.shape[1], dtype, device)
-        yield Sample((x, weight, bias, *stats, True, MOMENTUM, EPS), desc=f"{desc} training", diff=(0, 1, 2),
-                     xfails=VMAP_RUNNING_STATS)
+    for desc, x, weight, bias in _two_inputs(partial(make_tensor, dtype=dtype, device=device)):
+        yield Sample((x, weight, bias, *_stats(x.shape[1], dtype, device), True, MOMENTUM, EPS), desc=f"{desc} training",
+                     diff=(0, 1, 2), xfails=VMAP_RUNNING_STATS)
 
 
 @samples_for("aten::_native_batch_norm_legit.no_stats")
 def native_batch_norm_legit_no_stats_samples(dtype, device):
-    make_arg = partial(make_tensor, dtype=dtype, device=device)
-    for desc, x, weight, bias in _batch_norm_inputs(make_arg):
+    for desc, x, weight, bias in _two_inputs(partial(make_tensor, dtype=dtype, device=device)):
         yield Sample((x, weight, bias, True, MOMENTUM, EPS), desc=f"{desc} training")
 
 
 @samples_for("aten::_batch_norm_with_update")
 def batch_norm_with_update_samples(dtype, device):
     make_arg = partial(make_tensor, dtype=dtype, device=device)
-    for desc, x, weight, bias in _batch_norm_inputs(make_arg):
-        if weight is None:
-            continue  # its backward (batch_norm_backward) requires a weight
-        stats = _stats(x.shape[1], dtype, device)
-        yield Sample((x, weight, bias, *stats, MOMENTUM, EPS), desc=desc, diff=(0, 1, 2), xfails=VMAP_RUNNING_STATS)
+    for desc, x, weight, bias in list(_batch_norm_inputs(make_arg))[1:3]:  # its backward requires a weight
+        yield Sample((x, weight, bias, *_stats(x.shape[1], dtype, device), MOMENTUM, EPS), desc=desc, diff=(0, 1, 2),
+                     xfails=VMAP_RUNNING_STATS)
