@@ -58,6 +58,19 @@ def test_a_compiled_plan_calls_its_graph_directly_until_a_guard_fails(monkeypatc
     assert calls == [1]
 
 
+def test_after_a_dynamo_reset_the_plan_compiles_again_and_calls_the_new_graph():
+    func = lambda v: torch.sin(v) * torch.nn.functional.pad(v, (0, 1))[1:]  # noqa: E731
+    x = torch.linspace(0, 1, 9)
+    plan = jacobian_plan(Banded(0, 1), compile="aot_eager")
+    plan(func, x)
+    plan(func, x)
+    evaluation = evaluation_of(plan)
+    old = evaluation.direct
+    torch._dynamo.reset()  # dynamo forgets the graph and its guards: the plan must not keep using them
+    torch.testing.assert_close(dense(plan(func, x + 1)), torch.func.jacfwd(func)(x + 1))
+    assert evaluation.direct is not None and evaluation.direct is not old
+
+
 @pytest.mark.slow
 def test_a_changed_global_takes_the_full_path(monkeypatch):
     def func(v):

@@ -36,16 +36,20 @@ class CompiledOrEager:
     """A torch.compile'd evaluation of one tensor `x` that falls back to eager, with a warning, if
     compiling fails, and calls its compiled graph directly once that is known to be equivalent."""
 
-    def __init__(self, run, backend):
+    def __init__(self, run, backend, owned=()):
+        """`owned`: tensors `run` reads that the plan made and never changes or rebinds (seeds,
+        index tensors); the graph may take them, and the direct call passes the same ones."""
         backend = "inductor" if backend is True else backend
-        self.run, self._code, self._recording = run, _own_code(run), _Recording(backend)
+        self.run, self._code, self._recording, self.owned = run, _own_code(run), _Recording(backend), owned
         self.compiled = torch.compile(self._code, dynamic=False, backend=self._recording)
         self.direct = None  # a _DirectCall once the first compiled call has been checked
 
     def __call__(self, x):
         if self.direct is not None:
             result = self.direct(x)
-            if result is not _FULL_PATH:
+            if result is _STALE:
+                self.direct, self._recording.graphs = None, []
+            elif result is not _FULL_PATH:
                 return result
         if self.compiled is not None:
             try:
@@ -65,12 +69,13 @@ class CompiledOrEager:
         graphs, self._recording.graphs = self._recording.graphs, None
         if graphs is None:
             return
-        self.direct = _DirectCall.of(self._code, graphs, x, result)
+        self.direct = _DirectCall.of(self._code, graphs, x, result, self.owned)
         for graph in graphs:
             graph.seen = ()  # recorded once; no tensor kept alive
 
 
 _FULL_PATH = object()  # what a direct call returns when the call must go through torch.compile
+_STALE = object()  # ... and when its graph and guards are no longer dynamo's: armed again at the next compile
 
 
 class _Recording:
@@ -102,8 +107,8 @@ class _RecordedGraph:
 class _DirectCall:
     """x -> the compiled graph's result, after dynamo's guards for the frame torch.compile would run.
 
-    `arguments` says, per graph input, whether it is x (None) or a tensor the evaluation closes
-    over and never rebinds (the plan's seeds); `rebuild` puts the graph's outputs (or constants)
+    `arguments` says, per graph input, whether it is x (None) or a tensor the plan owns (seeds,
+    index tensors); `rebuild` puts the graph's outputs (or constants)
     where the evaluation's result has them.
     """
 
@@ -116,13 +121,13 @@ class _DirectCall:
         self.arg_name = code.__code__.co_varnames[0]
 
     @classmethod
-    def of(cls, code, graphs, x, result):
+    def of(cls, code, graphs, x, result, owned):
         entries = _cache_entries(code)
         if len(graphs) != 1 or len(entries) != 1 or graphs[0].seen is None or not _plain(entries[0].code):
             return None
         graph, (args, out) = graphs[0], graphs[0].seen
-        closure = {id(cell.cell_contents): cell.cell_contents for cell in code.__closure__ or ()}
-        if not all(a is x or (isinstance(a, torch.Tensor) and id(a) in closure) for a in args):
+        owned = {id(tensor) for tensor in owned}
+        if not all(a is x or id(a) in owned for a in args):
             return None  # a graph input from elsewhere (a tensor the user's function reads): full path
         arguments = tuple(None if a is x else a for a in args)
         rebuild = _rebuilder(result, out)
@@ -133,6 +138,8 @@ class _DirectCall:
     def __call__(self, x):
         if self.disabled or not _plain_context():
             return _FULL_PATH
+        if not any(entry.guard_manager is self.guard_manager for entry in _cache_entries(self.code)):
+            return _STALE  # dynamo dropped these guards (reset, or an object they match by id was freed)
         frame = {self.arg_name: x}
         frame.update(zip(self.free_names, (cell.cell_contents for cell in self.code.__closure__)))
         try:
