@@ -174,6 +174,10 @@ def _assert_same(plan, reference, func, x):
     torch.testing.assert_close(torch.from_numpy(got.data), torch.from_numpy(expected.data))
 
 
+def ratio_line(label, seconds, primal, note=""):
+    return f"   {label} {seconds * 1e3:9.3f} ms  = {seconds / primal:7.1f}x primal" + (f" ({note})" if note else "")
+
+
 def print_row(row):
     primal = row["primal"]
     parts = [f"\n== {row['problem']}: n={row['n']:,} nnz={row['nnz']:,}, {row['colors']} colours ({row['kind']}, "
@@ -193,21 +197,18 @@ def print_row(row):
                      f"({row['compiled_kind']}; median {row['compiled median'] * 1e3:.3f} ms = "
                      f"{row['compiled median'] / row['primal median']:.1f}x the primal's median; "
                      f"compiling took {row['compile_s']:.1f} s)")
-        via = row["compiled, via torch.compile"]
-        parts.append(f"   compiled, through torch.compile's frame every call {via * 1e3:9.3f} ms  = "
-                     f"{via / primal:7.1f}x primal (before: no direct graph call)")
+        parts.append(ratio_line("compiled, through torch.compile's frame every call", row["compiled, via torch.compile"],
+                                primal, "before: no direct graph call"))
         if "guards + graph" in row:
-            parts.append(f"   floor: dynamo's guards + the compiled graph {row['guards + graph'] * 1e3:9.3f} ms  = "
-                         f"{row['guards + graph'] / primal:7.1f}x primal")
+            parts.append(ratio_line("floor: dynamo's guards + the compiled graph", row["guards + graph"], primal))
         else:
             parts.append("   (no direct graph call for this function: every call through torch.compile's frame)")
     if "forced_kind" in row:
         label = f"compiled {row['forced_kind']}"
-        parts.append(f"   {label} plan ({row['forced_colors']} colours) {row[label] * 1e3:9.3f} ms  = "
-                     f"{row[label] / primal:7.1f}x primal")
+        parts.append(ratio_line(f"{label} plan ({row['forced_colors']} colours)", row[label], primal))
     if "compiled v * 2" in row:
-        parts.append(f"   floor: torch.compile'd `v * 2` {row['compiled v * 2'] * 1e3:9.3f} ms  = "
-                     f"{row['compiled v * 2'] / primal:7.1f}x primal (a compiled call's fixed cost)")
+        parts.append(ratio_line("floor: torch.compile'd `v * 2`", row["compiled v * 2"], primal,
+                                "a compiled call's fixed cost"))
     if "dense" in row:
         parts.append(f"   dense jacfwd/hessian {row['dense'] * 1e3:9.1f} ms  = {row['dense'] / primal:9.1f}x primal "
                      f"(max |sparse - dense| {row['max_error']:.1e})")
