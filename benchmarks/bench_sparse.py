@@ -24,6 +24,7 @@ import torch
 from torch.utils.benchmark import Timer
 
 from torch_fwdad.sparse_ad import Banded, hessian_plan, jacobian_plan
+from torch_fwdad.sparse_ad.evaluation.compiled import _DirectCall
 from torch_fwdad.sparse_ad.examples import PROBLEMS
 from torch_fwdad.sparse_ad.inputs import FlatInputs
 from torch_fwdad.sparse_ad.products import hvp_products, jvp_products
@@ -53,10 +54,17 @@ CHOICE_SIZES = [
 ]
 
 
+#: what best_seconds measures with: wall time, or this thread's CPU time (--clock thread: on a
+#: shared machine, the time other processes hold the core is not counted; one intra-op thread,
+#: so every contender's work is on this thread)
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+clock = CLOCKS["wall"]
+
+
 def best_seconds(call, min_run_time):
     """Fastest block's time per call: on a shared machine, the figure least inflated by other
     processes taking the core (medians are printed too, for the spread)."""
-    measurement = Timer("call()", globals={"call": call}).blocked_autorange(min_run_time=min_run_time)
+    measurement = Timer("call()", globals={"call": call}, timer=clock).blocked_autorange(min_run_time=min_run_time)
     return min(measurement.times), measurement.median
 
 
@@ -64,6 +72,17 @@ def plan_for(kind, compile, method="auto"):
     if kind == "hessian":
         return hessian_plan("detect", compile=compile, method=method)
     return jacobian_plan("detect", compile=compile)
+
+
+def through_torch_compile(call):
+    """`call` with the plan's direct graph call off: every products call enters torch.compile's frame."""
+    def run():
+        _DirectCall.disabled = True
+        try:
+            return call()
+        finally:
+            _DirectCall.disabled = False
+    return run
 
 
 def dense_call(func, x, kind):
@@ -109,7 +128,14 @@ def run_problem(name, size, args, peers):
         row["compiled_kind"], row["compiled_colors"] = compiled.coloring.kind, compiled.num_colors
         _assert_same(compiled, eager, func, x)
         calls["compiled"] = lambda: compiled(func, x)
-        calls["compiled, full path"] = lambda: compiled._evaluate(func, x)
+        # before: every call through torch.compile's frame (hook, guards, wrappers); after: the
+        # plan checks dynamo's guards and calls the compiled graph itself
+        calls["compiled, via torch.compile"] = through_torch_compile(lambda: compiled(func, x))
+        direct = next(iter(compiled._only_prepared()._compiled.values())).direct
+        row["direct"] = direct is not None
+        if direct is not None:  # the floor of the direct call: dynamo's guards and the graph, nothing of ours
+            x_flat = FlatInputs.of(x).flatten(x)
+            calls["guards + graph"] = lambda: direct(x_flat)
         if kind == "hessian":  # before: auto took the fewer colours (acyclic where it saves any)
             other = {"star": "acyclic", "acyclic": "star"}[compiled.coloring.kind]
             forced = plan_for(kind, True, other)
@@ -148,6 +174,10 @@ def _assert_same(plan, reference, func, x):
     torch.testing.assert_close(torch.from_numpy(got.data), torch.from_numpy(expected.data))
 
 
+def ratio_line(label, seconds, primal, note=""):
+    return f"   {label} {seconds * 1e3:9.3f} ms  = {seconds / primal:7.1f}x primal" + (f" ({note})" if note else "")
+
+
 def print_row(row):
     primal = row["primal"]
     parts = [f"\n== {row['problem']}: n={row['n']:,} nnz={row['nnz']:,}, {row['colors']} colours ({row['kind']}, "
@@ -167,15 +197,18 @@ def print_row(row):
                      f"({row['compiled_kind']}; median {row['compiled median'] * 1e3:.3f} ms = "
                      f"{row['compiled median'] / row['primal median']:.1f}x the primal's median; "
                      f"compiling took {row['compile_s']:.1f} s)")
-        parts.append(f"   compiled, full path every call {row['compiled, full path'] * 1e3:9.3f} ms  = "
-                     f"{row['compiled, full path'] / primal:7.1f}x primal")
+        parts.append(ratio_line("compiled, through torch.compile's frame every call", row["compiled, via torch.compile"],
+                                primal, "before: no direct graph call"))
+        if "guards + graph" in row:
+            parts.append(ratio_line("floor: dynamo's guards + the compiled graph", row["guards + graph"], primal))
+        else:
+            parts.append("   (no direct graph call for this function: every call through torch.compile's frame)")
     if "forced_kind" in row:
         label = f"compiled {row['forced_kind']}"
-        parts.append(f"   {label} plan ({row['forced_colors']} colours) {row[label] * 1e3:9.3f} ms  = "
-                     f"{row[label] / primal:7.1f}x primal")
+        parts.append(ratio_line(f"{label} plan ({row['forced_colors']} colours)", row[label], primal))
     if "compiled v * 2" in row:
-        parts.append(f"   floor: torch.compile'd `v * 2` {row['compiled v * 2'] * 1e3:9.3f} ms  = "
-                     f"{row['compiled v * 2'] / primal:7.1f}x primal (a compiled call's fixed cost)")
+        parts.append(ratio_line("floor: torch.compile'd `v * 2`", row["compiled v * 2"], primal,
+                                "a compiled call's fixed cost"))
     if "dense" in row:
         parts.append(f"   dense jacfwd/hessian {row['dense'] * 1e3:9.1f} ms  = {row['dense'] / primal:9.1f}x primal "
                      f"(max |sparse - dense| {row['max_error']:.1e})")
@@ -189,11 +222,12 @@ def print_row(row):
 
 
 def summary(rows):
-    print("\nplan time / primal; 'before' columns: every call through the full path, and for Hessians the"
+    print("\nplan time / primal; 'before' columns: eager, every call through the full path; compiled, every call"
+          " through torch.compile's frame; for Hessians the"
           " other colouring (the old auto took the fewer colours)")
     print("\n| problem | colours (eager / compiled) | primal ms | eager plan (before) | vmap(jvp) alone | "
-          "compiled plan (before) | compiled, other colouring | compiled v*2 | asdex | sparsejac |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "compiled plan (before) | compiled, other colouring | guards + graph | compiled v*2 | asdex | sparsejac |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         p = row["primal"]
         compiled_colors = f" / {row['compiled_colors']} {row['compiled_kind']}" if "compiled_kind" in row else ""
@@ -201,8 +235,9 @@ def summary(rows):
         cells = [row["problem"], f"{row['colors']} {row['kind']}{compiled_colors}", f"{p * 1e3:.3f}",
                  f"{row['eager'] / p:.1f}x ({row['eager, full path'] / p:.1f}x)",
                  f"{row['products alone'] / p:.1f}x",
-                 f"{row['compiled'] / p:.1f}x ({row['compiled, full path'] / p:.1f}x)" if "compiled" in row else "-",
+                 f"{row['compiled'] / p:.1f}x ({row['compiled, via torch.compile'] / p:.1f}x)" if "compiled" in row else "-",
                  f"{row[forced] / p:.1f}x ({row['forced_colors']} {row['forced_kind']})" if forced in row else "-",
+                 f"{row['guards + graph'] / p:.1f}x" if "guards + graph" in row else "-",
                  f"{row['compiled v * 2'] / p:.1f}x" if "compiled v * 2" in row else "-"]
         cells += [f"{row[k] / row[k + '_primal']:.1f}x" if k in row else "-" for k in ("asdex", "sparsejac")]
         print("| " + " | ".join(cells) + " |")
@@ -261,12 +296,16 @@ def main():
     parser.add_argument("--choice", action="store_true",
                         help="star vs acyclic Hessians side by side: the figures behind method='auto'")
     parser.add_argument("--only", default=None, help="run problems whose name contains this")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or this thread's CPU time (steadier on a shared machine)")
     parser.add_argument("--threads", type=int, default=1,
                         help="intra-op threads for every contender (default 1: fair and stable on a shared machine)")
     args = parser.parse_args()
     if args.quick:
         args.compile = False
     torch.set_num_threads(args.threads)
+    global clock
+    clock = CLOCKS[args.clock]
     torch.set_default_dtype(torch.float64)
     warnings.filterwarnings("ignore", message=".*batching rule.*")
     peers = None
@@ -276,7 +315,8 @@ def main():
             peers = peer_timings
         except ImportError as error:
             print(f"--peers: {error}; running without peers")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), float64, compile={args.compile}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), float64, compile={args.compile}, "
+          f"clock={args.clock}")
     start = time.perf_counter()
     tiny, point, _ = PROBLEMS["tridiagonal"](n=10)
     jacobian_plan("detect")(tiny, point)  # first use of functionalize and the tracer: seconds, once per process

@@ -96,8 +96,11 @@ class Assembly:
                 self.blocks.append(_Block(picked, rows[keep] - row_edges[r], cols[keep] - col_edges[c],
                                           row_shapes[r], col_shapes[c], output, device))
         self.num_cols = len(col_shapes)
+        self.single = single and not row_tuple and not col_tuple
 
     def __call__(self, values: torch.Tensor):
+        if self.single:  # one output and one input tensor: the block itself
+            return self.blocks[0](values)
         blocks = [block(values) for block in self.blocks]
         rows = [tuple(blocks[r * self.num_cols:(r + 1) * self.num_cols]) for r in range(len(blocks) // self.num_cols)]
         rows = [row if self.col_tuple else row[0] for row in rows]

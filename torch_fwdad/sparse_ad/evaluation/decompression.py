@@ -35,7 +35,9 @@ class DirectDecompression:
 
     def values(self, compressed: torch.Tensor) -> torch.Tensor:
         """One index_select: advanced indexing (`flat[index]`) measured 2-4x slower on CPU."""
-        index = _on(self._tensors, compressed.device, {"source": self.source})["source"]
+        index = self._tensors.get(compressed.device)
+        if index is None:
+            index = self._tensors[compressed.device] = torch.from_numpy(self.source).to(compressed.device)
         return compressed.reshape(-1).index_select(0, index)
 
 

@@ -76,13 +76,14 @@ class PreparedEvaluation:
         measured slower than eager index_select, and slowed the products down as well
         (benchmarks/bench_sparse.py, 64x64 Laplacian and arrowhead Hessians)."""
         if func not in self._compiled:
-            self._compiled[func] = CompiledOrEager(self.products(flat_func, like, chunk_size), backend)
+            self._compiled[func] = CompiledOrEager(self.products(flat_func, like, chunk_size), backend,
+                                                  owned=(self.seeds(like),))
         return self._compiled[func]
 
     def values(self, compressed):
         """The pattern's values in CSR order from the compressed products: gathers with index
         tensors built at preparation, so O(nnz) work per call."""
-        return self.decompression.values(compressed.reshape(len(compressed), -1))
+        return self.decompression.values(compressed)
 
 
 def _products(mode, flat_func, x_flat, seeds, chunk_size):
