@@ -20,6 +20,7 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
 #include <ATen/ops/mm.h>
 #include <c10/util/Exception.h>
 #include <torch/headeronly/version.h>
@@ -175,96 +176,143 @@ struct Problem {
   }
 };
 
+// The operands' data, (B·H, ·, ·) contiguous blocks; nullptr for a tangent that is zero.
 template <typename scalar_t>
-void compute_item(const Problem& pr, int64_t item, at::Tensor& buffer, const at::Tensor& q, const at::Tensor& k,
-                  const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse, const Strided4d<scalar_t>& mask,
-                  const std::optional<at::Tensor>& q_t, const std::optional<at::Tensor>& k_t,
-                  const std::optional<at::Tensor>& v_t, const Strided4d<scalar_t>& mask_t, at::Tensor& out_t,
-                  at::Tensor& row_sums) {
+struct Operands {
+  const scalar_t *q, *k, *v, *out, *q_t, *k_t, *v_t, *lse;
+  int64_t lse_stride[3];
+  Strided4d<scalar_t> mask, mask_t;
+  scalar_t *out_t, *row_sums;
+};
+
+// A (rows, cols) matrix over `data` with rows `ld` apart (transposed: columns `ld` apart),
+// for ATen's matmuls: no dispatcher call to make it.
+template <typename scalar_t>
+at::Tensor matrix(const scalar_t* data, int64_t rows, int64_t cols, int64_t ld, bool transposed = false) {
+  const auto options = at::TensorOptions().dtype(c10::CppTypeToScalarType<scalar_t>::value);
+  return at::from_blob(const_cast<scalar_t*>(data), {rows, cols},
+                       transposed ? at::IntArrayRef{1, ld} : at::IntArrayRef{ld, 1}, options);
+}
+
+// One thread's memory: the item's scores P and ṡ, and, with both q̇ and k̇, [q̇, q] for the
+// item's rows and [k, k̇] for the head it last worked on, so that ṡ is one product of depth 2E.
+template <typename scalar_t>
+struct ThreadBuffers {
+  at::Tensor scores, query_pairs, key_pairs;
+  int64_t key_pairs_of = -1;  // the batch·head whose [k, k̇] key_pairs holds
+
+  ThreadBuffers(const Problem& pr, const at::TensorOptions& options)
+      : scores(at::empty({2 * std::min(pr.rows, pr.L) * pr.S}, options)) {}
+};
+
+// [a, b] along features for `rows` rows of E features each, into `pairs` (rows, 2E).
+template <typename scalar_t>
+void interleave(const scalar_t* a, const scalar_t* b, int64_t rows, int64_t E, scalar_t* pairs) {
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy(a + r * E, a + (r + 1) * E, pairs + 2 * r * E);
+    std::copy(b + r * E, b + (r + 1) * E, pairs + (2 * r + 1) * E);
+  }
+}
+
+// ṡ / scale = q̇ kᵀ + q k̇ᵀ for the item's rows and its first `keys` keys, into ds (ld keys).
+template <typename scalar_t>
+void score_tangent(const Problem& pr, const Operands<scalar_t>& x, ThreadBuffers<scalar_t>& memory, int64_t bh,
+                   int64_t first, int64_t rows, int64_t keys, at::Tensor& ds) {
+  const int64_t E = pr.E, row_offset = (bh * pr.L + first) * E, key_offset = bh * pr.S * E;
+  if (x.q_t != nullptr && x.k_t != nullptr) {  // [q̇, q]·[k, k̇]ᵀ
+    if (!memory.query_pairs.defined()) {
+      memory.query_pairs = at::empty({std::min(pr.rows, pr.L) * 2 * E}, memory.scores.options());
+      memory.key_pairs = at::empty({pr.S * 2 * E}, memory.scores.options());
+    }
+    scalar_t* query_pairs = memory.query_pairs.template data_ptr<scalar_t>();
+    scalar_t* key_pairs = memory.key_pairs.template data_ptr<scalar_t>();
+    interleave(x.q_t + row_offset, x.q + row_offset, rows, E, query_pairs);
+    if (memory.key_pairs_of != bh) {  // the first item of this head in this thread
+      interleave(x.k + key_offset, x.k_t + key_offset, pr.S, E, key_pairs);
+      memory.key_pairs_of = bh;
+    }
+    at::mm_out(ds, matrix(query_pairs, rows, 2 * E, 2 * E), matrix(key_pairs, 2 * E, keys, 2 * E, true));
+  } else if (x.q_t != nullptr) {
+    at::mm_out(ds, matrix(x.q_t + row_offset, rows, E, E), matrix(x.k + key_offset, E, keys, E, true));
+  } else if (x.k_t != nullptr) {
+    at::mm_out(ds, matrix(x.q + row_offset, rows, E, E), matrix(x.k_t + key_offset, E, keys, E, true));
+  } else {
+    ds.zero_();
+  }
+}
+
+template <typename scalar_t>
+void compute_item(const Problem& pr, const Operands<scalar_t>& x, ThreadBuffers<scalar_t>& memory, int64_t item) {
   const int64_t bh = item / pr.blocks(), first = (item % pr.blocks()) * pr.rows;
   const int64_t b = bh / pr.H, h = bh % pr.H;
   const int64_t rows = std::min(pr.rows, pr.L - first);
   const int64_t keys = pr.visible(first + rows - 1);  // keys some row of the block sees
-  at::Tensor result = out_t[b][h].narrow(0, first, rows);
-  scalar_t* sums = pr.score_tangent ? row_sums[b][h].data_ptr<scalar_t>() + first : nullptr;
+  const int64_t E = pr.E, Ev = pr.Ev, row_offset = (bh * pr.L + first) * E, key_offset = bh * pr.S * E;
+  const int64_t out_offset = (bh * pr.L + first) * Ev, value_offset = bh * pr.S * Ev;
+  scalar_t* result = x.out_t + out_offset;
+  scalar_t* sums = pr.score_tangent ? x.row_sums + bh * pr.L + first : nullptr;
   if (keys <= 0) {  // every key hidden: the output is constant
-    result.zero_();
+    std::fill(result, result + rows * Ev, scalar_t(0));
     if (sums != nullptr) {
       std::fill(sums, sums + rows, scalar_t(0));
     }
     return;
   }
-  auto rows_of = [&](const at::Tensor& t) { return t[b][h].narrow(0, first, rows); };
-  auto keys_of = [&](const at::Tensor& t) { return t[b][h].narrow(0, 0, keys); };
-  at::Tensor p = buffer.narrow(0, 0, rows * keys).view({rows, keys});
-  at::Tensor ds = buffer.narrow(0, rows * keys, rows * keys).view({rows, keys});
-  at::mm_out(p, rows_of(q), keys_of(k).t());
+  scalar_t* p_data = memory.scores.template data_ptr<scalar_t>();
+  scalar_t* ds_data = pr.score_tangent ? p_data + rows * keys : nullptr;
+  at::Tensor p = matrix(p_data, rows, keys, keys);
+  at::mm_out(p, matrix(x.q + row_offset, rows, E, E), matrix(x.k + key_offset, E, keys, E, true));
+  at::Tensor ds;
   if (pr.score_tangent) {  // ṡ / scale (scale is applied to c and with v)
-    bool written = false;
-    if (q_t) {
-      at::mm_out(ds, rows_of(*q_t), keys_of(k).t());
-      written = true;
-    }
-    if (k_t) {
-      if (written) {
-        at::addmm_out(ds, ds, rows_of(q), keys_of(*k_t).t());
-      } else {
-        at::mm_out(ds, rows_of(q), keys_of(*k_t).t());
-      }
-      written = true;
-    }
-    if (!written) {
-      ds.zero_();
-    }
+    ds = matrix(ds_data, rows, keys, keys);
+    score_tangent(pr, x, memory, bh, first, rows, keys, ds);
   }
   const double alpha = pr.scale * kLog2e;
-  const scalar_t* lse_row = lse[b][h].const_data_ptr<scalar_t>();
-  const int64_t lse_stride = lse.stride(2);
-  scalar_t* p_data = p.data_ptr<scalar_t>();
-  scalar_t* ds_data = pr.score_tangent ? ds.data_ptr<scalar_t>() : nullptr;
+  const scalar_t* lse_row = x.lse + b * x.lse_stride[0] + h * x.lse_stride[1];
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = first + r, seen = std::min(keys, pr.visible(i));
     scalar_t* p_row = p_data + r * keys;
     scalar_t* ds_row = ds_data == nullptr ? nullptr : ds_data + r * keys;
     double row_alpha = alpha;
-    if (mask.data != nullptr) {  // s·log₂e = alpha·(q kᵀ) + log₂e·mask
-      const scalar_t* m = mask.row(b, h, i);
+    if (x.mask.data != nullptr) {  // s·log₂e = alpha·(q kᵀ) + log₂e·mask
+      const scalar_t* m = x.mask.row(b, h, i);
       for (int64_t j = 0; j < seen; ++j) {
-        p_row[j] = static_cast<scalar_t>(alpha * p_row[j] + kLog2e * m[j * mask.stride[3]]);
+        p_row[j] = static_cast<scalar_t>(alpha * p_row[j] + kLog2e * m[j * x.mask.stride[3]]);
       }
       row_alpha = 1;
     }
-    if (mask_t.data != nullptr) {
-      const scalar_t* m = mask_t.row(b, h, i);
+    if (x.mask_t.data != nullptr) {
+      const scalar_t* m = x.mask_t.row(b, h, i);
       for (int64_t j = 0; j < seen; ++j) {
-        ds_row[j] += static_cast<scalar_t>(m[j * mask_t.stride[3]] / pr.scale);
+        ds_row[j] += static_cast<scalar_t>(m[j * x.mask_t.stride[3]] / pr.scale);
       }
     }
-    const double c = row_pass(p_row, ds_row, seen, row_alpha, kLog2e * lse_row[i * lse_stride]);
+    const double c = row_pass(p_row, ds_row, seen, row_alpha, kLog2e * lse_row[i * x.lse_stride[2]]);
     std::fill(p_row + seen, p_row + keys, scalar_t(0));  // hidden by the causal mask
     if (ds_row != nullptr) {
       std::fill(ds_row + seen, ds_row + keys, scalar_t(0));
       sums[r] = static_cast<scalar_t>(c * pr.scale);
     }
   }
+  at::Tensor product = matrix(result, rows, Ev, Ev);
   if (pr.score_tangent) {  // −c·O, then + (P ⊙ ṡ) v
-    const scalar_t* o = rows_of(out).template const_data_ptr<scalar_t>();
-    scalar_t* dst = result.data_ptr<scalar_t>();
+    const scalar_t* o = x.out + out_offset;
     for (int64_t r = 0; r < rows; ++r) {
-      for (int64_t e = 0; e < pr.Ev; ++e) {
-        dst[r * pr.Ev + e] = -sums[r] * o[r * pr.Ev + e];
+      for (int64_t e = 0; e < Ev; ++e) {
+        result[r * Ev + e] = -sums[r] * o[r * Ev + e];
       }
     }
-    at::addmm_out(result, result, ds, keys_of(v), 1, pr.scale);
+    at::addmm_out(product, product, ds, matrix(x.v + value_offset, keys, Ev, Ev), 1, pr.scale);
   }
   if (pr.value_tangent) {  // + P v̇
+    at::Tensor value_t = matrix(x.v_t + value_offset, keys, Ev, Ev);
     if (pr.score_tangent) {
-      at::addmm_out(result, result, p, keys_of(*v_t));
+      at::addmm_out(product, product, p, value_t);
     } else {
-      at::mm_out(result, p, keys_of(*v_t));
+      at::mm_out(product, p, value_t);
     }
   } else if (!pr.score_tangent) {
-    result.zero_();
+    std::fill(result, result + rows * Ev, scalar_t(0));
   }
 }
 
@@ -324,14 +372,21 @@ std::tuple<at::Tensor, at::Tensor> attention_tangent_tiles(
   }
   std::atomic<int64_t> next{0};
   AT_DISPATCH_FLOATING_TYPES(query.scalar_type(), "attention_tangent_tiles", [&] {
-    const Strided4d<scalar_t> mask_view(mask), mask_t_view(mask_t);
+    auto data = [](const std::optional<at::Tensor>& t) {
+      return t.has_value() ? t->const_data_ptr<scalar_t>() : nullptr;
+    };
+    const Operands<scalar_t> operands{query.const_data_ptr<scalar_t>(), key.const_data_ptr<scalar_t>(),
+                                      value.const_data_ptr<scalar_t>(), out.const_data_ptr<scalar_t>(),
+                                      data(query_t), data(key_t), data(value_t), lse.const_data_ptr<scalar_t>(),
+                                      {lse.stride(0), lse.stride(1), lse.stride(2)}, Strided4d<scalar_t>(mask),
+                                      Strided4d<scalar_t>(mask_t), out_t.data_ptr<scalar_t>(),
+                                      pr.score_tangent ? row_sums.data_ptr<scalar_t>() : nullptr};
     // one region; its threads take items from `next` (grain 1: one task a thread)
     at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) {
       const SequentialBlas sequential;
-      at::Tensor buffer = at::empty({2 * std::min(pr.rows, pr.L) * pr.S}, query.options());
+      ThreadBuffers<scalar_t> memory(pr, query.options());
       for (int64_t item = next++; item < items; item = next++) {
-        compute_item<scalar_t>(pr, item, buffer, query, key, value, out, lse, mask_view, query_t, key_t, value_t,
-                               mask_t_view, out_t, row_sums);
+        compute_item<scalar_t>(pr, operands, memory, item);
       }
     });
   });
