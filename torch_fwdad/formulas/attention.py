@@ -527,9 +527,9 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     return _output_tangent(terms[..., :-1], terms[..., -1], out_c, out.dtype)
 
 
-# Scores of one work item of the C++ tile loop: its P and ṡ (256 KB each in float32) stay in
+# Scores of one work item of the C++ tile loop: its P and ṡ (512 KB each in float32) stay in
 # a core's L2 between the matmuls that write them and the pass that reads them back.
-CPP_TILE_ELEMENTS = 1 << 16
+CPP_TILE_ELEMENTS = 1 << 17
 
 
 def _output_tangent_in_cpp(problem: _Attention, lse, tangents: AttentionInputs, out):
