@@ -718,3 +718,24 @@ def test_cache_tiles_under_torch_func_jvp(monkeypatch, tile_loop, threads):
     got, reached, _ = _jvp_counting_cache_tiles(monkeypatch, tile_loop, threads, primals, tangents)
     assert reached, "in-place tiles not reached"
     assert_tangents_close(got, math_jvp(_causal_attention, primals, tangents))
+
+
+def test_tile_loop_info_names_the_path_and_its_switches(monkeypatch):
+    # info() says which loop runs and why; use_python switches at run time; the
+    # environment variable keeps the C++ loop from loading at all
+    from torch_fwdad.formulas import attention_tiles
+
+    monkeypatch.setattr(attention_tiles, "_use_cpp", attention_tiles._use_cpp)  # restored after the test
+    built = attention_tiles.info()["built"]
+    assert attention_tiles.info()["path"] == ("c++" if built else "python")
+    attention_tiles.use_python(True)
+    assert not attention_tiles.active() and attention_tiles.info()["path"] == "python"
+    if built:
+        assert attention_tiles.info()["reason"] == "use_python(True) was called"
+        attention_tiles.use_python(False)
+        assert attention_tiles.active() and attention_tiles.info()["path"] == "c++"
+    else:
+        with pytest.raises(RuntimeError, match="not available"):
+            attention_tiles.use_python(False)
+    monkeypatch.setenv(attention_tiles.ENVIRONMENT_VARIABLE, "python")
+    assert attention_tiles._load() == (None, f"{attention_tiles.ENVIRONMENT_VARIABLE}=python")
