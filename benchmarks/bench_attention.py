@@ -25,8 +25,8 @@ also with its Python tiles (the fallback when the C++ tile loop is not built: in
 tiles on worker threads), with the blockwise tiles of earlier versions (large tiles,
 fresh P and ṡ, on worker threads) and with the Python tiles computed in this thread
 (intra-op parallelism in every op), for comparison.
---cache-tiles N / --cpp-tiles N: CACHE_TILE_ELEMENTS / CPP_TILE_ELEMENTS (scores of one
-in-place tile of the Python / C++ tile loop) for this run.
+--cache-tiles N: CACHE_TILE_ELEMENTS (scores of one in-place Python tile) for this run;
+--cpp-rows N: CPP_TILE_ROWS (query rows of one item of the C++ tile loop).
 Usage: python benchmarks/bench_attention.py [--lengths 1024 4096] [--threads 2] [--contention]
 """
 
@@ -276,14 +276,14 @@ def main(argv=None):
     parser.add_argument("--contention", action="store_true", help="quiet and loaded ratios side by side")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved passes per method with --contention")
     parser.add_argument("--cache-tiles", type=int, default=None, help="CACHE_TILE_ELEMENTS for this run")
-    parser.add_argument("--cpp-tiles", type=int, default=None, help="CPP_TILE_ELEMENTS for this run")
+    parser.add_argument("--cpp-rows", type=int, default=None, help="CPP_TILE_ROWS for this run")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     from torch_fwdad.formulas import attention
 
     attention.CACHE_TILE_ELEMENTS = args.cache_tiles or attention.CACHE_TILE_ELEMENTS
-    attention.CPP_TILE_ELEMENTS = args.cpp_tiles or attention.CPP_TILE_ELEMENTS
+    attention.CPP_TILE_ROWS = args.cpp_rows or attention.CPP_TILE_ROWS
     if args.contention:
         contention_table(args.lengths[0], args.min_run_time, args.rounds)
         return

@@ -527,9 +527,12 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     return _output_tangent(terms[..., :-1], terms[..., -1], out_c, out.dtype)
 
 
-# Scores of one work item of the C++ tile loop: its P and ṡ (512 KB each in float32) stay in
-# a core's L2 between the matmuls that write them and the pass that reads them back.
-CPP_TILE_ELEMENTS = 1 << 17
+# Query rows of one work item of the C++ tile loop, and at most this many scores (8 MB of P
+# and ṡ a thread in float32). Rows, not scores, set the matmuls' speed: CPU time of the loop
+# at L=S=1024, 2048, 4096 (1 thread) was least with 128 rows (within noise of 256); 32 rows
+# (2^17 scores at L=4096) took 1.7x as long.
+CPP_TILE_ROWS = 128
+CPP_TILE_ELEMENTS = 1 << 21
 
 
 def _output_tangent_in_cpp(problem: _Attention, lse, tangents: AttentionInputs, out):
@@ -546,7 +549,7 @@ def _output_tangent_in_cpp(problem: _Attention, lse, tangents: AttentionInputs, 
     def dense(t):  # (heads repeated by a broadcasting reshape are views: one copy here)
         return None if t is None else t.contiguous()
 
-    rows = max(1, min(L, CPP_TILE_ELEMENTS // max(S, 1)))
+    rows = max(1, min(L, CPP_TILE_ROWS, CPP_TILE_ELEMENTS // max(S, 1)))
     return attention_tiles.output_tangent(problem.q, problem.k, problem.v, out, lse.narrow(-1, 0, L),
                                           full(problem.mask), (dense(q_t), dense(k_t), dense(v_t), full(mask_t)),
                                           problem.scale, problem.causal_offset, rows)
