@@ -27,7 +27,9 @@ fresh P and ṡ, on worker threads) and with the Python tiles computed in this t
 (intra-op parallelism in every op), for comparison.
 --cache-tiles N: CACHE_TILE_ELEMENTS (scores of one in-place Python tile) for this run;
 --cpp-rows N: CPP_TILE_ROWS (query rows of one item of the C++ tile loop).
-Usage: python benchmarks/bench_attention.py [--lengths 1024 4096] [--threads 2] [--contention]
+--cpu-time: process CPU time (all threads summed) instead of wall time: the work done,
+which a shared machine's load does not inflate as it does wall time.
+Usage: python benchmarks/bench_attention.py [--lengths 1024 4096] [--threads 2] [--contention] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -85,10 +88,15 @@ def run(method, primals, tangents):
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
 
 
+# --cpu-time: process CPU time (all threads summed) instead of wall time: the work a call
+# does, whatever share of the cores a busy machine leaves it
+CLOCK = {}
+
+
 def timed(call, min_run_time):
     """Median seconds of call() (torch.utils.benchmark, torch's thread count)."""
     call()  # warm up (lazy initialisation, first allocations)
-    timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads())
+    timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads(), **CLOCK)
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
@@ -277,7 +285,11 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="interleaved passes per method with --contention")
     parser.add_argument("--cache-tiles", type=int, default=None, help="CACHE_TILE_ELEMENTS for this run")
     parser.add_argument("--cpp-rows", type=int, default=None, help="CPP_TILE_ROWS for this run")
+    parser.add_argument("--cpu-time", action="store_true", help="process CPU time (all threads) instead of wall time")
     args = parser.parse_args(argv)
+    if args.cpu_time:
+        CLOCK["timer"] = time.process_time
+        print("times below are process CPU time, all threads summed (not wall time)")
     if args.threads:
         torch.set_num_threads(args.threads)
     from torch_fwdad.formulas import attention
