@@ -18,7 +18,9 @@ column is l̇se. When nothing outside can differentiate the rule (values only), 
 are smaller (`cache_tile_sizes`) and written in place into one buffer a thread
 (`_terms_in_cache_tiles`: out= matmuls, exp2, one product with [ṡ ⊙ P, P]), taken by
 worker threads with one intra-op thread each (`_run_on_workers`), with no barrier
-between ops; the larger blockwise tiles remain for outer derivatives.
+between ops; or, when the optional C++ tile loop is built (attention_tiles), by one op
+in one parallel region (`_output_tangent_in_cpp`). The larger blockwise tiles remain for
+outer derivatives.
 
 Layout: tensors are (B, H, L, E). Grouped-query attention (key/value with Hk heads, query
 with H = G·Hk heads, as the CPU kernel receives them under enable_gqa) repeats key/value
