@@ -10,7 +10,7 @@
 // Work items are (batch·head, block of query rows), taken by the threads of one parallel region
 // from a shared counter: a thread that the system deschedules delays only the item it holds, and
 // there is one barrier a call (the Python tile loop waited at one for every op). An item runs its
-// matmuls single-threaded (ATen ops inside a parallel region do) into one buffer a thread and
+// matmuls on its own thread (one BLAS thread: SequentialBlas) into one buffer a thread and
 // fuses what lies between them into one pass a row: exp2 with log₂e folded in, ṡ ⊙ P, and the
 // row sum. Its output rows start as −c·O, and the products with v and v̇ add onto them.
 #include <Python.h>
@@ -38,19 +38,29 @@
 #define TORCH_FWDAD_AVX2 1
 #endif
 
-// MKL's per-thread thread count (PyTorch's builds with MKL export it; weak: absent elsewhere).
-extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));  // (mkl_set_num_threads_local in C)
+// MKL's per-thread thread count, mkl_set_num_threads_local in C (PyTorch's builds with MKL
+// export it; a weak reference is null where it is absent).
+#if defined(__GNUC__) || defined(__clang__)
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
+#define TORCH_FWDAD_BLAS_THREADS_LOCAL MKL_Set_Num_Threads_Local
+#else
+#define TORCH_FWDAD_BLAS_THREADS_LOCAL nullptr
+#endif
 
 namespace {
 
+using SetThreadsLocal = int (*)(int);
+const SetThreadsLocal set_blas_threads_local = TORCH_FWDAD_BLAS_THREADS_LOCAL;
+
 // One BLAS thread in this thread while it lives. ATen turns MKL's dynamic threading off, so
-// MKL called inside a parallel region would start threads of its own in every thread.
+// MKL called inside a parallel region would start threads of its own in every thread (20x
+// slower at 2 threads when measured).
 class SequentialBlas {
  public:
-  SequentialBlas() : previous_(MKL_Set_Num_Threads_Local != nullptr ? MKL_Set_Num_Threads_Local(1) : 0) {}
+  SequentialBlas() : previous_(set_blas_threads_local != nullptr ? set_blas_threads_local(1) : 0) {}
   ~SequentialBlas() {
-    if (MKL_Set_Num_Threads_Local != nullptr) {
-      MKL_Set_Num_Threads_Local(previous_);  // 0: back to the process-wide count
+    if (set_blas_threads_local != nullptr) {
+      set_blas_threads_local(previous_);  // 0: back to the process-wide count
     }
   }
   SequentialBlas(const SequentialBlas&) = delete;
