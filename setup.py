@@ -9,6 +9,8 @@ pure-Python kernels run (`torch_fwdad.engine_info()` says which path is active).
 from setuptools import setup
 
 FAST_PATH = "torch_fwdad.engine._fast_path"
+# attention's values-only tile loop (formulas/attention_tiles.py), optional in the same way
+ATTENTION_TILES = "torch_fwdad.formulas._attention_tiles"
 
 
 def fast_path_build() -> dict:
@@ -18,20 +20,32 @@ def fast_path_build() -> dict:
         return {}
 
     class OptionalBuild(BuildExtension):
-        """Builds the extension if it can; a failure drops it instead of failing the install."""
+        """Builds each extension if it can; a failure drops that one instead of failing the install."""
 
         def build_extensions(self):
+            self.failed = []
             try:
                 super().build_extensions()
             except Exception as error:  # no compiler, missing headers, ... (any reason)
-                print(f"torch_fwdad: C++ kernel not built, the pure-Python kernels will be used: {error}")
-                self.extensions = []  # nothing to copy into the source tree for editable installs
+                print(f"torch_fwdad: C++ kernels not built, the pure-Python kernels will be used: {error}")
+                self.failed = list(self.extensions)
+            # nothing to copy into the source tree for editable installs
+            self.extensions = [extension for extension in self.extensions if extension not in self.failed]
+
+        def build_extension(self, extension):
+            try:
+                super().build_extension(extension)
+            except Exception as error:
+                print(f"torch_fwdad: {extension.name} not built, its pure-Python fallback will be used: {error}")
+                self.failed.append(extension)
 
         def get_outputs(self):
             return [] if not self.extensions else super().get_outputs()
 
-    extension = CppExtension(FAST_PATH, ["torch_fwdad/engine/_fast_path.cpp"], extra_compile_args=["-O2", "-g0"])
-    return {"ext_modules": [extension], "cmdclass": {"build_ext": OptionalBuild.with_options(use_ninja=False)}}
+    extensions = [CppExtension(FAST_PATH, ["torch_fwdad/engine/_fast_path.cpp"], extra_compile_args=["-O2", "-g0"]),
+                  CppExtension(ATTENTION_TILES, ["torch_fwdad/formulas/_attention_tiles.cpp"],
+                               extra_compile_args=["-O2", "-g0"])]
+    return {"ext_modules": extensions, "cmdclass": {"build_ext": OptionalBuild.with_options(use_ninja=False)}}
 
 
 setup(**fast_path_build())

@@ -2,7 +2,9 @@
 
 Three ways, one run, float32 (medians of torch.utils.benchmark):
   primal      fused SDPA alone (the CPU flash kernel)
-  torch_fwdad torch.func.jvp through the fused kernel with torch_fwdad's blockwise rule
+  torch_fwdad torch.func.jvp through the fused kernel with torch_fwdad's rule (values only:
+              the C++ tile loop when it is built, formulas/_attention_tiles.cpp; the header
+              says which ran)
   MATH        torch.func.jvp under sdpa_kernel(SDPBackend.MATH), the usual workaround
 
 Then, at the first length: torch_fwdad with tangents on q only, k only, v only, and the
@@ -19,11 +21,15 @@ do not depend on what ran before.
 --contention: the time table at the first length twice, quiet and then with one busy
 process started by this script (a Python loop on one core, stopped when the table is
 done), ratios side by side, with the floor measured in the same passes; torch_fwdad
-also with the blockwise tiles of earlier versions (large tiles, fresh P and ṡ, on worker
-threads) and with its tiles computed in this thread (intra-op parallelism in every op),
-for comparison.
---cache-tiles N: CACHE_TILE_ELEMENTS (scores of one in-place tile) for this run.
-Usage: python benchmarks/bench_attention.py [--lengths 1024 4096] [--threads 2] [--contention]
+also with its Python tiles (the fallback when the C++ tile loop is not built: in-place
+tiles on worker threads), with the blockwise tiles of earlier versions (large tiles,
+fresh P and ṡ, on worker threads) and with the Python tiles computed in this thread
+(intra-op parallelism in every op), for comparison.
+--cache-tiles N: CACHE_TILE_ELEMENTS (scores of one in-place Python tile) for this run;
+--cpp-rows N: CPP_TILE_ROWS (query rows of one item of the C++ tile loop).
+--cpu-time: process CPU time (all threads summed) instead of wall time: the work done,
+which a shared machine's load does not inflate as it does wall time.
+Usage: python benchmarks/bench_attention.py [--lengths 1024 4096] [--threads 2] [--contention] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -47,37 +54,49 @@ def make_inputs(L, B=2, H=8, E=64, seed=0):
     return primals, tangents
 
 
-# torch_fwdad with one of the rule's switches off: the blockwise tiles of earlier versions
-# (on worker threads), and tiles in this thread (intra-op parallelism in every op)
-SWITCHES = {"blockwise tiles (before)": "USE_CACHE_TILES", "tiles in this thread": "USE_TILE_WORKERS"}
+# torch_fwdad with some of the rule's switches off (module, name): its Python tiles (the
+# fallback of the C++ tile loop), the blockwise tiles of earlier versions (on worker threads),
+# and Python tiles in this thread (intra-op parallelism in every op)
+SWITCHES = {
+    "python tiles": [("attention_tiles", "_use_cpp")],
+    "blockwise tiles (before)": [("attention", "USE_CACHE_TILES")],
+    "python tiles, one thread": [("attention_tiles", "_use_cpp"), ("attention", "USE_TILE_WORKERS")],
+}
 
 
 def run(method, primals, tangents):
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     import torch_fwdad  # noqa: F401  (installs the rules)
-    from torch_fwdad.formulas import attention
+    from torch_fwdad.formulas import attention, attention_tiles
 
     if method == "primal":
         return F.scaled_dot_product_attention(*primals)
     if method == "torch_fwdad":
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
     if method in SWITCHES:
-        name = SWITCHES[method]
-        saved = getattr(attention, name)
-        setattr(attention, name, False)
+        modules = {"attention": attention, "attention_tiles": attention_tiles}
+        switched = [(modules[module], name, getattr(modules[module], name)) for module, name in SWITCHES[method]]
+        for module, name, _ in switched:
+            setattr(module, name, False)
         try:
             return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
         finally:
-            setattr(attention, name, saved)
+            for module, name, saved in switched:
+                setattr(module, name, saved)
     with sdpa_kernel(SDPBackend.MATH):
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
+
+
+# --cpu-time: process CPU time (all threads summed) instead of wall time: the work a call
+# does, whatever share of the cores a busy machine leaves it
+CLOCK = {}
 
 
 def timed(call, min_run_time):
     """Median seconds of call() (torch.utils.benchmark, torch's thread count)."""
     call()  # warm up (lazy initialisation, first allocations)
-    timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads())
+    timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads(), **CLOCK)
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
@@ -219,7 +238,15 @@ def one_busy_process(limit_s=600):
         busy.wait(timeout=30)
 
 
-CONTENTION_METHODS = ("primal", "torch_fwdad", "blockwise tiles (before)", "tiles in this thread", "MATH")
+CONTENTION_METHODS = ("primal", "torch_fwdad", "python tiles", "blockwise tiles (before)", "python tiles, one thread",
+                      "MATH")
+
+
+def tile_loop_line():
+    from torch_fwdad.formulas import attention_tiles
+
+    info = attention_tiles.info()
+    return f"torch_fwdad's values-only tiles: {info['path']} ({info['reason']})"
 
 
 def contention_table(L, min_run_time, rounds=3):
@@ -237,6 +264,7 @@ def contention_table(L, min_run_time, rounds=3):
     quiet = medians()
     with one_busy_process():
         loaded = medians()
+    print(tile_loop_line())
     print(f"L={L}, {torch.get_num_threads()} threads; quiet, then with one busy process (medians of {rounds} passes);"
           " floor: primal + 5 bare matmul units, same passes")
     print(f"{'method':>24} {'quiet ms':>9} {'÷primal':>8} {'÷floor':>7} {'loaded ms':>10} {'÷primal':>8} {'÷floor':>7}"
@@ -256,17 +284,23 @@ def main(argv=None):
     parser.add_argument("--contention", action="store_true", help="quiet and loaded ratios side by side")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved passes per method with --contention")
     parser.add_argument("--cache-tiles", type=int, default=None, help="CACHE_TILE_ELEMENTS for this run")
+    parser.add_argument("--cpp-rows", type=int, default=None, help="CPP_TILE_ROWS for this run")
+    parser.add_argument("--cpu-time", action="store_true", help="process CPU time (all threads) instead of wall time")
     args = parser.parse_args(argv)
+    if args.cpu_time:
+        CLOCK["timer"] = time.process_time
+        print("times below are process CPU time, all threads summed (not wall time)")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.cache_tiles:
-        from torch_fwdad.formulas import attention
+    from torch_fwdad.formulas import attention
 
-        attention.CACHE_TILE_ELEMENTS = args.cache_tiles
+    attention.CACHE_TILE_ELEMENTS = args.cache_tiles or attention.CACHE_TILE_ELEMENTS
+    attention.CPP_TILE_ROWS = args.cpp_rows or attention.CPP_TILE_ROWS
     if args.contention:
         contention_table(args.lengths[0], args.min_run_time, args.rounds)
         return
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B=2 H=8 E=64 float32, L=S")
+    print(tile_loop_line())
     print(f"{'L':>6} {'primal ms':>10} {'fwdad ms':>9} {'MATH ms':>9} {'fwdad/primal':>13} {'MATH/fwdad':>11}"
           f" {'fwdad MB':>9} {'MATH MB':>9}")
     for L in args.lengths:
@@ -281,10 +315,12 @@ def main(argv=None):
     primal = method_time("primal", primals, tangents, args.min_run_time)
     subsets = tangent_subsets(primals, tangents, args.min_run_time)
     floor = primal + matmul_floor(primals, args.min_run_time)
+    full = {m: method_time(m, primals, tangents, args.min_run_time) for m in ("torch_fwdad", "python tiles")}
     print(f"L={L}, primal {primal * 1e3:.1f} ms; torch_fwdad ÷ primal with a tangent on "
           + ", ".join(f"{name} only {t / primal:.2f}x" for name, t in subsets.items()))
     print(f"floor for q, k, v tangents: primal + 5 bare matmul units = {floor * 1e3:.1f} ms"
-          f" = {floor / primal:.2f}x the primal")
+          f" = {floor / primal:.2f}x the primal; torch_fwdad {full['torch_fwdad'] / floor:.2f}x the floor,"
+          f" its Python tiles {full['python tiles'] / floor:.2f}x")
 
 
 if __name__ == "__main__":

@@ -202,7 +202,7 @@ def test_backward_tiles_agree_with_one_tile(monkeypatch, tiling, mask):
 
 
 @pytest.mark.parametrize("mask", ["none", "causal"])
-def test_tiles_on_worker_threads_agree_with_this_thread(monkeypatch, mask):
+def test_tiles_on_worker_threads_agree_with_this_thread(monkeypatch, python_tile_loop, mask):
     # values only, several tiles: worker threads (one intra-op thread each) take the
     # tiles; the same problem computed tile after tile in this thread must agree, and the
     # thread count of this thread and of threads started later must be left as they were
@@ -539,6 +539,43 @@ def test_long_sequence_peak_memory_below_math_workaround():
 # ------------------------------------------------------------------ in-place tiles in cache
 
 
+def _choose_tile_loop(monkeypatch, path):
+    """Values-only tiles by the C++ tile loop (formulas/_attention_tiles.cpp) or in Python."""
+    from torch_fwdad.formulas import attention_tiles
+
+    if path == "c++" and not attention_tiles.info()["built"]:
+        pytest.skip(f"C++ tile loop not built here: {attention_tiles.info()['reason']}")
+    monkeypatch.setattr(attention_tiles, "_use_cpp", path == "c++")
+    return path
+
+
+@pytest.fixture(params=["c++", "python"])
+def tile_loop(request, monkeypatch):
+    return _choose_tile_loop(monkeypatch, request.param)
+
+
+@pytest.fixture
+def python_tile_loop(monkeypatch):
+    return _choose_tile_loop(monkeypatch, "python")
+
+
+def _count_values_only_tiles(monkeypatch, path):
+    """A list that gets one entry (the Python loop's keyword arguments, or "c++") per call
+    of the values-only tile loop of `path`."""
+    import torch_fwdad.formulas.attention as attention
+
+    reached = []
+    if path == "c++":
+        original_cpp = attention._output_tangent_in_cpp
+        monkeypatch.setattr(attention, "_output_tangent_in_cpp",
+                            lambda *a: reached.append("c++") or original_cpp(*a))
+    else:
+        original = attention._terms_in_cache_tiles
+        monkeypatch.setattr(attention, "_terms_in_cache_tiles",
+                            lambda *a, **kw: reached.append(kw) or original(*a, **kw))
+    return reached
+
+
 def _reference_attention(q, k, v, mask, scale, causal_offset):
     """(out, lse) of attention written out in plain ops (B, H, L, E); key/value heads repeated."""
     k, v = (t.repeat_interleave(q.size(1) // t.size(1), 1) for t in (k, v))
@@ -584,9 +621,10 @@ def _cache_tile_problem(case):
 @pytest.mark.parametrize("case", CACHE_TILE_CASES, ids=list(CACHE_TILE_CASES))
 @pytest.mark.parametrize("tiling", ["two rows a tile", "two heads a tile"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_cache_tiles_match_reference_and_blockwise_rule(monkeypatch, case, tiling, threads):
-    # the in-place tiles (values only; worker threads at 2 threads) against reverse-free
-    # torch.func.jvp of attention written out in plain ops, and against the blockwise rule
+def test_cache_tiles_match_reference_and_blockwise_rule(monkeypatch, tile_loop, case, tiling, threads):
+    # the values-only tiles (C++ tile loop, or Python with worker threads at 2 threads)
+    # against reverse-free torch.func.jvp of attention written out in plain ops, and
+    # against the blockwise rule. L = 9: the last of the two-row tiles has one row.
     import torch_fwdad.formulas.attention as attention
 
     primals, tangents, alignment, causal_offset = _cache_tile_problem(case)
@@ -608,11 +646,11 @@ def test_cache_tiles_match_reference_and_blockwise_rule(monkeypatch, case, tilin
                                        is_causal=alignment is not None,
                                        alignment=alignment or attention.TOP_LEFT)
 
-    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 2 * S if tiling == "two rows a tile" else 2 * L * S)
+    elements = 2 * S if tiling == "two rows a tile" else 2 * L * S
+    monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", elements)
+    monkeypatch.setattr(attention, "CPP_TILE_ELEMENTS", elements)
     monkeypatch.setattr(attention, "BLOCK_ELEMENTS", 2 * S)  # several blockwise tiles too
-    reached = []
-    original = attention._terms_in_cache_tiles
-    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(kw) or original(*a, **kw))
+    reached = _count_values_only_tiles(monkeypatch, tile_loop)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -621,7 +659,9 @@ def test_cache_tiles_match_reference_and_blockwise_rule(monkeypatch, case, tilin
         blockwise = rule()
     finally:
         torch.set_num_threads(before)
-    assert len(reached) == 1 and (reached[0]["run_tiles"] is not None) == (threads > 1), "in-place tiles not reached"
+    assert len(reached) == 1, "values-only tiles not reached"
+    if tile_loop == "python":
+        assert (reached[0]["run_tiles"] is not None) == (threads > 1), "worker threads not used as expected"
     torch.testing.assert_close(in_cache[0], expected[0])
     if "q" in CACHE_TILE_CASES[case][-1] or "k" in CACHE_TILE_CASES[case][-1] or "m" in CACHE_TILE_CASES[case][-1]:
         torch.testing.assert_close(in_cache[1], expected[1])
@@ -635,15 +675,14 @@ def _causal_attention(q, k, v):
     return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
 
-def _jvp_counting_cache_tiles(monkeypatch, threads, primals, tangents, then=lambda got: None):
-    """torch.func.jvp of causal attention with 3 query rows a cache tile, on `threads`
-    threads: (its result, whether the in-place tiles ran, then(result))."""
+def _jvp_counting_cache_tiles(monkeypatch, path, threads, primals, tangents, then=lambda got: None):
+    """torch.func.jvp of causal attention with 3 query rows a values-only tile, on `threads`
+    threads: (its result, whether the values-only tiles of `path` ran, then(result))."""
     import torch_fwdad.formulas.attention as attention
 
     monkeypatch.setattr(attention, "CACHE_TILE_ELEMENTS", 3 * 8)  # 3 query rows a tile
-    reached = []
-    original = attention._terms_in_cache_tiles
-    monkeypatch.setattr(attention, "_terms_in_cache_tiles", lambda *a, **kw: reached.append(1) or original(*a, **kw))
+    monkeypatch.setattr(attention, "CPP_TILE_ELEMENTS", 3 * 8)
+    reached = _count_values_only_tiles(monkeypatch, path)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -654,14 +693,14 @@ def _jvp_counting_cache_tiles(monkeypatch, threads, primals, tangents, then=lamb
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_cache_tiles_leave_reverse_mode_beneath_torch_func_alone(monkeypatch, threads):
+def test_cache_tiles_leave_reverse_mode_beneath_torch_func_alone(monkeypatch, tile_loop, threads):
     # a model whose parameters require grad, under torch.func.jvp: the wrapped tensors the
     # rule sees do not require grad, the plain ones under them do. The in-place tiles
     # (out= writes) must not be taken, and the JVP must stay differentiable in reverse.
     primals = tuple(randn(2, 3, 8, 4, seed=i).requires_grad_() for i in range(3))
     tangents = tuple(randn(2, 3, 8, 4, seed=10 + i) for i in range(3))
     tangent_grads = lambda got: torch.autograd.grad(got[1].square().sum(), primals)  # noqa: E731
-    got, reached, grads = _jvp_counting_cache_tiles(monkeypatch, threads, primals, tangents, tangent_grads)
+    got, reached, grads = _jvp_counting_cache_tiles(monkeypatch, tile_loop, threads, primals, tangents, tangent_grads)
     assert not reached, "in-place tiles taken beneath reverse mode"
     expected = math_jvp(_causal_attention, primals, tangents)
     assert_tangents_close(got, expected)
@@ -670,11 +709,33 @@ def test_cache_tiles_leave_reverse_mode_beneath_torch_func_alone(monkeypatch, th
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_cache_tiles_under_torch_func_jvp(monkeypatch, threads):
-    # torch.func.jvp hands the rule wrapped tensors; the in-place tiles compute on the
-    # plain values under them, on this thread (1 thread) or on worker threads (2)
+def test_cache_tiles_under_torch_func_jvp(monkeypatch, tile_loop, threads):
+    # torch.func.jvp hands the rule wrapped tensors; the values-only tiles compute on the
+    # plain values under them: in C++, or in Python on this thread (1 thread) or on worker
+    # threads (2)
     primals = tuple(randn(2, 3, 8, 4, seed=i) for i in range(3))
     tangents = tuple(randn(2, 3, 8, 4, seed=10 + i) for i in range(3))
-    got, reached, _ = _jvp_counting_cache_tiles(monkeypatch, threads, primals, tangents)
+    got, reached, _ = _jvp_counting_cache_tiles(monkeypatch, tile_loop, threads, primals, tangents)
     assert reached, "in-place tiles not reached"
     assert_tangents_close(got, math_jvp(_causal_attention, primals, tangents))
+
+
+def test_tile_loop_info_names_the_path_and_its_switches(monkeypatch):
+    # info() says which loop runs and why; use_python switches at run time; the
+    # environment variable keeps the C++ loop from loading at all
+    from torch_fwdad.formulas import attention_tiles
+
+    monkeypatch.setattr(attention_tiles, "_use_cpp", attention_tiles._use_cpp)  # restored after the test
+    built = attention_tiles.info()["built"]
+    assert attention_tiles.info()["path"] == ("c++" if built else "python")
+    attention_tiles.use_python(True)
+    assert not attention_tiles.active() and attention_tiles.info()["path"] == "python"
+    if built:
+        assert attention_tiles.info()["reason"] == "use_python(True) was called"
+        attention_tiles.use_python(False)
+        assert attention_tiles.active() and attention_tiles.info()["path"] == "c++"
+    else:
+        with pytest.raises(RuntimeError, match="not available"):
+            attention_tiles.use_python(False)
+    monkeypatch.setenv(attention_tiles.ENVIRONMENT_VARIABLE, "python")
+    assert attention_tiles._load() == (None, f"{attention_tiles.ENVIRONMENT_VARIABLE}=python")

@@ -7,6 +7,7 @@ import sys
 import torch
 
 import torch_fwdad
+from torch_fwdad.formulas import attention_tiles
 
 
 def summary() -> int:
@@ -16,6 +17,8 @@ def summary() -> int:
           f"{len(rules)} forward rules installed, {len(skipped)} entries not needed here")
     engine = torch_fwdad.engine_info()
     print(f"no-tangent path: {engine['path']} ({engine['reason']})")
+    tiles = attention_tiles.info()
+    print(f"attention's values-only tiles: {tiles['path']} ({tiles['reason']})")
     for rule in rules:
         note = f"  (corrects upstream: {rule.corrects_upstream})" if rule.corrects_upstream else ""
         print(f"  + {rule.name:<60} {rule.origin}{note}")

@@ -11,8 +11,18 @@ by torch_fwdad/__init__.py, the one place that installs rules at import.
 import importlib as _importlib
 import pkgutil as _pkgutil
 
+
+
+def _python_modules():
+    """The Python modules here. A compiled extension (_attention_tiles, optional) is loaded by
+    its own Python module, which falls back when it is missing or does not load."""
+    for info in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.ispkg or info.module_finder.find_spec(f"{__name__}.{info.name}").origin.endswith(".py"):
+            yield info
+
+
 __all__: list[str] = []
-for _module_info in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):
+for _module_info in _python_modules():
     _module = _importlib.import_module(f"{__name__}.{_module_info.name}")
     for _name in _module.__all__:
         if _name in globals():

@@ -18,7 +18,9 @@ column is l̇se. When nothing outside can differentiate the rule (values only), 
 are smaller (`cache_tile_sizes`) and written in place into one buffer a thread
 (`_terms_in_cache_tiles`: out= matmuls, exp2, one product with [ṡ ⊙ P, P]), taken by
 worker threads with one intra-op thread each (`_run_on_workers`), with no barrier
-between ops; the larger blockwise tiles remain for outer derivatives.
+between ops; or, when the optional C++ tile loop is built (attention_tiles), by one op
+in one parallel region (`_output_tangent_in_cpp`). The larger blockwise tiles remain for
+outer derivatives.
 
 Layout: tensors are (B, H, L, E). Grouped-query attention (key/value with Hk heads, query
 with H = G·Hk heads, as the CPU kernel receives them under enable_gqa) repeats key/value
@@ -38,6 +40,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from . import attention_tiles
 from ._common import (outer_derivative_possible, outer_transforms_around, requires_grad_at_any_level, sum_tangents,
                       unwrapped)
 
@@ -465,16 +468,20 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     # derivative may have saved them
     reuse = not outer_derivative_possible(query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t)
     everything = (query, key, value, attn_mask, query_t, key_t, value_t, attn_mask_t, out, lse)
-    # in-place cache-sized tiles (_terms_in_cache_tiles), on worker threads or on one thread
-    in_cache = USE_CACHE_TILES and reuse and _lse_usable(lse, query) and _plain_values(*everything)
-    on_workers = reuse and _enough_tiles_for_workers(query, key, in_cache) and _workers_can_run(*everything)
-    # (ṡ is computed divided by the scale: a zero scale takes the blockwise tiles; so does a
-    # problem of one in-place tile, where building the stacked values costs more than it saves)
-    in_cache = in_cache and (on_workers or torch.get_num_threads() == 1) and scale != 0 and (
+    # values only: tiles written in place, by the C++ tile loop (attention_tiles) or in Python
+    # (_terms_in_cache_tiles, on worker threads or on one thread). ṡ is computed divided by
+    # the scale: a zero scale takes the blockwise tiles.
+    values_only = (USE_CACHE_TILES and reuse and _lse_usable(lse, query) and lse.dim() == 3
+                   and _plain_values(*everything) and scale != 0)
+    in_cpp = values_only and attention_tiles.active()
+    on_workers = (not in_cpp and reuse and _enough_tiles_for_workers(query, key, values_only)
+                  and _workers_can_run(*everything))
+    # (so does a problem of one in-place Python tile: building the stacked values costs more than it saves)
+    in_cache = values_only and not in_cpp and (on_workers or torch.get_num_threads() == 1) and (
         query.numel() // max(query.size(-1), 1) * key.size(-2) > CACHE_TILE_ELEMENTS)
     compute = torch.promote_types(query.dtype, torch.float32)  # bf16/fp16 kernels keep fp32 stats
     # worker threads see no torch.func levels; nor do buffers written in place
-    plain = unwrapped if on_workers or in_cache else (lambda t: t)
+    plain = unwrapped if on_workers or in_cache or in_cpp else (lambda t: t)
     cast = (lambda t: None if t is None else plain(t).to(compute).contiguous())
     heads = query.size(1)
     q_t, k_t, v_t = cast(query_t), _repeat_kv_heads(cast(key_t), heads), _repeat_kv_heads(cast(value_t), heads)
@@ -491,6 +498,9 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
                                                     is_causal=problem.causal_offset == 0, scale=problem.scale)
         return value_term.to(out.dtype), None
     has_score_tangent = q_t is not None or k_t is not None or mask_t is not None
+    if in_cpp and not lse_is_constant:
+        out_t, lse_t = _output_tangent_in_cpp(problem, lse_c, AttentionInputs(q_t, k_t, v_t, mask_t), out_c)
+        return out_t.to(out.dtype), lse_t
     if in_cache and not lse_is_constant:
         terms, row_sums = _terms_in_cache_tiles(problem, lse_c, AttentionInputs(q_t, k_t, v_t, mask_t),
                                                 run_tiles=_run_on_workers if on_workers else None)
@@ -517,6 +527,34 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     if not has_score_tangent:
         return terms.to(out.dtype), None
     return _output_tangent(terms[..., :-1], terms[..., -1], out_c, out.dtype)
+
+
+# Query rows of one work item of the C++ tile loop, and at most this many scores (8 MB of P
+# and ṡ a thread in float32). Rows, not scores, set the matmuls' speed: CPU time of the loop
+# at L=S=1024, 2048, 4096 (1 thread) was least with 128 rows (within noise of 256); 32 rows
+# (2^17 scores at L=4096) took 1.7x as long.
+CPP_TILE_ROWS = 128
+CPP_TILE_ELEMENTS = 1 << 21
+
+
+def _output_tangent_in_cpp(problem: _Attention, lse, tangents: AttentionInputs, out):
+    """(Ȯ, l̇se) by the C++ tile loop (attention_tiles): values only, one parallel region.
+
+    tangents: q̇, k̇, v̇ (key/value heads repeated) and ṁask, as the problem's tensors.
+    """
+    B, H, L, S = problem.B, problem.H, problem.L, problem.S
+    q_t, k_t, v_t, mask_t = tangents
+
+    def full(mask):  # (B, H, L, S) views: broadcast dimensions get stride 0, no copy
+        return None if mask is None else mask.expand(B, H, L, S)
+
+    def dense(t):  # (heads repeated by a broadcasting reshape are views: one copy here)
+        return None if t is None else t.contiguous()
+
+    rows = max(1, min(L, CPP_TILE_ROWS, CPP_TILE_ELEMENTS // max(S, 1)))
+    return attention_tiles.output_tangent(problem.q, problem.k, problem.v, out, lse.narrow(-1, 0, L),
+                                          full(problem.mask), (dense(q_t), dense(k_t), dense(v_t), full(mask_t)),
+                                          problem.scale, problem.causal_offset, rows)
 
 
 def _output_tangent(terms, row_sums, out, dtype):
