@@ -3,8 +3,8 @@
 Imports: nothing.
 The engine imports no other torch_fwdad package (only torch, and pyyaml on first use for
 torch's derivatives table); every other package may import it. Inside it, upstream.py,
-schema.py, tangent_check.py, rule_table.py and fast_path.py are leaves: no module of the engine imports
-another that imports it back.
+schema.py, tangent_check.py, rule_table.py, extension.py and fast_path.py are leaves: no
+module of the engine imports another that imports it back.
 """
 
 from .registry import (

@@ -13,30 +13,16 @@ calls the Python kernel beneath it (engine/kernel.py), which does everything els
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import re
-
 import torch
+
+from .extension import load_extension
 
 ENVIRONMENT_VARIABLE = "TORCH_FWDAD_ENGINE"  # "python": never load the C++ kernel
 
 
 def _load():
     """(the extension module or None, why)."""
-    if os.environ.get(ENVIRONMENT_VARIABLE, "").strip().lower() == "python":
-        return None, f"{ENVIRONMENT_VARIABLE}=python"
-    if importlib.util.find_spec(f"{__package__}._fast_path") is None:
-        return None, "C++ kernel not built (no compiler at install, or the package is used from its source tree)"
-    try:
-        from . import _fast_path
-    except ImportError as error:  # e.g. built against another torch whose symbols differ
-        return None, f"C++ kernel not loadable: {error}"
-    runtime = tuple(int(part) for part in re.match(r"(\d+)\.(\d+)\.(\d+)", torch.__version__).groups())
-    built = tuple(_fast_path.TORCH_VERSION)
-    if runtime != built:
-        return None, f"C++ kernel built against torch {'.'.join(map(str, built))}, running {torch.__version__}"
-    return _fast_path, "C++ kernel loaded"
+    return load_extension(__package__, "_fast_path", ENVIRONMENT_VARIABLE, "C++ kernel")
 
 
 _extension, _load_reason = _load()

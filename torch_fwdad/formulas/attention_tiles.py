@@ -9,11 +9,9 @@ which path runs and why; `use_python(True)` switches at run time (tests run both
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import re
-
 import torch
+
+from ..engine.extension import load_extension
 
 __all__: list[str] = []  # no helpers for derivatives.yaml formulas: attention.py calls this module
 
@@ -22,19 +20,7 @@ ENVIRONMENT_VARIABLE = "TORCH_FWDAD_ATTENTION_TILES"  # "python": never load the
 
 def _load():
     """(the extension module or None, why)."""
-    if os.environ.get(ENVIRONMENT_VARIABLE, "").strip().lower() == "python":
-        return None, f"{ENVIRONMENT_VARIABLE}=python"
-    if importlib.util.find_spec(f"{__package__}._attention_tiles") is None:
-        return None, "C++ tile loop not built (no compiler at install, or the package is used from its source tree)"
-    try:
-        from . import _attention_tiles
-    except ImportError as error:  # e.g. built against another torch whose symbols differ
-        return None, f"C++ tile loop not loadable: {error}"
-    runtime = tuple(int(part) for part in re.match(r"(\d+)\.(\d+)\.(\d+)", torch.__version__).groups())
-    built = tuple(_attention_tiles.TORCH_VERSION)
-    if runtime != built:
-        return None, f"C++ tile loop built against torch {'.'.join(map(str, built))}, running {torch.__version__}"
-    return _attention_tiles, "C++ tile loop loaded"
+    return load_extension(__package__, "_attention_tiles", ENVIRONMENT_VARIABLE, "C++ tile loop")
 
 
 _extension, _load_reason = _load()
