@@ -9,7 +9,7 @@ raises. Each entry and flavour runs in a worker process of the report's runner (
 and a memory limit per task, a crash or hang replaces the worker); "without" workers run
 with every rule of torch_fwdad taken off (plain PyTorch).
 
-    python tools/rev_over_fwd_sweep.py --jobs 2 --output report/rev_over_fwd.json
+    python tools/rev_over_fwd_sweep.py --jobs 2 --output docs/coverage/rev_over_fwd.json
     python tools/rev_over_fwd_sweep.py --ops 'nn.functional.layer_norm,linalg.det'
 """
 
@@ -50,6 +50,7 @@ def parse_args(argv):
     parser.add_argument("--timeout", type=float, default=120, help="seconds per entry, flavour and mode")
     parser.add_argument("--memory-mb", type=int, default=default_memory_mb(), help="address-space limit per worker")
     parser.add_argument("--output", default="rev_over_fwd.json", help="JSON results, rewritten as tasks finish")
+    parser.add_argument("--markdown", help="also write the findings as a Markdown table here")
     return parser.parse_args(argv)
 
 
@@ -64,6 +65,27 @@ def findings(results: dict) -> dict[str, list]:
                 elif cell["status"] not in (PASS, "excluded"):
                     found[f"error_{mode}"].append([key, column, cell["status"], cell["detail"]])
     return found
+
+
+FLAVOURS = {"rev_over_fwd_func": "autograd beneath torch.func.jvp (x and v require grad)",
+            "rev_over_fwd_forward_ad": "autograd.grad over forward_ad.make_dual (x requires grad, v constant)"}
+
+
+def markdown(results: dict, settings: dict) -> str:
+    """Entries where the gradient of the tangent is wrong or raises, without and with torch_fwdad."""
+    lines = [f"# Reverse over forward through OpInfo (torch {torch.__version__})", "",
+             f"Written by `{settings['command']}` ({settings.get('seconds', '?')} s); "
+             "the JSON beside this file has every entry. Flavours:", ""]
+    lines += [f"- `{column}`: {text}" for column, text in FLAVOURS.items()]
+    lines += ["", "| entry | flavour | without torch_fwdad | with torch_fwdad |", "|---|---|---|---|"]
+    for key, columns in sorted(results.items()):
+        for column, cells in sorted(columns.items()):
+            statuses = [cells.get(mode, {}).get("status") for mode in MODES]
+            if all(s in (PASS, "excluded", "not implemented") for s in statuses):
+                continue
+            cell = [f"{cells[m]['status']}: {cells[m]['detail']}".replace("|", "/") for m in MODES]
+            lines.append(f"| {key} | {column.removeprefix('rev_over_fwd_')} | {cell[0]} | {cell[1]} |")
+    return "\n".join(lines) + "\n"
 
 
 def write(path: str, results: dict, settings: dict, complete: bool) -> None:
@@ -96,6 +118,9 @@ def main(argv=None) -> int:
     run_tasks(tasks, jobs=args.jobs, timeout_s=args.timeout, memory_mb=args.memory_mb, on_result=on_result)
     settings["seconds"] = round(time.monotonic() - start, 1)
     write(args.output, results, settings, complete=True)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as file:
+            file.write(markdown(results, settings))
     for kind, rows in findings(results).items():
         print(f"{kind}: {len(rows)}")
         for row in rows:
