@@ -48,6 +48,15 @@ def _differentiable_outputs(fn, inputs) -> list[int]:
     return [i for i, o in enumerate(opinfo._outputs(fn(*inputs))) if o.requires_grad]
 
 
+def _outputs_depending_on_inputs(fn, inputs):
+    """fn restricted to the outputs autograd differentiates; SkipSample when there is none."""
+    with torch.enable_grad():
+        positions = _differentiable_outputs(fn, [x.detach().clone().requires_grad_() for x in inputs])
+    if not positions:
+        raise opinfo.SkipSample("no output depends on a differentiable input")
+    return _picked(fn, positions)
+
+
 def _picked(fn, positions):
     def outputs(*xs):
         flat = opinfo._outputs(fn(*xs))
@@ -163,11 +172,7 @@ def check_forward_ad_of_vjp(op, fn, inputs) -> None:
 def check_vmap_of_jvp(op, fn, inputs) -> None:
     """torch.vmap over torch.func.jvp (batched primals and tangents), against a Python loop."""
     inputs = [x.detach() for x in inputs]
-    with torch.enable_grad():
-        positions = _differentiable_outputs(fn, [x.clone().requires_grad_() for x in inputs])
-    if not positions:
-        raise opinfo.SkipSample("no output depends on a differentiable input")
-    outputs_of = _picked(fn, positions)
+    outputs_of = _outputs_depending_on_inputs(fn, inputs)
     generator = torch.Generator().manual_seed(0)
     primals = [torch.stack([x * (1 + BATCH_SCALE * b) for b in range(BATCH)]) for x in inputs]
     tangents = [torch.stack(_randn_like([x] * BATCH, generator)) for x in inputs]
@@ -188,7 +193,7 @@ def check_vmap_of_jvp(op, fn, inputs) -> None:
 
 # ---------------------------------------------------------------- reverse over forward
 # Not report columns (the committed baseline and CI's --quick run stay as they are):
-# tools/rev_over_fwd_sweep.py runs them over every OpInfo entry with supports_forward_ad.
+# tools/rev_over_fwd_sweep.py runs them over every OpInfo entry with supports_autograd.
 # The gradient of <w, J(x) v> w.r.t. x and v, dotted with random directions, against central
 # differences of <w, J v> (forward mode, no reverse) along them: a wrong value means reverse
 # mode through the forward formula is silently wrong (a formula reading an output whose
@@ -201,11 +206,7 @@ def _rev_over_fwd_problem(fn, inputs, tangents_vary: bool):
     """(outputs_of, primals, tangents, weights, directions) with fixed random values; the
     directions of the tangents are zero unless they vary (require grad)."""
     primals = [x.detach() for x in inputs]
-    with torch.enable_grad():
-        positions = _differentiable_outputs(fn, [x.clone().requires_grad_() for x in primals])
-    if not positions:
-        raise opinfo.SkipSample("no output depends on a differentiable input")
-    outputs_of = _picked(fn, positions)
+    outputs_of = _outputs_depending_on_inputs(fn, primals)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         outputs = outputs_of(*primals)
