@@ -255,13 +255,13 @@ def check_fwd_over_rev_forward_ad(op, sample: Sample) -> None:
 # <w, J v> along them.
 
 def _weighted_tangent(fn, inputs):
-    """(objective(xs, vs, jvp) = <w, tangent of fn's floating outputs>, tangents v, weights w)."""
+    """(objective(output tangents) = <w, tangents of fn's floating outputs>, random tangents v)."""
     tangents = _random_like(inputs, 0)
     outputs = fn(*inputs)
     floats = _float_outputs(outputs)
     weights = _random_like([outputs[i] for i in floats], 5)
 
-    def objective(xs, vs, out_tangents):
+    def objective(out_tangents):
         zero = torch.tensor(0.0, dtype=torch.float64)
         return sum((_dot(w, out_tangents[i]) for i, w in zip(floats, weights) if out_tangents[i] is not None), zero)
 
@@ -278,7 +278,7 @@ def _assert_rev_over_fwd(fn, inputs, tangents, objective, grads, how):
     def along(sign):
         shifted = [p + sign * FD_EPS * d for p, d in zip(point, directions)] + point[len(directions):]
         with torch.no_grad():
-            return objective(shifted[:n], shifted[n:], jvp_full(fn, shifted[:n], shifted[n:])[1])
+            return objective(jvp_full(fn, shifted[:n], shifted[n:])[1])
 
     expected = (along(1) - along(-1)) / (2 * FD_EPS)
     got = sum((_dot(d, g) for d, g in zip(directions, grads) if g is not None), torch.tensor(0.0, dtype=torch.float64))
@@ -293,7 +293,7 @@ def check_rev_over_fwd_func(op, sample: Sample) -> None:
     objective, tangents = _weighted_tangent(fn, inputs)
     leaves = [t.detach().requires_grad_() for t in [*inputs, *tangents]]
     xs, vs = leaves[:len(inputs)], leaves[len(inputs):]
-    loss = objective(xs, vs, jvp_full(fn, xs, vs)[1])
+    loss = objective(jvp_full(fn, xs, vs)[1])
     grads = torch.autograd.grad(loss, leaves, allow_unused=True) if loss.requires_grad else [None] * len(leaves)
     _assert_rev_over_fwd(fn, inputs, tangents, objective, grads, "autograd beneath torch.func.jvp")
 
@@ -310,7 +310,7 @@ def check_rev_over_fwd_forward_ad(op, sample: Sample) -> None:
     with fwAD.dual_level():
         outputs = fn(*[fwAD.make_dual(x, v) for x, v in zip(xs, tangents)])
         out_tangents = [fwAD.unpack_dual(o).tangent if isinstance(o, torch.Tensor) else None for o in outputs]
-        loss = objective(xs, tangents, out_tangents)
+        loss = objective(out_tangents)
     grads = torch.autograd.grad(loss, xs, allow_unused=True) if loss.requires_grad else [None] * len(xs)
     _assert_rev_over_fwd(fn, inputs, tangents, objective, grads, "autograd.grad over forward_ad")
 
@@ -323,8 +323,7 @@ def check_rev_over_fwd_vjp(op, sample: Sample) -> None:
     n = len(inputs)
 
     def loss(*xs_and_vs):
-        xs, vs = xs_and_vs[:n], xs_and_vs[n:]
-        return objective(xs, vs, jvp_full(fn, xs, vs)[1])
+        return objective(jvp_full(fn, xs_and_vs[:n], xs_and_vs[n:])[1])
 
     _, pullback = torch.func.vjp(loss, *inputs, *tangents)
     grads = pullback(torch.tensor(1.0, dtype=torch.float64))
