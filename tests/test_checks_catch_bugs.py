@@ -6,7 +6,10 @@ from torch.autograd.gradcheck import GradcheckError
 
 import torch_fwdad
 from torch_fwdad.testing import Sample
-from torch_fwdad.testing.checks import check_gradcheck, check_jvp_vjp, check_partial, check_second_order, check_unchanged
+from torch_fwdad.testing.checks import (
+    check_gradcheck, check_jvp_vjp, check_partial, check_rev_over_fwd_forward_ad, check_rev_over_fwd_func,
+    check_rev_over_fwd_vjp, check_second_order, check_unchanged,
+)
 
 
 def _custom_mul(name, rule):
@@ -59,7 +62,10 @@ def changes_the_primal(primals, tangents, output):
 
 
 SAMPLE = Sample((torch.randn(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)))
-ALL_CHECKS = (check_gradcheck, check_jvp_vjp, check_partial, check_second_order, check_unchanged)
+# not check_rev_over_fwd_vjp: torch.func.vjp refuses a custom op's register_autograd in plain
+# PyTorch too (its autograd.Function has no setup_context); an aten kernel tests it below
+ALL_CHECKS = (check_gradcheck, check_jvp_vjp, check_partial, check_second_order, check_unchanged,
+              check_rev_over_fwd_func, check_rev_over_fwd_forward_ad)
 
 
 def test_a_right_rule_passes_every_check():
@@ -73,6 +79,9 @@ def test_a_right_rule_passes_every_check():
     (wrong_factor, check_jvp_vjp, AssertionError, r"<J t, u> != <t, J\^T u>"),
     (ignores_y_when_x_has_none, check_partial, AssertionError, r"tangents on inputs \(1,\)"),
     (not_differentiable, check_second_order, AssertionError, "forward-over-forward"),
+    (not_differentiable, check_rev_over_fwd_func, AssertionError, r"reverse-over-forward \(autograd beneath torch.func.jvp\)"),
+    (not_differentiable, check_rev_over_fwd_forward_ad, AssertionError,
+     r"reverse-over-forward \(autograd.grad over forward_ad\)"),
     (changes_the_primal, check_unchanged, AssertionError, "primal output differs"),
 ], ids=lambda v: getattr(v, "__name__", None))
 def test_each_check_catches_its_bug(rule, check, error, message):
@@ -129,21 +138,45 @@ FLASH_SAMPLE = Sample(_qkv(), dict(is_causal=True))
 CDIST_SAMPLE = Sample((torch.randn(3, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64), 2.0, None))
 
 
+def _detaches_primals(rule):
+    # the right tangent value from inputs cut off from autograd: reverse over forward sees no
+    # dependence of the tangent on the inputs (first-order checks cannot tell)
+    def detached(primals, tangents, output):
+        return rule(tuple(p.detach() if isinstance(p, torch.Tensor) else p for p in primals), tangents, output)
+    return detached
+
+
 def test_the_new_checks_pass_on_the_installed_rules():
     for check in (check_fwd_over_rev_func, check_fwd_over_rev_forward_ad, check_output_tangents):
         check(FLASH, FLASH_SAMPLE)
-    check_vmap_jvp(CDIST, CDIST_SAMPLE)
+    for check in (check_vmap_jvp, check_rev_over_fwd_func, check_rev_over_fwd_forward_ad, check_rev_over_fwd_vjp):
+        check(CDIST, CDIST_SAMPLE)
 
 
-@pytest.mark.parametrize("check, message", [
-    (check_output_tangents, r"floating outputs \[1\] .* get no tangent"),
-    (check_fwd_over_rev_func, r"forward-over-reverse \(torch.func.jvp of torch.func.vjp\)"),
-    (check_fwd_over_rev_forward_ad, r"forward-over-reverse \(forward_ad over autograd.grad\)"),
-], ids=lambda v: getattr(v, "__name__", None))
-def test_a_missing_output_tangent_is_caught(check, message):
-    with _broken(FLASH, _drops_logsumexp):
+def test_a_tangent_from_detached_inputs_has_right_values():
+    # so only the reverse-over-forward checks below can tell
+    with _broken(CDIST, _detaches_primals):
+        check_gradcheck(CDIST, CDIST_SAMPLE)
+
+
+@pytest.mark.parametrize("op, sample, bug, check, message", [
+    (FLASH, FLASH_SAMPLE, _drops_logsumexp, check_output_tangents, r"floating outputs \[1\] .* get no tangent"),
+    (FLASH, FLASH_SAMPLE, _drops_logsumexp, check_fwd_over_rev_func,
+     r"forward-over-reverse \(torch.func.jvp of torch.func.vjp\)"),
+    (FLASH, FLASH_SAMPLE, _drops_logsumexp, check_fwd_over_rev_forward_ad,
+     r"forward-over-reverse \(forward_ad over autograd.grad\)"),
+    (CDIST, CDIST_SAMPLE, _detaches_primals, check_rev_over_fwd_func,
+     r"reverse-over-forward \(autograd beneath torch.func.jvp\)"),
+    (CDIST, CDIST_SAMPLE, _detaches_primals, check_rev_over_fwd_forward_ad,
+     r"reverse-over-forward \(autograd.grad over forward_ad\)"),
+    (CDIST, CDIST_SAMPLE, _detaches_primals, check_rev_over_fwd_vjp,
+     r"reverse-over-forward \(torch.func.vjp of torch.func.jvp\)"),
+], ids=["flash-output_tangents", "flash-fwd_over_rev_func", "flash-fwd_over_rev_forward_ad", "cdist-rev_over_fwd_func",
+        "cdist-rev_over_fwd_forward_ad", "cdist-rev_over_fwd_vjp"])
+def test_a_second_order_bug_is_caught(op, sample, bug, check, message):
+    with _broken(op, bug):
         with pytest.raises(AssertionError, match=message):
-            check(FLASH, FLASH_SAMPLE)
+            check(op, sample)
 
 
 def test_control_flow_on_values_is_caught_by_vmap():

@@ -246,8 +246,20 @@ def _recomputed_attention(query, key, value, num_head, qkv_weight, qkv_bias, mas
     if mask is None:
         probs = torch.softmax(scores, -1)
     else:  # the kernel turns a float mask into a boolean one (nonzero = masked out)
-        probs = torch._masked_softmax(scores, mask.to(torch.bool), scores.dim() - 1, mask_type)
+        mask, mask_type = _mask_like_scores(mask.to(torch.bool), mask_type, scores)
+        probs = torch._masked_softmax(scores, mask, scores.dim() - 1, mask_type)
     return _Attention(q, k, v, probs, probs @ v)
+
+
+def _mask_like_scores(mask, mask_type, scores):
+    """An L x S (type 0) or B x S (type 1) mask expanded to the scores' shape (type 2), which
+    gives the same probabilities: PyTorch's _masked_softmax_backward accepts only that shape
+    ('Mask shape should match grad shape'), and reverse mode through the tangent reaches it."""
+    if mask_type == 0:
+        return mask.expand(scores.shape), 2
+    if mask_type == 1:
+        return mask[:, None, None, :].expand(scores.shape), 2
+    return mask, mask_type
 
 
 def _recomputed_norm(x, weight, bias, eps) -> _Norm:

@@ -28,7 +28,7 @@ COLUMN_TITLES = {"jvp_of_vjp": "jvp(vjp) torch.func", "forward_ad_of_vjp": "forw
                  "vmap_of_jvp": "vmap(jvp)"}
 # PyTorch's own test of forward-over-reverse; it has none of vmap over jvp in OpInfo's skips
 UPSTREAM_TEST = {"jvp_of_vjp": "test_fn_fwgrad_bwgrad", "forward_ad_of_vjp": "test_fn_fwgrad_bwgrad",
-                 "vmap_of_jvp": None}
+                 "vmap_of_jvp": None, "rev_over_fwd_func": None, "rev_over_fwd_forward_ad": None}
 BATCH = 3
 # Batch element b is the sample scaled by 1 + b/100: distinct values with the sample's
 # structure kept (signs, zeros, ties, symmetry, definiteness), so the op's domain holds.
@@ -46,6 +46,15 @@ def check(key: str, column: str, n_samples: int) -> tuple[str, str]:
 def _differentiable_outputs(fn, inputs) -> list[int]:
     """Positions of the flat outputs autograd differentiates (not indices, masks, constants)."""
     return [i for i, o in enumerate(opinfo._outputs(fn(*inputs))) if o.requires_grad]
+
+
+def _outputs_depending_on_inputs(fn, inputs):
+    """fn restricted to the outputs autograd differentiates; SkipSample when there is none."""
+    with torch.enable_grad():
+        positions = _differentiable_outputs(fn, [x.detach().clone().requires_grad_() for x in inputs])
+    if not positions:
+        raise opinfo.SkipSample("no output depends on a differentiable input")
+    return _picked(fn, positions)
 
 
 def _picked(fn, positions):
@@ -163,11 +172,7 @@ def check_forward_ad_of_vjp(op, fn, inputs) -> None:
 def check_vmap_of_jvp(op, fn, inputs) -> None:
     """torch.vmap over torch.func.jvp (batched primals and tangents), against a Python loop."""
     inputs = [x.detach() for x in inputs]
-    with torch.enable_grad():
-        positions = _differentiable_outputs(fn, [x.clone().requires_grad_() for x in inputs])
-    if not positions:
-        raise opinfo.SkipSample("no output depends on a differentiable input")
-    outputs_of = _picked(fn, positions)
+    outputs_of = _outputs_depending_on_inputs(fn, inputs)
     generator = torch.Generator().manual_seed(0)
     primals = [torch.stack([x * (1 + BATCH_SCALE * b) for b in range(BATCH)]) for x in inputs]
     tangents = [torch.stack(_randn_like([x] * BATCH, generator)) for x in inputs]
@@ -186,5 +191,97 @@ def check_vmap_of_jvp(op, fn, inputs) -> None:
     _compare("vmap(jvp) tangent vs a loop", batched_tangent, expected_tangent, "output", rtol=1e-7, atol=1e-7)
 
 
+# ---------------------------------------------------------------- reverse over forward
+# Not report columns (the committed baseline and CI's --quick run stay as they are):
+# tools/rev_over_fwd_sweep.py runs them over every OpInfo entry with supports_autograd.
+# The gradient of <w, J(x) v> w.r.t. x and v, dotted with random directions, against central
+# differences of <w, J v> (forward mode, no reverse) along them: a wrong value means reverse
+# mode through the forward formula is silently wrong (a formula reading an output whose
+# gradient the backward drops, a detached intermediate).
+
+REV_OVER_FWD = ("rev_over_fwd_func", "rev_over_fwd_forward_ad")
+
+
+def _rev_over_fwd_problem(fn, inputs, tangents_vary: bool):
+    """(outputs_of, primals, tangents, weights, directions) with fixed random values; the
+    directions of the tangents are zero unless they vary (require grad)."""
+    primals = [x.detach() for x in inputs]
+    outputs_of = _outputs_depending_on_inputs(fn, primals)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        outputs = outputs_of(*primals)
+    tangents = _randn_like(primals, generator)
+    weights = _randn_like(outputs, generator)
+    directions = _randn_like(primals + tangents, generator)
+    if not tangents_vary:
+        directions[len(primals):] = [torch.zeros_like(d) for d in directions[len(primals):]]
+    return outputs_of, primals, tangents, weights, directions
+
+
+def _weighted(weights, out_tangents) -> torch.Tensor:
+    total = torch.zeros((), dtype=torch.float64)
+    for w, t in zip(weights, out_tangents):
+        if t is not None:
+            total = total + (w.conj() * t).real.sum()
+    return total
+
+
+def _tangent_objective_along(problem, step):
+    """<w, J v> at (x + step dx, v + step dv), by forward mode only."""
+    outputs_of, primals, tangents, weights, directions = problem
+    n = len(primals)
+    shifted = [p + step * d for p, d in zip(primals + tangents, directions)]
+    with torch.no_grad():
+        _, out_tangents = torch.func.jvp(outputs_of, tuple(shifted[:n]), tuple(shifted[n:]))
+    return _weighted(weights, out_tangents)
+
+
+def _fd_of_objective(problem, eps=FD_EPS) -> torch.Tensor:
+    return (_tangent_objective_along(problem, eps) - _tangent_objective_along(problem, -eps)) / (2 * eps)
+
+
+def _judge_rev_over_fwd(what, grads, problem) -> None:
+    """<grads, directions> against central differences; a sample where <w, J v> is not smooth
+    along the direction (a kink of the tangent) is skipped, a wrong gradient at a smooth point fails."""
+    directions = problem[4]
+    actual = _weighted(directions, [None if g is None else g.detach() for g in grads])
+    expected = _fd_of_objective(problem)
+    try:
+        _compare(what, [actual], [expected], per="directional derivative", **FD_TOL)
+    except GradcheckError:
+        center = _tangent_objective_along(problem, 0.0)
+        midpoint = (_tangent_objective_along(problem, FD_EPS) + _tangent_objective_along(problem, -FD_EPS)) / 2
+        smooth = (torch.allclose(midpoint, center, **FD_TOL)
+                  and torch.allclose(expected, _fd_of_objective(problem, FD_EPS / 2), **FD_TOL))
+        if not smooth:
+            raise opinfo.SkipSample("the tangent is not differentiable there (it jumps, or central differences "
+                                    f"with steps {FD_EPS:g} and {FD_EPS / 2:g} disagree)") from None
+        raise
+
+
+def check_rev_over_fwd_func(op, fn, inputs) -> None:
+    """autograd.grad of <w, torch.func.jvp(fn)(x, v)[1]> w.r.t. x and v, which require grad."""
+    problem = _rev_over_fwd_problem(fn, inputs, tangents_vary=True)
+    outputs_of, primals, tangents, weights, _ = problem
+    leaves = [t.clone().requires_grad_() for t in primals + tangents]
+    n = len(primals)
+    loss = _weighted(weights, torch.func.jvp(outputs_of, tuple(leaves[:n]), tuple(leaves[n:]))[1])
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True) if loss.requires_grad else [None] * len(leaves)
+    _judge_rev_over_fwd("reverse over torch.func.jvp vs finite differences of the tangent", grads, problem)
+
+
+def check_rev_over_fwd_forward_ad(op, fn, inputs) -> None:
+    """make_dual(x requiring grad, constant v), autograd.grad of <w, unpack_dual(out).tangent>
+    after the dual level closes (a JVP loss as users write one)."""
+    problem = _rev_over_fwd_problem(fn, inputs, tangents_vary=False)
+    outputs_of, primals, tangents, weights, _ = problem
+    leaves = [x.clone().requires_grad_() for x in primals]
+    with fwAD.dual_level():
+        outputs = outputs_of(*[fwAD.make_dual(x, v) for x, v in zip(leaves, tangents)])
+        loss = _weighted(weights, [fwAD.unpack_dual(o).tangent for o in outputs])
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True) if loss.requires_grad else [None] * len(leaves)
+    _judge_rev_over_fwd("reverse over forward_ad vs finite differences of the tangent", grads, problem)
+
 CHECKS = {"jvp_of_vjp": check_jvp_of_vjp, "forward_ad_of_vjp": check_forward_ad_of_vjp,
-          "vmap_of_jvp": check_vmap_of_jvp}
+          "vmap_of_jvp": check_vmap_of_jvp, "rev_over_fwd_func": check_rev_over_fwd_func,
+          "rev_over_fwd_forward_ad": check_rev_over_fwd_forward_ad}

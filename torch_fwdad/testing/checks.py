@@ -245,6 +245,91 @@ def check_fwd_over_rev_forward_ad(op, sample: Sample) -> None:
     _assert_second_order(got, _fd_of(vjp, primals, tangents)[:len(inputs)], "forward_ad over autograd.grad")
 
 
+# ---------------------------------------------------------------- reverse over forward
+# The gradient of a JVP-based objective <w, J(x) v> (Jacobian-vector-product training losses,
+# Hessian-vector products by reverse over forward): reverse mode through the tangent
+# computation. A rule that reads a detached intermediate, or a tangent formula that reads an
+# auxiliary output whose gradient the backward drops, gives a correct tangent and a silently
+# wrong gradient of it. Each check is directional (one reverse pass, two JVPs): the gradient
+# w.r.t. inputs and tangents, dotted with random directions, against central differences of
+# <w, J v> along them.
+
+def _weighted_tangent(fn, inputs):
+    """(objective(output tangents) = <w, tangents of fn's floating outputs>, random tangents v)."""
+    tangents = _random_like(inputs, 0)
+    outputs = fn(*inputs)
+    floats = _float_outputs(outputs)
+    weights = _random_like([outputs[i] for i in floats], 5)
+
+    def objective(out_tangents):
+        zero = torch.tensor(0.0, dtype=torch.float64)
+        return sum((_dot(w, out_tangents[i]) for i, w in zip(floats, weights) if out_tangents[i] is not None), zero)
+
+    return objective, tangents
+
+
+def _assert_rev_over_fwd(fn, inputs, tangents, objective, grads, how):
+    """<grads, directions> against central differences of the objective along them; grads
+    are w.r.t. the inputs, then the tangents when they required grad too (else v stays put)."""
+    point = [*inputs, *tangents]
+    directions = _random_like(point, 6)[:len(grads)]
+    n = len(inputs)
+
+    def along(sign):
+        shifted = [p + sign * FD_EPS * d for p, d in zip(point, directions)] + point[len(directions):]
+        with torch.no_grad():
+            return objective(jvp_full(fn, shifted[:n], shifted[n:])[1])
+
+    expected = (along(1) - along(-1)) / (2 * FD_EPS)
+    got = sum((_dot(d, g) for d, g in zip(directions, grads) if g is not None), torch.tensor(0.0, dtype=torch.float64))
+    torch.testing.assert_close(got, expected, **FD_TOL,
+                               msg=lambda m: f"reverse-over-forward ({how}): gradient of <w, J v> along a random direction: {m}")
+
+
+def check_rev_over_fwd_func(op, sample: Sample) -> None:
+    """Plain autograd beneath torch.func.jvp: inputs and tangents require grad, .grad of
+    <w, tangent> (a JVP-based loss) against finite differences of the tangent."""
+    fn, inputs = as_function(op, sample)
+    objective, tangents = _weighted_tangent(fn, inputs)
+    leaves = [t.detach().requires_grad_() for t in [*inputs, *tangents]]
+    xs, vs = leaves[:len(inputs)], leaves[len(inputs):]
+    loss = objective(jvp_full(fn, xs, vs)[1])
+    grads = torch.autograd.grad(loss, leaves, allow_unused=True) if loss.requires_grad else [None] * len(leaves)
+    _assert_rev_over_fwd(fn, inputs, tangents, objective, grads, "autograd beneath torch.func.jvp")
+
+
+def check_rev_over_fwd_forward_ad(op, sample: Sample) -> None:
+    """The same through torch.autograd.forward_ad, as users write a JVP loss: make_dual on
+    inputs that require grad with constant tangents (formulas may then work in place on
+    tensors autograd saved), autograd.grad of <w, unpack_dual(out).tangent> once the dual
+    level is closed (inside it, the backward would also differentiate its own kernels
+    forward: forward-over-reverse, which the fwd_over_rev checks cover)."""
+    fn, inputs = as_function(op, sample)
+    objective, tangents = _weighted_tangent(fn, inputs)
+    xs = [x.detach().requires_grad_() for x in inputs]
+    with fwAD.dual_level():
+        outputs = fn(*[fwAD.make_dual(x, v) for x, v in zip(xs, tangents)])
+        out_tangents = [fwAD.unpack_dual(o).tangent if isinstance(o, torch.Tensor) else None for o in outputs]
+        loss = objective(out_tangents)
+    grads = torch.autograd.grad(loss, xs, allow_unused=True) if loss.requires_grad else [None] * len(xs)
+    _assert_rev_over_fwd(fn, inputs, tangents, objective, grads, "autograd.grad over forward_ad")
+
+
+def check_rev_over_fwd_vjp(op, sample: Sample) -> None:
+    """torch.func.vjp over torch.func.jvp (no tensor requires grad: functorch's own wrappers
+    carry the outer derivative, which rules must see as one)."""
+    fn, inputs = as_function(op, sample)
+    objective, tangents = _weighted_tangent(fn, inputs)
+    n = len(inputs)
+
+    def loss(*xs_and_vs):
+        return objective(jvp_full(fn, xs_and_vs[:n], xs_and_vs[n:])[1])
+
+    _, pullback = torch.func.vjp(loss, *inputs, *tangents)
+    grads = pullback(torch.tensor(1.0, dtype=torch.float64))
+    _assert_rev_over_fwd(fn, inputs, tangents, objective, grads, "torch.func.vjp of torch.func.jvp")
+
+
 VMAP_BATCH = 2
 
 
@@ -306,6 +391,9 @@ CHECKS = {
     "fwd_over_rev_forward_ad": check_fwd_over_rev_forward_ad,
     "vmap_jvp": check_vmap_jvp,
     "output_tangents": check_output_tangents,
+    "rev_over_fwd_func": check_rev_over_fwd_func,
+    "rev_over_fwd_forward_ad": check_rev_over_fwd_forward_ad,
+    "rev_over_fwd_vjp": check_rev_over_fwd_vjp,
 }
 
 

@@ -141,10 +141,21 @@ def third_order(op: str, why: str) -> dict[str, str]:
                  *FWD_OVER_REV)
 
 
+REV_OVER_FWD = ("rev_over_fwd_func", "rev_over_fwd_forward_ad", "rev_over_fwd_vjp")
+
+
 def tangent_kink_at(what: str) -> dict[str, str]:
-    """Forward-over-forward at a point where the first-order tangent jumps."""
-    return xfail(f"the tangent is discontinuous at {what}, so finite differences of it cannot match forward-over-forward",
-                 "second_order")
+    """Forward-over-forward and reverse-over-forward at a point where the first-order tangent jumps."""
+    return xfail(f"the tangent is discontinuous at {what}, so finite differences of it cannot match its derivative "
+                 "(forward-over-forward, reverse-over-forward)", "second_order", *REV_OVER_FWD)
+
+
+def tangent_not_differentiable(kernel: str, why: str) -> dict[str, str]:
+    """Reverse over forward where the tangent is computed by a PyTorch kernel whose own
+    derivative PyTorch does not implement: reverse mode through the tangent raises that error."""
+    return xfail(f"the tangent is computed by PyTorch's {kernel} ({why}), which has no derivative in PyTorch: "
+                 f"reverse mode through the tangent raises 'derivative for {kernel} is not implemented' "
+                 "(an error naming the kernel, never a value)", *REV_OVER_FWD)
 
 
 def gradient_kink_at(what: str) -> dict[str, str]:

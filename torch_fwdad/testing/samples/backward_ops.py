@@ -12,7 +12,7 @@ from torch.testing import make_tensor
 from ..second_order import split
 from . import (
     NOT_IN_DERIVATIVES_TABLE, OWN_BACKWARD_NOT_IMPLEMENTED, ErrorSample, Sample, no_reverse_mode, samples_for,
-    third_order, xfail,
+    tangent_not_differentiable, third_order, xfail,
 )
 
 NONE, MEAN, SUM = 0, 1, 2
@@ -105,7 +105,8 @@ def _multi_margin_backward_errors(device):
 
 
 def _no_reverse_mode_at_all(op):
-    return no_reverse_mode(op) | third_order(op, NOT_IN_DERIVATIVES_TABLE)
+    return (no_reverse_mode(op) | third_order(op, NOT_IN_DERIVATIVES_TABLE)
+            | tangent_not_differentiable(op, "the op is linear in grad: its tangent is the op itself at grad's tangent"))
 
 
 @samples_for("aten::multi_margin_loss_backward", errors=_multi_margin_backward_errors,

@@ -7,7 +7,9 @@ from functools import partial
 import torch
 from torch.testing import make_tensor
 
-from . import NOT_IN_DERIVATIVES_TABLE, ErrorSample, Sample, no_reverse_mode, samples_for, third_order
+from . import (
+    NOT_IN_DERIVATIVES_TABLE, ErrorSample, Sample, no_reverse_mode, samples_for, tangent_not_differentiable, third_order,
+)
 
 
 def _normalised_loss(op, *args, **kwargs):
@@ -64,12 +66,16 @@ def _ctc_errors(device):
     yield ErrorSample((log_probs[:, 0], targets, [4], [2]), desc="not 3-d")
 
 
-@samples_for("aten::_ctc_loss", errors=_ctc_errors)
+# the tangent is <the gradient from _ctc_loss_backward, log_probs' tangent>: one backward pass
+_CTC_TANGENT = tangent_not_differentiable("aten::_ctc_loss_backward", "the loss's gradient, dotted with the tangent")
+
+
+@samples_for("aten::_ctc_loss", errors=_ctc_errors, xfails=_CTC_TANGENT)
 def ctc_loss_samples(dtype, device):
     yield from _ctc_samples(dtype, device, lengths_as_tensors=False)
 
 
-@samples_for("aten::_ctc_loss.Tensor")
+@samples_for("aten::_ctc_loss.Tensor", xfails=_CTC_TANGENT)
 def ctc_loss_tensor_samples(dtype, device):
     yield from _ctc_samples(dtype, device, lengths_as_tensors=True)
 

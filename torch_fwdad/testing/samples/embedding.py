@@ -7,13 +7,13 @@ import torch
 from torch.testing import make_tensor
 
 from . import (
-    FWD_OVER_REV, OWN_BACKWARD_NOT_IMPLEMENTED, ErrorSample, Sample, gradient_kink_at, no_reverse_mode, samples_for,
-    third_order, xfail,
+    FWD_OVER_REV, OWN_BACKWARD_NOT_IMPLEMENTED, REV_OVER_FWD, ErrorSample, Sample, gradient_kink_at, no_reverse_mode,
+    samples_for, tangent_not_differentiable, third_order, xfail,
 )
 
 SUM, MEAN, MAX = 0, 1, 2
 MAX_TIES = xfail("finite differences straddle the tie; the tangent follows max_indices, as the backward does",
-                 "gradcheck", "second_order") | gradient_kink_at("a tie of the max")
+                 "gradcheck", "second_order", *REV_OVER_FWD) | gradient_kink_at("a tie of the max")
 
 
 def _bag_cases(dtype, device):
@@ -59,7 +59,7 @@ def embedding_bag_samples(dtype, device):
     "PyTorch's _embedding_bag_forward_only refuses inputs that require grad ('Autograd not "
     "support dtype: Long'), so checks that need reverse mode cannot call it; its tangents are "
     "checked by partial and second_order here and against _embedding_bag in tests/test_vision_embedding.py",
-    "gradcheck", "jvp_vjp", "unchanged", *FWD_OVER_REV))
+    "gradcheck", "jvp_vjp", "unchanged", *FWD_OVER_REV, "rev_over_fwd_forward_ad"))
 def embedding_bag_forward_only_samples(dtype, device):
     yield from _samples(dtype, device)
 
@@ -78,6 +78,18 @@ def _backward_cases(dtype, device):
                 desc + (" scale_grad_by_freq" if freq else "")
 
 
+def _frequency_scaled(sample_args, desc, psw):
+    """A Sample of a backward op; with scale_grad_by_freq the tangent is the kernel itself
+    (formulas/embedding.py), through grad's tangent and, with per_sample_weights, through grad."""
+    if not desc.endswith("scale_grad_by_freq"):
+        return Sample(sample_args, desc=desc)
+    xfails = tangent_not_differentiable("_embedding_bag_dense_backward", "with scale_grad_by_freq, whose scaling "
+                                        "torch_fwdad does not rewrite")
+    if psw is None:  # constant tangents (forward_ad) then reach the kernel with nothing requiring grad
+        xfails = {check: reason for check, reason in xfails.items() if check != "rev_over_fwd_forward_ad"}
+    return Sample(sample_args, desc=desc, xfails=xfails)
+
+
 def _no_reverse_mode(op):
     return (no_reverse_mode(op, "tests/test_second_order_vision.py, with Hessians against finite differences")
             | third_order(op, OWN_BACKWARD_NOT_IMPLEMENTED))
@@ -86,15 +98,16 @@ def _no_reverse_mode(op):
 @samples_for("aten::_embedding_bag_dense_backward", xfails=_no_reverse_mode("aten::_embedding_bag_dense_backward"))
 def embedding_bag_dense_backward_samples(dtype, device):
     for (grad, weight, indices, _, offset2bag, bag_size, max_indices, freq, mode, psw, pad), desc in _backward_cases(dtype, device):
-        yield Sample((grad, indices, offset2bag, bag_size, max_indices, weight.shape[0], freq, mode, psw, pad), desc=desc)
+        yield _frequency_scaled((grad, indices, offset2bag, bag_size, max_indices, weight.shape[0], freq, mode, psw, pad),
+                                desc, psw)
 
 
 @samples_for("aten::_embedding_bag_backward", xfails=_no_reverse_mode("aten::_embedding_bag_backward"))
 def embedding_bag_backward_samples(dtype, device):
     # sparse=False only: with sparse=True the output is sparse (docs/out_of_reach.md)
     for (grad, weight, indices, offsets, offset2bag, bag_size, max_indices, freq, mode, psw, pad), desc in _backward_cases(dtype, device):
-        yield Sample((grad, indices, offsets, offset2bag, bag_size, max_indices, weight.shape[0], freq, mode, False, psw, pad),
-                     desc=desc)
+        yield _frequency_scaled((grad, indices, offsets, offset2bag, bag_size, max_indices, weight.shape[0], freq, mode, False,
+                                 psw, pad), desc, psw)
 
 
 @samples_for("aten::_embedding_bag_per_sample_weights_backward", xfails=xfail(

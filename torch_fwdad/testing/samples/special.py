@@ -9,7 +9,7 @@ from functools import partial
 import torch
 from torch.testing import make_tensor
 
-from . import FWD_OVER_REV, ErrorSample, Sample, samples_for, xfail
+from . import FWD_OVER_REV, ErrorSample, Sample, samples_for, tangent_not_differentiable, xfail
 
 
 def _pairs(dtype, device, first, second):
@@ -70,7 +70,8 @@ _STANDARD_GAMMA_XFAILS = xfail(
 ) | xfail(
     "PyTorch's backward is _standard_gamma_grad(self, result), which has no derivative in PyTorch "
     "(not_implemented): its own NotImplementedError", *FWD_OVER_REV,
-) | xfail("a random op: vmap refuses it in its default randomness='error' mode, in plain PyTorch too", "vmap_jvp")
+) | xfail("a random op: vmap refuses it in its default randomness='error' mode, in plain PyTorch too", "vmap_jvp"
+) | tangent_not_differentiable("_standard_gamma_grad", "the implicit reparameterisation gradient")
 
 
 @samples_for("aten::_standard_gamma", xfails=_STANDARD_GAMMA_XFAILS)
