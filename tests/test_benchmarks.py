@@ -40,7 +40,7 @@ def test_attention_contention_table_runs_and_stops_its_busy_process():
     done = subprocess.run([sys.executable, os.path.join("benchmarks", "bench_attention.py"), *arguments],
                           capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    for text in ("quiet ms", "loaded ms", "tiles in this thread", "blockwise tiles (before)", "÷floor"):
+    for text in ("quiet ms", "loaded ms", "python tiles, one thread", "blockwise tiles (before)", "÷floor"):
         assert text in done.stdout, f"{text!r} missing from:\n{done.stdout}"
     spinning = subprocess.run(["pgrep", "-f", "while time.monotonic"], capture_output=True, text=True, timeout=30)
     assert spinning.stdout == "", "the busy process outlived the benchmark"
