@@ -43,8 +43,11 @@ def fast_path_build() -> dict:
             return [] if not self.extensions else super().get_outputs()
 
     extensions = [CppExtension(FAST_PATH, ["torch_fwdad/engine/_fast_path.cpp"], extra_compile_args=["-O2", "-g0"]),
+                  # -fopenmp: at::parallel_for is a header template that runs its body on one thread
+                  # unless the including file is compiled with OpenMP; libgomp then resolves to the
+                  # copy torch has already loaded (same soname)
                   CppExtension(ATTENTION_TILES, ["torch_fwdad/formulas/_attention_tiles.cpp"],
-                               extra_compile_args=["-O2", "-g0"])]
+                               extra_compile_args=["-O2", "-g0", "-fopenmp"], extra_link_args=["-fopenmp"])]
     return {"ext_modules": extensions, "cmdclass": {"build_ext": OptionalBuild.with_options(use_ninja=False)}}
 
 

@@ -403,9 +403,19 @@ std::tuple<at::Tensor, at::Tensor> attention_tangent_tiles(
   return {out_t, row_sums};
 }
 
+// How many threads one region of this file's at::parallel_for runs on. at::parallel_for is a
+// header template: compiled without OpenMP it runs its body on the calling thread alone, so
+// this is what tells that the build made the tile loop parallel (setup.py passes -fopenmp).
+int64_t attention_tiles_parallel_threads() {
+  std::atomic<int64_t> threads{0};
+  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) { ++threads; });
+  return threads;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(torch_fwdad, m) {
+  m.def("attention_tiles_parallel_threads() -> int");
   m.def(
       "attention_tangent_tiles(Tensor query, Tensor key, Tensor value, Tensor out, Tensor lse, Tensor? mask, "
       "Tensor? query_t, Tensor? key_t, Tensor? value_t, Tensor? mask_t, float scale, int? causal_offset, "
@@ -414,6 +424,10 @@ TORCH_LIBRARY_FRAGMENT(torch_fwdad, m) {
 
 TORCH_LIBRARY_IMPL(torch_fwdad, CPU, m) {
   m.impl("attention_tangent_tiles", &attention_tangent_tiles);
+}
+
+TORCH_LIBRARY_IMPL(torch_fwdad, CompositeExplicitAutograd, m) {
+  m.impl("attention_tiles_parallel_threads", &attention_tiles_parallel_threads);
 }
 
 // A Python module only to be found and imported like any other; the op lives in torch.ops.
