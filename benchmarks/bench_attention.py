@@ -58,9 +58,9 @@ def make_inputs(L, B=2, H=8, E=64, seed=0):
 # fallback of the C++ tile loop), the blockwise tiles of earlier versions (on worker threads),
 # and Python tiles in this thread (intra-op parallelism in every op)
 SWITCHES = {
-    "python tiles": [("attention_tiles", "_use_cpp")],
+    "python tiles": [("attention_tiles", "active")],
     "blockwise tiles (before)": [("attention", "USE_CACHE_TILES")],
-    "python tiles, one thread": [("attention_tiles", "_use_cpp"), ("attention", "USE_TILE_WORKERS")],
+    "python tiles, one thread": [("attention_tiles", "active"), ("attention", "USE_TILE_WORKERS")],
 }
 
 
@@ -75,7 +75,7 @@ def run(method, primals, tangents):
     if method == "torch_fwdad":
         return torch.func.jvp(F.scaled_dot_product_attention, tuple(primals), tuple(tangents))
     if method in SWITCHES:
-        modules = {"attention": attention, "attention_tiles": attention_tiles}
+        modules = {"attention": attention, "attention_tiles": attention_tiles.extension}
         switched = [(modules[module], name, getattr(modules[module], name)) for module, name in SWITCHES[method]]
         for module, name, _ in switched:
             setattr(module, name, False)
@@ -245,7 +245,7 @@ CONTENTION_METHODS = ("primal", "torch_fwdad", "python tiles", "blockwise tiles 
 def tile_loop_line():
     from torch_fwdad.formulas import attention_tiles
 
-    info = attention_tiles.info()
+    info = attention_tiles.extension.info()
     return f"torch_fwdad's values-only tiles: {info['path']} ({info['reason']})"
 
 

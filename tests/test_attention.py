@@ -543,9 +543,9 @@ def _choose_tile_loop(monkeypatch, path):
     """Values-only tiles by the C++ tile loop (formulas/_attention_tiles.cpp) or in Python."""
     from torch_fwdad.formulas import attention_tiles
 
-    if path == "c++" and not attention_tiles.info()["built"]:
-        pytest.skip(f"C++ tile loop not built here: {attention_tiles.info()['reason']}")
-    monkeypatch.setattr(attention_tiles, "_use_cpp", path == "c++")
+    if path == "c++" and not attention_tiles.extension.info()["built"]:
+        pytest.skip(f"C++ tile loop not built here: {attention_tiles.extension.info()['reason']}")
+    monkeypatch.setattr(attention_tiles.extension, "active", path == "c++")
     return path
 
 
@@ -726,8 +726,8 @@ def test_tile_loop_runs_on_all_of_torchs_threads():
     # build of the loop did, silently, at half the speed on 2 cores)
     from torch_fwdad.formulas import attention_tiles
 
-    if not attention_tiles.info()["built"]:
-        pytest.skip(f"C++ tile loop not built here: {attention_tiles.info()['reason']}")
+    if not attention_tiles.extension.info()["built"]:
+        pytest.skip(f"C++ tile loop not built here: {attention_tiles.extension.info()['reason']}")
     threads = torch.get_num_threads()
     try:
         for count in (1, 2, 3):
@@ -742,17 +742,18 @@ def test_tile_loop_info_names_the_path_and_its_switches(monkeypatch):
     # environment variable keeps the C++ loop from loading at all
     from torch_fwdad.formulas import attention_tiles
 
-    monkeypatch.setattr(attention_tiles, "_use_cpp", attention_tiles._use_cpp)  # restored after the test
-    built = attention_tiles.info()["built"]
-    assert attention_tiles.info()["path"] == ("c++" if built else "python")
-    attention_tiles.use_python(True)
-    assert not attention_tiles.active() and attention_tiles.info()["path"] == "python"
+    tiles = attention_tiles.extension
+    monkeypatch.setattr(tiles, "active", tiles.active)  # restored after the test
+    built = tiles.info()["built"]
+    assert tiles.info()["path"] == ("c++" if built else "python")
+    tiles.use_python(True)
+    assert not tiles.active and tiles.info()["path"] == "python"
     if built:
-        assert attention_tiles.info()["reason"] == "use_python(True) was called"
-        attention_tiles.use_python(False)
-        assert attention_tiles.active() and attention_tiles.info()["path"] == "c++"
+        assert tiles.info()["reason"] == "the Python path was chosen at run time"
+        tiles.use_python(False)
+        assert tiles.active and tiles.info()["path"] == "c++"
     else:
         with pytest.raises(RuntimeError, match="not available"):
-            attention_tiles.use_python(False)
+            tiles.use_python(False)
     monkeypatch.setenv(attention_tiles.ENVIRONMENT_VARIABLE, "python")
-    assert attention_tiles._load() == (None, f"{attention_tiles.ENVIRONMENT_VARIABLE}=python")
+    assert tiles.load() == (None, f"{attention_tiles.ENVIRONMENT_VARIABLE}=python")

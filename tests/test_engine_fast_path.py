@@ -155,7 +155,7 @@ def test_a_kernel_built_for_another_torch_is_not_loaded(monkeypatch):
         pytest.skip("C++ kernel not built here")
     from torch_fwdad.engine import _fast_path
     monkeypatch.setattr(_fast_path, "TORCH_VERSION", (2, 12, 1))
-    extension, reason = fast_path._load()
+    extension, reason = fast_path.extension.load()
     assert extension is None
     assert "built against torch 2.12.1" in reason
 
@@ -171,7 +171,7 @@ def test_the_environment_variable_forces_python_silently():
 
 
 def test_asking_for_cpp_where_it_is_missing_says_why(monkeypatch):
-    monkeypatch.setattr(fast_path, "_extension", None)
-    monkeypatch.setattr(fast_path, "_load_reason", "C++ kernel not built (test)")
+    monkeypatch.setattr(fast_path.extension, "module", None)
+    monkeypatch.setattr(fast_path.extension, "reason", "C++ kernel not built (test)")
     with pytest.raises(RuntimeError, match="C\\+\\+ kernel is not available: C\\+\\+ kernel not built"):
-        fast_path.set_python_path(False)
+        torch_fwdad.engine.use_python_path(False)

@@ -17,7 +17,7 @@ def summary() -> int:
           f"{len(rules)} forward rules installed, {len(skipped)} entries not needed here")
     engine = torch_fwdad.engine_info()
     print(f"no-tangent path: {engine['path']} ({engine['reason']})")
-    tiles = attention_tiles.info()
+    tiles = attention_tiles.extension.info()
     print(f"attention's values-only tiles: {tiles['path']} ({tiles['reason']})")
     for rule in rules:
         note = f"  (corrects upstream: {rule.corrects_upstream})" if rule.corrects_upstream else ""

@@ -15,66 +15,41 @@ from __future__ import annotations
 
 import torch
 
-from .extension import load_extension
+from .extension import OptionalExtension
 
 ENVIRONMENT_VARIABLE = "TORCH_FWDAD_ENGINE"  # "python": never load the C++ kernel
 
-
-def _load():
-    """(the extension module or None, why)."""
-    return load_extension(__package__, "_fast_path", ENVIRONMENT_VARIABLE, "C++ kernel")
-
-
-_extension, _load_reason = _load()
-_use_cpp = _extension is not None
-
-
-def active() -> bool:
-    """Whether kernels installed from now on use the C++ no-tangent test."""
-    return _use_cpp
-
-
-def info() -> dict[str, object]:
-    """{"path": "c++" or "python", "built": whether the extension loaded, "reason": why}."""
-    reason = _load_reason if _extension is None or _use_cpp else "use_python_path() was called"
-    return {"path": "c++" if _use_cpp else "python", "built": _extension is not None, "reason": reason}
-
-
-def set_python_path(python: bool) -> None:
-    """Choose the path for kernels installed from now on (registry.use_python_path reinstalls)."""
-    global _use_cpp
-    if not python and _extension is None:
-        raise RuntimeError(f"torch_fwdad: the C++ kernel is not available: {_load_reason}")
-    _use_cpp = not python
+# the kernel, and the switch registry.use_python_path turns
+extension = OptionalExtension(__package__, "_fast_path", ENVIRONMENT_VARIABLE, "C++ kernel")
 
 
 def capture(op: torch._ops.OpOverload):
     """The Autograd kernel of `op` now, held in C++, or None on the Python path."""
-    if not _use_cpp:
+    if not extension.active:
         return None
     name = op._schema.name
-    return _extension.capture(name, op._schema.overload_name)
+    return extension.module.capture(name, op._schema.overload_name)
 
 
 def install(op: torch._ops.OpOverload, upstream):
     """Install the C++ kernel above the Python one just installed; returns its handle
     (`.destroy()` takes it off), calling `upstream` (from `capture`) when no tangent."""
     namespace, name = op._schema.name.split("::", 1)
-    return _extension.install(namespace, name, op._schema.overload_name, upstream)
+    return extension.module.install(namespace, name, op._schema.overload_name, upstream)
 
 
 def enter_recovery() -> None:
     """A backward whose saved outputs get tangents back (forward_over_reverse.py) starts:
     every call goes to Python until it ends."""
-    if _extension is not None:
-        _extension.enter_recovery()
+    if extension.module is not None:
+        extension.module.enter_recovery()
 
 
 def exit_recovery() -> None:
-    if _extension is not None:
-        _extension.exit_recovery()
+    if extension.module is not None:
+        extension.module.exit_recovery()
 
 
 def set_error_translator(translate) -> None:
-    if _extension is not None:
-        _extension.set_error_translator(translate)
+    if extension.module is not None:
+        extension.module.set_error_translator(translate)

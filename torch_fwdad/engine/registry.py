@@ -207,14 +207,14 @@ def is_enabled() -> bool:
 def engine_info() -> dict[str, object]:
     """Which kernel decides overridden calls without a tangent: {"path": "c++" or "python",
     "built": whether the C++ kernel (engine/_fast_path.cpp) loaded, "reason": why this path}."""
-    return fast_path.info()
+    return fast_path.extension.info()
 
 
 def use_python_path(python: bool = True) -> None:
     """Reinstall every rule with the pure-Python kernels (True) or with the C++ no-tangent
     test above them (False; raises when it is not built). TORCH_FWDAD_ENGINE=python in the
     environment does the first from import on."""
-    fast_path.set_python_path(python)
+    fast_path.extension.use_python(python)
     if _enabled:
         for registration in _registrations.values():
             _uninstall(registration)

@@ -473,7 +473,7 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     # the scale: a zero scale takes the blockwise tiles.
     values_only = (USE_CACHE_TILES and reuse and _lse_usable(lse, query) and lse.dim() == 3
                    and _plain_values(*everything) and scale != 0)
-    in_cpp = values_only and attention_tiles.active()
+    in_cpp = values_only and attention_tiles.extension.active
     on_workers = (not in_cpp and reuse and _enough_tiles_for_workers(query, key, values_only)
                   and _workers_can_run(*everything))
     # (so does a problem of one in-place Python tile: building the stacked values costs more than it saves)
