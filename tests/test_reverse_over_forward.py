@@ -4,6 +4,11 @@ Plain PyTorch (2.13) gets this silently wrong for the ops whose forward formula 
 output whose own gradient PyTorch drops (native_layer_norm's mean and rstd, batch norm's
 saved statistics in training, the LU that det, slogdet and solve factor A into), and for
 linalg.householder_product, and NaN for linalg.eigh's eigenvectors. torch_fwdad's `when: outer_derivative` entries replace those formulas exactly there.
+Through forward_ad on an input requiring grad, plain PyTorch raises for the softmax family
+(softmax, log_softmax, logsumexp, cross_entropy, attention's math path: an in-place update
+of what exp saved), and any outer derivative raises for glu and hardsigmoid (their tangents
+are kernels without derivatives); logcumsumexp's first-order tangent is itself wrong where
+its input spreads widely along the dim.
 
 Each op is checked three ways, the directional derivative <∇h, d> of h(x) = <w, J(x) v>
 against central differences of h, which only needs first-order tangents (upstream's,
@@ -65,6 +70,36 @@ CASES = {
     "eigh": (lambda a: torch.linalg.eigh(a + a.mT).eigenvectors, (_random(4, 4, seed=25),)),
     "householder_product": (torch.linalg.householder_product, (_random(5, 3, seed=23), _random(2, seed=24))),
 }
+
+def _math_attention(q, k, v):
+    # the math path decomposes into _safe_softmax (nothing requiring grad would take the
+    # fused CPU kernel, which plain PyTorch cannot differentiate forward)
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        return F.scaled_dot_product_attention(q, k, v)
+
+
+# Plain PyTorch raises for these through forward_ad (make_dual) on inputs requiring grad, and
+# gives their tangent, and its gradient beneath torch.func, bit for bit as torch_fwdad does.
+SOFTMAX_CASES = {
+    "softmax": (lambda x: torch.softmax(x, 1), (_random(3, 5, 2, seed=40),)),
+    "log_softmax": (lambda x: torch.log_softmax(x, -1), (_random(4, 6, seed=41),)),
+    "logsumexp": (lambda x: torch.logsumexp(x, (0, 2), keepdim=True), (_random(3, 4, 2, seed=42),)),
+    "safe_softmax": (lambda x: torch.ops.aten._safe_softmax(x, -1), (_random(3, 5, seed=43),)),
+    "cross_entropy": (lambda x: F.cross_entropy(x, torch.tensor([2, 0, 4])), (_random(3, 5, seed=44),)),
+    "sdpa_math": (lambda q, k, v: _math_attention(q, k, v),
+                  (_random(1, 2, 4, 3, seed=45), _random(1, 2, 5, 3, seed=46), _random(1, 2, 5, 3, seed=47))),
+}
+CASES.update(SOFTMAX_CASES)
+CASES.update({
+    # any outer derivative raises in plain PyTorch
+    "glu": (lambda x: F.glu(x, 1), (_random(3, 4, seed=48),)),
+    "hardsigmoid_times_x": (lambda x: F.hardsigmoid(x) * x, (_random(4, 5, seed=49) * 2,)),
+    # plain PyTorch's tangent (not only its gradient) is wrong here: see below
+    "logcumsumexp_spread": (lambda x: torch.logcumsumexp(x, -1), (_random(3, 6, seed=50) * 15,)),
+})
+ALWAYS_CORRECTED = {"logcumsumexp_spread"}  # the tangent itself differs from plain PyTorch's
 
 
 def _tangent_function(f, tangents):
@@ -134,13 +169,48 @@ def _tangents_without_outer_derivative(f, inputs, tangents):
 
 def test_without_outer_derivative_the_tangent_is_plain_pytorchs():
     # one pass with torch_fwdad disabled for every case: disabling reinstalls every rule
-    cases = {name: _case(name)[:3] for name in CASES}
+    cases = {name: _case(name)[:3] for name in CASES if name not in ALWAYS_CORRECTED}
     ours = {name: _tangents_without_outer_derivative(*case) for name, case in cases.items()}
     with plain_pytorch():
         plain = {name: _tangents_without_outer_derivative(*case) for name, case in cases.items()}
-    for name in CASES:
+    for name in cases:
         for how, got, expected in zip(("jvp", "forward_ad", "no_grad", "jacfwd"), ours[name], plain[name]):
             assert torch.equal(got, expected), f"{name}, {how}: the tangent differs from plain PyTorch's"
+
+
+def test_where_plain_pytorch_works_the_softmax_family_is_its_own_bit_for_bit():
+    # the out-of-place formulas are upstream's ops in upstream's order: beneath torch.func
+    # (where plain PyTorch does not raise) gradients of the tangent are the same bits
+    ways = ("beneath_jvp", "func_grad_over_jvp")
+    cases = {name: _case(name) for name in SOFTMAX_CASES}
+    ours = {(name, way): WAYS[way](*case[:4]) for name, case in cases.items() for way in ways}
+    with plain_pytorch():
+        plain = {(name, way): WAYS[way](*case[:4]) for name, case in cases.items() for way in ways}
+    for key, gradients in ours.items():
+        assert all(torch.equal(a, b) for a, b in zip(gradients, plain[key])), f"{key}: differs from plain PyTorch"
+
+
+def test_logcumsumexp_tangent_is_exact_where_plain_pytorchs_is_not():
+    # x = [-30, 0], v = [1, 0]: d out_0 = v_0 exactly; plain PyTorch's 1e-13 in the
+    # denominator swamps exp(-30) and gives about half of it
+    x, v = torch.tensor([-30.0, 0.0], dtype=DT), torch.tensor([1.0, 0.0], dtype=DT)
+    jacobian = torch.func.jacrev(lambda a: torch.logcumsumexp(a, 0))(x)  # reverse mode, right upstream
+    tangent = torch.func.jvp(lambda a: torch.logcumsumexp(a, 0), (x,), (v,))[1]
+    torch.testing.assert_close(tangent, jacobian @ v, rtol=1e-12, atol=1e-15)  # atol: rounding of |v| = 1
+    with plain_pytorch():
+        plain = torch.func.jvp(lambda a: torch.logcumsumexp(a, 0), (x,), (v,))[1]
+    assert abs(plain[0].item() - 1) > 0.1, "plain PyTorch got this one right: the reason for the entry is gone"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_logcumsumexp_tangent_matches_the_jacobian(dtype):
+    # inputs spread over ~60 along the dim, both dtypes; the Jacobian from reverse mode
+    x = (_random(4, 40, seed=51) * 20).to(dtype)
+    v = _random(4, 40, seed=52).to(dtype)
+    tangent = torch.func.jvp(lambda a: torch.logcumsumexp(a, 1), (x,), (v,))[1]
+    jacobian = torch.func.vmap(torch.func.jacrev(lambda a: torch.logcumsumexp(a, 0)))(x.double())
+    expected = (jacobian @ v.double()[..., None])[..., 0].to(dtype)
+    torch.testing.assert_close(tangent, expected)
 
 
 # ---------------------------------------------------------------- models, end to end
