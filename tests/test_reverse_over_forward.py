@@ -6,7 +6,7 @@ saved statistics in training, the LU that det, slogdet and solve factor A into),
 linalg.householder_product, and NaN for linalg.eigh's eigenvectors. torch_fwdad's `when: outer_derivative` entries replace those formulas exactly there.
 Through forward_ad on an input requiring grad, plain PyTorch raises for the softmax family
 (softmax, log_softmax, logsumexp, cross_entropy, attention's math path: an in-place update
-of what exp saved), and any outer derivative raises for glu and hardsigmoid (their tangents
+of what exp saved) and the 1-norm (of what sgn saved), and any outer derivative raises for glu and hardsigmoid (their tangents
 are kernels without derivatives); logcumsumexp's first-order tangent is itself wrong where
 its input spreads widely along the dim.
 
@@ -80,9 +80,10 @@ def _math_attention(q, k, v):
         return F.scaled_dot_product_attention(q, k, v)
 
 
-# Plain PyTorch raises for these through forward_ad (make_dual) on inputs requiring grad, and
-# gives their tangent, and its gradient beneath torch.func, bit for bit as torch_fwdad does.
-SOFTMAX_CASES = {
+# Plain PyTorch raises for these through forward_ad (make_dual) on inputs requiring grad (its
+# formulas update an output exp or sgn saved, in place), and gives their tangent, and its
+# gradient beneath torch.func, bit for bit as torch_fwdad does.
+OUT_OF_PLACE_CASES = {
     "softmax": (lambda x: torch.softmax(x, 1), (_random(3, 5, 2, seed=40),)),
     "log_softmax": (lambda x: torch.log_softmax(x, -1), (_random(4, 6, seed=41),)),
     "logsumexp": (lambda x: torch.logsumexp(x, (0, 2), keepdim=True), (_random(3, 4, 2, seed=42),)),
@@ -90,8 +91,10 @@ SOFTMAX_CASES = {
     "cross_entropy": (lambda x: F.cross_entropy(x, torch.tensor([2, 0, 4])), (_random(3, 5, seed=44),)),
     "sdpa_math": (lambda q, k, v: _math_attention(q, k, v),
                   (_random(1, 2, 4, 3, seed=45), _random(1, 2, 5, 3, seed=46), _random(1, 2, 5, 3, seed=47))),
+    "vector_norm_1": (lambda x: torch.linalg.vector_norm(x, 1, dim=-1), (_random(3, 5, seed=53),)),
+    "normalize_1": (lambda x: F.normalize(x, p=1, dim=0), (_random(4, 3, seed=54),)),
 }
-CASES.update(SOFTMAX_CASES)
+CASES.update(OUT_OF_PLACE_CASES)
 CASES.update({
     # any outer derivative raises in plain PyTorch
     "glu": (lambda x: F.glu(x, 1), (_random(3, 4, seed=48),)),
@@ -178,11 +181,11 @@ def test_without_outer_derivative_the_tangent_is_plain_pytorchs():
             assert torch.equal(got, expected), f"{name}, {how}: the tangent differs from plain PyTorch's"
 
 
-def test_where_plain_pytorch_works_the_softmax_family_is_its_own_bit_for_bit():
+def test_where_plain_pytorch_works_the_out_of_place_formulas_are_its_own_bit_for_bit():
     # the out-of-place formulas are upstream's ops in upstream's order: beneath torch.func
     # (where plain PyTorch does not raise) gradients of the tangent are the same bits
     ways = ("beneath_jvp", "func_grad_over_jvp")
-    cases = {name: _case(name) for name in SOFTMAX_CASES}
+    cases = {name: _case(name) for name in OUT_OF_PLACE_CASES}
     ours = {(name, way): WAYS[way](*case[:4]) for name, case in cases.items() for way in ways}
     with plain_pytorch():
         plain = {(name, way): WAYS[way](*case[:4]) for name, case in cases.items() for way in ways}

@@ -1,7 +1,8 @@
 """Linear algebra: Cholesky, Householder products (ormqr) and friends; det, slogdet, solve
 and householder_product where an outer derivative differentiates the tangent (PyTorch's
 formulas are exact in value only: the first three read an LU factorization it declares
-non-differentiable)."""
+non-differentiable); the 1-norm's tangent out of place (PyTorch's scales sgn's saved output
+in place)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch
 
 from ._common import add_tangents, sum_tangents
 
-__all__ = ["cholesky_jvp", "det_jvp", "eigh_jvp", "householder_product_jvp", "ormqr_jvp", "slogdet_jvp", "solve_jvp"]
+__all__ = ["cholesky_jvp", "det_jvp", "eigh_jvp", "householder_product_jvp", "l1_norm_jvp", "ormqr_jvp", "slogdet_jvp",
+           "solve_jvp"]
 
 
 def cholesky_jvp(A_t: torch.Tensor, factor: torch.Tensor, upper: bool) -> torch.Tensor:
@@ -145,3 +147,14 @@ def eigh_jvp(A_t: torch.Tensor, L: torch.Tensor, V: torch.Tensor):
     off_diagonal = ~torch.eye(L.shape[-1], dtype=torch.bool, device=L.device)
     inverse_gaps = torch.where(off_diagonal, 1 / torch.where(off_diagonal, gaps, 1), 0)
     return (dL.real if dL.is_complex() else dL), V @ (dP * inverse_gaps)
+
+
+def l1_norm_jvp(self_p, self_t, dim, keepdim):
+    """Σ Re(sgn(x) conj(ẋ)) over dim: upstream's 1-norm tangent, written out of place.
+
+    Upstream multiplies sgn's output by the tangent in place on plain tensors; with x
+    requiring grad in a forward_ad dual level, sgn's backward has saved that output, and
+    reverse mode through the tangent raises. Same ops as upstream's branch for tensor
+    subclasses, so the values are its own, bit for bit.
+    """
+    return torch.real(self_p.sgn().mul(self_t.conj())).sum(dim=dim, keepdim=keepdim)

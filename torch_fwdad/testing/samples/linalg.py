@@ -133,3 +133,15 @@ def eigh_samples(dtype, device):
     make_arg = partial(make_tensor, dtype=dtype, device=device)
     yield Sample((make_arg(4, 4),), desc="4x4", wrapper=_symmetric)
     yield Sample((make_arg(2, 3, 3), "U"), desc="batched upper", wrapper=_symmetric)
+
+
+@samples_for("aten::linalg_vector_norm", dtypes=(torch.float64, torch.complex128))
+def vector_norm_samples(dtype, device):
+    # ord 1 is the corrected case; ord 2 and inf stay upstream's (the when condition)
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(3, 5), 1, [1]), desc="ord 1, one dim")
+    yield Sample((make_arg(2, 3, 4), 1, [0, 2], True), desc="ord 1, two dims, keepdim")
+    yield Sample((make_arg(6), 1), desc="ord 1, every dim")
+    yield Sample((make_arg(4, 3).mT, 1.0, [0]), desc="ord 1.0, non-contiguous")
+    yield Sample((make_arg(3, 5), 2, [1]), desc="ord 2 (upstream)")
+    yield Sample((make_arg(3, 5), float("inf"), [1]), desc="ord inf (upstream)")
