@@ -136,3 +136,12 @@ def test_direct_and_full_path_agree_bitwise_for_hessians(monkeypatch):
     direct = dense(plan(energy, x + 1))
     monkeypatch.setattr(compiled_module._DirectCall, "disabled", True)
     assert torch.equal(direct, dense(plan(energy, x + 1)))
+
+
+def test_only_graphs_that_call_sin_cos_and_the_like_materialize_their_broadcast_values():
+    """inductor's realize_opcount_threshold=0 computes sin(x) once instead of once per colour
+    (benchmarks/bench_sparse.py: tridiagonal), and measured slower on graphs without them."""
+    assert compiled_module.calls_recomputed_if_inlined(torch.fx.symbolic_trace(lambda v: torch.sin(v) * v))
+    assert compiled_module.calls_recomputed_if_inlined(torch.fx.symbolic_trace(lambda v: v.cos() + 1))
+    assert compiled_module.calls_recomputed_if_inlined(torch.fx.symbolic_trace(lambda v: torch.special.erf(v)))
+    assert not compiled_module.calls_recomputed_if_inlined(torch.fx.symbolic_trace(lambda v: (v[1:] - v[:-1]) ** 2))
