@@ -56,6 +56,9 @@ def test_a_compiled_plan_calls_its_graph_directly_until_a_guard_fails(monkeypatc
     scale = 5.0
     torch.testing.assert_close(dense(plan(func, x)), torch.func.jacfwd(func)(x))
     assert calls == [1]
+    scale = 2.0  # the function's guards pass again: the direct call on them was kept
+    torch.testing.assert_close(dense(plan(func, x)), torch.func.jacfwd(func)(x))
+    assert calls == [1] and evaluation.direct.of_function
 
 
 def test_after_a_dynamo_reset_the_plan_compiles_again_and_calls_the_new_graph():

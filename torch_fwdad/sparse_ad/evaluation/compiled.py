@@ -121,11 +121,14 @@ class CompiledOrEager:
 
     def _arm_direct(self, x, result):
         """After the compiling call: the direct call, if dynamo made exactly one graph that takes x
-        (and fixed tensors of the plan's own) and returns the result."""
+        (and fixed tensors of the plan's own) and returns the result. A direct call on the
+        function's guards stays: a call that took the full path (its guards failed, or it ran
+        inside a transform) does not replace it with the evaluation's dearer guards."""
         graphs, self._recording.graphs = self._recording.graphs, None
         if graphs is None:
             return
-        self.direct = _DirectCall.of(self._code, graphs, x, result, self.owned)
+        if self.direct is None:
+            self.direct = _DirectCall.of(self._code, graphs, x, result, self.owned)
         for graph in graphs:
             graph.seen = ()  # recorded once; no tensor kept alive
 
