@@ -3,7 +3,9 @@
 For the problems of issue 15 this prints, measured side by side in interleaved
 rounds with torch.utils.benchmark (fastest block per call, medians beside; float64, one intra-op
 thread by default): the primal, a
-prepared plan's evaluation eagerly and with compile=True (ratios to the primal), preparation
+prepared plan's evaluation eagerly and with compile=True (ratios to the primal; compiled, also as
+before: every call through torch.compile's frame, and the direct call after the evaluation's own
+guards with inductor's default inlining), preparation
 (detection + colouring), colour counts, and the dense torch.func.jacfwd / hessian where it
 fits in memory (n <= --dense-max). With --peers, and if jax and asdex import, the same
 problems through asdex (and sparsejac for Jacobians), jit-compiled, with their ratios.

@@ -6,13 +6,17 @@ of a 64x64 Laplacian energy (0.04 ms). Once torch.compile has compiled one graph
 calls that graph itself, after checking dynamo's own guards for the call (so whatever torch.compile
 would recompile for, a changed closure, global, dtype or shape, still takes the full path).
 
-The guards of the evaluation's frame are mostly on torch.func's own code (about 230, 0.02-0.05 ms
-a call, several times the guards of the user's function alone). So where it can, the plan has
-dynamo capture the user's function by itself first (its guards, and its graph `g`), and compiles
-the evaluation over `g` instead of the function: while the function's own guards pass, f is `g`,
-and the evaluation over `g` is the plan's own program (its graph, the plan's seeds and x), so
-checking f's guards is checking everything the graph was made from. Any failing guard takes the
-full path: torch.compile of the evaluation over the function itself, with all of dynamo's guards.
+The guards of the evaluation's frame are mostly on torch.func's own code (about 230: 0.02-0.05 ms
+a call, ten times the guards of the user's function alone). So where it can, the plan has dynamo
+capture the user's function f by itself first (f's guards, and its graph g), and compiles the
+evaluation over g instead of f. While f's guards pass (they include grad mode, autocast and the
+other global state), f computes what g computes; the evaluation over g reads nothing else that
+can change (g, the plan's seeds, x), so f's guards are what the direct call checks. It assumes
+torch.func's own functions are not replaced after compiling (the one thing the evaluation's
+guards also watched). A function that acts otherwise under torch.func than at the top level,
+where g was captured (it branches on `requires_grad`, say), is caught once, when arming: the
+result over g must equal the eager evaluation, else the evaluation's own guards are used as
+before. Any failing guard takes the full path: torch.compile of the evaluation over f itself.
 Hand-written because torch.compile offers no public "check guards, run graph" call
 (`torch.compiler.set_stance(skip_guard_eval_unsafe=True)` skips the guards, and still costs most
 of the rest). It reads dynamo's cache entries (private), so anything unexpected there, in any
@@ -281,7 +285,7 @@ def _plain_context() -> bool:
     return (torch.compiler.is_compiling() is False and torch._C._len_torch_dispatch_stack() == 0
             and torch._C._len_torch_function_stack() == 0 and torch._C._functorch.peek_interpreter_stack() is None
             and torch._dynamo.eval_frame._stance.stance == "default"
-            and torch.autograd.forward_ad._current_level == -1)
+            and torch.autograd.forward_ad._current_level == -1)  # the evaluation's guards check it; f's do not
 
 
 def _cache_entries(code):
