@@ -246,7 +246,8 @@ def summary(rows):
           " through torch.compile's frame; for Hessians the"
           " other colouring (the old auto took the fewer colours)")
     print("\n| problem | colours (eager / compiled) | primal ms | eager plan (before) | vmap(jvp) alone | "
-          "compiled plan (before: evaluation's guards and inlining; through torch.compile) | compiled, other colouring | guards + graph | "
+          "compiled plan (before: evaluation's guards and inlining; through torch.compile) | "
+          "compiled, other colouring | guards + graph | "
           "compiled v*2 | asdex | sparsejac |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
