@@ -3,7 +3,9 @@
 For the problems of issue 15 this prints, measured side by side in interleaved
 rounds with torch.utils.benchmark (fastest block per call, medians beside; float64, one intra-op
 thread by default): the primal, a
-prepared plan's evaluation eagerly and with compile=True (ratios to the primal), preparation
+prepared plan's evaluation eagerly and with compile=True (ratios to the primal; compiled, also as
+before: every call through torch.compile's frame, and the direct call after the evaluation's own
+guards with inductor's default inlining), preparation
 (detection + colouring), colour counts, and the dense torch.func.jacfwd / hessian where it
 fits in memory (n <= --dense-max). With --peers, and if jax and asdex import, the same
 problems through asdex (and sparsejac for Jacobians), jit-compiled, with their ratios.
@@ -24,7 +26,7 @@ import torch
 from torch.utils.benchmark import Timer
 
 from torch_fwdad.sparse_ad import Banded, hessian_plan, jacobian_plan
-from torch_fwdad.sparse_ad.evaluation.compiled import _DirectCall
+from torch_fwdad.sparse_ad.evaluation.compiled import CompiledOrEager, _DirectCall
 from torch_fwdad.sparse_ad.examples import PROBLEMS
 from torch_fwdad.sparse_ad.inputs import FlatInputs
 from torch_fwdad.sparse_ad.products import hvp_products, jvp_products
@@ -59,6 +61,9 @@ CHOICE_SIZES = [
 #: so every contender's work is on this thread)
 CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
 clock = CLOCKS["wall"]
+
+
+OWN_GUARDS = "compiled, evaluation's guards, inductor's inlining"
 
 
 def best_seconds(call, min_run_time):
@@ -131,8 +136,20 @@ def run_problem(name, size, args, peers):
         # before: every call through torch.compile's frame (hook, guards, wrappers); after: the
         # plan checks dynamo's guards and calls the compiled graph itself
         calls["compiled, via torch.compile"] = through_torch_compile(lambda: compiled(func, x))
+        # before: the direct call checked the guards of the evaluation's frame (mostly torch.func's),
+        # and inductor inlined (recomputed per colour) broadcast values such as sin(x)
+        CompiledOrEager.function_guards = CompiledOrEager.materialize_broadcast_values = False
+        try:
+            own_guards = plan_for(kind, True)
+            own_guards(func, x)
+            own_guards(func, x)
+        finally:
+            CompiledOrEager.function_guards = CompiledOrEager.materialize_broadcast_values = True
+        _assert_same(own_guards, eager, func, x)
+        calls[OWN_GUARDS] = lambda: own_guards(func, x)
         direct = next(iter(compiled._only_prepared()._compiled.values())).direct
         row["direct"] = direct is not None
+        row["guarded_by"] = "-" if direct is None else ("the function's" if direct.of_function else "the evaluation's")
         if direct is not None:  # the floor of the direct call: dynamo's guards and the graph, nothing of ours
             x_flat = FlatInputs.of(x).flatten(x)
             calls["guards + graph"] = lambda: direct(x_flat)
@@ -199,8 +216,11 @@ def print_row(row):
                      f"compiling took {row['compile_s']:.1f} s)")
         parts.append(ratio_line("compiled, through torch.compile's frame every call", row["compiled, via torch.compile"],
                                 primal, "before: no direct graph call"))
+        parts.append(ratio_line("compiled, direct call after the evaluation's guards", row[OWN_GUARDS],
+                                primal, "before: not the function's guards alone; sin(x) etc. per colour"))
         if "guards + graph" in row:
-            parts.append(ratio_line("floor: dynamo's guards + the compiled graph", row["guards + graph"], primal))
+            parts.append(ratio_line(f"floor: dynamo's guards ({row['guarded_by']}) + the compiled graph",
+                                    row["guards + graph"], primal))
         else:
             parts.append("   (no direct graph call for this function: every call through torch.compile's frame)")
     if "forced_kind" in row:
@@ -226,7 +246,9 @@ def summary(rows):
           " through torch.compile's frame; for Hessians the"
           " other colouring (the old auto took the fewer colours)")
     print("\n| problem | colours (eager / compiled) | primal ms | eager plan (before) | vmap(jvp) alone | "
-          "compiled plan (before) | compiled, other colouring | guards + graph | compiled v*2 | asdex | sparsejac |")
+          "compiled plan (before: evaluation's guards and inlining; through torch.compile) | "
+          "compiled, other colouring | guards + graph | "
+          "compiled v*2 | asdex | sparsejac |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         p = row["primal"]
@@ -235,7 +257,8 @@ def summary(rows):
         cells = [row["problem"], f"{row['colors']} {row['kind']}{compiled_colors}", f"{p * 1e3:.3f}",
                  f"{row['eager'] / p:.1f}x ({row['eager, full path'] / p:.1f}x)",
                  f"{row['products alone'] / p:.1f}x",
-                 f"{row['compiled'] / p:.1f}x ({row['compiled, via torch.compile'] / p:.1f}x)" if "compiled" in row else "-",
+                 f"{row['compiled'] / p:.1f}x ({row[OWN_GUARDS] / p:.1f}x; "
+                 f"{row['compiled, via torch.compile'] / p:.1f}x)" if "compiled" in row else "-",
                  f"{row[forced] / p:.1f}x ({row['forced_colors']} {row['forced_kind']})" if forced in row else "-",
                  f"{row['guards + graph'] / p:.1f}x" if "guards + graph" in row else "-",
                  f"{row['compiled v * 2'] / p:.1f}x" if "compiled v * 2" in row else "-"]

@@ -48,7 +48,7 @@ def test_a_compiled_plan_calls_its_graph_directly_until_a_guard_fails(monkeypatc
     plan(func, x)
     plan(func, x)  # compiles
     evaluation = evaluation_of(plan)
-    assert evaluation.direct is not None
+    assert evaluation.direct is not None and evaluation.direct.of_function  # func's own guards, not torch.func's
     calls = full_path_calls(evaluation, monkeypatch)
     for point in (x + 1, x * 3):
         torch.testing.assert_close(dense(plan(func, point)), torch.func.jacfwd(func)(point))
@@ -56,6 +56,9 @@ def test_a_compiled_plan_calls_its_graph_directly_until_a_guard_fails(monkeypatc
     scale = 5.0
     torch.testing.assert_close(dense(plan(func, x)), torch.func.jacfwd(func)(x))
     assert calls == [1]
+    scale = 2.0  # the function's guards pass again: the direct call on them was kept
+    torch.testing.assert_close(dense(plan(func, x)), torch.func.jacfwd(func)(x))
+    assert calls == [1] and evaluation.direct.of_function
 
 
 def test_after_a_dynamo_reset_the_plan_compiles_again_and_calls_the_new_graph():
@@ -69,6 +72,20 @@ def test_after_a_dynamo_reset_the_plan_compiles_again_and_calls_the_new_graph():
     torch._dynamo.reset()  # dynamo forgets the graph and its guards: the plan must not keep using them
     torch.testing.assert_close(dense(plan(func, x + 1)), torch.func.jacfwd(func)(x + 1))
     assert evaluation.direct is not None and evaluation.direct is not old
+
+
+def test_a_function_that_acts_otherwise_under_torch_func_keeps_the_evaluations_guards():
+    """Its graph alone (captured outside torch.func, where x does not require grad) is not what
+    the Hessian differentiates: the plan sees the difference when it arms the direct call."""
+    def energy(v):
+        return (v ** 3).sum() if v.requires_grad else (v ** 2).sum()
+    x = torch.linspace(0.5, 1.5, 8)
+    plan = hessian_plan("diagonal", compile="aot_eager")
+    plan(energy, x)
+    plan(energy, x)
+    direct = evaluation_of(plan).direct
+    assert direct is None or not direct.of_function
+    torch.testing.assert_close(dense(plan(energy, x + 1)), torch.func.hessian(energy)(x + 1))
 
 
 @pytest.mark.slow
@@ -122,3 +139,12 @@ def test_direct_and_full_path_agree_bitwise_for_hessians(monkeypatch):
     direct = dense(plan(energy, x + 1))
     monkeypatch.setattr(compiled_module._DirectCall, "disabled", True)
     assert torch.equal(direct, dense(plan(energy, x + 1)))
+
+
+def test_only_graphs_that_call_sin_cos_and_the_like_materialize_their_broadcast_values():
+    """inductor's realize_opcount_threshold=0 computes sin(x) once instead of once per colour
+    (benchmarks/bench_sparse.py: tridiagonal), and measured slower on graphs without them."""
+    assert compiled_module.calls_recomputed_if_inlined(torch.fx.symbolic_trace(lambda v: torch.sin(v) * v))
+    assert compiled_module.calls_recomputed_if_inlined(torch.fx.symbolic_trace(lambda v: v.cos() + 1))
+    assert compiled_module.calls_recomputed_if_inlined(torch.fx.symbolic_trace(lambda v: torch.special.erf(v)))
+    assert not compiled_module.calls_recomputed_if_inlined(torch.fx.symbolic_trace(lambda v: (v[1:] - v[:-1]) ** 2))

@@ -76,8 +76,9 @@ class PreparedEvaluation:
         measured slower than eager index_select, and slowed the products down as well
         (benchmarks/bench_sparse.py, 64x64 Laplacian and arrowhead Hessians)."""
         if func not in self._compiled:
-            self._compiled[func] = CompiledOrEager(self.products(flat_func, like, chunk_size), backend,
-                                                  owned=(self.seeds(like),))
+            self._compiled[func] = CompiledOrEager(
+                self.products(flat_func, like, chunk_size), backend, owned=(self.seeds(like),),
+                func=flat_func, run_over=lambda f: self.products(f, like, chunk_size))
         return self._compiled[func]
 
     def values(self, compressed):
