@@ -7,6 +7,11 @@ weights along d replaced by their derivatives; ∂x_d/∂g_d is the unnormalisat
 times the padding's slope, with PyTorch's backward conventions (0 where a coordinate is
 clipped, a sign flip per reflection). Nearest sampling is piecewise constant in the grid:
 PyTorch's backward gives the grid a zero gradient, and so does this tangent.
+
+Where nothing outside can differentiate the tangent (values only: plain CPU tensors, no
+autograd, no torch.func transform around, no dispatch mode), the optional C++ kernel
+(grid_sample_tangent) computes both terms in one pass over the sampled points; everywhere
+else the terms are built from differentiable torch ops.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import NamedTuple
 
 import torch
 
-from ._common import outer_derivative_possible, outer_transforms_around, sum_tangents
+from . import grid_sample_tangent
+from ._common import outer_derivative_possible, outer_transforms_around, plain_values, sum_tangents, unwrapped
 
-__all__ = ["grid_sampler_backward_jvp", "grid_sampler_grid_jvp", "grid_sampler_input_jvp"]
+__all__ = ["grid_sampler_backward_jvp", "grid_sampler_jvp"]
 
 BILINEAR, NEAREST, BICUBIC = 0, 1, 2
 ZEROS, BORDER, REFLECTION = 0, 1, 2
@@ -28,6 +34,56 @@ CUBIC_A = -0.75  # PyTorch's cubic convolution coefficient
 # Elements of the per-channel copy of the grid the backward kernel reads at once (16 MB in
 # float32); channels are taken in chunks below it.
 GRID_COPY_ELEMENTS = 1 << 22
+
+
+def grid_sampler_jvp(op, input, input_t, grid, grid_t, interpolation_mode, padding_mode, align_corners):
+    """Tangent of grid_sampler_{2,3}d (None: zero); input_t or grid_t may be None.
+
+    op: the entry's own overload (grid_sampler_2d, grid_sampler_3d or _grid_sampler_2d_cpu_fallback).
+    """
+    if interpolation_mode == NEAREST:  # the grid term is zero, as PyTorch's backward for the grid
+        grid_t = None
+    if input_t is None and grid_t is None:
+        return None
+    plain = _plain_if_values_only(input, input_t, grid, grid_t)
+    if plain is not None:
+        # nothing can differentiate the tangent: the kernels run on the plain tensors, without
+        # a pass through torch.func's layers (and this rule's override) for every op
+        input, input_t, grid, grid_t = plain
+        if _fused_kernel_runs(input, interpolation_mode, input_t, grid, grid_t):
+            return grid_sample_tangent.output_tangent(input, grid, input_t, grid_t, interpolation_mode, padding_mode,
+                                                      align_corners)
+    return sum_tangents(
+        None if input_t is None else grid_sampler_input_jvp(op, input_t, grid, interpolation_mode, padding_mode,
+                                                            align_corners),
+        None if grid_t is None else grid_sampler_grid_jvp(input, grid, grid_t, interpolation_mode, padding_mode,
+                                                          align_corners))
+
+
+def _plain_if_values_only(*tensors):
+    """The tensors unwrapped from torch.func's wrappers when they are plain CPU tensors that
+    nothing (autograd, an outer torch.func transform, a dispatch mode, the compiler) can
+    differentiate or trace through this rule (outer_derivative_possible, plain_values); else None."""
+    if outer_transforms_around() or any(t is not None and t.requires_grad for t in tensors):
+        return None
+    plain = tuple(map(unwrapped, tensors))
+    return plain if plain_values(*plain) else None
+
+
+# Where the C++ kernel runs (values only): the samplers with a grid term, in these numbers of
+# spatial dims. Measured against PyTorch's kernels on the bench's shapes (benchmarks/bench_grid_sample.py):
+# in 3-D, where PyTorch's CPU kernels are scalar, one fused pass costs about what one sampler
+# call does; in 2-D PyTorch's vectorized sampler and backward beat the scalar fused pass, and
+# nearest (no grid term) is the sampler on the input's tangent, which the kernel cannot beat.
+FUSED_SPATIAL_DIMS = (3,)
+
+
+def _fused_kernel_runs(input, interpolation_mode, *tensors) -> bool:
+    """True when the C++ kernel computes the tangent (plain tensors, values only)."""
+    if not (grid_sample_tangent.extension.active and input.dim() - 2 in FUSED_SPATIAL_DIMS
+            and interpolation_mode != NEAREST):
+        return False
+    return {t.dtype for t in (input, *tensors) if t is not None} <= {input.dtype} and input.dtype in grid_sample_tangent.DTYPES
 
 
 def grid_sampler_input_jvp(op, input_t, grid, interpolation_mode, padding_mode, align_corners):
