@@ -140,10 +140,9 @@ def _count_kernel_calls(monkeypatch):
 
 @pytest.mark.parametrize("dims", [2, 3])
 def test_jvp_reaches_the_kernel_where_it_is_chosen_and_matches_the_python_path(monkeypatch, dims):
-    # torch.func.jvp and forward_ad, values only: the kernel runs for FUSED_SPATIAL_DIMS
-    # (here made to include 2-D too), and the switch to Python gives the same tangents
+    # torch.func.jvp and forward_ad, values only, with a grid term: the kernel runs, and the
+    # switch to Python gives the same tangents
     monkeypatch.setattr(grid_sample_tangent.extension, "active", True)
-    monkeypatch.setattr(vision, "FUSED_SPATIAL_DIMS", (2, 3))
     x, grid, x_t, grid_t = problem(dims, seed=7)
 
     def sample(x, grid):
@@ -162,6 +161,21 @@ def test_jvp_reaches_the_kernel_where_it_is_chosen_and_matches_the_python_path(m
     assert len(calls) == 2
     for a, b in zip(fused, python):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_jvp_without_a_grid_term_is_the_sampler_on_the_input_tangent(monkeypatch, mode):
+    # no grid tangent (or nearest): one call of PyTorch's sampler, faster than the kernel
+    monkeypatch.setattr(grid_sample_tangent.extension, "active", True)
+    calls = _count_kernel_calls(monkeypatch)
+    x, grid, x_t, grid_t = problem(2, seed=8)
+    tangent = torch.func.jvp(lambda x, g: F.grid_sample(x, g, mode=mode, align_corners=True), (x, grid),
+                             (x_t, grid_t if mode == "nearest" else torch.zeros_like(grid_t)))[1]
+    assert len(calls) == (0 if mode == "nearest" else 1)  # a zero tangent given is still a tangent
+    torch.testing.assert_close(tangent, F.grid_sample(x_t, grid, mode=mode, align_corners=True))
+    _, tangent = torch.func.jvp(lambda x: F.grid_sample(x, grid, mode=mode, align_corners=True), (x,), (x_t,))
+    assert len(calls) == (0 if mode == "nearest" else 1)
+    torch.testing.assert_close(tangent, F.grid_sample(x_t, grid, mode=mode, align_corners=True))
 
 
 def test_kernel_stays_out_of_outer_derivatives(monkeypatch):
