@@ -11,6 +11,9 @@ milliseconds):
            derivatives: one more pass over the taps, timed as one sampler call with the same
            grid (what a fused kernel would pay); nearest has none
   floor    primal + input + grid
+  together the floor's calls timed as one, back to back with their outputs alive together, as
+           in a JVP: twice (three times) the memory of one call is touched, which costs more
+           than the three calls timed apart, each over its own cached data
   path     what computes the values-only tangent by default: "c++" (the fused kernel,
            formulas/_grid_sample_tangent.cpp) or "python" (PyTorch's kernels, formulas/vision.py)
   jvp      torch.func.jvp through F.grid_sample with torch_fwdad: primal + tangent, default path
@@ -73,7 +76,7 @@ def jvps(x, grid, tx, tgrid, sample, min_run_time):
 
 
 def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
-    """(primal, input, grid, jvp, fwad, jvp py, fwad py) milliseconds for one configuration."""
+    """(primal, input, grid, together, jvp, fwad, jvp py, fwad py) milliseconds for one configuration."""
 
     def sample(x, grid):
         return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=align_corners)
@@ -81,6 +84,8 @@ def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
     primal = median(lambda: sample(x, grid), min_run_time)
     input_term = median(lambda: sample(tx, grid), min_run_time)
     grid_term = median(lambda: sample(x, grid), min_run_time) if mode != "nearest" else 0.0  # nearest: zero
+    together = median(lambda: (sample(x, grid), sample(tx, grid), sample(x, grid) if mode != "nearest" else None),
+                      min_run_time)
     default = jvps(x, grid, tx, tgrid, sample, min_run_time)
     active = grid_sample_tangent.extension.active
     grid_sample_tangent.extension.use_python()
@@ -88,7 +93,7 @@ def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
         python = jvps(x, grid, tx, tgrid, sample, min_run_time)
     finally:
         grid_sample_tangent.extension.active = active
-    return (primal, input_term, grid_term, *default, *python)
+    return (primal, input_term, grid_term, together, *default, *python)
 
 
 def per_call_costs(min_run_time):
@@ -118,23 +123,25 @@ def main(argv=None):
     clock = "CPU time of one thread" if args.cpu_time else "wall clock"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, milliseconds of {clock}; "
           f"C++ grid-sample tangent: {grid_sample_tangent.extension.info()['reason']}")
-    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'path':>6} {'jvp':>7} {'jvp py':>7}"
-          f" {'fwad':>7} {'fwad py':>7}  {'floor/primal':>12}  ÷floor: {'jvp':>6} {'jvp py':>6} {'fwad':>6} {'fwad py':>7}")
     per_call_costs(args.min_run_time)
+    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'togeth.':>7} {'path':>6} {'jvp':>7}"
+          f" {'jvp py':>7} {'fwad':>7} {'fwad py':>7}  {'floor/primal':>12}  ÷floor: {'jvp':>6} {'jvp py':>6}"
+          f" {'fwad':>6} {'fwad py':>7}  ÷together: {'jvp':>6} {'jvp py':>6}")
     for dims, x_shape, grid_shape, modes in SMALL_CASES if args.small else CASES:
         x, tx = torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g)
         # a few points outside [-1, 1], where padding acts
         grid, tgrid = torch.rand(grid_shape, generator=g) * 2.2 - 1.1, torch.randn(grid_shape, generator=g)
         for mode, padding, align_corners in itertools.product(modes, ("zeros", "border"), (False, True)):
-            primal, input_term, grid_term, *timed = row(x, grid, tx, tgrid, mode, padding, align_corners,
-                                                        args.min_run_time)
+            primal, input_term, grid_term, together, *timed = row(x, grid, tx, tgrid, mode, padding,
+                                                                  align_corners, args.min_run_time)
             floor = primal + input_term + grid_term
             case = f"{dims} {mode} {padding} align_corners={align_corners}"
             jvp, fwad, jvp_python, fwad_python = timed
-            print(f"{case:42} {primal:7.2f} {input_term:7.2f} {grid_term:7.2f} {floor:7.2f} {default_path(x, mode):>6}"
+            print(f"{case:42} {primal:7.2f} {input_term:7.2f} {grid_term:7.2f} {floor:7.2f} {together:7.2f}"
+                  f" {default_path(x, mode):>6}"
                   f" {jvp:7.2f} {jvp_python:7.2f} {fwad:7.2f} {fwad_python:7.2f}  {floor / primal:11.2f}x         "
-                  + " ".join(f"{t / floor:5.2f}x" for t in (jvp, jvp_python, fwad)) + f" {fwad_python / floor:6.2f}x",
-                  flush=True)
+                  + " ".join(f"{t / floor:5.2f}x" for t in (jvp, jvp_python, fwad)) + f" {fwad_python / floor:6.2f}x"
+                  + f"             {jvp / together:5.2f}x {jvp_python / together:5.2f}x", flush=True)
 
 
 if __name__ == "__main__":
