@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 import torch_fwdad  # noqa: F401
 from torch_fwdad.formulas import grid_sample_tangent, vision
+from torch_fwdad.testing.samples.vision import grid_at_kinks
 
 F64 = torch.float64
 BILINEAR, NEAREST, BICUBIC = 0, 1, 2
@@ -63,23 +64,6 @@ def test_kernel_matches_python_path_and_central_differences(case, padding_mode, 
     moved = [(x if x_t is None else x + sign * eps * x_t, grid if grid_t is None or mode == NEAREST
               else grid + sign * eps * grid_t) for sign in (1, -1)]
     torch.testing.assert_close(fused, (sample(*moved[0]) - sample(*moved[1])) / (2 * eps), atol=1e-7, rtol=1e-6)
-
-
-def grid_at_kinks(spatial, points, dims, align_corners):
-    """Grid coordinates on integer source coordinates (tap boundaries), on the clip limits,
-    on half-integers (nearest's rounding), just inside and far outside the input."""
-    def normalized(source, size):  # inverse of PyTorch's unnormalisation
-        return source * 2 / (size - 1) - 1 if align_corners else (2 * source + 1) / size - 1
-
-    columns = []
-    for d in range(dims):
-        size = spatial[-1 - d]
-        sources = torch.tensor([0, 1, size - 1, size - 2, -1, size, -0.5, size - 0.5, -5, size + 5, 0.5, 1.75],
-                               dtype=F64)
-        sources = sources[torch.randperm(len(sources), generator=torch.Generator().manual_seed(d))]
-        columns.append(normalized(sources, size) if size > 1 or not align_corners else sources)
-    grid = torch.stack(columns, -1)
-    return grid.repeat(points // len(grid) + 1, 1)[:points]
 
 
 @pytest.mark.parametrize("align_corners", [False, True])
