@@ -1,4 +1,4 @@
-"""Builds torch_fwdad's optional C++ kernel; all other metadata lives in pyproject.toml.
+"""Builds torch_fwdad's optional C++ kernels; all other metadata lives in pyproject.toml.
 
 torch_fwdad/engine/_fast_path.cpp answers "no argument carries a tangent" without entering
 Python (engine/fast_path.py). It is optional: where torch's C++ extension tooling or a
@@ -11,6 +11,8 @@ from setuptools import setup
 FAST_PATH = "torch_fwdad.engine._fast_path"
 # attention's values-only tile loop (formulas/attention_tiles.py), optional in the same way
 ATTENTION_TILES = "torch_fwdad.formulas._attention_tiles"
+# grid_sample's values-only tangent in one pass (formulas/grid_sample_tangent.py), optional too
+GRID_SAMPLE_TANGENT = "torch_fwdad.formulas._grid_sample_tangent"
 
 
 def fast_path_build() -> dict:
@@ -47,6 +49,8 @@ def fast_path_build() -> dict:
                   # unless the including file is compiled with OpenMP; libgomp then resolves to the
                   # copy torch has already loaded (same soname)
                   CppExtension(ATTENTION_TILES, ["torch_fwdad/formulas/_attention_tiles.cpp"],
+                               extra_compile_args=["-O2", "-g0", "-fopenmp"], extra_link_args=["-fopenmp"]),
+                  CppExtension(GRID_SAMPLE_TANGENT, ["torch_fwdad/formulas/_grid_sample_tangent.cpp"],
                                extra_compile_args=["-O2", "-g0", "-fopenmp"], extra_link_args=["-fopenmp"])]
     return {"ext_modules": extensions, "cmdclass": {"build_ext": OptionalBuild.with_options(use_ninja=False)}}
 

@@ -11,11 +11,17 @@ milliseconds):
            derivatives: one more pass over the taps, timed as one sampler call with the same
            grid (what a fused kernel would pay); nearest has none
   floor    primal + input + grid
-  jvp      torch.func.jvp through F.grid_sample with torch_fwdad: primal + tangent
-  fwad     the same through torch.autograd.forward_ad (no torch.func wrapping: the
+  together the floor's calls timed as one, back to back with their outputs alive together, as
+           in a JVP: twice (three times) the memory of one call is touched, which costs more
+           than the three calls timed apart, each over its own cached data
+  path     what computes the values-only tangent by default: "c++" (the fused kernel,
+           formulas/_grid_sample_tangent.cpp) or "python" (PyTorch's kernels, formulas/vision.py)
+  jvp      torch.func.jvp through F.grid_sample with torch_fwdad: primal + tangent, default path
+  jvp py   the same with the C++ kernel switched off (grid_sample_tangent.extension.use_python())
+  fwad, fwad py   the same two through torch.autograd.forward_ad (no torch.func wrapping: the
            difference is torch.func's per-call cost)
-Ratios: jvp / primal, floor / primal, jvp / floor, fwad / floor. --cpu-time times one thread's CPU time
-(time.thread_time, one torch thread): figures that hold when other processes share the cores.
+Ratios ÷ floor of each JVP column. --cpu-time times one thread's CPU time (time.thread_time,
+one torch thread): figures that hold when other processes share the cores.
 Usage: python benchmarks/bench_grid_sample.py [--min-run-time 0.3] [--cpu-time] [--small]
 """
 
@@ -31,6 +37,7 @@ import torch.nn.functional as F
 from torch.utils import benchmark
 
 import torch_fwdad  # noqa: F401  (installs the rules)
+from torch_fwdad.formulas import grid_sample_tangent
 
 CASES = [  # (dims, input shape, grid shape, modes)
     ("2-d", (8, 16, 64, 64), (8, 64, 64, 2), ("bilinear", "nearest", "bicubic")),
@@ -52,8 +59,24 @@ def median(fn, min_run_time):
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
+def default_path(x, mode):
+    """Which path computes this configuration's values-only tangent by default."""
+    return "c++" if grid_sample_tangent.extension.active and mode != "nearest" else "python"  # with a grid term
+
+
+def jvps(x, grid, tx, tgrid, sample, min_run_time):
+    """(jvp, fwad) milliseconds."""
+    jvp = median(lambda: torch.func.jvp(sample, (x, grid), (tx, tgrid)), min_run_time)
+
+    def forward_ad():
+        with fwAD.dual_level():
+            return fwAD.unpack_dual(sample(fwAD.make_dual(x, tx), fwAD.make_dual(grid, tgrid))).tangent
+
+    return jvp, median(forward_ad, min_run_time)
+
+
 def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
-    """(primal, input, grid, jvp, fwad) milliseconds for one configuration."""
+    """(primal, input, grid, together, jvp, fwad, jvp py, fwad py) milliseconds for one configuration."""
 
     def sample(x, grid):
         return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=align_corners)
@@ -61,13 +84,30 @@ def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
     primal = median(lambda: sample(x, grid), min_run_time)
     input_term = median(lambda: sample(tx, grid), min_run_time)
     grid_term = median(lambda: sample(x, grid), min_run_time) if mode != "nearest" else 0.0  # nearest: zero
-    jvp = median(lambda: torch.func.jvp(sample, (x, grid), (tx, tgrid)), min_run_time)
+    together = median(lambda: (sample(x, grid), sample(tx, grid), sample(x, grid) if mode != "nearest" else None),
+                      min_run_time)
+    default = jvps(x, grid, tx, tgrid, sample, min_run_time)
+    active = grid_sample_tangent.extension.active
+    grid_sample_tangent.extension.use_python()
+    try:
+        python = jvps(x, grid, tx, tgrid, sample, min_run_time)
+    finally:
+        grid_sample_tangent.extension.active = active
+    return (primal, input_term, grid_term, together, *default, *python)
+
+
+def per_call_costs(min_run_time):
+    """What torch.func.jvp and forward_ad cost per call around any op: one with a built-in
+    formula (torch.sin) on 8 elements, whose own work is negligible."""
+    x, t = torch.ones(8), torch.ones(8)
+    jvp = median(lambda: torch.func.jvp(torch.sin, (x,), (t,)), min_run_time)
 
     def forward_ad():
         with fwAD.dual_level():
-            return fwAD.unpack_dual(sample(fwAD.make_dual(x, tx), fwAD.make_dual(grid, tgrid))).tangent
+            return fwAD.unpack_dual(torch.sin(fwAD.make_dual(x, t))).tangent
 
-    return primal, input_term, grid_term, jvp, median(forward_ad, min_run_time)
+    print(f"per-call cost around an op with a built-in formula (torch.sin, 8 elements): torch.func.jvp "
+          f"{jvp:.3f} ms, forward_ad {median(forward_ad, min_run_time):.3f} ms")
 
 
 def main(argv=None):
@@ -81,20 +121,27 @@ def main(argv=None):
         CLOCK["timer"] = time.thread_time
     g = torch.Generator().manual_seed(0)
     clock = "CPU time of one thread" if args.cpu_time else "wall clock"
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, milliseconds of {clock}")
-    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'jvp':>7} {'fwad':>7}"
-          f"  {'jvp/primal':>10} {'floor/primal':>12} {'jvp/floor':>9} {'fwad/floor':>10}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, milliseconds of {clock}; "
+          f"C++ grid-sample tangent: {grid_sample_tangent.extension.info()['reason']}")
+    per_call_costs(args.min_run_time)
+    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'togeth.':>7} {'path':>6} {'jvp':>7}"
+          f" {'jvp py':>7} {'fwad':>7} {'fwad py':>7}  {'floor/primal':>12}  ÷floor: {'jvp':>6} {'jvp py':>6}"
+          f" {'fwad':>6} {'fwad py':>7}  ÷together: {'jvp':>6} {'jvp py':>6}")
     for dims, x_shape, grid_shape, modes in SMALL_CASES if args.small else CASES:
         x, tx = torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g)
         # a few points outside [-1, 1], where padding acts
         grid, tgrid = torch.rand(grid_shape, generator=g) * 2.2 - 1.1, torch.randn(grid_shape, generator=g)
         for mode, padding, align_corners in itertools.product(modes, ("zeros", "border"), (False, True)):
-            primal, input_term, grid_term, jvp, fwad = row(x, grid, tx, tgrid, mode, padding, align_corners,
-                                                     args.min_run_time)
+            primal, input_term, grid_term, together, *timed = row(x, grid, tx, tgrid, mode, padding,
+                                                                  align_corners, args.min_run_time)
             floor = primal + input_term + grid_term
             case = f"{dims} {mode} {padding} align_corners={align_corners}"
-            print(f"{case:42} {primal:7.2f} {input_term:7.2f} {grid_term:7.2f} {floor:7.2f} {jvp:7.2f} {fwad:7.2f}"
-                  f"  {jvp / primal:9.2f}x {floor / primal:11.2f}x {jvp / floor:8.2f}x {fwad / floor:9.2f}x", flush=True)
+            jvp, fwad, jvp_python, fwad_python = timed
+            print(f"{case:42} {primal:7.2f} {input_term:7.2f} {grid_term:7.2f} {floor:7.2f} {together:7.2f}"
+                  f" {default_path(x, mode):>6}"
+                  f" {jvp:7.2f} {jvp_python:7.2f} {fwad:7.2f} {fwad_python:7.2f}  {floor / primal:11.2f}x         "
+                  + " ".join(f"{t / floor:5.2f}x" for t in (jvp, jvp_python, fwad)) + f" {fwad_python / floor:6.2f}x"
+                  + f"             {jvp / together:5.2f}x {jvp_python / together:5.2f}x", flush=True)
 
 
 if __name__ == "__main__":

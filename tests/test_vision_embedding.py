@@ -9,6 +9,7 @@ import torch.nn.functional as F
 import torch_fwdad  # noqa: F401
 from torch_fwdad.testing import sample_registry
 from torch_fwdad.testing.checks import as_function
+from torch_fwdad.testing.samples.vision import grid_at_kinks
 
 F64 = torch.float64
 
@@ -108,23 +109,6 @@ def test_grid_tangent_from_the_backward_kernel_matches_the_differentiable_one(mo
     torch.testing.assert_close(fast, differentiable.detach())
 
 
-def _grid_at_kinks(spatial, points, dims, align_corners):
-    """Grid coordinates on integer source coordinates (tap boundaries), on the clip limits,
-    just inside and far outside them, and random ones."""
-    def normalized(source, size):  # inverse of PyTorch's unnormalisation
-        return source * 2 / (size - 1) - 1 if align_corners else (2 * source + 1) / size - 1
-
-    columns = []
-    for d in range(dims):
-        size = spatial[-1 - d]
-        sources = torch.tensor([0, 1, size - 1, size - 2, -1, size, -0.5, size - 0.5, -5, size + 5, 0.25, 1.75],
-                               dtype=F64)
-        sources = sources[torch.randperm(len(sources), generator=torch.Generator().manual_seed(d))]
-        columns.append(normalized(sources, size) if size > 1 or not align_corners else sources)
-    grid = torch.stack(columns, -1)
-    return grid.repeat(points // len(grid) + 1, 1)[:points]
-
-
 @pytest.mark.parametrize("dims, mode", [(2, 0), (2, 2), (3, 0)], ids=["2-d bilinear", "2-d bicubic", "3-d bilinear"])
 @pytest.mark.parametrize("padding_mode", [0, 1, 2], ids=["zeros", "border", "reflection"])
 @pytest.mark.parametrize("align_corners", [False, True])
@@ -139,7 +123,7 @@ def test_tap_gather_matches_the_backward_kernel_at_tap_boundaries_and_limits(dim
     spatial = spatial[:dims]
     x = randn(2, 3, *spatial, seed=1)
     points = 12
-    grid = _grid_at_kinks(spatial, 2 * points, dims, align_corners).reshape(2, points, *(1,) * (dims - 1), dims)
+    grid = grid_at_kinks(spatial, 2 * points, dims, align_corners).reshape(2, points, *(1,) * (dims - 1), dims)
     grid_t = randn(*grid.shape, seed=2)
     by_backward = vision._grid_tangent_by_backward(x, grid, grid_t, mode, padding_mode, align_corners)
     gathered = vision.grid_sampler_grid_jvp(x, grid.requires_grad_(), grid_t, mode, padding_mode, align_corners)

@@ -7,7 +7,7 @@ import sys
 import torch
 
 import torch_fwdad
-from torch_fwdad.formulas import attention_tiles
+from torch_fwdad.formulas import attention_tiles, grid_sample_tangent
 
 
 def summary() -> int:
@@ -19,6 +19,8 @@ def summary() -> int:
     print(f"no-tangent path: {engine['path']} ({engine['reason']})")
     tiles = attention_tiles.extension.info()
     print(f"attention's values-only tiles: {tiles['path']} ({tiles['reason']})")
+    grid = grid_sample_tangent.extension.info()
+    print(f"grid_sample's values-only tangent kernel: {grid['path']} ({grid['reason']})")
     for rule in rules:
         note = f"  (corrects upstream: {rule.corrects_upstream})" if rule.corrects_upstream else ""
         print(f"  + {rule.name:<60} {rule.origin}{note}")

@@ -91,6 +91,25 @@ def unwrapped(t: torch.Tensor | None) -> torch.Tensor | None:
     return t
 
 
+def plain_values(*tensors) -> bool:
+    """True when the tensors (after unwrapping torch.func's) are plain strided CPU tensors that
+    do not require grad, and no dispatch mode or compiler tracing is on: what other threads,
+    a C++ kernel reading raw buffers, or out= writes into buffers a rule owns compute is then
+    what this thread's ops would.
+
+    Modes, tracing and transforms live in this thread's state, which workers do not share.
+    """
+    if torch.compiler.is_compiling():
+        return False
+    if torch._C._dispatch_tls_is_dispatch_key_included(torch._C.DispatchKey.Python):  # a dispatch mode is on
+        return False
+    # requires_grad after unwrapping: under torch.func.jvp, reverse mode beneath the transform
+    # (a model whose parameters require grad) shows only on the unwrapped tensors
+    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu" and t.layout == torch.strided
+                             and not t.requires_grad)
+               for t in map(unwrapped, tensors))
+
+
 def outer_transforms_around() -> bool:
     """True inside a torch.func transform other than the one running this rule (nested jvp, grad, vmap)."""
-    return len(retrieve_all_functorch_interpreters()) > 1
+    return len(torch._C._functorch.get_interpreter_stack() or ()) > 1  # C++ interpreters: no Python wrappers made

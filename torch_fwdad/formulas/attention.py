@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from . import attention_tiles
-from ._common import (outer_derivative_possible, outer_transforms_around, requires_grad_at_any_level, sum_tangents,
-                      unwrapped)
+from ._common import (outer_derivative_possible, outer_transforms_around, plain_values, requires_grad_at_any_level,
+                      sum_tangents, unwrapped)
 
 __all__ = [
     "BOTTOM_RIGHT",
@@ -159,28 +159,10 @@ def _forget_tile_workers():
 os.register_at_fork(after_in_child=_forget_tile_workers)
 
 
-def _plain_values(*tensors) -> bool:
-    """True when the tensors (after unwrapping torch.func's) are plain strided CPU tensors that
-    do not require grad, and no dispatch mode or compiler tracing is on: what other threads,
-    or out= writes into buffers this rule owns, compute is then what this thread's ops would.
-
-    Modes, tracing and transforms live in this thread's state, which workers do not share.
-    """
-    if torch.compiler.is_compiling():
-        return False
-    if torch._C._dispatch_tls_is_dispatch_key_included(torch._C.DispatchKey.Python):  # a dispatch mode is on
-        return False
-    # requires_grad after unwrapping: under torch.func.jvp, reverse mode beneath the transform
-    # (a model whose parameters require grad) shows only on the unwrapped tensors
-    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu" and t.layout == torch.strided
-                             and not t.requires_grad)
-               for t in map(unwrapped, tensors))
-
-
 def _workers_can_run(*tensors) -> bool:
-    """True when worker threads would compute what this thread computes (_plain_values),
+    """True when worker threads would compute what this thread computes (plain_values),
     with several threads."""
-    return USE_TILE_WORKERS and torch.get_num_threads() >= 2 and _plain_values(*tensors)
+    return USE_TILE_WORKERS and torch.get_num_threads() >= 2 and plain_values(*tensors)
 
 
 def _enough_tiles_for_workers(query, key, in_cache: bool = False) -> bool:
@@ -472,7 +454,7 @@ def _attention_tangents(primals: AttentionInputs, tangents: AttentionInputs, out
     # (_terms_in_cache_tiles, on worker threads or on one thread). ṡ is computed divided by
     # the scale: a zero scale takes the blockwise tiles.
     values_only = (USE_CACHE_TILES and reuse and _lse_usable(lse, query) and lse.dim() == 3
-                   and _plain_values(*everything) and scale != 0)
+                   and plain_values(*everything) and scale != 0)
     in_cpp = values_only and attention_tiles.extension.active
     on_workers = (not in_cpp and reuse and _enough_tiles_for_workers(query, key, values_only)
                   and _workers_can_run(*everything))

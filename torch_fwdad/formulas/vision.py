@@ -7,6 +7,12 @@ weights along d replaced by their derivatives; ∂x_d/∂g_d is the unnormalisat
 times the padding's slope, with PyTorch's backward conventions (0 where a coordinate is
 clipped, a sign flip per reflection). Nearest sampling is piecewise constant in the grid:
 PyTorch's backward gives the grid a zero gradient, and so does this tangent.
+
+Where nothing outside can differentiate the tangent (values only: plain CPU tensors, no
+autograd, no torch.func transform around, no dispatch mode), the kernels run on the plain
+tensors, and with a grid term the optional C++ kernel (grid_sample_tangent) computes both
+terms in one pass over the sampled points; everywhere else the terms are built from
+differentiable torch ops.
 """
 
 from __future__ import annotations
@@ -17,9 +23,10 @@ from typing import NamedTuple
 
 import torch
 
-from ._common import outer_derivative_possible, outer_transforms_around, sum_tangents
+from . import grid_sample_tangent
+from ._common import outer_derivative_possible, outer_transforms_around, plain_values, sum_tangents, unwrapped
 
-__all__ = ["grid_sampler_backward_jvp", "grid_sampler_grid_jvp", "grid_sampler_input_jvp"]
+__all__ = ["grid_sampler_backward_jvp", "grid_sampler_jvp"]
 
 BILINEAR, NEAREST, BICUBIC = 0, 1, 2
 ZEROS, BORDER, REFLECTION = 0, 1, 2
@@ -28,6 +35,56 @@ CUBIC_A = -0.75  # PyTorch's cubic convolution coefficient
 # Elements of the per-channel copy of the grid the backward kernel reads at once (16 MB in
 # float32); channels are taken in chunks below it.
 GRID_COPY_ELEMENTS = 1 << 22
+
+
+def grid_sampler_jvp(op, input, input_t, grid, grid_t, interpolation_mode, padding_mode, align_corners):
+    """Tangent of grid_sampler_{2,3}d (None: zero); input_t or grid_t may be None.
+
+    op: the entry's own overload (grid_sampler_2d, grid_sampler_3d or _grid_sampler_2d_cpu_fallback).
+    """
+    if interpolation_mode == NEAREST:  # the grid term is zero, as PyTorch's backward for the grid
+        grid_t = None
+    if input_t is None and grid_t is None:
+        return None
+    plain = _plain_if_values_only(input, input_t, grid, grid_t)
+    if plain is not None:
+        # nothing can differentiate the tangent: the kernels run on the plain tensors, without
+        # a pass through torch.func's layers (and this rule's override) for every op
+        input, input_t, grid, grid_t = plain
+        if _fused_kernel_runs(input, input_t, grid, grid_t):  # nearest: grid_t is None
+            return grid_sample_tangent.output_tangent(input, grid, input_t, grid_t, interpolation_mode, padding_mode,
+                                                      align_corners)
+    return sum_tangents(
+        None if input_t is None else grid_sampler_input_jvp(op, input_t, grid, interpolation_mode, padding_mode,
+                                                            align_corners),
+        None if grid_t is None else grid_sampler_grid_jvp(input, grid, grid_t, interpolation_mode, padding_mode,
+                                                          align_corners))
+
+
+def _plain_if_values_only(*tensors):
+    """The tensors unwrapped from torch.func's wrappers when they are plain CPU tensors that
+    nothing (autograd, an outer torch.func transform, a dispatch mode, the compiler) can
+    differentiate or trace through this rule (outer_derivative_possible, plain_values); else None."""
+    if outer_transforms_around() or any(t is not None and t.requires_grad for t in tensors):
+        return None
+    plain = tuple(map(unwrapped, tensors))
+    return plain if plain_values(*plain) else None
+
+
+def _fused_kernel_runs(input, input_t, grid, grid_t) -> bool:
+    """True when the C++ kernel computes the (values-only) tangent: there is a grid term (a
+    grid tangent, not nearest), and the tensors share a dtype the kernel computes in.
+
+    Measured on the bench's shapes (benchmarks/bench_grid_sample.py), in primals: the fused
+    pass costs 2.2-3.5 in 2-D and 1.3-1.8 in 3-D against 2.8-6.8 and 4.4-5.7 for the Python
+    path's sampler + backward kernel + contraction. Without a grid term the tangent is one
+    sampler call on the input's tangent, which PyTorch's (vectorized in 2-D) kernel does at
+    least as fast.
+    """
+    if grid_t is None or not grid_sample_tangent.extension.active:
+        return False
+    return ({t.dtype for t in (input, input_t, grid, grid_t) if t is not None} == {input.dtype}
+            and input.dtype in grid_sample_tangent.DTYPES)
 
 
 def grid_sampler_input_jvp(op, input_t, grid, interpolation_mode, padding_mode, align_corners):

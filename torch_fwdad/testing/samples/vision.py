@@ -19,6 +19,25 @@ MODES_3D = {"bilinear": 0, "nearest": 1}
 PADDINGS = {"zeros": 0, "border": 1, "reflection": 2}
 
 
+def grid_at_kinks(spatial, points, dims, align_corners):
+    """(points, dims) float64 grid coordinates on the sampler's kinks, for the tests that pin
+    PyTorch's conventions there: integer source coordinates (tap boundaries), the clip limits,
+    half-integers (nearest's rounding), just inside and far outside the input, and random
+    ones. spatial: the input's spatial sizes (z, y, x)."""
+    def normalized(source, size):  # inverse of PyTorch's unnormalisation
+        return source * 2 / (size - 1) - 1 if align_corners else (2 * source + 1) / size - 1
+
+    columns = []
+    for d in range(dims):
+        size = spatial[-1 - d]
+        sources = torch.tensor([0, 1, size - 1, size - 2, -1, size, -0.5, size - 0.5, -5, size + 5, 0.25, 1.75],
+                               dtype=torch.float64)
+        sources = sources[torch.randperm(len(sources), generator=torch.Generator().manual_seed(d))]
+        columns.append(normalized(sources, size) if size > 1 or not align_corners else sources)
+    grid = torch.stack(columns, -1)
+    return grid.repeat(points // len(grid) + 1, 1)[:points]
+
+
 def _grid(*shape, dtype, device):
     return make_tensor(*shape, dtype=dtype, device=device, low=-1.3, high=1.3)
 

@@ -1,0 +1,445 @@
+// The values-only tangent of grid_sampler_2d/3d in one pass (formulas/grid_sample_tangent.py loads it).
+//
+// torch_fwdad::grid_sample_tangent computes, for out[n,c,p] = Σ_taps w_tap(x) input[n,c,tap],
+//     ȯut[n,c,p] = Σ_taps w_tap · input_t[n,c,tap] + Σ_taps (Σ_d ∂w_tap/∂x_d · ẋ_d) · input[n,c,tap],
+// with x_d the source coordinate along spatial dimension d (x first) and ẋ_d = (∂x_d/∂g_d)·ġ_d.
+// Each point's taps, weights, weight rates and ẋ are computed once, for a block of points,
+// and then every channel runs over that block: PyTorch has no kernel returning ∂out/∂grid
+// per channel (its backward sums over channels), which is what the Python path pays for.
+// Either tangent may be absent. The coordinate helpers are ATen's own (ATen/native/GridSampler.h),
+// so padding (zeros, border, reflection), align_corners, the slope conventions (0 where a
+// coordinate is clipped, a sign flip per reflection) and nearest rounding are PyTorch's.
+// Nearest is piecewise constant in the grid: no grid term, as PyTorch's grid gradient.
+//
+// formulas/vision.py calls it only where nothing can differentiate the result (no autograd,
+// no torch.func level above, no dispatch mode, plain CPU tensors): it reads raw buffers.
+#include <Python.h>
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/native/GridSampler.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/Exception.h>
+#include <torch/headeronly/version.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+using at::native::GridSamplerInterpolation;
+using at::native::GridSamplerPadding;
+
+constexpr int kMaxDims = 3;
+constexpr int kMaxTaps = 16;     // bicubic 2-D: 4 x 4
+constexpr int64_t kBlock = 64;   // points whose taps are held at once
+// elementary steps worth a task of their own: at::internal::GRAIN_SIZE, whose header
+// (ATen/TensorIterator.h) costs more to compile than this file
+constexpr int64_t kGrainSize = 32768;
+
+// Cubic convolution weights of taps floor(x) - 1 ... + 2 at t = x - floor(x). The same as
+// get_cubic_upsample_coefficients (ATen/native/UpSample.h, which pulls in far more headers).
+template <typename scalar_t>
+void cubic_weights(scalar_t w[4], scalar_t t) {
+  const scalar_t A = -0.75;
+  auto near = [A](scalar_t x) { return ((A + 2) * x - (A + 3)) * x * x + 1; };
+  auto far = [A](scalar_t x) { return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A; };
+  w[0] = far(t + 1);
+  w[1] = near(t);
+  w[2] = near(1 - t);
+  w[3] = far(2 - t);
+}
+
+template <typename scalar_t>
+struct Problem {
+  GridSamplerInterpolation mode;
+  GridSamplerPadding padding;
+  bool align_corners;
+  int64_t size[kMaxDims];            // input size along x, y, z
+  int64_t input_stride[kMaxDims];    // input strides along x, y, z
+  int64_t tangent_stride[kMaxDims];  // input_t strides along x, y, z
+};
+
+// A grid (or its tangent) as raw strides: its points (z, y, x; x fastest) of batch entry n.
+template <typename scalar_t>
+struct GridView {
+  const scalar_t* data = nullptr;  // null: no tangent
+  int64_t batch_stride = 0;
+  int64_t sizes[kMaxDims] = {1, 1, 1};
+  int64_t strides[kMaxDims] = {0, 0, 0};
+  int64_t coordinate_stride = 0;  // between x, y (and z) of one point
+};
+
+template <typename scalar_t>
+GridView<scalar_t> grid_view(const at::Tensor& grid) {
+  GridView<scalar_t> view;
+  view.data = grid.const_data_ptr<scalar_t>();
+  view.batch_stride = grid.stride(0);
+  for (int64_t j = 0; j + 2 < grid.dim(); ++j) {
+    view.sizes[j] = grid.size(1 + j);
+    view.strides[j] = grid.stride(1 + j);
+  }
+  view.coordinate_stride = grid.stride(-1);
+  return view;
+}
+
+// floor(x) by truncation (std::floor is a library call without SSE4.1): exact wherever the
+// result fits an int64; elsewhere (NaN, |x| ≥ 2^63) the truncation gives INT64_MIN, as
+// PyTorch's own cast of floor(x) does, and every tap of the point lies outside.
+template <typename scalar_t>
+inline int64_t floor_to_int(scalar_t x) {
+  const int64_t truncated = static_cast<int64_t>(x);
+  return truncated - (x < static_cast<scalar_t>(truncated));
+}
+
+// The taps of one point along one axis (kPerAxis: 1 nearest, 2 bilinear, 4 bicubic):
+// offsets in input and input_t, weight, rate ∂weight/∂x · ẋ, and whether it lies inside.
+template <typename scalar_t, int kPerAxis>
+struct AxisTaps {
+  int64_t input_offset[kPerAxis];
+  int64_t tangent_offset[kPerAxis];
+  scalar_t weight[kPerAxis];
+  scalar_t rate[kPerAxis];
+  bool inside[kPerAxis];
+};
+
+// coordinate_t: ġ along this axis (0 without a grid tangent).
+template <typename scalar_t, int kPerAxis>
+inline void axis_taps(const Problem<scalar_t>& problem, int d, scalar_t coordinate, scalar_t coordinate_t,
+               AxisTaps<scalar_t, kPerAxis>& taps) {
+  using namespace at::native;
+  const int64_t size = problem.size[d];
+  int64_t position[kPerAxis];
+  scalar_t slope[kPerAxis];  // ∂weight/∂x
+  scalar_t source_slope;     // ∂x/∂g
+  if constexpr (kPerAxis == 4) {  // bicubic: padding applies to each tap, not to x
+    const scalar_t x = grid_sampler_unnormalize_set_grad(coordinate, size, problem.align_corners, &source_slope);
+    const scalar_t floor_x = static_cast<scalar_t>(floor_to_int(x));
+    const scalar_t t = x - floor_x;
+    scalar_t gradient[4];
+    cubic_weights(taps.weight, t);
+    get_cubic_coefficients_grad(gradient, t);  // −∂weight/∂t
+    for (int k = 0; k < 4; ++k) {
+      // get_value_bounded: the tap's coordinate through the padding, then truncated
+      position[k] = static_cast<int64_t>(
+          compute_coordinates(floor_x - 1 + k, size, problem.padding, problem.align_corners));
+      slope[k] = -gradient[k];
+    }
+  } else {
+    const scalar_t x = grid_sampler_compute_source_index_set_grad(coordinate, size, problem.padding,
+                                                                  problem.align_corners, &source_slope);
+    if constexpr (kPerAxis == 1) {  // nearest
+      position[0] = static_cast<int64_t>(std::rint(x));  // nearbyint's rounding (half to even), cheaper
+      taps.weight[0] = 1;
+      slope[0] = 0;
+    } else {  // bilinear
+      position[0] = floor_to_int(x);
+      const scalar_t t = x - static_cast<scalar_t>(position[0]);
+      position[1] = position[0] + 1;
+      taps.weight[0] = 1 - t;
+      taps.weight[1] = t;
+      slope[0] = -1;
+      slope[1] = 1;
+    }
+  }
+  const scalar_t source_rate = source_slope * coordinate_t;  // ẋ
+  for (int k = 0; k < kPerAxis; ++k) {
+    taps.inside[k] = position[k] >= 0 && position[k] < size;
+    taps.input_offset[k] = position[k] * problem.input_stride[d];
+    taps.tangent_offset[k] = position[k] * problem.tangent_stride[d];
+    taps.rate[k] = slope[k] * source_rate;
+  }
+}
+
+// The taps inside the input of a block of points, compacted: count[i] of them for point i,
+// with their offsets in input and input_t, weights and weight rates Σ_d ∂w/∂x_d ẋ_d, at
+// [i·kTaps + k] (kTaps: the taps of a point in the mode at hand, so that they stay dense).
+template <typename scalar_t>
+struct BlockTaps {
+  int count[kBlock];
+  int64_t input_offset[kBlock * kMaxTaps];
+  int64_t tangent_offset[kBlock * kMaxTaps];
+  scalar_t weight[kBlock * kMaxTaps];
+  scalar_t rate[kBlock * kMaxTaps];
+};
+
+template <int kDims, int kPerAxis>
+constexpr int kTapsOf = kDims == 2 ? kPerAxis * kPerAxis : kPerAxis * kPerAxis * kPerAxis;
+
+// Point i's taps: products over the axes (W = Π_d w_d, R = Σ_d r_d Π_{e≠d} w_e). A tap outside
+// is skipped, not weighted by 0 (inf·0 would be NaN); each one is written, and kept if inside.
+template <typename scalar_t, int kDims, int kPerAxis>
+inline void point_taps(const AxisTaps<scalar_t, kPerAxis> (&axes)[kDims], BlockTaps<scalar_t>& block, int64_t i) {
+  const int64_t first = i * kTapsOf<kDims, kPerAxis>;
+  int kept = 0;
+  auto keep = [&](bool inside, scalar_t weight, scalar_t rate, int64_t input_offset, int64_t tangent_offset) {
+    block.weight[first + kept] = weight;
+    block.rate[first + kept] = rate;
+    block.input_offset[first + kept] = input_offset;
+    block.tangent_offset[first + kept] = tangent_offset;
+    kept += inside;
+  };
+  const auto& ax = axes[0];
+  const auto& ay = axes[1];
+  if constexpr (kDims == 2) {
+    for (int ky = 0; ky < kPerAxis; ++ky) {
+      for (int kx = 0; kx < kPerAxis; ++kx) {
+        keep(ax.inside[kx] && ay.inside[ky], ax.weight[kx] * ay.weight[ky],
+             ax.rate[kx] * ay.weight[ky] + ax.weight[kx] * ay.rate[ky], ax.input_offset[kx] + ay.input_offset[ky],
+             ax.tangent_offset[kx] + ay.tangent_offset[ky]);
+      }
+    }
+  } else {
+    const auto& az = axes[2];
+    for (int kz = 0; kz < kPerAxis; ++kz) {
+      for (int ky = 0; ky < kPerAxis; ++ky) {
+        const scalar_t wyz = ay.weight[ky] * az.weight[kz];
+        const scalar_t ryz = ay.rate[ky] * az.weight[kz] + ay.weight[ky] * az.rate[kz];
+        for (int kx = 0; kx < kPerAxis; ++kx) {
+          keep(ax.inside[kx] && ay.inside[ky] && az.inside[kz], ax.weight[kx] * wyz,
+               ax.rate[kx] * wyz + ax.weight[kx] * ryz,
+               ax.input_offset[kx] + ay.input_offset[ky] + az.input_offset[kz],
+               ax.tangent_offset[kx] + ay.tangent_offset[ky] + az.tangent_offset[kz]);
+        }
+      }
+    }
+  }
+  block.count[i] = kept;
+}
+
+// The taps of points start ... start + length - 1 of batch entry n.
+template <typename scalar_t, int kDims, int kPerAxis>
+inline void block_taps(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t,
+                int64_t n, int64_t start, int64_t length, BlockTaps<scalar_t>& block) {
+  int64_t index[kDims];  // the point's index along each output dim, the last fastest
+  int64_t rest = start;
+  for (int j = kDims - 1; j >= 0; --j) {
+    index[j] = rest % grid.sizes[j];
+    rest /= grid.sizes[j];
+  }
+  const bool has_grid_t = grid_t.data != nullptr;
+  for (int64_t i = 0; i < length; ++i) {
+    int64_t offset = n * grid.batch_stride, offset_t = n * grid_t.batch_stride;
+    for (int j = 0; j < kDims; ++j) {
+      offset += index[j] * grid.strides[j];
+      offset_t += index[j] * grid_t.strides[j];
+    }
+    AxisTaps<scalar_t, kPerAxis> axes[kDims];
+    for (int d = 0; d < kDims; ++d) {
+      const scalar_t coordinate_t = has_grid_t ? grid_t.data[offset_t + d * grid_t.coordinate_stride] : scalar_t(0);
+      axis_taps(problem, d, grid.data[offset + d * grid.coordinate_stride], coordinate_t, axes[d]);
+    }
+    point_taps<scalar_t, kDims, kPerAxis>(axes, block, i);
+    for (int j = kDims - 1; j >= 0 && ++index[j] == grid.sizes[j]; --j) {
+      index[j] = 0;
+    }
+  }
+}
+
+// One channel over a block: out[i] = Σ_taps weight·input_t[tap] + rate·input[tap]. Points
+// with every tap inside (most) take a loop of fixed length, which the compiler unrolls.
+template <typename scalar_t, int kTaps, bool kInputTangent, bool kGridTangent>
+void channel_over_block(const BlockTaps<scalar_t>& block, int64_t points, const scalar_t* input,
+                        const scalar_t* input_t, scalar_t* out) {
+  auto tap = [&](int64_t j) {
+    scalar_t term = 0;
+    if constexpr (kInputTangent) {
+      term += block.weight[j] * input_t[block.tangent_offset[j]];
+    }
+    if constexpr (kGridTangent) {
+      term += block.rate[j] * input[block.input_offset[j]];
+    }
+    return term;
+  };
+  for (int64_t i = 0; i < points; ++i) {
+    const int64_t first = i * kTaps;
+    scalar_t total = 0;
+    if (block.count[i] == kTaps) {
+      for (int k = 0; k < kTaps; ++k) {
+        total += tap(first + k);
+      }
+    } else {
+      for (int k = 0; k < block.count[i]; ++k) {
+        total += tap(first + k);
+      }
+    }
+    out[i] = total;
+  }
+}
+
+template <typename scalar_t, int kTaps>
+void channel_over_block(const BlockTaps<scalar_t>& block, int64_t points, const scalar_t* input,
+                        const scalar_t* input_t, scalar_t* out, bool has_input_t, bool has_grid_t) {
+  if (has_input_t && has_grid_t) {
+    channel_over_block<scalar_t, kTaps, true, true>(block, points, input, input_t, out);
+  } else if (has_input_t) {
+    channel_over_block<scalar_t, kTaps, true, false>(block, points, input, input_t, out);
+  } else {
+    channel_over_block<scalar_t, kTaps, false, true>(block, points, input, input_t, out);
+  }
+}
+
+// Block by block: the taps of kBlock points, then every channel over them.
+template <typename scalar_t, int kDims, int kPerAxis>
+void blocks_of_points(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
+                      const GridView<scalar_t>& grid_t, const scalar_t* input, const int64_t (&input_strides)[2],
+                      const scalar_t* input_t, const int64_t (&tangent_strides)[2], scalar_t* out, int64_t C,
+                      int64_t points, int64_t first, int64_t last) {
+  constexpr int kTaps = kTapsOf<kDims, kPerAxis>;
+  const int64_t blocks = (points + kBlock - 1) / kBlock;
+  BlockTaps<scalar_t> block;
+  for (int64_t item = first; item < last; ++item) {
+    const int64_t n = item / blocks, start = (item % blocks) * kBlock;
+    const int64_t length = std::min(kBlock, points - start);
+    block_taps<scalar_t, kDims, kPerAxis>(problem, grid, grid_t, n, start, length, block);
+    for (int64_t c = 0; c < C; ++c) {
+      const scalar_t* input_channel = input + n * input_strides[0] + c * input_strides[1];
+      const scalar_t* tangent_channel =
+          input_t != nullptr ? input_t + n * tangent_strides[0] + c * tangent_strides[1] : nullptr;
+      channel_over_block<scalar_t, kTaps>(block, length, input_channel, tangent_channel,
+                                          out + (n * C + c) * points + start, input_t != nullptr,
+                                          grid_t.data != nullptr);
+    }
+  }
+}
+
+template <typename scalar_t>
+void tangent_kernel(const at::Tensor& input, const at::Tensor& grid, const std::optional<at::Tensor>& input_t,
+                    const std::optional<at::Tensor>& grid_t, const Problem<scalar_t>& problem, at::Tensor& out) {
+  const int64_t N = input.size(0), C = input.size(1), dims = input.dim() - 2;
+  const int64_t points = out.numel() / (N * C);
+  const int64_t blocks = (points + kBlock - 1) / kBlock;
+  const bool nearest = problem.mode == GridSamplerInterpolation::Nearest;
+  const bool bicubic = problem.mode == GridSamplerInterpolation::Bicubic;
+  const GridView<scalar_t> grid_points = grid_view<scalar_t>(grid);
+  // nearest: no grid term
+  const GridView<scalar_t> grid_t_points = grid_t && !nearest ? grid_view<scalar_t>(*grid_t) : GridView<scalar_t>();
+  const bool has_input_t = input_t.has_value();
+  const scalar_t* input_data = input.const_data_ptr<scalar_t>();
+  const scalar_t* input_t_data = has_input_t ? input_t->const_data_ptr<scalar_t>() : nullptr;
+  const int64_t input_strides[2] = {input.stride(0), input.stride(1)};
+  const int64_t tangent_strides[2] = {has_input_t ? input_t->stride(0) : 0, has_input_t ? input_t->stride(1) : 0};
+  scalar_t* out_data = out.mutable_data_ptr<scalar_t>();
+  const int64_t taps_per_point = nearest ? 1 : bicubic ? 16 : (dims == 2 ? 4 : 8);
+  const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, C * kBlock * taps_per_point));
+
+  at::parallel_for(0, N * blocks, grain, [&](int64_t first, int64_t last) {
+    auto run = [&](auto dims, auto per_axis) {  // std::integral_constant: the variant's template arguments
+      blocks_of_points<scalar_t, decltype(dims)::value, decltype(per_axis)::value>(
+          problem, grid_points, grid_t_points, input_data, input_strides, input_t_data, tangent_strides, out_data, C,
+          points, first, last);
+    };
+    using One = std::integral_constant<int, 1>;
+    using Two = std::integral_constant<int, 2>;
+    using Three = std::integral_constant<int, 3>;
+    using Four = std::integral_constant<int, 4>;
+    if (dims == 3) {
+      if (nearest) {
+        run(Three{}, One{});
+      } else {
+        run(Three{}, Two{});
+      }
+    } else if (nearest) {
+      run(Two{}, One{});
+    } else if (bicubic) {
+      run(Two{}, Four{});
+    } else {
+      run(Two{}, Two{});
+    }
+  });
+}
+
+at::Tensor grid_sample_tangent(const at::Tensor& input, const at::Tensor& grid, const std::optional<at::Tensor>& input_t,
+                               const std::optional<at::Tensor>& grid_t, int64_t interpolation_mode,
+                               int64_t padding_mode, bool align_corners) {
+  const int64_t dims = input.dim() - 2;
+  TORCH_CHECK(dims == 2 || dims == 3, "grid_sample_tangent: expected a 4-D or 5-D input, got ", input.dim(), "-D");
+  TORCH_CHECK(grid.dim() == dims + 2 && grid.size(0) == input.size(0) && grid.size(-1) == dims,
+              "grid_sample_tangent: the grid does not match the input");
+  TORCH_CHECK(input_t || grid_t, "grid_sample_tangent: no tangent given");
+  TORCH_CHECK(!input_t || (input_t->sizes() == input.sizes() && input_t->scalar_type() == input.scalar_type()),
+              "grid_sample_tangent: input_t must have the input's sizes and dtype");
+  TORCH_CHECK(!grid_t || (grid_t->sizes() == grid.sizes() && grid_t->scalar_type() == grid.scalar_type()),
+              "grid_sample_tangent: grid_t must have the grid's sizes and dtype");
+  TORCH_CHECK(grid.scalar_type() == input.scalar_type(), "grid_sample_tangent: input and grid dtypes differ");
+  TORCH_CHECK(interpolation_mode >= 0 && interpolation_mode <= 2 && padding_mode >= 0 && padding_mode <= 2,
+              "grid_sample_tangent: unknown interpolation or padding mode");
+  const auto mode = static_cast<GridSamplerInterpolation>(interpolation_mode);
+  TORCH_CHECK(mode != GridSamplerInterpolation::Bicubic || dims == 2, "grid_sample_tangent: bicubic is 2-D only");
+  for (int64_t d = 2; d < input.dim(); ++d) {
+    TORCH_CHECK(input.size(d) > 0, "grid_sample_tangent: empty spatial dimension");
+  }
+  std::vector<int64_t> out_sizes{input.size(0), input.size(1)};
+  for (int64_t j = 1; j <= dims; ++j) {
+    out_sizes.push_back(grid.size(j));
+  }
+  at::Tensor out = at::empty(out_sizes, input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) {
+    return out;
+  }
+  if (mode == GridSamplerInterpolation::Nearest && !input_t) {  // no grid term
+    return out.zero_();
+  }
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "grid_sample_tangent", [&] {
+    Problem<scalar_t> problem;
+    problem.mode = mode;
+    problem.padding = static_cast<GridSamplerPadding>(padding_mode);
+    problem.align_corners = align_corners;
+    for (int d = 0; d < dims; ++d) {  // x is the last input dimension
+      problem.size[d] = input.size(input.dim() - 1 - d);
+      problem.input_stride[d] = input.stride(input.dim() - 1 - d);
+      problem.tangent_stride[d] = input_t ? input_t->stride(input.dim() - 1 - d) : 0;
+    }
+    tangent_kernel<scalar_t>(input, grid, input_t, grid_t, problem, out);
+  });
+  return out;
+}
+
+// The number of threads the kernel's parallel region runs on (tests: built with OpenMP).
+int64_t grid_sample_tangent_parallel_threads() {
+  std::atomic<int64_t> threads{0};
+  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) { ++threads; });
+  return threads;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(torch_fwdad, m) {
+  m.def("grid_sample_tangent_parallel_threads() -> int");
+  m.def(
+      "grid_sample_tangent(Tensor input, Tensor grid, Tensor? input_t, Tensor? grid_t, int interpolation_mode, "
+      "int padding_mode, bool align_corners) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(torch_fwdad, CPU, m) {
+  m.impl("grid_sample_tangent", &grid_sample_tangent);
+}
+
+TORCH_LIBRARY_IMPL(torch_fwdad, CompositeExplicitAutograd, m) {
+  m.impl("grid_sample_tangent_parallel_threads", &grid_sample_tangent_parallel_threads);
+}
+
+// A Python module only to be found and imported like any other; the op lives in torch.ops.
+static PyModuleDef module_definition = {PyModuleDef_HEAD_INIT, "_grid_sample_tangent",
+                                        "torch.ops.torch_fwdad.grid_sample_tangent (values only, CPU)", -1, nullptr};
+
+PyMODINIT_FUNC PyInit__grid_sample_tangent() {
+  PyObject* module = PyModule_Create(&module_definition);
+  if (module == nullptr) {
+    return nullptr;
+  }
+  PyObject* version = Py_BuildValue("(iii)", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
+  if (version == nullptr || PyModule_AddObject(module, "TORCH_VERSION", version) < 0) {
+    Py_XDECREF(version);
+    Py_DECREF(module);
+    return nullptr;
+  }
+  return module;
+}
