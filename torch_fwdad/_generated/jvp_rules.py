@@ -36,8 +36,7 @@ from torch_fwdad.formulas import (  # noqa: F401
     gamma_density,
     glu_jvp,
     grid_sampler_backward_jvp,
-    grid_sampler_grid_jvp,
-    grid_sampler_input_jvp,
+    grid_sampler_jvp,
     hardsigmoid_jvp,
     householder_product_jvp,
     huber_loss_second_derivative,
@@ -578,16 +577,12 @@ def jvp_to_padded_tensor(primals, tangents, outputs):
 
 
 def jvp_grid_sampler_2d(primals, tangents, outputs):
-    # derivatives.yaml:419: grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
+    # derivatives.yaml:421: grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor
     input_p, grid_p, interpolation_mode, padding_mode, align_corners = primals
     input_t, grid_t, _, _, _ = tangents
     result = outputs
     op = torch.ops.aten.grid_sampler_2d.default
-    result_tangent = None
-    if input_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp(op, input_t, grid_p, interpolation_mode, padding_mode, align_corners))
-    if grid_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
+    result_tangent = grid_sampler_jvp(op, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners)
     return result_tangent
 
 
@@ -598,11 +593,7 @@ def jvp__grid_sampler_2d_cpu_fallback(primals, tangents, outputs):
     input_t, grid_t, _, _, _ = tangents
     result = outputs
     op = torch.ops.aten._grid_sampler_2d_cpu_fallback.default
-    result_tangent = None
-    if input_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp(op, input_t, grid_p, interpolation_mode, padding_mode, align_corners))
-    if grid_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
+    result_tangent = grid_sampler_jvp(op, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners)
     return result_tangent
 
 
@@ -613,11 +604,7 @@ def jvp_grid_sampler_3d(primals, tangents, outputs):
     input_t, grid_t, _, _, _ = tangents
     result = outputs
     op = torch.ops.aten.grid_sampler_3d.default
-    result_tangent = None
-    if input_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_input_jvp(op, input_t, grid_p, interpolation_mode, padding_mode, align_corners))
-    if grid_t is not None:
-        result_tangent = add_tangents(result_tangent, grid_sampler_grid_jvp(input_p, grid_p, grid_t, interpolation_mode, padding_mode, align_corners))
+    result_tangent = grid_sampler_jvp(op, input_p, input_t, grid_p, grid_t, interpolation_mode, padding_mode, align_corners)
     return result_tangent
 
 
@@ -1310,7 +1297,7 @@ ENTRIES = (
     BuiltinEntry('aten::_transformer_encoder_layer_fwd', '_transformer_encoder_layer_fwd(Tensor src, int embed_dim, int num_heads, Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, bool use_gelu, bool norm_first, float eps, Tensor norm_weight_1, Tensor norm_bias_1, Tensor norm_weight_2, Tensor norm_bias_2, Tensor ffn_weight_1, Tensor ffn_bias_1, Tensor ffn_weight_2, Tensor ffn_bias_2, Tensor? mask=None, int? mask_type=None) -> Tensor', jvp__transformer_encoder_layer_fwd, 'derivatives.yaml:402'),
     BuiltinEntry('aten::_nested_tensor_from_mask', '_nested_tensor_from_mask(Tensor t, Tensor mask, bool mask_check=True) -> Tensor', jvp__nested_tensor_from_mask, 'derivatives.yaml:411'),
     BuiltinEntry('aten::to_padded_tensor', 'to_padded_tensor(Tensor self, float padding, SymInt[]? output_size=None) -> Tensor', jvp_to_padded_tensor, 'derivatives.yaml:414'),
-    BuiltinEntry('aten::grid_sampler_2d', 'grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_2d, 'derivatives.yaml:419'),
+    BuiltinEntry('aten::grid_sampler_2d', 'grid_sampler_2d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_2d, 'derivatives.yaml:421'),
     BuiltinEntry('aten::_grid_sampler_2d_cpu_fallback', '_grid_sampler_2d_cpu_fallback(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp__grid_sampler_2d_cpu_fallback, 'derivatives.yaml:424'),
     BuiltinEntry('aten::grid_sampler_3d', 'grid_sampler_3d(Tensor input, Tensor grid, int interpolation_mode, int padding_mode, bool align_corners) -> Tensor', jvp_grid_sampler_3d, 'derivatives.yaml:427'),
     BuiltinEntry('aten::_embedding_bag', '_embedding_bag(Tensor weight, Tensor indices, Tensor offsets, bool scale_grad_by_freq=False, int mode=0, bool sparse=False, Tensor? per_sample_weights=None, bool include_last_offset=False, int padding_idx=-1) -> (Tensor, Tensor, Tensor, Tensor)', jvp__embedding_bag, 'derivatives.yaml:430'),
