@@ -720,23 +720,6 @@ def test_cache_tiles_under_torch_func_jvp(monkeypatch, tile_loop, threads):
     assert_tangents_close(got, math_jvp(_causal_attention, primals, tangents))
 
 
-def test_tile_loop_runs_on_all_of_torchs_threads():
-    # the tile loop's one parallel region must really use torch's intra-op threads: built
-    # without OpenMP, at::parallel_for runs on the calling thread alone (what the first
-    # build of the loop did, silently, at half the speed on 2 cores)
-    from torch_fwdad.formulas import attention_tiles
-
-    if not attention_tiles.extension.info()["built"]:
-        pytest.skip(f"C++ tile loop not built here: {attention_tiles.extension.info()['reason']}")
-    threads = torch.get_num_threads()
-    try:
-        for count in (1, 2, 3):
-            torch.set_num_threads(count)
-            assert torch.ops.torch_fwdad.attention_tiles_parallel_threads() == count
-    finally:
-        torch.set_num_threads(threads)
-
-
 def test_tile_loop_info_names_the_path_and_its_switches(monkeypatch):
     # info() says which loop runs and why; use_python switches at run time; the
     # environment variable keeps the C++ loop from loading at all

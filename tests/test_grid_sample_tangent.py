@@ -183,17 +183,6 @@ def test_kernel_stays_out_of_outer_derivatives(monkeypatch):
     torch.testing.assert_close(batched[0], grid_sample_tangent.output_tangent(x, grid, None, grid_t, 0, 2, True))
 
 
-def test_kernel_runs_on_all_of_torchs_threads():
-    # built without OpenMP, at::parallel_for runs on the calling thread alone, silently
-    threads = torch.get_num_threads()
-    try:
-        for count in (1, 2, 3):
-            torch.set_num_threads(count)
-            assert torch.ops.torch_fwdad.grid_sample_tangent_parallel_threads() == count
-    finally:
-        torch.set_num_threads(threads)
-
-
 def test_kernel_gives_the_same_values_on_several_threads():
     x, grid, x_t, grid_t = (t.repeat(4, *(1,) * (t.dim() - 1)) for t in problem(3, seed=11))
     threads = torch.get_num_threads()
