@@ -13,6 +13,9 @@ FAST_PATH = "torch_fwdad.engine._fast_path"
 ATTENTION_TILES = "torch_fwdad.formulas._attention_tiles"
 # grid_sample's values-only tangent in one pass (formulas/grid_sample_tangent.py), optional too
 GRID_SAMPLE_TANGENT = "torch_fwdad.formulas._grid_sample_tangent"
+# what those two share (the Python module init, the parallel-region thread count); listed as
+# their dependency so that a change rebuilds them and the source distribution carries it
+FORMULAS_HEADER = "torch_fwdad/formulas/_extension_module.h"
 
 
 def fast_path_build() -> dict:
@@ -49,8 +52,10 @@ def fast_path_build() -> dict:
                   # unless the including file is compiled with OpenMP; libgomp then resolves to the
                   # copy torch has already loaded (same soname)
                   CppExtension(ATTENTION_TILES, ["torch_fwdad/formulas/_attention_tiles.cpp"],
+                               depends=[FORMULAS_HEADER],
                                extra_compile_args=["-O2", "-g0", "-fopenmp"], extra_link_args=["-fopenmp"]),
                   CppExtension(GRID_SAMPLE_TANGENT, ["torch_fwdad/formulas/_grid_sample_tangent.cpp"],
+                               depends=[FORMULAS_HEADER],
                                extra_compile_args=["-O2", "-g0", "-fopenmp"], extra_link_args=["-fopenmp"])]
     return {"ext_modules": extensions, "cmdclass": {"build_ext": OptionalBuild.with_options(use_ninja=False)}}
 

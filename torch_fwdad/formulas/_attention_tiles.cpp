@@ -13,7 +13,7 @@
 // matmuls on its own thread (one BLAS thread: SequentialBlas) into one buffer a thread and
 // fuses what lies between them into one pass a row: exp2 with log₂e folded in, ṡ ⊙ P, and the
 // row sum. Its output rows start as −c·O, and the products with v and v̇ add onto them.
-#include <Python.h>
+#include "_extension_module.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -23,7 +23,6 @@
 #include <ATen/ops/from_blob.h>
 #include <ATen/ops/mm.h>
 #include <c10/util/Exception.h>
-#include <torch/headeronly/version.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -403,14 +402,6 @@ std::tuple<at::Tensor, at::Tensor> attention_tangent_tiles(
   return {out_t, row_sums};
 }
 
-// How many threads one region of this file's at::parallel_for runs on. at::parallel_for is a
-// header template: compiled without OpenMP it runs its body on the calling thread alone, so
-// this is what tells that the build made the tile loop parallel (setup.py passes -fopenmp).
-int64_t attention_tiles_parallel_threads() {
-  std::atomic<int64_t> threads{0};
-  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) { ++threads; });
-  return threads;
-}
 
 }  // namespace
 
@@ -427,24 +418,13 @@ TORCH_LIBRARY_IMPL(torch_fwdad, CPU, m) {
 }
 
 TORCH_LIBRARY_IMPL(torch_fwdad, CompositeExplicitAutograd, m) {
-  m.impl("attention_tiles_parallel_threads", &attention_tiles_parallel_threads);
+  m.impl("attention_tiles_parallel_threads", &torch_fwdad::parallel_region_threads);
 }
 
-// A Python module only to be found and imported like any other; the op lives in torch.ops.
 static PyModuleDef module_definition = {PyModuleDef_HEAD_INIT, "_attention_tiles",
                                         "torch.ops.torch_fwdad.attention_tangent_tiles (values only, CPU)", -1,
                                         nullptr};
 
 PyMODINIT_FUNC PyInit__attention_tiles() {
-  PyObject* module = PyModule_Create(&module_definition);
-  if (module == nullptr) {
-    return nullptr;
-  }
-  PyObject* version = Py_BuildValue("(iii)", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
-  if (version == nullptr || PyModule_AddObject(module, "TORCH_VERSION", version) < 0) {
-    Py_XDECREF(version);
-    Py_DECREF(module);
-    return nullptr;
-  }
-  return module;
+  return torch_fwdad::create_extension_module(&module_definition);
 }

@@ -13,7 +13,7 @@
 //
 // formulas/vision.py calls it only where nothing can differentiate the result (no autograd,
 // no torch.func level above, no dispatch mode, plain CPU tensors): it reads raw buffers.
-#include <Python.h>
+#include "_extension_module.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -21,11 +21,9 @@
 #include <ATen/native/GridSampler.h>
 #include <ATen/ops/empty.h>
 #include <c10/util/Exception.h>
-#include <torch/headeronly/version.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -402,12 +400,6 @@ at::Tensor grid_sample_tangent(const at::Tensor& input, const at::Tensor& grid, 
   return out;
 }
 
-// The number of threads the kernel's parallel region runs on (tests: built with OpenMP).
-int64_t grid_sample_tangent_parallel_threads() {
-  std::atomic<int64_t> threads{0};
-  at::parallel_for(0, at::get_num_threads(), 1, [&](int64_t, int64_t) { ++threads; });
-  return threads;
-}
 
 }  // namespace
 
@@ -423,23 +415,12 @@ TORCH_LIBRARY_IMPL(torch_fwdad, CPU, m) {
 }
 
 TORCH_LIBRARY_IMPL(torch_fwdad, CompositeExplicitAutograd, m) {
-  m.impl("grid_sample_tangent_parallel_threads", &grid_sample_tangent_parallel_threads);
+  m.impl("grid_sample_tangent_parallel_threads", &torch_fwdad::parallel_region_threads);
 }
 
-// A Python module only to be found and imported like any other; the op lives in torch.ops.
 static PyModuleDef module_definition = {PyModuleDef_HEAD_INIT, "_grid_sample_tangent",
                                         "torch.ops.torch_fwdad.grid_sample_tangent (values only, CPU)", -1, nullptr};
 
 PyMODINIT_FUNC PyInit__grid_sample_tangent() {
-  PyObject* module = PyModule_Create(&module_definition);
-  if (module == nullptr) {
-    return nullptr;
-  }
-  PyObject* version = Py_BuildValue("(iii)", TORCH_VERSION_MAJOR, TORCH_VERSION_MINOR, TORCH_VERSION_PATCH);
-  if (version == nullptr || PyModule_AddObject(module, "TORCH_VERSION", version) < 0) {
-    Py_XDECREF(version);
-    Py_DECREF(module);
-    return nullptr;
-  }
-  return module;
+  return torch_fwdad::create_extension_module(&module_definition);
 }
