@@ -11,6 +11,10 @@
    with torch_fwdad disabled (PyTorch's own kernel) and against a bare Python kernel that
    only forwards (the floor of any kernel written in Python; inside a level it also unpacks
    each tensor argument, the cheapest tangent test Python has).
+4. Per-call overhead with a tangent: the same tiny cdist with a tangent on x, through
+   torch.autograd.forward_ad and torch.func.jvp, against a bare Python kernel that runs the
+   same rule with nothing around it (unpack each argument, the upstream kernel on the
+   primals, the rule, `_make_dual`): what the engine adds to a rule, per call.
 """
 
 from __future__ import annotations
@@ -152,6 +156,71 @@ def bare_forwarding_kernel(op, unpack_tensor_args: bool = False):
         library._destroy()
 
 
+def tangent_path_overhead(min_run_time: float, rounds: int = 3) -> None:
+    """torch_fwdad against the bare kernel of `bare_rule_kernel` on a call with a tangent,
+    inside a dual level and under torch.func.jvp, interleaved `rounds` times (best round)."""
+    x, y, tx = torch.randn(4, 3), torch.randn(5, 3), torch.randn(4, 3)
+    op = torch.ops.aten._cdist_forward.default
+    rule = torch_fwdad.engine.registry.rule_of(op)
+    stmts = {"forward_ad": "torch.cdist(dual, y)",
+             "torch.func.jvp": "torch.func.jvp(lambda a: torch.cdist(a, y), (x,), (tx,))"}
+    times: dict[tuple[str, str], list[float]] = {}
+
+    def measure(kernel: str) -> None:
+        with torch.autograd.forward_ad.dual_level():
+            env = {"torch": torch, "x": x, "y": y, "tx": tx,
+                   "dual": torch.autograd.forward_ad.make_dual(x, tx)}
+            times.setdefault((kernel, "forward_ad"), []).append(
+                median_seconds(stmts["forward_ad"], env, min_run_time))
+        times.setdefault((kernel, "torch.func.jvp"), []).append(
+            median_seconds(stmts["torch.func.jvp"], env, min_run_time))
+
+    for _ in range(rounds):
+        measure("torch_fwdad")
+        torch_fwdad.disable()
+        try:
+            with bare_rule_kernel(op, rule):
+                measure("floor")
+        finally:
+            torch_fwdad.enable()
+    best = {key: min(values) for key, values in times.items()}
+    clock = "thread CPU time" if _timer is TIMERS["cpu"] else "wall time"
+    print(f"tangent path, cdist 4x3 by 5x3 with a tangent on x, {torch.get_num_threads()} threads, {clock}, "
+          f"best of {rounds} rounds; added = over the bare kernel running the same rule")
+    print(f"  {'':34s}{'forward_ad':>22s}{'torch.func.jvp':>22s}")
+    for label, kernel in (("bare Python kernel + rule (floor)", "floor"), ("torch_fwdad", "torch_fwdad")):
+        cells = [f"{best[kernel, api] * 1e6:7.2f} us ({(best[kernel, api] - best['floor', api]) * 1e6:+6.2f})"
+                 for api in stmts]
+        print(f"  {label:34s}{cells[0]:>22s}{cells[1]:>22s}")
+
+
+@contextlib.contextmanager
+def bare_rule_kernel(op, rule):
+    """A kernel that runs `rule` with nothing around it: unpack every tensor argument at the
+    current level, run the upstream kernel on the primals, compute and attach the tangent. No
+    checks, no forward-over-reverse bookkeeping: the floor of any engine written in Python."""
+    upstream = torch.library.get_kernel(op, "AutogradCPU").call_boxed
+    unpack, make_dual = torch._C._VariableFunctions._unpack_dual, torch._C._VariableFunctions._make_dual
+
+    def kernel(keyset, *args):
+        level = torch.autograd.forward_ad._current_level
+        pairs = [unpack(a, level) if isinstance(a, torch.Tensor) else (a, None) for a in args]
+        primals, tangents = tuple(p for p, _ in pairs), tuple(t for _, t in pairs)
+        output = upstream(keyset, *primals)
+        if all(t is None for t in tangents):
+            return output
+        return make_dual(output, rule(primals, tangents, output), level)
+
+    library = torch.library.Library(op.namespace, "IMPL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Overriding a previously registered kernel"
+        library.impl(op, kernel, "Autograd", with_keyset=True)
+    try:
+        yield
+    finally:
+        library._destroy()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=2048)
@@ -159,16 +228,18 @@ def main(argv=None) -> None:
     parser.add_argument("--min-run-time", type=float, default=2.0)
     parser.add_argument("--timer", choices=sorted(TIMERS), default="wall")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the overhead table (3.)")
-    parser.add_argument("--overhead-only", action="store_true", help="only the per-call overhead (3.)")
+    parser.add_argument("--overhead-only", action="store_true", help="only the per-call overheads (3. and 4.)")
     args = parser.parse_args(argv)
     global _timer
     _timer = TIMERS[args.timer]
     if args.overhead_only:
         fast_path_overhead(args.min_run_time, args.rounds)
+        tangent_path_overhead(args.min_run_time, args.rounds)
         return
     jvp_ratios(args.points, args.dim, args.min_run_time)
     partial_dual_saving(args.min_run_time)
     fast_path_overhead(args.min_run_time, args.rounds)
+    tangent_path_overhead(args.min_run_time, args.rounds)
 
 
 if __name__ == "__main__":

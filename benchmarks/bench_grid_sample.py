@@ -20,9 +20,13 @@ milliseconds):
   jvp py   the same with the C++ kernel switched off (grid_sample_tangent.extension.use_python())
   fwad, fwad py   the same two through torch.autograd.forward_ad (no torch.func wrapping: the
            difference is torch.func's per-call cost)
-Ratios ÷ floor of each JVP column. --cpu-time times one thread's CPU time (time.thread_time,
-one torch thread): figures that hold when other processes share the cores.
-Usage: python benchmarks/bench_grid_sample.py [--min-run-time 0.3] [--cpu-time] [--small]
+  func     torch.func.jvp's own cost on these inputs: jvp of a function returning its input
+           unchanged, what any op pays under torch.func.jvp before it computes anything
+Ratios ÷ floor of each JVP column, and jvp ÷ (floor + func): the part of the gap that is
+torch_fwdad's. --cpu-time times one thread's CPU time (time.thread_time, one torch thread):
+figures that hold when other processes share the cores. Every figure is the best of
+--rounds rounds run one after another (the round least disturbed by other processes).
+Usage: python benchmarks/bench_grid_sample.py [--min-run-time 0.3] [--cpu-time] [--rounds 3] [--small]
 """
 
 from __future__ import annotations
@@ -75,8 +79,14 @@ def jvps(x, grid, tx, tgrid, sample, min_run_time):
     return jvp, median(forward_ad, min_run_time)
 
 
+def best_row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time, rounds):
+    """`row`'s columns, each the best of `rounds` rounds."""
+    return tuple(map(min, zip(*(row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time)
+                                for _ in range(rounds)))))
+
+
 def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
-    """(primal, input, grid, together, jvp, fwad, jvp py, fwad py) milliseconds for one configuration."""
+    """(primal, input, grid, together, func, jvp, fwad, jvp py, fwad py) milliseconds for one configuration."""
 
     def sample(x, grid):
         return F.grid_sample(x, grid, mode=mode, padding_mode=padding, align_corners=align_corners)
@@ -86,6 +96,7 @@ def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
     grid_term = median(lambda: sample(x, grid), min_run_time) if mode != "nearest" else 0.0  # nearest: zero
     together = median(lambda: (sample(x, grid), sample(tx, grid), sample(x, grid) if mode != "nearest" else None),
                       min_run_time)
+    func = median(lambda: torch.func.jvp(lambda a, b: a, (x, grid), (tx, tgrid)), min_run_time)
     default = jvps(x, grid, tx, tgrid, sample, min_run_time)
     active = grid_sample_tangent.extension.active
     grid_sample_tangent.extension.use_python()
@@ -93,7 +104,7 @@ def row(x, grid, tx, tgrid, mode, padding, align_corners, min_run_time):
         python = jvps(x, grid, tx, tgrid, sample, min_run_time)
     finally:
         grid_sample_tangent.extension.active = active
-    return (primal, input_term, grid_term, together, *default, *python)
+    return (primal, input_term, grid_term, together, func, *default, *python)
 
 
 def per_call_costs(min_run_time):
@@ -115,6 +126,7 @@ def main(argv=None):
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per timing (torch.utils.benchmark)")
     parser.add_argument("--cpu-time", action="store_true", help="one thread, timed by its CPU time")
     parser.add_argument("--small", action="store_true", help="tiny shapes (a smoke run)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per configuration; the best is printed")
     args = parser.parse_args(argv)
     if args.cpu_time:
         torch.set_num_threads(1)
@@ -124,24 +136,25 @@ def main(argv=None):
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, milliseconds of {clock}; "
           f"C++ grid-sample tangent: {grid_sample_tangent.extension.info()['reason']}")
     per_call_costs(args.min_run_time)
-    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'togeth.':>7} {'path':>6} {'jvp':>7}"
-          f" {'jvp py':>7} {'fwad':>7} {'fwad py':>7}  {'floor/primal':>12}  ÷floor: {'jvp':>6} {'jvp py':>6}"
-          f" {'fwad':>6} {'fwad py':>7}  ÷together: {'jvp':>6} {'jvp py':>6}")
+    print(f"{'case':42} {'primal':>7} {'input':>7} {'grid':>7} {'floor':>7} {'togeth.':>7} {'func':>6} {'path':>6}"
+          f" {'jvp':>7} {'jvp py':>7} {'fwad':>7} {'fwad py':>7}  {'floor/primal':>12}  ÷floor: {'jvp':>6}"
+          f" {'jvp py':>6} {'fwad':>6} {'fwad py':>7}  ÷together: {'jvp':>6} {'jvp py':>6}  jvp÷(floor+func)")
     for dims, x_shape, grid_shape, modes in SMALL_CASES if args.small else CASES:
         x, tx = torch.randn(x_shape, generator=g), torch.randn(x_shape, generator=g)
         # a few points outside [-1, 1], where padding acts
         grid, tgrid = torch.rand(grid_shape, generator=g) * 2.2 - 1.1, torch.randn(grid_shape, generator=g)
         for mode, padding, align_corners in itertools.product(modes, ("zeros", "border"), (False, True)):
-            primal, input_term, grid_term, together, *timed = row(x, grid, tx, tgrid, mode, padding,
-                                                                  align_corners, args.min_run_time)
+            primal, input_term, grid_term, together, func, *timed = best_row(
+                x, grid, tx, tgrid, mode, padding, align_corners, args.min_run_time, args.rounds)
             floor = primal + input_term + grid_term
             case = f"{dims} {mode} {padding} align_corners={align_corners}"
             jvp, fwad, jvp_python, fwad_python = timed
             print(f"{case:42} {primal:7.2f} {input_term:7.2f} {grid_term:7.2f} {floor:7.2f} {together:7.2f}"
-                  f" {default_path(x, mode):>6}"
+                  f" {func:6.2f} {default_path(x, mode):>6}"
                   f" {jvp:7.2f} {jvp_python:7.2f} {fwad:7.2f} {fwad_python:7.2f}  {floor / primal:11.2f}x         "
                   + " ".join(f"{t / floor:5.2f}x" for t in (jvp, jvp_python, fwad)) + f" {fwad_python / floor:6.2f}x"
-                  + f"             {jvp / together:5.2f}x {jvp_python / together:5.2f}x", flush=True)
+                  + f"             {jvp / together:5.2f}x {jvp_python / together:5.2f}x"
+                  + f"  {jvp / (floor + func):15.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ SMOKE_RUNS = {
     "bench_attention": (["--lengths", "32", "--min-run-time", "0.01"], ["fwdad/primal", "q only", "floor"]),
     "bench_cdist": (["--points", "64", "--dim", "8", "--min-run-time", "0.01"], ["floor"]),
     "bench_compile": (["--backend", "aot_eager", "--points", "16", "--length", "8", "--min-run-time", "0.01"], ["jvp/primal", "attention"]),
-    "bench_engine": (["--points", "64", "--dim", "8", "--min-run-time", "0.01"], ["one-dual", "floor"]),
+    "bench_engine": (["--points", "64", "--dim", "8", "--min-run-time", "0.01"], ["one-dual", "floor", "tangent path"]),
     "bench_grid_sample": (["--small", "--min-run-time", "0.01"], ["2-d bilinear", "3-d nearest", "floor"]),
     "bench_hvp": (["--shape", "1", "2", "16", "8", "--min-run-time", "0.01"], ["ratio forward_ad / torch.func"]),
     "bench_models": (["--d-model", "16", "--length", "8", "--batch", "2", "--small", "--min-run-time", "0.01",

@@ -67,12 +67,13 @@ def records_graph(bound, tensor_args, tensor_list_args) -> bool:
     """Whether this call builds a backward node: grad mode on and some input requires grad,
     outside torch.func's grad and jvp transforms (they wrap tensors per level and need none
     of this). vmap alone counts: autograd.functional's vectorize=True vmaps forward_ad."""
-    if not torch.is_grad_enabled() or not _only_vmap_transforms():
+    if not torch.is_grad_enabled():
         return False
-    for i in tensor_args:
-        if bound[i] is not None and bound[i].requires_grad:
-            return True
-    return any(t is not None and t.requires_grad for i in tensor_list_args for t in bound[i] or ())
+    # the cheap test first: listing torch.func's interpreters costs ~10 us per call
+    if not (any(bound[i] is not None and bound[i].requires_grad for i in tensor_args)
+            or any(t is not None and t.requires_grad for i in tensor_list_args for t in bound[i] or ())):
+        return False
+    return _only_vmap_transforms()
 
 
 def _only_vmap_transforms() -> bool:

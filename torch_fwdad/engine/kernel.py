@@ -13,7 +13,6 @@ from typing import Callable
 
 import torch
 import torch.autograd.forward_ad as _fwad
-from torch import _VF
 
 from . import fast_path, forward_over_reverse
 from .nested import keep_nested_tangent, nested_tangent
@@ -56,13 +55,17 @@ def run_upstream_with(op_name: str, runner: Callable) -> None:
     _upstream_runners[op_name] = runner
 
 
-def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origin: str, *, switch, when=None):
+def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origin: str, *, switch, when=None,
+                  screened: bool = False):
     """Build the boxed Python kernel for `op`.
 
     `upstream(keyset, *args, **kwargs)` runs the Autograd kernel beneath ours; while
     `switch.active` is False every call goes straight to it (see registry._uninstall).
     `when(bound arguments)`: where False, the upstream kernel runs on the original
     arguments (dual ones included), so upstream's own formula applies unchanged.
+    `screened`: the C++ kernel above this one (engine/_fast_path.cpp) passes on only calls
+    where an argument has a forward grad, so the Python test for one is skipped; a call
+    whose tangents live at another level still finds none when unpacking and runs upstream.
     """
     call_upstream = named_upstream(op, upstream)
     probe_without_level = must_probe_without_level(op)
@@ -72,6 +75,7 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
     keeps_saved_tangents = op.namespace == "aten"
     any_tangent = tangent_test(sig)
     op_name = op._schema.name
+    who = f"the forward rule of {op} ({origin})"  # names the rule in errors; formatted once
 
     def override(keyset, *args, **kwargs):
         if not switch.active:
@@ -82,7 +86,8 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
         refusal_shows_tangents = level < 0 and not probe_without_level
         if level < 0:
             level = HIDDEN_LEVEL
-        if refusal_shows_tangents or not (any_tangent(args, kwargs, level) or forward_over_reverse.recovering()):
+        if refusal_shows_tangents or not (screened or any_tangent(args, kwargs, level)
+                                          or forward_over_reverse.recovering()):
             try:  # fast path: no tangent
                 return upstream(keyset, *args, **kwargs)
             except NotImplementedError as error:
@@ -100,14 +105,15 @@ def make_override(op, rule: JvpRule, upstream: Callable, sig: OpSignature, origi
             return call_upstream(keyset, *args, **kwargs)
         bound, tangents = found
         if keeps_saved_tangents and forward_over_reverse.records_graph(bound, sig.tensor_args, sig.tensor_list_args):
-            return _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, args, kwargs, bound, tangents, level)
+            return _forward_over_reverse_ready(op, rule, sig, origin, who, call_upstream, keyset, args, kwargs, bound,
+                                               tangents, level)
         pos, kw = sig.split(bound)
         runner = _upstream_runners.get(op_name)
         with record():
             output = call_upstream(keyset, *pos, **kw) if runner is None else runner(
                 lambda: call_upstream(keyset, *pos, **kw), op, pos, kw, bound, tangents)
         _guard_plain_forward_over_reverse(op, output)
-        return attach_tangents(op, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level, origin)
+        return attach_tangents(who, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level)
 
     return override
 
@@ -120,17 +126,18 @@ def _run_rule(op, rule, origin, bound, tangents, output):
         raise
 
 
-def _forward_over_reverse_ready(op, rule, sig, origin, call_upstream, keyset, args, kwargs, bound, tangents, level):
+def _forward_over_reverse_ready(op, rule, sig, origin, who, call_upstream, keyset, args, kwargs, bound, tangents, level):
     """Tangents present and a graph recorded: PyTorch's node saves the dual inputs, and the
     output tangents are remembered on it for its backward (engine/forward_over_reverse.py)."""
     output = forward_over_reverse.call_keeping_input_tangents(call_upstream, keyset, args, kwargs)
-    dual = attach_tangents(op, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level, origin)
+    dual = attach_tangents(who, sig, output, _run_rule(op, rule, origin, bound, tangents, output), level)
     forward_over_reverse.remember_output_tangents(op, sig, dual, level, sig.bind(args, kwargs))
     return dual
 
 
-# torch._VF resolves names through a Python __getattr__ on every use: bind once.
+# torch._VF resolves names through a Python __getattr__ on every use (~4 us): bind once.
 _unpack_dual = torch._C._VariableFunctions._unpack_dual
+_make_dual = torch._C._VariableFunctions._make_dual
 # PyTorch refuses nested dual levels, so a dual level, when one exists, has index 0.
 HIDDEN_LEVEL = 0
 _PYTHON_KEY = torch._C.DispatchKey.Python
@@ -321,43 +328,44 @@ def _guard_plain_forward_over_reverse(op, output) -> None:
 def _unpack_or_none(arg, level):
     if not can_carry_tangent(arg):
         return arg, None
-    return _VF._unpack_dual(arg, level)
+    return _unpack_dual(arg, level)
 
 
-def attach_tangents(op, sig: OpSignature, output, out_tangents, level: int, origin: str):
-    """Validate the rule's tangents against the outputs and make the outputs dual."""
+def attach_tangents(who: str, sig: OpSignature, output, out_tangents, level: int):
+    """Validate the rule's tangents against the outputs and make the outputs dual.
+    `who` names the rule in errors ("the forward rule of aten::... (origin)")."""
     if sig.num_outputs == 1:
-        return _attach_one(op, sig.output_names[0], output, out_tangents, level, origin)
+        return _attach_one(who, sig.output_names[0], output, out_tangents, level)
     if not isinstance(out_tangents, (tuple, list)) or len(out_tangents) != sig.num_outputs:
         got = f"{len(out_tangents)} values" if isinstance(out_tangents, (tuple, list)) else type(out_tangents).__name__
         raise RuntimeError(
-            f"torch_fwdad: the forward rule of {op} ({origin}) must return a tuple of "
+            f"torch_fwdad: {who} must return a tuple of "
             f"{sig.num_outputs} tangents aligned with the outputs {sig.output_names} "
             f"(None for an output without tangent), got {got}"
         )
     return tuple(
-        _attach_one(op, name, out, tangent, level, origin)
+        _attach_one(who, name, out, tangent, level)
         for name, out, tangent in zip(sig.output_names, output, out_tangents)
     )
 
 
-def _attach_one(op, name, out, tangent, level, origin):
+def _attach_one(who, name, out, tangent, level):
     if tangent is None:
         return out
     if isinstance(out, list):  # a Tensor[] output (_foreach_*): one tangent (or None) per tensor
-        return _attach_list(op, name, out, tangent, level, origin)
+        return _attach_list(who, name, out, tangent, level)
     if isinstance(out, torch.Tensor) and out.is_nested:
-        keep_nested_tangent(f"the forward rule of {op} ({origin})", name, out, tangent, level)
+        keep_nested_tangent(who, name, out, tangent, level)
         return out
-    check_tangent(f"the forward rule of {op} ({origin})", name, out, tangent)
-    return _VF._make_dual(out, tangent, level)
+    check_tangent(who, name, out, tangent)
+    return _make_dual(out, tangent, level)
 
 
-def _attach_list(op, name, outs, tangents, level, origin):
+def _attach_list(who, name, outs, tangents, level):
     if not isinstance(tangents, (list, tuple)) or len(tangents) != len(outs):
         raise RuntimeError(
-            f"torch_fwdad: the forward rule of {op} ({origin}) must return a list of "
+            f"torch_fwdad: {who} must return a list of "
             f"{len(outs)} tangents for the Tensor[] output '{name}' (None where a tensor has none)"
         )
-    return [_attach_one(op, f"{name}[{i}]", out, tangent, level, origin)
+    return [_attach_one(who, f"{name}[{i}]", out, tangent, level)
             for i, (out, tangent) in enumerate(zip(outs, tangents))]

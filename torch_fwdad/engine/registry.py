@@ -257,7 +257,7 @@ def _install(registration: Registration) -> None:
                                           switch=registration, when=registration.when)
     else:
         override = make_override(op, registration.rule, call_upstream, sig, registration.origin,
-                                 switch=registration, when=registration.when)
+                                 switch=registration, when=registration.when, screened=captured is not None)
     library = _register_autograd_kernel(op, override)
     registration.library = library
     if captured is not None:

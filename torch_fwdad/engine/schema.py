@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch._library.utils import is_tensor_like_type, is_tensorlist_like_type
@@ -54,11 +55,16 @@ class OpSignature:
                 raise TypeError(f"{self.name}() missing required argument '{name}'")
         return bound
 
+    @cached_property
+    def num_positional(self) -> int:
+        return sum(1 for k in self.kwarg_only if not k)
+
     def split(self, bound: list) -> tuple[tuple, dict]:
         """Inverse of bind: positional arguments and keyword-only arguments."""
-        n_pos = sum(1 for k in self.kwarg_only if not k)
-        kwargs = {self.arg_names[i]: bound[i] for i in range(n_pos, len(bound))}
-        return tuple(bound[:n_pos]), kwargs
+        n_pos = self.num_positional
+        if n_pos == len(bound):
+            return tuple(bound), {}
+        return tuple(bound[:n_pos]), {self.arg_names[i]: bound[i] for i in range(n_pos, len(bound))}
 
 
 def output_names(schema: torch._C.FunctionSchema) -> tuple[str, ...]:

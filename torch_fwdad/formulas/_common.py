@@ -101,13 +101,21 @@ def plain_values(*tensors) -> bool:
     """
     if torch.compiler.is_compiling():
         return False
-    if torch._C._dispatch_tls_is_dispatch_key_included(torch._C.DispatchKey.Python):  # a dispatch mode is on
+    if torch._C._dispatch_tls_is_dispatch_key_included(_PYTHON_KEY):  # a dispatch mode is on
         return False
     # requires_grad after unwrapping: under torch.func.jvp, reverse mode beneath the transform
-    # (a model whose parameters require grad) shows only on the unwrapped tensors
-    return all(t is None or (type(t) is torch.Tensor and t.device.type == "cpu" and t.layout == torch.strided
-                             and not t.requires_grad)
-               for t in map(unwrapped, tensors))
+    # (a model whose parameters require grad) shows only on the unwrapped tensors.
+    # A plain loop: rules call this per call, and a generator costs more than the tests.
+    for t in tensors:
+        if t is None:
+            continue
+        t = unwrapped(t)
+        if type(t) is not torch.Tensor or t.requires_grad or not t.is_cpu or t.layout != torch.strided:
+            return False
+    return True
+
+
+_PYTHON_KEY = torch._C.DispatchKey.Python
 
 
 def outer_transforms_around() -> bool:
