@@ -6,7 +6,7 @@ saved statistics in training, the LU that det, slogdet and solve factor A into),
 linalg.householder_product, and NaN for linalg.eigh's eigenvectors. torch_fwdad's `when: outer_derivative` entries replace those formulas exactly there.
 Through forward_ad on an input requiring grad, plain PyTorch raises for the softmax family
 (softmax, log_softmax, logsumexp, cross_entropy, attention's math path: an in-place update
-of what exp saved) and the 1-norm (of what sgn saved), and any outer derivative raises for glu and hardsigmoid (their tangents
+of what exp saved) and the 1-norm, alone or inside renorm and dist (of what sgn saved), and any outer derivative raises for glu and hardsigmoid (their tangents
 are kernels without derivatives); logcumsumexp's first-order tangent is itself wrong where
 its input spreads widely along the dim.
 
@@ -93,6 +93,9 @@ OUT_OF_PLACE_CASES = {
                   (_random(1, 2, 4, 3, seed=45), _random(1, 2, 5, 3, seed=46), _random(1, 2, 5, 3, seed=47))),
     "vector_norm_1": (lambda x: torch.linalg.vector_norm(x, 1, dim=-1), (_random(3, 5, seed=53),)),
     "normalize_1": (lambda x: F.normalize(x, p=1, dim=0), (_random(4, 3, seed=54),)),
+    # rows 0, 1 and 3 have 1-norms over maxnorm (4.7, 2.4, 2.3), row 2 under it (1.3)
+    "renorm_1": (lambda x: torch.renorm(x, 1, 0, 2.0), (_random(4, 3, seed=55),)),
+    "dist_1": (lambda x, y: torch.dist(x, y, 1), (_random(3, 4, seed=56), _random(4, seed=57))),
 }
 CASES.update(OUT_OF_PLACE_CASES)
 CASES.update({
