@@ -95,6 +95,7 @@ OUT_OF_PLACE_CASES = {
     "normalize_1": (lambda x: F.normalize(x, p=1, dim=0), (_random(4, 3, seed=54),)),
     # rows 0, 1 and 3 have 1-norms over maxnorm (4.7, 2.4, 2.3), row 2 under it (1.3)
     "renorm_1": (lambda x: torch.renorm(x, 1, 0, 2.0), (_random(4, 3, seed=55),)),
+    "renorm_1_in_place": (lambda x: (x * 1).renorm_(1, 0, 2.0), (_random(4, 3, seed=55),)),
     "dist_1": (lambda x, y: torch.dist(x, y, 1), (_random(3, 4, seed=56), _random(4, seed=57))),
 }
 CASES.update(OUT_OF_PLACE_CASES)
