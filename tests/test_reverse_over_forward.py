@@ -197,6 +197,22 @@ def test_where_plain_pytorch_works_the_out_of_place_formulas_are_its_own_bit_for
         assert all(torch.equal(a, b) for a, b in zip(gradients, plain[key])), f"{key}: differs from plain PyTorch"
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_renorm_reduced_precision_tangent_is_plain_pytorchs_in_the_outputs_dtype(dtype):
+    # plain PyTorch takes the norm in float32 and gives a float32 tangent for a reduced-precision
+    # output; under an outer derivative the tangent must match the output: the same values, rounded
+    x, v = (_random(4, 5, seed=58) * 2).to(dtype), _random(4, 5, seed=59).to(dtype)
+    with plain_pytorch():
+        plain = torch.func.jvp(lambda a: torch.renorm(a, 1, 1, 1.5), (x,), (v,))[1]
+    with fwAD.dual_level():
+        leaf = x.clone().requires_grad_()
+        tangent = fwAD.unpack_dual(torch.renorm(fwAD.make_dual(leaf, v), 1, 1, 1.5)).tangent
+        (gradient,) = torch.autograd.grad(tangent.float().sum(), leaf)
+    assert plain.dtype == torch.float32 and tangent.dtype == dtype
+    assert torch.equal(tangent, plain.to(dtype))
+    assert gradient.dtype == dtype and gradient.isfinite().all()
+
+
 def test_logcumsumexp_tangent_is_exact_where_plain_pytorchs_is_not():
     # x = [-30, 0], v = [1, 0]: d out_0 = v_0 exactly; plain PyTorch's 1e-13 in the
     # denominator swamps exp(-30) and gives about half of it

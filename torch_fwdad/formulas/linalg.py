@@ -169,7 +169,9 @@ def renorm_l1_jvp(self_p, self_t, dim, maxnorm):
 
     Where a slice's norm n exceeds maxnorm, out = x maxnorm / (n + 1e-7) and
     dout = maxnorm / (n + 1e-7) (ẋ - x dn / (n + 1e-7)); elsewhere dout = ẋ. The same ops
-    in upstream's order, so the values are its own, bit for bit.
+    in upstream's order, so the values are its own, bit for bit. For float16 and bfloat16,
+    whose norm upstream takes in float32, upstream's tangent is float32 on a reduced-precision
+    output; a tangent here must match its output, so it is rounded to the output's dtype.
     """
     dim = dim % max(self_p.dim(), 1)
     reduce_dims = [d for d in range(self_p.dim()) if d != dim]
@@ -177,7 +179,7 @@ def renorm_l1_jvp(self_p, self_t, dim, maxnorm):
     invnorm = (norm + 1e-7).reciprocal()
     factor = invnorm * float(maxnorm)
     scaled = factor * (self_t - self_p * invnorm * l1_norm_jvp(self_p, self_t, reduce_dims, True))
-    return torch.where(norm > float(maxnorm), scaled, self_t)
+    return torch.where(norm > float(maxnorm), scaled, self_t).to(self_t.dtype)
 
 
 def dist_l1_jvp(self_p, self_t, other_p, other_t):
