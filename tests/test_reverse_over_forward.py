@@ -6,7 +6,7 @@ saved statistics in training, the LU that det, slogdet and solve factor A into),
 linalg.householder_product, and NaN for linalg.eigh's eigenvectors. torch_fwdad's `when: outer_derivative` entries replace those formulas exactly there.
 Through forward_ad on an input requiring grad, plain PyTorch raises for the softmax family
 (softmax, log_softmax, logsumexp, cross_entropy, attention's math path: an in-place update
-of what exp saved) and the 1-norm (of what sgn saved), and any outer derivative raises for glu and hardsigmoid (their tangents
+of what exp saved) and the 1-norm, alone or inside renorm and dist (of what sgn saved), and any outer derivative raises for glu and hardsigmoid (their tangents
 are kernels without derivatives); logcumsumexp's first-order tangent is itself wrong where
 its input spreads widely along the dim.
 
@@ -93,6 +93,10 @@ OUT_OF_PLACE_CASES = {
                   (_random(1, 2, 4, 3, seed=45), _random(1, 2, 5, 3, seed=46), _random(1, 2, 5, 3, seed=47))),
     "vector_norm_1": (lambda x: torch.linalg.vector_norm(x, 1, dim=-1), (_random(3, 5, seed=53),)),
     "normalize_1": (lambda x: F.normalize(x, p=1, dim=0), (_random(4, 3, seed=54),)),
+    # rows 0, 1 and 3 have 1-norms over maxnorm (4.7, 2.4, 2.3), row 2 under it (1.3)
+    "renorm_1": (lambda x: torch.renorm(x, 1, 0, 2.0), (_random(4, 3, seed=55),)),
+    "renorm_1_in_place": (lambda x: (x * 1).renorm_(1, 0, 2.0), (_random(4, 3, seed=55),)),
+    "dist_1": (lambda x, y: torch.dist(x, y, 1), (_random(3, 4, seed=56), _random(4, seed=57))),
 }
 CASES.update(OUT_OF_PLACE_CASES)
 CASES.update({
@@ -191,6 +195,22 @@ def test_where_plain_pytorch_works_the_out_of_place_formulas_are_its_own_bit_for
         plain = {(name, way): WAYS[way](*case[:4]) for name, case in cases.items() for way in ways}
     for key, gradients in ours.items():
         assert all(torch.equal(a, b) for a, b in zip(gradients, plain[key])), f"{key}: differs from plain PyTorch"
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_renorm_reduced_precision_tangent_is_plain_pytorchs_in_the_outputs_dtype(dtype):
+    # plain PyTorch takes the norm in float32 and gives a float32 tangent for a reduced-precision
+    # output; under an outer derivative the tangent must match the output: the same values, rounded
+    x, v = (_random(4, 5, seed=58) * 2).to(dtype), _random(4, 5, seed=59).to(dtype)
+    with plain_pytorch():
+        plain = torch.func.jvp(lambda a: torch.renorm(a, 1, 1, 1.5), (x,), (v,))[1]
+    with fwAD.dual_level():
+        leaf = x.clone().requires_grad_()
+        tangent = fwAD.unpack_dual(torch.renorm(fwAD.make_dual(leaf, v), 1, 1, 1.5)).tangent
+        (gradient,) = torch.autograd.grad(tangent.float().sum(), leaf)
+    assert plain.dtype == torch.float32 and tangent.dtype == dtype
+    assert torch.equal(tangent, plain.to(dtype))
+    assert gradient.dtype == dtype and gradient.isfinite().all()
 
 
 def test_logcumsumexp_tangent_is_exact_where_plain_pytorchs_is_not():

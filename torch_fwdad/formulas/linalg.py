@@ -1,8 +1,8 @@
 """Linear algebra: Cholesky, Householder products (ormqr) and friends; det, slogdet, solve
 and householder_product where an outer derivative differentiates the tangent (PyTorch's
 formulas are exact in value only: the first three read an LU factorization it declares
-non-differentiable); the 1-norm's tangent out of place (PyTorch's scales sgn's saved output
-in place)."""
+non-differentiable); the 1-norm's tangent out of place, alone and inside renorm and dist
+(PyTorch's scales sgn's saved output in place)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import torch
 
 from ._common import add_tangents, sum_tangents
 
-__all__ = ["cholesky_jvp", "det_jvp", "eigh_jvp", "householder_product_jvp", "l1_norm_jvp", "ormqr_jvp", "slogdet_jvp",
-           "solve_jvp"]
+__all__ = ["cholesky_jvp", "det_jvp", "dist_l1_jvp", "eigh_jvp", "householder_product_jvp", "l1_norm_jvp", "ormqr_jvp",
+           "renorm_l1_jvp", "slogdet_jvp", "solve_jvp"]
 
 
 def cholesky_jvp(A_t: torch.Tensor, factor: torch.Tensor, upper: bool) -> torch.Tensor:
@@ -158,3 +158,31 @@ def l1_norm_jvp(self_p, self_t, dim, keepdim):
     subclasses, so the values are its own, bit for bit.
     """
     return torch.real(self_p.sgn().mul(self_t.conj())).sum(dim=dim, keepdim=keepdim)
+
+
+# renorm computes the norm of a reduced-precision input in float32 (upstream's acc_type)
+_NORM_DTYPE = {torch.float16: torch.float32, torch.bfloat16: torch.float32, torch.complex32: torch.complex64}
+
+
+def renorm_l1_jvp(self_p, self_t, dim, maxnorm):
+    """Tangent of renorm with p = 1: upstream's renorm_jvp, its 1-norm tangent out of place.
+
+    Where a slice's norm n exceeds maxnorm, out = x maxnorm / (n + 1e-7) and
+    dout = maxnorm / (n + 1e-7) (ẋ - x dn / (n + 1e-7)); elsewhere dout = ẋ. The same ops
+    in upstream's order, so the values are its own, bit for bit. For float16 and bfloat16,
+    whose norm upstream takes in float32, upstream's tangent is float32 on a reduced-precision
+    output; a tangent here must match its output, so it is rounded to the output's dtype.
+    """
+    dim = dim % max(self_p.dim(), 1)
+    reduce_dims = [d for d in range(self_p.dim()) if d != dim]
+    norm = torch.linalg.vector_norm(self_p, 1.0, reduce_dims, keepdim=True, dtype=_NORM_DTYPE.get(self_p.dtype))
+    invnorm = (norm + 1e-7).reciprocal()
+    factor = invnorm * float(maxnorm)
+    scaled = factor * (self_t - self_p * invnorm * l1_norm_jvp(self_p, self_t, reduce_dims, True))
+    return torch.where(norm > float(maxnorm), scaled, self_t).to(self_t.dtype)
+
+
+def dist_l1_jvp(self_p, self_t, other_p, other_t):
+    """Tangent of dist with p = 1: upstream's (the 1-norm tangent of self - other), out of place."""
+    difference_t = other_t.neg() if self_t is None else self_t if other_t is None else self_t - other_t
+    return l1_norm_jvp(self_p - other_p, difference_t, None, False)

@@ -10,6 +10,7 @@ import dataclasses
 
 from . import samples_for
 from .indexing import index_reduce_samples, scatter_reduce_samples
+from .linalg import renorm_samples
 
 
 def _on_a_copy(op, self, *args, **kwargs):
@@ -29,3 +30,10 @@ def index_reduce_in_place_samples(dtype, device):
 @samples_for("aten::scatter_reduce_.two")
 def scatter_reduce_in_place_samples(dtype, device):
     yield from _in_place(scatter_reduce_samples(dtype, device))
+
+
+@samples_for("aten::renorm_")
+def renorm_in_place_samples(dtype, device):
+    # the corrected case and an upstream one (CI time: the other layouts run out of place)
+    samples = list(renorm_samples(dtype, device))
+    yield from _in_place(s for s in samples if s.desc in ("p 1, dim 0", "p 2 (upstream)"))

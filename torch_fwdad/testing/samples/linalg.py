@@ -145,3 +145,23 @@ def vector_norm_samples(dtype, device):
     yield Sample((make_arg(4, 3).mT, 1.0, [0]), desc="ord 1.0, non-contiguous")
     yield Sample((make_arg(3, 5), 2, [1]), desc="ord 2 (upstream)")
     yield Sample((make_arg(3, 5), float("inf"), [1]), desc="ord inf (upstream)")
+
+
+@samples_for("aten::renorm")
+def renorm_samples(dtype, device):
+    # p 1 is the corrected case, p 2 stays upstream's; rows' 1-norms lie well away from
+    # maxnorm (renorm's kink), some above it and some below
+    rows = torch.tensor([[3.0, -1.5, 0.5], [0.2, 0.3, -0.1], [-1.0, 2.0, 1.2], [0.4, -0.2, 0.25]], dtype=dtype, device=device)
+    yield Sample((rows, 1, 0, 1.5), desc="p 1, dim 0")
+    yield Sample((rows.mT, 1, -1, 1.5), desc="p 1, last dim, non-contiguous")
+    yield Sample((rows.reshape(2, 2, 3), 1.0, 1, 2.0), desc="p 1.0, middle dim")
+    yield Sample((rows, 2, 0, 1.5), desc="p 2 (upstream)")
+
+
+# float64 only (CI time): the complex 1-norm tangent is checked through linalg_vector_norm's samples.
+@samples_for("aten::dist")
+def dist_samples(dtype, device):
+    make_arg = partial(make_tensor, dtype=dtype, device=device)
+    yield Sample((make_arg(3, 4), make_arg(3, 4), 1), desc="p 1")
+    yield Sample((make_arg(3, 4), make_arg(4), 1.0), desc="p 1.0, broadcast")
+    yield Sample((make_arg(2, 3), make_arg(2, 3), 2), desc="p 2 (upstream)")
