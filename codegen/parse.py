@@ -337,9 +337,9 @@ def parse_differentiability(node, outputs, given, path) -> tuple[bool, ...]:
 
 
 def parse_condition(node, entry: Entry, path, corrects_upstream: bool) -> str:
-    """`when: <expression>` over the entry's non-Tensor arguments and the flag
-    `outer_derivative`: where it is false, the override calls PyTorch's kernel unchanged,
-    so upstream's own formula (or error) stays."""
+    """`when: <expression>` over the entry's non-Tensor arguments, its Tensor arguments'
+    dtypes and the flag `outer_derivative`: where it is false, the override calls PyTorch's
+    kernel unchanged, so upstream's own formula (or error) stays."""
     location = _at(path, node)
     expression = _scalar(node, path, "when")
     try:
@@ -347,21 +347,33 @@ def parse_condition(node, entry: Entry, path, corrects_upstream: bool) -> str:
     except SyntaxError as error:
         raise DerivativesError(location, f"condition 'when' is not valid Python: {error.msg}: {expression}") from None
     plain = {a.name for a in entry.arguments if not a.carries_tangent}
-    allowed = f"the non-Tensor arguments ({', '.join(sorted(plain)) or 'none'}) and the flag {OUTER_DERIVATIVE}"
+    allowed = (f"the non-Tensor arguments ({', '.join(sorted(plain)) or 'none'}), the dtypes of the Tensor "
+               f"arguments, torch and the flag {OUTER_DERIVATIVE}")
+    dtype_only = _names_read_for_dtype(tree)
     for name in sorted(free_names(tree)):
-        if name in plain or name in dir(builtins):
+        if name in plain or name in dir(builtins) or name == "torch":
             continue
         if name == OUTER_DERIVATIVE:
             check_outer_derivative(tree, entry, corrects_upstream, location)
             continue
         if any(a.name == name for a in entry.arguments):
+            if name in dtype_only:
+                continue
             raise DerivativesError(
                 location,
-                f"condition 'when' may not use the Tensor argument '{name}': it is decided before "
-                f"tangents are unpacked, from {allowed}",
+                f"condition 'when' may not use the Tensor argument '{name}' except as {name}.dtype: it "
+                f"is decided before tangents are unpacked, from {allowed}",
             )
         raise DerivativesError(location, f"unknown name '{name}' in condition 'when'; it may use {allowed}")
     return expression
+
+
+def _names_read_for_dtype(tree: ast.AST) -> set[str]:
+    """Names that appear in `tree` only as `<name>.dtype` (a dual tensor's dtype is its primal's)."""
+    dtype_reads = {id(node.value) for node in ast.walk(tree)
+                   if isinstance(node, ast.Attribute) and node.attr == "dtype" and isinstance(node.value, ast.Name)}
+    names = [node for node in ast.walk(tree) if isinstance(node, ast.Name)]
+    return {n.id for n in names} - {n.id for n in names if id(n) not in dtype_reads}
 
 
 def check_outer_derivative(tree: ast.AST, entry: Entry, corrects_upstream: bool, location: Location) -> None:

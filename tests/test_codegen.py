@@ -135,11 +135,25 @@ def _scatter_reduce_when(condition: str) -> str:
 class TestCondition(expecttest.TestCase):
     def test_condition_on_a_tensor_argument(self):
         actual = _error(_scatter_reduce_when("src.dim() == 2"))
-        self.assertExpectedInline(actual, """derivatives.yaml:4: condition 'when' may not use the Tensor argument 'src': it is decided before tangents are unpacked, from the non-Tensor arguments (dim, include_self, reduce) and the flag outer_derivative""")
+        self.assertExpectedInline(actual, """derivatives.yaml:4: condition 'when' may not use the Tensor argument 'src' except as src.dtype: it is decided before tangents are unpacked, from the non-Tensor arguments (dim, include_self, reduce), the dtypes of the Tensor arguments, torch and the flag outer_derivative""")
+
+    def test_condition_on_a_tensor_arguments_dtype_is_emitted(self):
+        (entry,) = parse(textwrap.dedent(_scatter_reduce_when("src.dtype != torch.float16 and src.dtype.is_complex")),
+                         "derivatives.yaml", HELPERS)
+        self.assertExpectedInline(emit_condition(entry), """\
+def when_scatter_reduce_two(arguments):
+    # derivatives.yaml:2: when: src.dtype != torch.float16 and src.dtype.is_complex
+    _, _, _, src, _, _ = arguments
+    return src.dtype != torch.float16 and src.dtype.is_complex
+""")
+
+    def test_condition_on_a_tensor_argument_beside_its_dtype(self):
+        actual = _error(_scatter_reduce_when("src.dtype == torch.float16 and src.numel() > 2"))
+        self.assertExpectedInline(actual, """derivatives.yaml:4: condition 'when' may not use the Tensor argument 'src' except as src.dtype: it is decided before tangents are unpacked, from the non-Tensor arguments (dim, include_self, reduce), the dtypes of the Tensor arguments, torch and the flag outer_derivative""")
 
     def test_condition_with_an_unknown_name(self):
         actual = _error(_scatter_reduce_when('reduction == "prod"'))
-        self.assertExpectedInline(actual, """derivatives.yaml:4: unknown name 'reduction' in condition 'when'; it may use the non-Tensor arguments (dim, include_self, reduce) and the flag outer_derivative""")
+        self.assertExpectedInline(actual, """derivatives.yaml:4: unknown name 'reduction' in condition 'when'; it may use the non-Tensor arguments (dim, include_self, reduce), the dtypes of the Tensor arguments, torch and the flag outer_derivative""")
 
     def test_condition_that_is_not_python(self):
         actual = _error(_scatter_reduce_when("reduce = 'prod'"))

@@ -160,26 +160,21 @@ def l1_norm_jvp(self_p, self_t, dim, keepdim):
     return torch.real(self_p.sgn().mul(self_t.conj())).sum(dim=dim, keepdim=keepdim)
 
 
-# renorm computes the norm of a reduced-precision input in float32 (upstream's acc_type)
-_NORM_DTYPE = {torch.float16: torch.float32, torch.bfloat16: torch.float32, torch.complex32: torch.complex64}
-
-
 def renorm_l1_jvp(self_p, self_t, dim, maxnorm):
     """Tangent of renorm with p = 1: upstream's renorm_jvp, its 1-norm tangent out of place.
 
     Where a slice's norm n exceeds maxnorm, out = x maxnorm / (n + 1e-7) and
     dout = maxnorm / (n + 1e-7) (ẋ - x dn / (n + 1e-7)); elsewhere dout = ẋ. The same ops
-    in upstream's order, so the values are its own, bit for bit. For float16 and bfloat16,
-    whose norm upstream takes in float32, upstream's tangent is float32 on a reduced-precision
-    output; a tangent here must match its output, so it is rounded to the output's dtype.
+    in upstream's order, so the values are its own, bit for bit. float16 and bfloat16 never
+    reach it (derivatives.yaml's condition): upstream's tangent there is float32.
     """
     dim = dim % max(self_p.dim(), 1)
     reduce_dims = [d for d in range(self_p.dim()) if d != dim]
-    norm = torch.linalg.vector_norm(self_p, 1.0, reduce_dims, keepdim=True, dtype=_NORM_DTYPE.get(self_p.dtype))
+    norm = torch.linalg.vector_norm(self_p, 1.0, reduce_dims, keepdim=True)
     invnorm = (norm + 1e-7).reciprocal()
     factor = invnorm * float(maxnorm)
     scaled = factor * (self_t - self_p * invnorm * l1_norm_jvp(self_p, self_t, reduce_dims, True))
-    return torch.where(norm > float(maxnorm), scaled, self_t).to(self_t.dtype)
+    return torch.where(norm > float(maxnorm), scaled, self_t)
 
 
 def dist_l1_jvp(self_p, self_t, other_p, other_t):
