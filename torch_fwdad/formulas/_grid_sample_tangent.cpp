@@ -26,6 +26,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -316,6 +318,21 @@ void blocks_of_points(const Problem<scalar_t>& problem, const GridView<scalar_t>
 // (#pragma omp simd). A tap outside the input is loaded from a position clamped inside and
 // its term dropped by a select, not weighted by 0 (inf·0 would be NaN): the same taps count
 // as in the general path above.
+// Each of its functions is compiled into bilinear_blocks_baseline (any x86-64: the wheel's
+// SSE2 baseline) and, where the compiler can target AVX2 function by function (GCC, clang on
+// x86-64), into bilinear_blocks_avx2, chosen at run time (bilinear_blocks_for_cpu): always
+// inlined, so that each copy is compiled for its target. No FMA: the two give the same bits.
+#if defined(__GNUC__)
+#define BILINEAR_INLINE inline __attribute__((always_inline))
+#else
+#define BILINEAR_INLINE inline
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#define BILINEAR_AVX2 1
+#else
+#define BILINEAR_AVX2 0
+#endif
+
 template <typename scalar_t>
 using LaneMask = std::conditional_t<sizeof(scalar_t) == 4, int32_t, int64_t>;  // as wide as a lane
 
@@ -341,7 +358,7 @@ struct BilinearTaps {  // [tap: (x0, y0), (x1, y0), (x0, y1), (x1, y1)][point] o
 // The grid's (and its tangent's) coordinates of points start ... start + length - 1 of
 // batch entry n, into axes.x and axes.rate.
 template <typename scalar_t>
-void bilinear_coordinates(const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t, int64_t n, int64_t start,
+BILINEAR_INLINE void bilinear_coordinates(const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t, int64_t n, int64_t start,
                           int64_t length, BilinearAxes<scalar_t>& axes) {
   int64_t h = start / grid.sizes[1], w = start % grid.sizes[1];  // the output's
   for (int64_t i = 0; i < length; ++i) {
@@ -367,7 +384,7 @@ void bilinear_coordinates(const GridView<scalar_t>& grid, const GridView<scalar_
 // the compiler vectorizes, with the same operations in the same order (so the same bits),
 // reflection by ATen's function itself.
 template <typename scalar_t>
-void bilinear_source_index(const Problem<scalar_t>& problem, int d, int64_t length, BilinearAxes<scalar_t>& axes) {
+BILINEAR_INLINE void bilinear_source_index(const Problem<scalar_t>& problem, int d, int64_t length, BilinearAxes<scalar_t>& axes) {
   using namespace at::native;
   const int64_t size = problem.size[d];
   scalar_t* x = axes.x[d];
@@ -413,7 +430,7 @@ void bilinear_source_index(const Problem<scalar_t>& problem, int d, int64_t leng
 // floor(x) is taken as an int32 of x clamped into [-2, size + 1] (NaN to -2), which decides
 // the same taps inside (none where x is outside (-1, size)).
 template <typename scalar_t>
-void bilinear_axis_taps(const Problem<scalar_t>& problem, int d, int64_t length, BilinearAxes<scalar_t>& axes) {
+BILINEAR_INLINE void bilinear_axis_taps(const Problem<scalar_t>& problem, int d, int64_t length, BilinearAxes<scalar_t>& axes) {
   const int32_t size = static_cast<int32_t>(problem.size[d]);
   const int64_t input_stride = problem.input_stride[d], tangent_stride = problem.tangent_stride[d];
   const scalar_t low = -2, high = static_cast<scalar_t>(size) + 1;
@@ -427,7 +444,7 @@ void bilinear_axis_taps(const Problem<scalar_t>& problem, int d, int64_t length,
     axes.t[d][i] = x - static_cast<scalar_t>(floor_x);
     auto tap = [&](int k) {
       const int32_t position = floor_x + k;
-      const bool inside = position >= 0 && position < size;
+      const bool inside = (position >= 0) & (position < size);  // no branch
       const int64_t clamped_position = inside ? position : 0;  // any position inside: the term is dropped
       axes.inside[d][k][i] = -static_cast<LaneMask<scalar_t>>(inside);
       axes.input_offset[d][k][i] = clamped_position * input_stride;
@@ -439,7 +456,7 @@ void bilinear_axis_taps(const Problem<scalar_t>& problem, int d, int64_t length,
 }
 
 template <typename scalar_t>
-void bilinear_axes(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t,
+BILINEAR_INLINE void bilinear_axes(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t,
                    int64_t n, int64_t start, int64_t length, BilinearAxes<scalar_t>& axes) {
   bilinear_coordinates(grid, grid_t, n, start, length, axes);
   for (int d = 0; d < 2; ++d) {
@@ -451,7 +468,7 @@ void bilinear_axes(const Problem<scalar_t>& problem, const GridView<scalar_t>& g
 // Tap (x0 + kx, y0 + ky)'s products over the axes, as point_taps above: W = w_x w_y,
 // R = r_x w_y + w_x r_y.
 template <int kx, int ky, typename scalar_t>
-void bilinear_tap(const BilinearAxes<scalar_t>& axes, int64_t length, BilinearTaps<scalar_t>& taps) {
+BILINEAR_INLINE void bilinear_tap(const BilinearAxes<scalar_t>& axes, int64_t length, BilinearTaps<scalar_t>& taps) {
   constexpr int k = 2 * ky + kx;
 #pragma omp simd
   for (int64_t i = 0; i < length; ++i) {
@@ -467,7 +484,7 @@ void bilinear_tap(const BilinearAxes<scalar_t>& axes, int64_t length, BilinearTa
 }
 
 template <typename scalar_t>
-void bilinear_taps(const BilinearAxes<scalar_t>& axes, int64_t length, BilinearTaps<scalar_t>& taps) {
+BILINEAR_INLINE void bilinear_taps(const BilinearAxes<scalar_t>& axes, int64_t length, BilinearTaps<scalar_t>& taps) {
   bilinear_tap<0, 0>(axes, length, taps);
   bilinear_tap<1, 0>(axes, length, taps);
   bilinear_tap<0, 1>(axes, length, taps);
@@ -478,18 +495,20 @@ void bilinear_taps(const BilinearAxes<scalar_t>& axes, int64_t length, BilinearT
 // input_t by scalar loads, then out[i] = Σ_taps inside ? weight·input_t + rate·input : 0.
 constexpr int64_t kChunk = 64;  // points whose values are held at once
 
-template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-void bilinear_channel(const BilinearTaps<scalar_t>& taps, int64_t begin, int64_t end, const scalar_t* input,
-                      const scalar_t* input_t, scalar_t* out) {
+// kSameOffsets: input and input_t have the same spatial strides (one offset load for both).
+template <typename scalar_t, bool kInputTangent, bool kGridTangent, bool kSameOffsets>
+BILINEAR_INLINE void bilinear_channel(const BilinearTaps<scalar_t>& taps, int64_t begin, int64_t end,
+                                      const scalar_t* input, const scalar_t* input_t, scalar_t* out) {
   scalar_t values[4][kChunk], tangent_values[4][kChunk];
   const int64_t length = end - begin;
   for (int k = 0; k < 4; ++k) {
     for (int64_t i = 0; i < length; ++i) {
+      const int64_t input_offset = taps.input_offset[k][begin + i];
       if constexpr (kGridTangent) {
-        values[k][i] = input[taps.input_offset[k][begin + i]];
+        values[k][i] = input[input_offset];
       }
       if constexpr (kInputTangent) {
-        tangent_values[k][i] = input_t[taps.tangent_offset[k][begin + i]];
+        tangent_values[k][i] = input_t[kSameOffsets ? input_offset : taps.tangent_offset[k][begin + i]];
       }
     }
   }
@@ -517,11 +536,13 @@ void bilinear_channel(const BilinearTaps<scalar_t>& taps, int64_t begin, int64_t
 }
 
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-void bilinear_blocks(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
+BILINEAR_INLINE void bilinear_blocks(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
                      const GridView<scalar_t>& grid_t, const scalar_t* input, const int64_t (&input_strides)[2],
                      const scalar_t* input_t, const int64_t (&tangent_strides)[2], scalar_t* out, int64_t C,
                      int64_t points, int64_t first, int64_t last) {
   const int64_t blocks = (points + kBilinearBlock - 1) / kBilinearBlock;
+  const bool same_offsets = kInputTangent && kGridTangent && problem.input_stride[0] == problem.tangent_stride[0] &&
+                            problem.input_stride[1] == problem.tangent_stride[1];
   // on the heap: larger than some threads' stacks
   const auto axes = std::make_unique<BilinearAxes<scalar_t>>();
   const auto taps = std::make_unique<BilinearTaps<scalar_t>>();
@@ -537,27 +558,66 @@ void bilinear_blocks(const Problem<scalar_t>& problem, const GridView<scalar_t>&
       scalar_t* out_channel = out + (n * C + c) * points + start;
       for (int64_t begin = 0; begin < length; begin += kChunk) {
         const int64_t end = std::min(length, begin + kChunk);
-        bilinear_channel<scalar_t, kInputTangent, kGridTangent>(*taps, begin, end, input_channel, tangent_channel,
-                                                               out_channel + begin);
+        if (same_offsets) {
+          bilinear_channel<scalar_t, kInputTangent, kGridTangent, true>(*taps, begin, end, input_channel,
+                                                                       tangent_channel, out_channel + begin);
+        } else {
+          bilinear_channel<scalar_t, kInputTangent, kGridTangent, false>(*taps, begin, end, input_channel,
+                                                                        tangent_channel, out_channel + begin);
+        }
       }
     }
   }
 }
 
+#define BILINEAR_BLOCKS_PARAMETERS                                                                           \
+  const Problem<scalar_t>&problem, const GridView<scalar_t>&grid, const GridView<scalar_t>&grid_t,                \
+      const scalar_t *input, const int64_t(&input_strides)[2], const scalar_t *input_t,                           \
+      const int64_t(&tangent_strides)[2], scalar_t *out, int64_t C, int64_t points, int64_t first, int64_t last
+#define BILINEAR_BLOCKS_ARGUMENTS \
+  problem, grid, grid_t, input, input_strides, input_t, tangent_strides, out, C, points, first, last
+
+template <typename scalar_t, bool kInputTangent, bool kGridTangent>
+void bilinear_blocks_baseline(BILINEAR_BLOCKS_PARAMETERS) {
+  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+}
+
+#if BILINEAR_AVX2
+template <typename scalar_t, bool kInputTangent, bool kGridTangent>
+__attribute__((target("avx2"))) void bilinear_blocks_avx2(BILINEAR_BLOCKS_PARAMETERS) {
+  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+}
+
+// Whether this CPU runs AVX2, unless ATEN_CPU_CAPABILITY=default (torch's own switch to its
+// baseline kernels) asks for the baseline here too.
+bool avx2_chosen() {
+  static const bool chosen = [] {
+    const char* capability = std::getenv("ATEN_CPU_CAPABILITY");
+    return (capability == nullptr || std::strcmp(capability, "default") != 0) && __builtin_cpu_supports("avx2");
+  }();
+  return chosen;
+}
+#endif
+
+template <typename scalar_t, bool kInputTangent, bool kGridTangent>
+void bilinear_blocks_for_cpu(BILINEAR_BLOCKS_PARAMETERS) {
+#if BILINEAR_AVX2
+  if (avx2_chosen()) {
+    bilinear_blocks_avx2<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+    return;
+  }
+#endif
+  bilinear_blocks_baseline<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+}
+
 template <typename scalar_t>
-void bilinear_blocks(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
-                     const GridView<scalar_t>& grid_t, const scalar_t* input, const int64_t (&input_strides)[2],
-                     const scalar_t* input_t, const int64_t (&tangent_strides)[2], scalar_t* out, int64_t C,
-                     int64_t points, int64_t first, int64_t last) {
+void bilinear_blocks(BILINEAR_BLOCKS_PARAMETERS) {
   if (input_t != nullptr && grid_t.data != nullptr) {
-    bilinear_blocks<scalar_t, true, true>(problem, grid, grid_t, input, input_strides, input_t, tangent_strides, out, C,
-                                          points, first, last);
+    bilinear_blocks_for_cpu<scalar_t, true, true>(BILINEAR_BLOCKS_ARGUMENTS);
   } else if (input_t != nullptr) {
-    bilinear_blocks<scalar_t, true, false>(problem, grid, grid_t, input, input_strides, input_t, tangent_strides, out,
-                                           C, points, first, last);
+    bilinear_blocks_for_cpu<scalar_t, true, false>(BILINEAR_BLOCKS_ARGUMENTS);
   } else {
-    bilinear_blocks<scalar_t, false, true>(problem, grid, grid_t, input, input_strides, input_t, tangent_strides, out,
-                                           C, points, first, last);
+    bilinear_blocks_for_cpu<scalar_t, false, true>(BILINEAR_BLOCKS_ARGUMENTS);
   }
 }
 
