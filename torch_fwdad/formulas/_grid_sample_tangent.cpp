@@ -336,11 +336,25 @@ void blocks_of_points(const Problem<scalar_t>& problem, const GridView<scalar_t>
 template <typename scalar_t>
 using LaneMask = std::conditional_t<sizeof(scalar_t) == 4, int32_t, int64_t>;  // as wide as a lane
 
+// condition ? a : b by bits: the compiler vectorizes it where it would not speculate the
+// floating-point operation of a select's branch (it may trap).
+template <typename scalar_t>
+inline scalar_t bit_select(bool condition, scalar_t a, scalar_t b) {
+  const LaneMask<scalar_t> mask = -static_cast<LaneMask<scalar_t>>(condition);
+  return __builtin_bit_cast(scalar_t, (__builtin_bit_cast(LaneMask<scalar_t>, a) & mask) |
+                                          (__builtin_bit_cast(LaneMask<scalar_t>, b) & ~mask));
+}
+
 template <typename scalar_t>
 struct BilinearAxes {  // [axis: x, y][tap: floor, floor + 1][point] of one block
   scalar_t x[2][kBilinearBlock];      // the grid's coordinate, then the source coordinate
   scalar_t rate[2][kBilinearBlock];   // the grid tangent's coordinate, then ẋ
   scalar_t t[2][kBilinearBlock];      // x - floor(x)
+  // reflection padding: one axis's grid coordinates and their tangents, and whether ATen's
+  // function computes the point (more than one reflection, NaN)
+  scalar_t grid_coordinate[kBilinearBlock];
+  scalar_t grid_rate[kBilinearBlock];
+  LaneMask<scalar_t> by_aten[kBilinearBlock];
   LaneMask<scalar_t> inside[2][2][kBilinearBlock];
   int64_t input_offset[2][2][kBilinearBlock];
   int64_t tangent_offset[2][2][kBilinearBlock];
@@ -389,13 +403,24 @@ BILINEAR_INLINE void bilinear_source_index(const Problem<scalar_t>& problem, int
   const int64_t size = problem.size[d];
   scalar_t* x = axes.x[d];
   scalar_t* rate = axes.rate[d];
-  if (problem.padding == GridSamplerPadding::Reflection) {
+  const bool reflection = problem.padding == GridSamplerPadding::Reflection;
+  // reflect_coordinates_set_grad's interval [low, low + span], from twice its ends
+  const int64_t twice_low = problem.align_corners ? 0 : -1;
+  const int64_t twice_high = problem.align_corners ? 2 * (size - 1) : 2 * size - 1;
+  auto source_index_by_aten = [&](int64_t i, scalar_t coordinate, scalar_t coordinate_t) {
+    scalar_t slope;
+    x[i] = grid_sampler_compute_source_index_set_grad(coordinate, size, problem.padding, problem.align_corners, &slope);
+    rate[i] = slope * coordinate_t;
+  };
+  if (reflection && twice_low == twice_high) {  // a single position (ATen's special case)
     for (int64_t i = 0; i < length; ++i) {
-      scalar_t slope;
-      x[i] = grid_sampler_compute_source_index_set_grad(x[i], size, problem.padding, problem.align_corners, &slope);
-      rate[i] = slope * rate[i];
+      source_index_by_aten(i, x[i], rate[i]);
     }
     return;
+  }
+  if (reflection) {
+    std::copy(x, x + length, axes.grid_coordinate);
+    std::copy(rate, rate + length, axes.grid_rate);
   }
   scalar_t slope;  // of the unnormalization, a constant
   grid_sampler_unnormalize_set_grad(scalar_t(0), size, problem.align_corners, &slope);
@@ -417,6 +442,33 @@ BILINEAR_INLINE void bilinear_source_index(const Problem<scalar_t>& problem, int
       const bool low = x[i] <= 0, high = x[i] >= size_minus_one;
       x[i] = low ? scalar_t(0) : high ? size_minus_one : x[i];
       rate[i] = ((low || high) ? scalar_t(0) : slope) * rate[i];
+    }
+  } else if (reflection) {
+    // reflect_coordinates_set_grad then clip_coordinates_set_grad where in = |x - low| <
+    // 2 span (at most one reflection at each end), ATen's function elsewhere. There, in / span
+    // rounds into [0, 1) or [1, 2), so floor(in / span) is 0 (even) or 1 (odd: in >= span),
+    // and fmod(in, span) is in or in - span, both exact (Sterbenz).
+    const scalar_t low = static_cast<scalar_t>(twice_low) / 2;
+    const scalar_t span = static_cast<scalar_t>(twice_high - twice_low) / 2;
+    const scalar_t twice_span = 2 * span;
+#pragma omp simd
+    for (int64_t i = 0; i < length; ++i) {
+      const scalar_t shifted = x[i] - low;
+      const bool negative = shifted < 0;
+      const scalar_t in = negative ? -shifted : shifted;
+      axes.by_aten[i] = !(in < twice_span);  // NaN too
+      const bool odd = in >= span;
+      const scalar_t extra = bit_select(odd, in - span, in);
+      const scalar_t reflected = bit_select(odd, span - extra, extra) + low;
+      const scalar_t reflection_slope = bit_select(negative != odd, scalar_t(-1), scalar_t(1));
+      const bool clipped_low = reflected <= 0, clipped_high = reflected >= size_minus_one;
+      x[i] = bit_select(clipped_low, scalar_t(0), bit_select(clipped_high, size_minus_one, reflected));
+      rate[i] = (slope * reflection_slope * bit_select(clipped_low || clipped_high, scalar_t(0), scalar_t(1))) * rate[i];
+    }
+    for (int64_t i = 0; i < length; ++i) {
+      if (axes.by_aten[i]) {
+        source_index_by_aten(i, axes.grid_coordinate[i], axes.grid_rate[i]);
+      }
     }
   } else {
 #pragma omp simd
