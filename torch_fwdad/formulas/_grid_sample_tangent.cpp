@@ -316,8 +316,8 @@ void blocks_of_points(const Problem<scalar_t>& problem, const GridView<scalar_t>
 // computed once per block, each channel then loads its 8 values (4 taps of input and
 // input_t) by scalar loads and does its arithmetic in loops the compiler vectorizes
 // (#pragma omp simd). A tap outside the input is loaded from a position clamped inside and
-// its term dropped by a select, not weighted by 0 (inf·0 would be NaN): the same taps count
-// as in the general path above.
+// its term dropped by a bitwise and, not weighted by 0 (inf·0 would be NaN): the same taps
+// count as in the general path above.
 // Each of its functions is compiled into bilinear_blocks_baseline (any x86-64: the wheel's
 // SSE2 baseline) and, where the compiler can target AVX2 function by function (GCC, clang on
 // x86-64), into bilinear_blocks_avx2, chosen at run time (bilinear_blocks_for_cpu): always
@@ -372,8 +372,8 @@ struct BilinearTaps {  // [tap: (x0, y0), (x1, y0), (x0, y1), (x1, y1)][point] o
 // The grid's (and its tangent's) coordinates of points start ... start + length - 1 of
 // batch entry n, into axes.x and axes.rate.
 template <typename scalar_t>
-BILINEAR_INLINE void bilinear_coordinates(const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t, int64_t n, int64_t start,
-                          int64_t length, BilinearAxes<scalar_t>& axes) {
+BILINEAR_INLINE void bilinear_coordinates(const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t, int64_t n,
+                                          int64_t start, int64_t length, BilinearAxes<scalar_t>& axes) {
   int64_t h = start / grid.sizes[1], w = start % grid.sizes[1];  // the output's
   for (int64_t i = 0; i < length; ++i) {
     const scalar_t* point = grid.data + n * grid.batch_stride + h * grid.strides[0] + w * grid.strides[1];
@@ -394,11 +394,12 @@ BILINEAR_INLINE void bilinear_coordinates(const GridView<scalar_t>& grid, const 
 }
 
 // Axis d: the source coordinate x of each point and ẋ = ∂x/∂g · ġ, as ATen's
-// grid_sampler_compute_source_index_set_grad gives them; zeros and border padding in loops
-// the compiler vectorizes, with the same operations in the same order (so the same bits),
-// reflection by ATen's function itself.
+// grid_sampler_compute_source_index_set_grad gives them: in loops the compiler vectorizes,
+// with the same operations in the same order (so the same bits), and by ATen's function
+// itself where reflection takes more than that (see below).
 template <typename scalar_t>
-BILINEAR_INLINE void bilinear_source_index(const Problem<scalar_t>& problem, int d, int64_t length, BilinearAxes<scalar_t>& axes) {
+BILINEAR_INLINE void bilinear_source_index(const Problem<scalar_t>& problem, int d, int64_t length,
+                                           BilinearAxes<scalar_t>& axes) {
   using namespace at::native;
   const int64_t size = problem.size[d];
   scalar_t* x = axes.x[d];
@@ -463,7 +464,8 @@ BILINEAR_INLINE void bilinear_source_index(const Problem<scalar_t>& problem, int
       const scalar_t reflection_slope = bit_select(negative != odd, scalar_t(-1), scalar_t(1));
       const bool clipped_low = reflected <= 0, clipped_high = reflected >= size_minus_one;
       x[i] = bit_select(clipped_low, scalar_t(0), bit_select(clipped_high, size_minus_one, reflected));
-      rate[i] = (slope * reflection_slope * bit_select(clipped_low || clipped_high, scalar_t(0), scalar_t(1))) * rate[i];
+      const scalar_t clip_slope = bit_select(clipped_low || clipped_high, scalar_t(0), scalar_t(1));
+      rate[i] = (slope * reflection_slope * clip_slope) * rate[i];
     }
     for (int64_t i = 0; i < length; ++i) {
       if (axes.by_aten[i]) {
@@ -482,7 +484,8 @@ BILINEAR_INLINE void bilinear_source_index(const Problem<scalar_t>& problem, int
 // floor(x) is taken as an int32 of x clamped into [-2, size + 1] (NaN to -2), which decides
 // the same taps inside (none where x is outside (-1, size)).
 template <typename scalar_t>
-BILINEAR_INLINE void bilinear_axis_taps(const Problem<scalar_t>& problem, int d, int64_t length, BilinearAxes<scalar_t>& axes) {
+BILINEAR_INLINE void bilinear_axis_taps(const Problem<scalar_t>& problem, int d, int64_t length,
+                                        BilinearAxes<scalar_t>& axes) {
   const int32_t size = static_cast<int32_t>(problem.size[d]);
   const int64_t input_stride = problem.input_stride[d], tangent_stride = problem.tangent_stride[d];
   const scalar_t low = -2, high = static_cast<scalar_t>(size) + 1;
@@ -508,8 +511,9 @@ BILINEAR_INLINE void bilinear_axis_taps(const Problem<scalar_t>& problem, int d,
 }
 
 template <typename scalar_t>
-BILINEAR_INLINE void bilinear_axes(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t,
-                   int64_t n, int64_t start, int64_t length, BilinearAxes<scalar_t>& axes) {
+BILINEAR_INLINE void bilinear_axes(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
+                                   const GridView<scalar_t>& grid_t, int64_t n, int64_t start, int64_t length,
+                                   BilinearAxes<scalar_t>& axes) {
   bilinear_coordinates(grid, grid_t, n, start, length, axes);
   for (int d = 0; d < 2; ++d) {
     bilinear_source_index(problem, d, length, axes);
@@ -587,12 +591,27 @@ BILINEAR_INLINE void bilinear_channel(const BilinearTaps<scalar_t>& taps, int64_
   }
 }
 
+// What every block of one call reads.
+template <typename scalar_t>
+struct BilinearCall {
+  const Problem<scalar_t>& problem;
+  const GridView<scalar_t>& grid;
+  const GridView<scalar_t>& grid_t;
+  const scalar_t* input;
+  const int64_t (&input_strides)[2];  // batch, channel
+  const scalar_t* input_t;            // null: no input tangent
+  const int64_t (&tangent_strides)[2];
+  scalar_t* out;
+  int64_t C;
+  int64_t points;  // per channel
+};
+
+// Blocks first ... last - 1 (batch entry by batch entry): the taps of a block, then every
+// channel over them.
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-BILINEAR_INLINE void bilinear_blocks(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
-                     const GridView<scalar_t>& grid_t, const scalar_t* input, const int64_t (&input_strides)[2],
-                     const scalar_t* input_t, const int64_t (&tangent_strides)[2], scalar_t* out, int64_t C,
-                     int64_t points, int64_t first, int64_t last) {
-  const int64_t blocks = (points + kBilinearBlock - 1) / kBilinearBlock;
+BILINEAR_INLINE void bilinear_blocks(const BilinearCall<scalar_t>& call, int64_t first, int64_t last) {
+  const Problem<scalar_t>& problem = call.problem;
+  const int64_t blocks = (call.points + kBilinearBlock - 1) / kBilinearBlock;
   const bool same_offsets = kInputTangent && kGridTangent && problem.input_stride[0] == problem.tangent_stride[0] &&
                             problem.input_stride[1] == problem.tangent_stride[1];
   // on the heap: larger than some threads' stacks
@@ -600,14 +619,14 @@ BILINEAR_INLINE void bilinear_blocks(const Problem<scalar_t>& problem, const Gri
   const auto taps = std::make_unique<BilinearTaps<scalar_t>>();
   for (int64_t item = first; item < last; ++item) {
     const int64_t n = item / blocks, start = (item % blocks) * kBilinearBlock;
-    const int64_t length = std::min(kBilinearBlock, points - start);
-    bilinear_axes(problem, grid, grid_t, n, start, length, *axes);
+    const int64_t length = std::min(kBilinearBlock, call.points - start);
+    bilinear_axes(problem, call.grid, call.grid_t, n, start, length, *axes);
     bilinear_taps(*axes, length, *taps);
-    for (int64_t c = 0; c < C; ++c) {
-      const scalar_t* input_channel = input + n * input_strides[0] + c * input_strides[1];
+    for (int64_t c = 0; c < call.C; ++c) {
+      const scalar_t* input_channel = call.input + n * call.input_strides[0] + c * call.input_strides[1];
       const scalar_t* tangent_channel =
-          kInputTangent ? input_t + n * tangent_strides[0] + c * tangent_strides[1] : nullptr;
-      scalar_t* out_channel = out + (n * C + c) * points + start;
+          kInputTangent ? call.input_t + n * call.tangent_strides[0] + c * call.tangent_strides[1] : nullptr;
+      scalar_t* out_channel = call.out + (n * call.C + c) * call.points + start;
       for (int64_t begin = 0; begin < length; begin += kChunk) {
         const int64_t end = std::min(length, begin + kChunk);
         if (same_offsets) {
@@ -622,22 +641,16 @@ BILINEAR_INLINE void bilinear_blocks(const Problem<scalar_t>& problem, const Gri
   }
 }
 
-#define BILINEAR_BLOCKS_PARAMETERS                                                                           \
-  const Problem<scalar_t>&problem, const GridView<scalar_t>&grid, const GridView<scalar_t>&grid_t,                \
-      const scalar_t *input, const int64_t(&input_strides)[2], const scalar_t *input_t,                           \
-      const int64_t(&tangent_strides)[2], scalar_t *out, int64_t C, int64_t points, int64_t first, int64_t last
-#define BILINEAR_BLOCKS_ARGUMENTS \
-  problem, grid, grid_t, input, input_strides, input_t, tangent_strides, out, C, points, first, last
-
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-void bilinear_blocks_baseline(BILINEAR_BLOCKS_PARAMETERS) {
-  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+void bilinear_blocks_baseline(const BilinearCall<scalar_t>& call, int64_t first, int64_t last) {
+  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(call, first, last);
 }
 
 #if BILINEAR_AVX2
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-__attribute__((target("avx2"))) void bilinear_blocks_avx2(BILINEAR_BLOCKS_PARAMETERS) {
-  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+__attribute__((target("avx2"))) void bilinear_blocks_avx2(const BilinearCall<scalar_t>& call, int64_t first,
+                                                          int64_t last) {
+  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(call, first, last);
 }
 
 // Whether this CPU runs AVX2, unless ATEN_CPU_CAPABILITY=default (torch's own switch to its
@@ -652,24 +665,24 @@ bool avx2_chosen() {
 #endif
 
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-void bilinear_blocks_for_cpu(BILINEAR_BLOCKS_PARAMETERS) {
+void bilinear_blocks_for_cpu(const BilinearCall<scalar_t>& call, int64_t first, int64_t last) {
 #if BILINEAR_AVX2
   if (avx2_chosen()) {
-    bilinear_blocks_avx2<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+    bilinear_blocks_avx2<scalar_t, kInputTangent, kGridTangent>(call, first, last);
     return;
   }
 #endif
-  bilinear_blocks_baseline<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+  bilinear_blocks_baseline<scalar_t, kInputTangent, kGridTangent>(call, first, last);
 }
 
 template <typename scalar_t>
-void bilinear_blocks(BILINEAR_BLOCKS_PARAMETERS) {
-  if (input_t != nullptr && grid_t.data != nullptr) {
-    bilinear_blocks_for_cpu<scalar_t, true, true>(BILINEAR_BLOCKS_ARGUMENTS);
-  } else if (input_t != nullptr) {
-    bilinear_blocks_for_cpu<scalar_t, true, false>(BILINEAR_BLOCKS_ARGUMENTS);
+void bilinear_blocks(const BilinearCall<scalar_t>& call, int64_t first, int64_t last) {
+  if (call.input_t != nullptr && call.grid_t.data != nullptr) {
+    bilinear_blocks_for_cpu<scalar_t, true, true>(call, first, last);
+  } else if (call.input_t != nullptr) {
+    bilinear_blocks_for_cpu<scalar_t, true, false>(call, first, last);
   } else {
-    bilinear_blocks_for_cpu<scalar_t, false, true>(BILINEAR_BLOCKS_ARGUMENTS);
+    bilinear_blocks_for_cpu<scalar_t, false, true>(call, first, last);
   }
 }
 
@@ -716,8 +729,9 @@ void tangent_kernel(const at::Tensor& input, const at::Tensor& grid, const std::
     } else if (bicubic) {
       run(Two{}, Four{});
     } else {
-      bilinear_blocks<scalar_t>(problem, grid_points, grid_t_points, input_data, input_strides, input_t_data,
-                                tangent_strides, out_data, C, points, first, last);
+      bilinear_blocks<scalar_t>({problem, grid_points, grid_t_points, input_data, input_strides, input_t_data,
+                                 tangent_strides, out_data, C, points},
+                                first, last);
     }
   });
 }
