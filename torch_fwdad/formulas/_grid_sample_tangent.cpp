@@ -591,27 +591,13 @@ BILINEAR_INLINE void bilinear_channel(const BilinearTaps<scalar_t>& taps, int64_
   }
 }
 
-// What every block of one call reads.
-template <typename scalar_t>
-struct BilinearCall {
-  const Problem<scalar_t>& problem;
-  const GridView<scalar_t>& grid;
-  const GridView<scalar_t>& grid_t;
-  const scalar_t* input;
-  const int64_t (&input_strides)[2];  // batch, channel
-  const scalar_t* input_t;            // null: no input tangent
-  const int64_t (&tangent_strides)[2];
-  scalar_t* out;
-  int64_t C;
-  int64_t points;  // per channel
-};
-
-// Blocks first ... last - 1 (batch entry by batch entry): the taps of a block, then every
-// channel over them.
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-BILINEAR_INLINE void bilinear_blocks(const BilinearCall<scalar_t>& call, int64_t first, int64_t last) {
-  const Problem<scalar_t>& problem = call.problem;
-  const int64_t blocks = (call.points + kBilinearBlock - 1) / kBilinearBlock;
+BILINEAR_INLINE void bilinear_blocks(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
+                                     const GridView<scalar_t>& grid_t, const scalar_t* input,
+                                     const int64_t (&input_strides)[2], const scalar_t* input_t,
+                                     const int64_t (&tangent_strides)[2], scalar_t* out, int64_t C, int64_t points,
+                                     int64_t first, int64_t last) {
+  const int64_t blocks = (points + kBilinearBlock - 1) / kBilinearBlock;
   const bool same_offsets = kInputTangent && kGridTangent && problem.input_stride[0] == problem.tangent_stride[0] &&
                             problem.input_stride[1] == problem.tangent_stride[1];
   // on the heap: larger than some threads' stacks
@@ -619,14 +605,14 @@ BILINEAR_INLINE void bilinear_blocks(const BilinearCall<scalar_t>& call, int64_t
   const auto taps = std::make_unique<BilinearTaps<scalar_t>>();
   for (int64_t item = first; item < last; ++item) {
     const int64_t n = item / blocks, start = (item % blocks) * kBilinearBlock;
-    const int64_t length = std::min(kBilinearBlock, call.points - start);
-    bilinear_axes(problem, call.grid, call.grid_t, n, start, length, *axes);
+    const int64_t length = std::min(kBilinearBlock, points - start);
+    bilinear_axes(problem, grid, grid_t, n, start, length, *axes);
     bilinear_taps(*axes, length, *taps);
-    for (int64_t c = 0; c < call.C; ++c) {
-      const scalar_t* input_channel = call.input + n * call.input_strides[0] + c * call.input_strides[1];
+    for (int64_t c = 0; c < C; ++c) {
+      const scalar_t* input_channel = input + n * input_strides[0] + c * input_strides[1];
       const scalar_t* tangent_channel =
-          kInputTangent ? call.input_t + n * call.tangent_strides[0] + c * call.tangent_strides[1] : nullptr;
-      scalar_t* out_channel = call.out + (n * call.C + c) * call.points + start;
+          kInputTangent ? input_t + n * tangent_strides[0] + c * tangent_strides[1] : nullptr;
+      scalar_t* out_channel = out + (n * C + c) * points + start;
       for (int64_t begin = 0; begin < length; begin += kChunk) {
         const int64_t end = std::min(length, begin + kChunk);
         if (same_offsets) {
@@ -641,16 +627,24 @@ BILINEAR_INLINE void bilinear_blocks(const BilinearCall<scalar_t>& call, int64_t
   }
 }
 
+// bilinear_blocks' parameters and arguments, for the functions that choose its copy (passed
+// one by one: a struct of them measured slower)
+#define BILINEAR_BLOCKS_PARAMETERS                                                                                 \
+  const Problem<scalar_t>&problem, const GridView<scalar_t>&grid, const GridView<scalar_t>&grid_t,                \
+      const scalar_t *input, const int64_t(&input_strides)[2], const scalar_t *input_t,                           \
+      const int64_t(&tangent_strides)[2], scalar_t *out, int64_t C, int64_t points, int64_t first, int64_t last
+#define BILINEAR_BLOCKS_ARGUMENTS \
+  problem, grid, grid_t, input, input_strides, input_t, tangent_strides, out, C, points, first, last
+
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-void bilinear_blocks_baseline(const BilinearCall<scalar_t>& call, int64_t first, int64_t last) {
-  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(call, first, last);
+void bilinear_blocks_baseline(BILINEAR_BLOCKS_PARAMETERS) {
+  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
 }
 
 #if BILINEAR_AVX2
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-__attribute__((target("avx2"))) void bilinear_blocks_avx2(const BilinearCall<scalar_t>& call, int64_t first,
-                                                          int64_t last) {
-  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(call, first, last);
+__attribute__((target("avx2"))) void bilinear_blocks_avx2(BILINEAR_BLOCKS_PARAMETERS) {
+  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
 }
 
 // Whether this CPU runs AVX2, unless ATEN_CPU_CAPABILITY=default (torch's own switch to its
@@ -665,26 +659,29 @@ bool avx2_chosen() {
 #endif
 
 template <typename scalar_t, bool kInputTangent, bool kGridTangent>
-void bilinear_blocks_for_cpu(const BilinearCall<scalar_t>& call, int64_t first, int64_t last) {
+void bilinear_blocks_for_cpu(BILINEAR_BLOCKS_PARAMETERS) {
 #if BILINEAR_AVX2
   if (avx2_chosen()) {
-    bilinear_blocks_avx2<scalar_t, kInputTangent, kGridTangent>(call, first, last);
+    bilinear_blocks_avx2<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
     return;
   }
 #endif
-  bilinear_blocks_baseline<scalar_t, kInputTangent, kGridTangent>(call, first, last);
+  bilinear_blocks_baseline<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
 }
 
 template <typename scalar_t>
-void bilinear_blocks(const BilinearCall<scalar_t>& call, int64_t first, int64_t last) {
-  if (call.input_t != nullptr && call.grid_t.data != nullptr) {
-    bilinear_blocks_for_cpu<scalar_t, true, true>(call, first, last);
-  } else if (call.input_t != nullptr) {
-    bilinear_blocks_for_cpu<scalar_t, true, false>(call, first, last);
+void bilinear_blocks(BILINEAR_BLOCKS_PARAMETERS) {
+  if (input_t != nullptr && grid_t.data != nullptr) {
+    bilinear_blocks_for_cpu<scalar_t, true, true>(BILINEAR_BLOCKS_ARGUMENTS);
+  } else if (input_t != nullptr) {
+    bilinear_blocks_for_cpu<scalar_t, true, false>(BILINEAR_BLOCKS_ARGUMENTS);
   } else {
-    bilinear_blocks_for_cpu<scalar_t, false, true>(call, first, last);
+    bilinear_blocks_for_cpu<scalar_t, false, true>(BILINEAR_BLOCKS_ARGUMENTS);
   }
 }
+
+#undef BILINEAR_BLOCKS_PARAMETERS
+#undef BILINEAR_BLOCKS_ARGUMENTS
 
 template <typename scalar_t>
 void tangent_kernel(const at::Tensor& input, const at::Tensor& grid, const std::optional<at::Tensor>& input_t,
@@ -729,9 +726,8 @@ void tangent_kernel(const at::Tensor& input, const at::Tensor& grid, const std::
     } else if (bicubic) {
       run(Two{}, Four{});
     } else {
-      bilinear_blocks<scalar_t>({problem, grid_points, grid_t_points, input_data, input_strides, input_t_data,
-                                 tangent_strides, out_data, C, points},
-                                first, last);
+      bilinear_blocks<scalar_t>(problem, grid_points, grid_t_points, input_data, input_strides, input_t_data,
+                                tangent_strides, out_data, C, points, first, last);
     }
   });
 }
