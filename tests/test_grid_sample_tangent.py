@@ -1,6 +1,11 @@
 """grid_sample's values-only tangent by the C++ kernel (formulas/_grid_sample_tangent.cpp)
 against the Python path, central differences and PyTorch's own kernels; and where it runs."""
 
+import os
+import pathlib
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -85,6 +90,70 @@ def test_kernel_follows_pytorchs_kernels_at_tap_boundaries_and_limits(case, padd
     if mode != NEAREST:
         expected = expected + vision._grid_tangent_by_backward(x, grid, grid_t, mode, padding_mode, align_corners)
     torch.testing.assert_close(fused, expected, rtol=1e-12, atol=1e-12)
+
+
+def normalized(source, size, align_corners):
+    """The grid coordinate of a source coordinate (inverse of PyTorch's unnormalisation)."""
+    return source * 2 / (size - 1) - 1 if align_corners else (2 * source + 1) / size - 1
+
+
+def bilinear_problem(dtype, align_corners, same_strides):
+    """(input, grid, input_t, grid_t) for the 2-D bilinear path: 2 x 23 x 17 points (blocks of
+    256: two, the last one partial), source coordinates in [1, 9] along x (W = 6) and [1, 7]
+    along y (H = 5), so that after any padding row 0 and column 0 are never a tap inside, while
+    taps outside (zeros padding, or floor + 1 at the last row or column) are read from there."""
+    g = torch.Generator().manual_seed(12)
+    sources = torch.rand(2, 23, 17, 2, dtype=F64, generator=g) * torch.tensor([8.0, 6.0], dtype=F64) + 1
+    sources[0, 0, :4] = torch.tensor([[5.0, 4.0], [6.0, 5.0], [1.5, 1.5], [9.0, 7.0]], dtype=F64)  # edges, outside
+    grid = torch.stack([normalized(sources[..., 0], 6, align_corners), normalized(sources[..., 1], 5, align_corners)], -1)
+    x = randn(2, 3, 5, 6, dtype=dtype, seed=13)
+    x_t = randn(2, 3, 5, 6, dtype=dtype, seed=14) if same_strides else randn(2, 3, 6, 5, dtype=dtype, seed=14).mT
+    return x, grid.to(dtype), x_t, randn(*grid.shape, dtype=dtype, seed=15)
+
+
+BILINEAR_TANGENTS = {"input_t": (True, False, True), "grid_t": (False, True, True),
+                     "both, same strides": (True, True, True), "both, other strides": (True, True, False)}
+
+
+@pytest.mark.parametrize("tangents", BILINEAR_TANGENTS.values(), ids=list(BILINEAR_TANGENTS))
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("padding_mode", [0, 1, 2], ids=["zeros", "border", "reflection"])
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=["float64", "float32"])
+def test_2d_bilinear_kernel_over_blocks_drops_taps_outside_unread(dtype, padding_mode, align_corners, tangents):
+    # the 2-D bilinear path reads a tap outside from row 0 or column 0 and drops its term:
+    # inf there must not reach the tangent (inf·0 would be NaN), whose values are the Python path's
+    has_input_t, has_grid_t, same_strides = tangents
+    x, grid, x_t, grid_t = bilinear_problem(dtype, align_corners, same_strides)
+    x_t, grid_t = (x_t if has_input_t else None), (grid_t if has_grid_t else None)
+    with_inf = []
+    for tensor in (x, x_t):
+        if tensor is not None:
+            tensor = tensor.clone()  # same strides
+            tensor[..., 0, :] = tensor[..., :, 0] = float("inf")
+        with_inf.append(tensor)
+    fused = grid_sample_tangent.output_tangent(with_inf[0], grid, with_inf[1], grid_t, BILINEAR, padding_mode,
+                                               align_corners)
+    assert fused.isfinite().all()
+    expected = python_path(x, grid, x_t, grid_t, BILINEAR, padding_mode, align_corners, 2)
+    torch.testing.assert_close(fused, expected, **({} if dtype == F64 else {"atol": 1e-5, "rtol": 1e-5}))
+
+
+def test_2d_bilinear_kernel_gives_the_same_bits_on_the_baseline_path(tmp_path):
+    # the 2-D bilinear path is compiled for the x86-64 baseline and for AVX2 (chosen where the
+    # CPU has it; elsewhere both runs take the baseline); ATEN_CPU_CAPABILITY=default, torch's
+    # switch to its baseline kernels, picks the baseline one in a subprocess: the same
+    # operations in the same order, so the same bits (on the same inputs: torch's own kernels,
+    # randn's too, change there)
+    calls = [(*bilinear_problem(dtype, align, same), BILINEAR, padding, align) for dtype in (F64, torch.float32)
+             for padding in (0, 1, 2) for align in (False, True) for same in (False, True)]
+    torch.save(calls, tmp_path / "calls.pt")
+    script = ("import sys, torch, torch_fwdad; calls = torch.load(sys.argv[1]); "
+              "torch.save([torch.ops.torch_fwdad.grid_sample_tangent(*call) for call in calls], sys.argv[2])")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "calls.pt"), str(tmp_path / "baseline.pt")],
+                   env=dict(os.environ, ATEN_CPU_CAPABILITY="default"), check=True, timeout=120,
+                   cwd=pathlib.Path(__file__).resolve().parents[1])
+    for baseline, call in zip(torch.load(tmp_path / "baseline.pt"), calls, strict=True):
+        torch.testing.assert_close(baseline, grid_sample_tangent.output_tangent(*call), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("case", MODES.values(), ids=list(MODES))

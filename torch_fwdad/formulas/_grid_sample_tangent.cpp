@@ -26,6 +26,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -38,6 +41,7 @@ using at::native::GridSamplerPadding;
 constexpr int kMaxDims = 3;
 constexpr int kMaxTaps = 16;     // bicubic 2-D: 4 x 4
 constexpr int64_t kBlock = 64;   // points whose taps are held at once
+constexpr int64_t kBilinearBlock = 256;  // the same in the 2-D bilinear path
 // elementary steps worth a task of their own: at::internal::GRAIN_SIZE, whose header
 // (ATen/TensorIterator.h) costs more to compile than this file
 constexpr int64_t kGrainSize = 32768;
@@ -308,14 +312,387 @@ void blocks_of_points(const Problem<scalar_t>& problem, const GridView<scalar_t>
   }
 }
 
+// 2-D bilinear, the common mode, over structure-of-arrays blocks: each point's 4 taps are
+// computed once per block, each channel then loads its 8 values (4 taps of input and
+// input_t) by scalar loads and does its arithmetic in loops the compiler vectorizes
+// (#pragma omp simd). A tap outside the input is loaded from a position clamped inside and
+// its term dropped by a bitwise and, not weighted by 0 (inf·0 would be NaN): the same taps
+// count as in the general path above.
+// Each of its functions is compiled into bilinear_blocks_baseline (any x86-64: the wheel's
+// SSE2 baseline) and, where the compiler can target AVX2 function by function (GCC, clang on
+// x86-64), into bilinear_blocks_avx2, chosen at run time (bilinear_blocks_for_cpu): always
+// inlined, so that each copy is compiled for its target. No FMA: the two give the same bits.
+#if defined(__GNUC__)
+#define BILINEAR_INLINE inline __attribute__((always_inline))
+#else
+#define BILINEAR_INLINE inline
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#define BILINEAR_AVX2 1
+#else
+#define BILINEAR_AVX2 0
+#endif
+
+template <typename scalar_t>
+using LaneMask = std::conditional_t<sizeof(scalar_t) == 4, int32_t, int64_t>;  // as wide as a lane
+
+// condition ? a : b by bits: the compiler vectorizes it where it would not speculate the
+// floating-point operation of a select's branch (it may trap).
+template <typename scalar_t>
+inline scalar_t bit_select(bool condition, scalar_t a, scalar_t b) {
+  const LaneMask<scalar_t> mask = -static_cast<LaneMask<scalar_t>>(condition);
+  return __builtin_bit_cast(scalar_t, (__builtin_bit_cast(LaneMask<scalar_t>, a) & mask) |
+                                          (__builtin_bit_cast(LaneMask<scalar_t>, b) & ~mask));
+}
+
+template <typename scalar_t>
+struct BilinearAxes {  // [axis: x, y][tap: floor, floor + 1][point] of one block
+  scalar_t x[2][kBilinearBlock];      // the grid's coordinate, then the source coordinate
+  scalar_t rate[2][kBilinearBlock];   // the grid tangent's coordinate, then ẋ
+  scalar_t t[2][kBilinearBlock];      // x - floor(x)
+  // reflection padding: one axis's grid coordinates and their tangents, and whether ATen's
+  // function computes the point (more than one reflection, NaN)
+  scalar_t grid_coordinate[kBilinearBlock];
+  scalar_t grid_rate[kBilinearBlock];
+  LaneMask<scalar_t> by_aten[kBilinearBlock];
+  LaneMask<scalar_t> inside[2][2][kBilinearBlock];
+  int64_t input_offset[2][2][kBilinearBlock];
+  int64_t tangent_offset[2][2][kBilinearBlock];
+};
+
+template <typename scalar_t>
+struct BilinearTaps {  // [tap: (x0, y0), (x1, y0), (x0, y1), (x1, y1)][point] of one block
+  LaneMask<scalar_t> inside[4][kBilinearBlock];
+  int64_t input_offset[4][kBilinearBlock];
+  int64_t tangent_offset[4][kBilinearBlock];
+  scalar_t weight[4][kBilinearBlock];
+  scalar_t rate[4][kBilinearBlock];
+};
+
+// The grid's (and its tangent's) coordinates of points start ... start + length - 1 of
+// batch entry n, into axes.x and axes.rate.
+template <typename scalar_t>
+BILINEAR_INLINE void bilinear_coordinates(const GridView<scalar_t>& grid, const GridView<scalar_t>& grid_t, int64_t n,
+                                          int64_t start, int64_t length, BilinearAxes<scalar_t>& axes) {
+  int64_t h = start / grid.sizes[1], w = start % grid.sizes[1];  // the output's
+  for (int64_t i = 0; i < length; ++i) {
+    const scalar_t* point = grid.data + n * grid.batch_stride + h * grid.strides[0] + w * grid.strides[1];
+    axes.x[0][i] = point[0];
+    axes.x[1][i] = point[grid.coordinate_stride];
+    if (grid_t.data != nullptr) {
+      const scalar_t* point_t = grid_t.data + n * grid_t.batch_stride + h * grid_t.strides[0] + w * grid_t.strides[1];
+      axes.rate[0][i] = point_t[0];
+      axes.rate[1][i] = point_t[grid_t.coordinate_stride];
+    } else {
+      axes.rate[0][i] = axes.rate[1][i] = 0;
+    }
+    if (++w == grid.sizes[1]) {
+      w = 0;
+      ++h;
+    }
+  }
+}
+
+// Axis d: the source coordinate x of each point and ẋ = ∂x/∂g · ġ, as ATen's
+// grid_sampler_compute_source_index_set_grad gives them: in loops the compiler vectorizes,
+// with the same operations in the same order (so the same bits), and by ATen's function
+// itself where reflection takes more than that (see below).
+template <typename scalar_t>
+BILINEAR_INLINE void bilinear_source_index(const Problem<scalar_t>& problem, int d, int64_t length,
+                                           BilinearAxes<scalar_t>& axes) {
+  using namespace at::native;
+  const int64_t size = problem.size[d];
+  scalar_t* x = axes.x[d];
+  scalar_t* rate = axes.rate[d];
+  const bool reflection = problem.padding == GridSamplerPadding::Reflection;
+  // reflect_coordinates_set_grad's interval [low, low + span], from twice its ends
+  const int64_t twice_low = problem.align_corners ? 0 : -1;
+  const int64_t twice_high = problem.align_corners ? 2 * (size - 1) : 2 * size - 1;
+  auto source_index_by_aten = [&](int64_t i, scalar_t coordinate, scalar_t coordinate_t) {
+    scalar_t slope;
+    x[i] = grid_sampler_compute_source_index_set_grad(coordinate, size, problem.padding, problem.align_corners, &slope);
+    rate[i] = slope * coordinate_t;
+  };
+  if (reflection && twice_low == twice_high) {  // a single position (ATen's special case)
+    for (int64_t i = 0; i < length; ++i) {
+      source_index_by_aten(i, x[i], rate[i]);
+    }
+    return;
+  }
+  if (reflection) {
+    std::copy(x, x + length, axes.grid_coordinate);
+    std::copy(rate, rate + length, axes.grid_rate);
+  }
+  scalar_t slope;  // of the unnormalization, a constant
+  grid_sampler_unnormalize_set_grad(scalar_t(0), size, problem.align_corners, &slope);
+  const scalar_t size_minus_one = static_cast<scalar_t>(size - 1), size_as_scalar = static_cast<scalar_t>(size);
+  if (problem.align_corners) {
+#pragma omp simd
+    for (int64_t i = 0; i < length; ++i) {
+      x[i] = ((x[i] + 1) / 2) * size_minus_one;
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < length; ++i) {
+      x[i] = ((x[i] + 1) * size_as_scalar - 1) / 2;
+    }
+  }
+  if (problem.padding == GridSamplerPadding::Border) {  // clip_coordinates_set_grad: slope 0 where clipped
+#pragma omp simd
+    for (int64_t i = 0; i < length; ++i) {
+      const bool low = x[i] <= 0, high = x[i] >= size_minus_one;
+      x[i] = low ? scalar_t(0) : high ? size_minus_one : x[i];
+      rate[i] = ((low || high) ? scalar_t(0) : slope) * rate[i];
+    }
+  } else if (reflection) {
+    // reflect_coordinates_set_grad then clip_coordinates_set_grad where in = |x - low| <
+    // 2 span (at most one reflection at each end), ATen's function elsewhere. There, in / span
+    // rounds into [0, 1) or [1, 2), so floor(in / span) is 0 (even) or 1 (odd: in >= span),
+    // and fmod(in, span) is in or in - span, both exact (Sterbenz).
+    const scalar_t low = static_cast<scalar_t>(twice_low) / 2;
+    const scalar_t span = static_cast<scalar_t>(twice_high - twice_low) / 2;
+    const scalar_t twice_span = 2 * span;
+#pragma omp simd
+    for (int64_t i = 0; i < length; ++i) {
+      const scalar_t shifted = x[i] - low;
+      const bool negative = shifted < 0;
+      const scalar_t in = negative ? -shifted : shifted;
+      axes.by_aten[i] = !(in < twice_span);  // NaN too
+      const bool odd = in >= span;
+      const scalar_t extra = bit_select(odd, in - span, in);
+      const scalar_t reflected = bit_select(odd, span - extra, extra) + low;
+      const scalar_t reflection_slope = bit_select(negative != odd, scalar_t(-1), scalar_t(1));
+      const bool clipped_low = reflected <= 0, clipped_high = reflected >= size_minus_one;
+      x[i] = bit_select(clipped_low, scalar_t(0), bit_select(clipped_high, size_minus_one, reflected));
+      const scalar_t clip_slope = bit_select(clipped_low || clipped_high, scalar_t(0), scalar_t(1));
+      rate[i] = (slope * reflection_slope * clip_slope) * rate[i];
+    }
+    for (int64_t i = 0; i < length; ++i) {
+      if (axes.by_aten[i]) {
+        source_index_by_aten(i, axes.grid_coordinate[i], axes.grid_rate[i]);
+      }
+    }
+  } else {
+#pragma omp simd
+    for (int64_t i = 0; i < length; ++i) {
+      rate[i] = slope * rate[i];
+    }
+  }
+}
+
+// Axis d: each point's two taps floor(x) and floor(x) + 1, as axis_taps<.., 2> above.
+// floor(x) is taken as an int32 of x clamped into [-2, size + 1] (NaN to -2), which decides
+// the same taps inside (none where x is outside (-1, size)).
+template <typename scalar_t>
+BILINEAR_INLINE void bilinear_axis_taps(const Problem<scalar_t>& problem, int d, int64_t length,
+                                        BilinearAxes<scalar_t>& axes) {
+  const int32_t size = static_cast<int32_t>(problem.size[d]);
+  const int64_t input_stride = problem.input_stride[d], tangent_stride = problem.tangent_stride[d];
+  const scalar_t low = -2, high = static_cast<scalar_t>(size) + 1;
+#pragma omp simd
+  for (int64_t i = 0; i < length; ++i) {
+    const scalar_t x = axes.x[d][i];
+    scalar_t clamped = x > low ? x : low;
+    clamped = clamped < high ? clamped : high;
+    int32_t floor_x = static_cast<int32_t>(clamped);
+    floor_x -= clamped < static_cast<scalar_t>(floor_x);
+    axes.t[d][i] = x - static_cast<scalar_t>(floor_x);
+    auto tap = [&](int k) {
+      const int32_t position = floor_x + k;
+      const bool inside = (position >= 0) & (position < size);  // no branch
+      const int64_t clamped_position = inside ? position : 0;  // any position inside: the term is dropped
+      axes.inside[d][k][i] = -static_cast<LaneMask<scalar_t>>(inside);
+      axes.input_offset[d][k][i] = clamped_position * input_stride;
+      axes.tangent_offset[d][k][i] = clamped_position * tangent_stride;
+    };
+    tap(0);
+    tap(1);
+  }
+}
+
+template <typename scalar_t>
+BILINEAR_INLINE void bilinear_axes(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
+                                   const GridView<scalar_t>& grid_t, int64_t n, int64_t start, int64_t length,
+                                   BilinearAxes<scalar_t>& axes) {
+  bilinear_coordinates(grid, grid_t, n, start, length, axes);
+  for (int d = 0; d < 2; ++d) {
+    bilinear_source_index(problem, d, length, axes);
+    bilinear_axis_taps(problem, d, length, axes);
+  }
+}
+
+// Tap (x0 + kx, y0 + ky)'s products over the axes, as point_taps above: W = w_x w_y,
+// R = r_x w_y + w_x r_y.
+template <int kx, int ky, typename scalar_t>
+BILINEAR_INLINE void bilinear_tap(const BilinearAxes<scalar_t>& axes, int64_t length, BilinearTaps<scalar_t>& taps) {
+  constexpr int k = 2 * ky + kx;
+#pragma omp simd
+  for (int64_t i = 0; i < length; ++i) {
+    const scalar_t tx = axes.t[0][i], ty = axes.t[1][i];
+    const scalar_t wx = kx ? tx : 1 - tx, wy = ky ? ty : 1 - ty;
+    const scalar_t rx = kx ? axes.rate[0][i] : -axes.rate[0][i], ry = ky ? axes.rate[1][i] : -axes.rate[1][i];
+    taps.inside[k][i] = axes.inside[0][kx][i] & axes.inside[1][ky][i];
+    taps.input_offset[k][i] = axes.input_offset[0][kx][i] + axes.input_offset[1][ky][i];
+    taps.tangent_offset[k][i] = axes.tangent_offset[0][kx][i] + axes.tangent_offset[1][ky][i];
+    taps.weight[k][i] = wx * wy;
+    taps.rate[k][i] = rx * wy + wx * ry;
+  }
+}
+
+template <typename scalar_t>
+BILINEAR_INLINE void bilinear_taps(const BilinearAxes<scalar_t>& axes, int64_t length, BilinearTaps<scalar_t>& taps) {
+  bilinear_tap<0, 0>(axes, length, taps);
+  bilinear_tap<1, 0>(axes, length, taps);
+  bilinear_tap<0, 1>(axes, length, taps);
+  bilinear_tap<1, 1>(axes, length, taps);
+}
+
+// One channel over points begin ... end - 1 of a block: their 4 taps' values of input and
+// input_t by scalar loads, then out[i] = Σ_taps inside ? weight·input_t + rate·input : 0.
+constexpr int64_t kChunk = 64;  // points whose values are held at once
+
+// kSameOffsets: input and input_t have the same spatial strides (one offset load for both).
+template <typename scalar_t, bool kInputTangent, bool kGridTangent, bool kSameOffsets>
+BILINEAR_INLINE void bilinear_channel(const BilinearTaps<scalar_t>& taps, int64_t begin, int64_t end,
+                                      const scalar_t* input, const scalar_t* input_t, scalar_t* out) {
+  scalar_t values[4][kChunk], tangent_values[4][kChunk];
+  const int64_t length = end - begin;
+  for (int k = 0; k < 4; ++k) {
+    for (int64_t i = 0; i < length; ++i) {
+      const int64_t input_offset = taps.input_offset[k][begin + i];
+      if constexpr (kGridTangent) {
+        values[k][i] = input[input_offset];
+      }
+      if constexpr (kInputTangent) {
+        tangent_values[k][i] = input_t[kSameOffsets ? input_offset : taps.tangent_offset[k][begin + i]];
+      }
+    }
+  }
+  auto contribution = [&](int k, int64_t i) {
+    scalar_t term = 0;
+    if constexpr (kInputTangent) {
+      term += taps.weight[k][begin + i] * tangent_values[k][i];
+    }
+    if constexpr (kGridTangent) {
+      term += taps.rate[k][begin + i] * values[k][i];
+    }
+    // the term where the tap is inside, +0 elsewhere: a bitwise and, which the compiler
+    // vectorizes (a select it turns into a branch)
+    return __builtin_bit_cast(scalar_t, __builtin_bit_cast(LaneMask<scalar_t>, term) & taps.inside[k][begin + i]);
+  };
+#pragma omp simd
+  for (int64_t i = 0; i < length; ++i) {
+    scalar_t total = 0;
+    total += contribution(0, i);
+    total += contribution(1, i);
+    total += contribution(2, i);
+    total += contribution(3, i);
+    out[i] = total;
+  }
+}
+
+template <typename scalar_t, bool kInputTangent, bool kGridTangent>
+BILINEAR_INLINE void bilinear_blocks(const Problem<scalar_t>& problem, const GridView<scalar_t>& grid,
+                                     const GridView<scalar_t>& grid_t, const scalar_t* input,
+                                     const int64_t (&input_strides)[2], const scalar_t* input_t,
+                                     const int64_t (&tangent_strides)[2], scalar_t* out, int64_t C, int64_t points,
+                                     int64_t first, int64_t last) {
+  const int64_t blocks = (points + kBilinearBlock - 1) / kBilinearBlock;
+  const bool same_offsets = kInputTangent && kGridTangent && problem.input_stride[0] == problem.tangent_stride[0] &&
+                            problem.input_stride[1] == problem.tangent_stride[1];
+  // on the heap: larger than some threads' stacks
+  const auto axes = std::make_unique<BilinearAxes<scalar_t>>();
+  const auto taps = std::make_unique<BilinearTaps<scalar_t>>();
+  for (int64_t item = first; item < last; ++item) {
+    const int64_t n = item / blocks, start = (item % blocks) * kBilinearBlock;
+    const int64_t length = std::min(kBilinearBlock, points - start);
+    bilinear_axes(problem, grid, grid_t, n, start, length, *axes);
+    bilinear_taps(*axes, length, *taps);
+    for (int64_t c = 0; c < C; ++c) {
+      const scalar_t* input_channel = input + n * input_strides[0] + c * input_strides[1];
+      const scalar_t* tangent_channel =
+          kInputTangent ? input_t + n * tangent_strides[0] + c * tangent_strides[1] : nullptr;
+      scalar_t* out_channel = out + (n * C + c) * points + start;
+      for (int64_t begin = 0; begin < length; begin += kChunk) {
+        const int64_t end = std::min(length, begin + kChunk);
+        if (same_offsets) {
+          bilinear_channel<scalar_t, kInputTangent, kGridTangent, true>(*taps, begin, end, input_channel,
+                                                                       tangent_channel, out_channel + begin);
+        } else {
+          bilinear_channel<scalar_t, kInputTangent, kGridTangent, false>(*taps, begin, end, input_channel,
+                                                                        tangent_channel, out_channel + begin);
+        }
+      }
+    }
+  }
+}
+
+// bilinear_blocks' parameters and arguments, for the functions that choose its copy (passed
+// one by one: a struct of them measured slower)
+#define BILINEAR_BLOCKS_PARAMETERS                                                                                 \
+  const Problem<scalar_t>&problem, const GridView<scalar_t>&grid, const GridView<scalar_t>&grid_t,                \
+      const scalar_t *input, const int64_t(&input_strides)[2], const scalar_t *input_t,                           \
+      const int64_t(&tangent_strides)[2], scalar_t *out, int64_t C, int64_t points, int64_t first, int64_t last
+#define BILINEAR_BLOCKS_ARGUMENTS \
+  problem, grid, grid_t, input, input_strides, input_t, tangent_strides, out, C, points, first, last
+
+template <typename scalar_t, bool kInputTangent, bool kGridTangent>
+void bilinear_blocks_baseline(BILINEAR_BLOCKS_PARAMETERS) {
+  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+}
+
+#if BILINEAR_AVX2
+template <typename scalar_t, bool kInputTangent, bool kGridTangent>
+__attribute__((target("avx2"))) void bilinear_blocks_avx2(BILINEAR_BLOCKS_PARAMETERS) {
+  bilinear_blocks<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+}
+
+// Whether this CPU runs AVX2, unless ATEN_CPU_CAPABILITY=default (torch's own switch to its
+// baseline kernels) asks for the baseline here too.
+bool avx2_chosen() {
+  static const bool chosen = [] {
+    const char* capability = std::getenv("ATEN_CPU_CAPABILITY");
+    return (capability == nullptr || std::strcmp(capability, "default") != 0) && __builtin_cpu_supports("avx2");
+  }();
+  return chosen;
+}
+#endif
+
+template <typename scalar_t, bool kInputTangent, bool kGridTangent>
+void bilinear_blocks_for_cpu(BILINEAR_BLOCKS_PARAMETERS) {
+#if BILINEAR_AVX2
+  if (avx2_chosen()) {
+    bilinear_blocks_avx2<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+    return;
+  }
+#endif
+  bilinear_blocks_baseline<scalar_t, kInputTangent, kGridTangent>(BILINEAR_BLOCKS_ARGUMENTS);
+}
+
+template <typename scalar_t>
+void bilinear_blocks(BILINEAR_BLOCKS_PARAMETERS) {
+  if (input_t != nullptr && grid_t.data != nullptr) {
+    bilinear_blocks_for_cpu<scalar_t, true, true>(BILINEAR_BLOCKS_ARGUMENTS);
+  } else if (input_t != nullptr) {
+    bilinear_blocks_for_cpu<scalar_t, true, false>(BILINEAR_BLOCKS_ARGUMENTS);
+  } else {
+    bilinear_blocks_for_cpu<scalar_t, false, true>(BILINEAR_BLOCKS_ARGUMENTS);
+  }
+}
+
+#undef BILINEAR_BLOCKS_PARAMETERS
+#undef BILINEAR_BLOCKS_ARGUMENTS
+
 template <typename scalar_t>
 void tangent_kernel(const at::Tensor& input, const at::Tensor& grid, const std::optional<at::Tensor>& input_t,
                     const std::optional<at::Tensor>& grid_t, const Problem<scalar_t>& problem, at::Tensor& out) {
   const int64_t N = input.size(0), C = input.size(1), dims = input.dim() - 2;
   const int64_t points = out.numel() / (N * C);
-  const int64_t blocks = (points + kBlock - 1) / kBlock;
   const bool nearest = problem.mode == GridSamplerInterpolation::Nearest;
   const bool bicubic = problem.mode == GridSamplerInterpolation::Bicubic;
+  const bool bilinear_2d = dims == 2 && !nearest && !bicubic;
+  const int64_t block = bilinear_2d ? kBilinearBlock : kBlock;
+  const int64_t blocks = (points + block - 1) / block;
   const GridView<scalar_t> grid_points = grid_view<scalar_t>(grid);
   // nearest: no grid term
   const GridView<scalar_t> grid_t_points = grid_t && !nearest ? grid_view<scalar_t>(*grid_t) : GridView<scalar_t>();
@@ -326,7 +703,7 @@ void tangent_kernel(const at::Tensor& input, const at::Tensor& grid, const std::
   const int64_t tangent_strides[2] = {has_input_t ? input_t->stride(0) : 0, has_input_t ? input_t->stride(1) : 0};
   scalar_t* out_data = out.mutable_data_ptr<scalar_t>();
   const int64_t taps_per_point = nearest ? 1 : bicubic ? 16 : (dims == 2 ? 4 : 8);
-  const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, C * kBlock * taps_per_point));
+  const int64_t grain = std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, C * block * taps_per_point));
 
   at::parallel_for(0, N * blocks, grain, [&](int64_t first, int64_t last) {
     auto run = [&](auto dims, auto per_axis) {  // std::integral_constant: the variant's template arguments
@@ -349,7 +726,8 @@ void tangent_kernel(const at::Tensor& input, const at::Tensor& grid, const std::
     } else if (bicubic) {
       run(Two{}, Four{});
     } else {
-      run(Two{}, Two{});
+      bilinear_blocks<scalar_t>(problem, grid_points, grid_t_points, input_data, input_strides, input_t_data,
+                                tangent_strides, out_data, C, points, first, last);
     }
   });
 }
