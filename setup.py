@@ -6,6 +6,8 @@ compiler is missing, or the build fails, the install goes on without it and the
 pure-Python kernels run (`torch_fwdad.engine_info()` says which path is active).
 """
 
+import os
+
 from setuptools import setup
 
 FAST_PATH = "torch_fwdad.engine._fast_path"
@@ -29,6 +31,9 @@ def fast_path_build() -> dict:
 
         def build_extensions(self):
             self.failed = []
+            # the extensions compile at once, one per core (setuptools' thread pool): each takes
+            # 20-40 s alone. Set here, as pip's editable builds pass no build_ext options.
+            self.parallel = os.cpu_count() or 1
             try:
                 super().build_extensions()
             except Exception as error:  # no compiler, missing headers, ... (any reason)
