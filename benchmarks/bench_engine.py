@@ -146,10 +146,17 @@ def bare_forwarding_kernel(op, unpack_tensor_args: bool = False):
                 raise RuntimeError("the in-level floor is measured without tangents")
         return upstream(keyset, *args, **kwargs)
 
+    with autograd_kernel(op, look_then_forward if unpack_tensor_args else forward):
+        yield
+
+
+@contextlib.contextmanager
+def autograd_kernel(op, kernel):
+    """`kernel` on `op`'s Autograd key while the block runs."""
     library = torch.library.Library(op.namespace, "IMPL")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "Overriding a previously registered kernel"
-        library.impl(op, look_then_forward if unpack_tensor_args else forward, "Autograd", with_keyset=True)
+        library.impl(op, kernel, "Autograd", with_keyset=True)
     try:
         yield
     finally:
@@ -211,14 +218,8 @@ def bare_rule_kernel(op, rule):
             return output
         return make_dual(output, rule(primals, tangents, output), level)
 
-    library = torch.library.Library(op.namespace, "IMPL")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Overriding a previously registered kernel"
-        library.impl(op, kernel, "Autograd", with_keyset=True)
-    try:
+    with autograd_kernel(op, kernel):
         yield
-    finally:
-        library._destroy()
 
 
 def main(argv=None) -> None:
